@@ -1,0 +1,42 @@
+//! `tenancy init`: writes a commented `tenancy.toml` (unless one exists) and creates the registry.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Args;
+use tenancy_core::config::FILE_NAME;
+use tenancy_core::{Config, Registry};
+
+use crate::exit::ExitStatus;
+use crate::output::Output;
+use crate::{App, AppContext};
+
+/// Arguments of `tenancy init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing configuration file
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub async fn run(args: &InitArgs, config_file: Option<&Path>, cwd: &Path, app: &App, out: &Output) -> anyhow::Result<ExitStatus> {
+    let path = cwd.join(config_file.unwrap_or(Path::new(FILE_NAME)));
+    if path.exists() && !args.force {
+        out.status("Keeping", format!("`{}`, which exists already (--force overwrites it)", path.display()));
+    } else {
+        std::fs::write(&path, Config::TEMPLATE).with_context(|| format!("failed to write `{}`", path.display()))?;
+        out.status("Created", format!("`{}`", path.display()));
+    }
+    let config = Config::load(cwd, Some(&path))?;
+    if Registry::create_database_if_missing(&config).await? {
+        out.status("Created", "the registry database");
+    }
+    let ctx = AppContext { out, config, app };
+    let tenancy = ctx.open_tenancy().await?;
+    out.status("Ready", format!("tenant registry at `{}`", tenancy.registry().location()));
+    if out.is_json() {
+        out.json(&serde_json::json!({"event": "initialized", "config": path, "registry": tenancy.registry().location()}));
+    }
+    tenancy.close().await;
+    Ok(ExitStatus::Success)
+}

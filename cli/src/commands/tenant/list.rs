@@ -1,0 +1,70 @@
+//! `tenancy tenant list`: a table for people, a JSON object per tenant for programs.
+
+use clap::Args;
+use tenancy_core::{Tenant, TenantStatus};
+
+use crate::AppContext;
+use crate::exit::ExitStatus;
+
+/// Arguments of `tenancy tenant list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only tenants with this status
+    #[arg(long, value_parser = ["creating", "active", "inactive", "suspended"])]
+    pub status: Option<String>,
+}
+
+pub async fn run(args: ListArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+    let out = ctx.out;
+    let status = args.status.as_deref().map(str::parse::<TenantStatus>).transpose()?;
+    let tenancy = ctx.open_tenancy().await?;
+    let tenants = tenancy.registry().list(status).await;
+    tenancy.close().await;
+    let tenants = tenants?;
+    if out.is_json() {
+        for tenant in &tenants {
+            out.json(tenant);
+        }
+        return Ok(ExitStatus::Success);
+    }
+    if tenants.is_empty() {
+        out.status("Empty", match status {
+            Some(status) => format!("no tenant has status `{status}`"),
+            None => "no tenants yet; create one with `tenancy tenant create`".to_owned(),
+        });
+        return Ok(ExitStatus::Success);
+    }
+    for line in table(&tenants) {
+        out.data(line);
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Aligned columns: id, status, name, primary domain (+ how many more), created.
+fn table(tenants: &[Tenant]) -> Vec<String> {
+    let rows: Vec<[String; 5]> = tenants
+        .iter()
+        .map(|t| {
+            let domain = match (t.primary_domain(), t.domains.len()) {
+                (None, _) => "-".to_owned(),
+                (Some(d), 1) => d.to_string(),
+                (Some(d), n) => format!("{d} (+{})", n - 1),
+            };
+            [t.id.to_string(), t.status.to_string(), t.name.to_string(), domain, t.created_at.format("%Y-%m-%d %H:%M").to_string()]
+        })
+        .collect();
+    let header = ["ID", "STATUS", "NAME", "DOMAIN", "CREATED"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect()
+}

@@ -1,0 +1,48 @@
+//! `tenancy tenant show TENANT`: everything the registry knows about one tenant.
+
+use clap::Args;
+
+use crate::AppContext;
+use crate::exit::ExitStatus;
+
+/// Arguments of `tenancy tenant show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The tenant: id, id prefix (8+ characters), domain or name
+    pub tenant: String,
+}
+
+pub async fn run(args: ShowArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+    let out = ctx.out;
+    let tenancy = ctx.open_tenancy().await?;
+    let tenant = tenancy.registry().resolve(&args.tenant).await;
+    let location = tenant.as_ref().ok().and_then(|t| tenancy.manager_of(t).ok().map(|m| m.location(&t.database)));
+    tenancy.close().await;
+    let tenant = tenant?;
+    if out.is_json() {
+        out.json(&tenant);
+        return Ok(ExitStatus::Success);
+    }
+    let domains = if tenant.domains.is_empty() {
+        "-".to_owned()
+    } else {
+        tenant.domains.iter().map(|d| if d.primary { format!("{} (primary)", d.domain) } else { d.domain.to_string() }).collect::<Vec<_>>().join(", ")
+    };
+    let fields = [
+        ("id", tenant.id.to_string()),
+        ("name", tenant.name.to_string()),
+        ("status", tenant.status.to_string()),
+        ("domains", domains),
+        ("database", tenant.database.to_string()),
+        ("server", tenant.server.clone()),
+        ("location", location.unwrap_or_else(|| "-".into())),
+        ("homepage", if tenant.homepage_enabled { "enabled" } else { "disabled" }.into()),
+        ("data", tenant.data.to_string()),
+        ("created", tenant.created_at.to_rfc3339()),
+        ("updated", tenant.updated_at.to_rfc3339()),
+    ];
+    for (key, value) in fields {
+        out.data(format!("{key:<10}{value}"));
+    }
+    Ok(ExitStatus::Success)
+}

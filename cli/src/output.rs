@@ -1,0 +1,189 @@
+//! [`Output`]: the one place that writes to the terminal.
+//!
+//! It decides once whether output is for a person on a terminal (colour, spinners), for a pipe (plain
+//! lines, no escape codes) or for a machine (`--json`: one JSON object per line on stdout), and every
+//! command goes through it. Data goes to stdout; status, warnings and errors go to stderr.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // this module is where printing happens
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Who reads the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A person at a terminal: colour (unless `NO_COLOR`), spinners, prompts.
+    Terminal,
+    /// A pipe or a file: plain lines.
+    Plain,
+    /// A program: JSON lines on stdout.
+    Json,
+}
+
+/// The terminal, owned.
+pub struct Output {
+    mode: Mode,
+    color: bool,
+    quiet: bool,
+    interactive: bool,
+    spinner: Mutex<Option<ProgressBar>>,
+}
+
+impl Output {
+    /// Decides the mode from the flags and what stdin and stderr are connected to.
+    pub fn new(json: bool, quiet: bool, no_color_flag: bool) -> Self {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let mode = if json {
+            Mode::Json
+        } else if stderr_tty {
+            Mode::Terminal
+        } else {
+            Mode::Plain
+        };
+        #[allow(clippy::disallowed_methods)] // NO_COLOR is a cross-tool convention, not tenancy configuration
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self {
+            mode,
+            color: mode == Mode::Terminal && !no_color_env && !no_color_flag,
+            quiet,
+            interactive: stderr_tty && std::io::stdin().is_terminal(),
+            spinner: Mutex::new(None),
+        }
+    }
+
+    /// The output mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether a person can answer prompts (stdin and stderr are terminals).
+    pub fn is_interactive(&self) -> bool {
+        self.interactive
+    }
+
+    /// Whether `--json` was given.
+    pub fn is_json(&self) -> bool {
+        self.mode == Mode::Json
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+    }
+
+    fn stderr_line(&self, line: &str) {
+        let spinner = self.spinner.lock().unwrap_or_else(|p| p.into_inner());
+        match spinner.as_ref() {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// A cargo-style status line: the verb right-aligned in 12 columns, bold green on a terminal.
+    /// Not shown with `--json` or `--quiet`.
+    pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
+        if self.quiet || self.is_json() {
+            return;
+        }
+        let verb = self.paint(&format!("{verb:>12}"), "1;32");
+        self.stderr_line(&format!("{verb} {message}"));
+    }
+
+    /// A warning, always shown (as a JSON event with `--json`).
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        if self.is_json() {
+            self.json(&serde_json::json!({"event": "warning", "message": message.to_string()}));
+            return;
+        }
+        let label = self.paint("warning", "1;33");
+        self.stderr_line(&format!("{label}: {message}"));
+    }
+
+    /// An error and its causes, then hints: printed once, by `main`.
+    pub fn error(&self, message: &str, causes: &[String], hints: &[String]) {
+        self.clear_spinner();
+        if self.is_json() {
+            self.json(&serde_json::json!({"event": "error", "message": message, "causes": causes, "hints": hints}));
+        }
+        let mut text = format!("{}: {message}", self.paint("error", "1;31"));
+        if !causes.is_empty() {
+            text.push_str("\n\nCaused by:");
+            for cause in causes {
+                for line in cause.lines() {
+                    text.push_str(&format!("\n  {line}"));
+                }
+            }
+        }
+        if !hints.is_empty() {
+            text.push('\n');
+            for hint in hints {
+                text.push_str(&format!("\n{}: {hint}", self.paint("hint", "1;36")));
+            }
+        }
+        eprintln!("{text}");
+    }
+
+    /// One JSON object on its own line on stdout.
+    pub fn json<T: Serialize>(&self, value: &T) {
+        let line = serde_json::to_string(value).expect("output values serialise");
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+    }
+
+    /// A line of data on stdout (tables, ids): what a pipe receives.
+    pub fn data(&self, line: impl std::fmt::Display) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+    }
+
+    /// Shows a spinner with `message` on a terminal until [`Output::clear_spinner`]; nothing elsewhere.
+    pub fn spin(&self, message: impl Into<String>) {
+        if self.mode != Mode::Terminal || self.quiet {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}").expect("the template is valid"));
+        bar.set_message(message.into());
+        bar.enable_steady_tick(Duration::from_millis(80));
+        *self.spinner.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+    }
+
+    /// Removes the spinner, if any.
+    pub fn clear_spinner(&self) {
+        if let Some(bar) = self.spinner.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Dims `text` on a colour terminal (timings, ids).
+    pub fn dim(&self, text: &str) -> String {
+        self.paint(text, "2")
+    }
+}
+
+/// `1.2ms`, `340ms`, `2.41s`: short enough for a step line, precise enough to compare runs.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.2}s", ms / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(format_duration(Duration::from_micros(1234)), "1.2ms");
+        assert_eq!(format_duration(Duration::from_millis(340)), "340ms");
+        assert_eq!(format_duration(Duration::from_millis(2414)), "2.41s");
+    }
+}

@@ -1,0 +1,342 @@
+//! Configuration: `tenancy.toml`, `TENANCY_*` environment overrides, and defaults that need no file.
+//!
+//! [`Config::load`] finds the file (the `TENANCY_CONFIG` variable, or `tenancy.toml` in the current
+//! directory or one of its parents), layers `TENANCY_SECTION__KEY` variables over it, and checks every
+//! value before anything else runs. Errors name the file or variable, the key and what is wrong.
+//! This module only reads; `tenancy init` writes [`Config::TEMPLATE`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::database::{DatabaseNaming, Driver, Isolation, NamingError, ServerUrl, ServerUrlError};
+
+/// The file name looked for in the current directory and its parents.
+pub const FILE_NAME: &str = "tenancy.toml";
+/// The variable that names a configuration file explicitly.
+pub const CONFIG_ENV: &str = "TENANCY_CONFIG";
+/// The prefix of override variables: `TENANCY_TENANT_DATABASE__PREFIX` sets `tenant_database.prefix`.
+pub const ENV_PREFIX: &str = "TENANCY_";
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The central registry.
+    pub central: CentralConfig,
+    /// Tenant databases: driver, naming, servers, pools.
+    pub tenant_database: TenantDatabaseConfig,
+    /// Where relative paths are resolved: the configuration file's folder, or the current directory.
+    #[serde(skip)]
+    pub root: PathBuf,
+    /// The file that was read, if any.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+}
+
+/// `[central]`: where the registry of tenants and domains lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CentralConfig {
+    /// A `sqlite://`, `postgres://` or `mysql://` URL. Relative SQLite paths are resolved against
+    /// the folder of `tenancy.toml`.
+    pub url: String,
+}
+
+impl Default for CentralConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://storage/central.sqlite".into() }
+    }
+}
+
+/// `[tenant_database]`: how tenant databases are named, where they live and how they are pooled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantDatabaseConfig {
+    /// `sqlite`, `postgres` or `mysql` (`mariadb` is accepted as a synonym).
+    pub driver: Driver,
+    /// On PostgreSQL: a `database` per tenant, or a `schema` per tenant in the server's database.
+    pub isolation: Isolation,
+    /// Put before the tenant id in database names.
+    pub prefix: String,
+    /// Put after the tenant id in database names.
+    pub suffix: String,
+    /// SQLite: the folder that holds one file per tenant.
+    pub sqlite_path: PathBuf,
+    /// The server new tenants are created on (a key of `servers`).
+    pub server: String,
+    /// Server name → URL, for PostgreSQL and MySQL. The URL's database is the one used for
+    /// administration (database per tenant) or the one holding the schemas (schema per tenant).
+    pub servers: BTreeMap<String, String>,
+    /// The most connections one tenant's pool opens.
+    pub pool_size: u32,
+    /// The most tenant pools kept open at once; the least recently used is closed first.
+    pub max_open_pools: u32,
+    /// The most connections all tenant pools together may hold.
+    pub connection_budget: u32,
+    /// Seconds after which an unused tenant pool is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds to wait for a database server to accept a connection.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for TenantDatabaseConfig {
+    fn default() -> Self {
+        Self {
+            driver: Driver::Sqlite,
+            isolation: Isolation::Database,
+            prefix: "tenant_".into(),
+            suffix: String::new(),
+            sqlite_path: PathBuf::from("storage/tenants"),
+            server: "default".into(),
+            servers: BTreeMap::new(),
+            pool_size: 5,
+            max_open_pools: 64,
+            connection_budget: 64,
+            idle_timeout_secs: 300,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `TENANCY_CONFIG` names a file that cannot be read.
+    #[error("cannot read configuration file `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A value has the wrong type, a key is unknown, or the TOML does not parse.
+    #[error("invalid configuration in {origin}: {message}")]
+    Invalid {
+        /// The file or variable the bad value came from, and its key.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// The commented file `tenancy init` writes; it parses to the defaults.
+    pub const TEMPLATE: &'static str = include_str!("tenancy.toml.template");
+
+    /// Finds and reads the configuration as seen from `cwd`, with environment overrides: the file
+    /// `file` if given, else the one `TENANCY_CONFIG` names, else `tenancy.toml` in `cwd` or a parent.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or variable, the key and the problem.
+    pub fn load(cwd: &Path, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file.map(|f| cwd.join(f)).or_else(explicit_file).or_else(|| discover(cwd));
+        if let Some(path) = &file
+            && let Err(source) = std::fs::metadata(path)
+        {
+            return Err(ConfigError::Read { path: path.clone(), source });
+        }
+        let root = match &file {
+            Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.to_path_buf()),
+            None => cwd.to_path_buf(),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only `SECTION__KEY` variables are settings; `TENANCY_CONFIG` and friends are not.
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|key| key.as_str().contains("__")).split("__"));
+
+        let mut config: Config = figment.extract().map_err(|err| describe_figment_error(&figment, err))?;
+        config.root = root;
+        config.file = file;
+        config.validate().map_err(|(key, message)| ConfigError::Invalid { origin: origin_of(&figment, &key), message })?;
+        Ok(config)
+    }
+
+    /// The configuration with every default and no file, rooted at `root`.
+    pub fn defaults_at(root: &Path) -> Self {
+        Self { root: root.to_path_buf(), ..Self::default() }
+    }
+
+    /// Checks what serde cannot: patterns, ranges and references between keys.
+    /// Returns the dotted key and the problem.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let db = &self.tenant_database;
+        let key = |k: &str| format!("tenant_database.{k}");
+        DatabaseNaming::new(&db.prefix, &db.suffix).map_err(|err| match err {
+            NamingError::Prefix { .. } => (key("prefix"), err.to_string()),
+            NamingError::Suffix { .. } => (key("suffix"), err.to_string()),
+            NamingError::TooLong { .. } => (key("suffix"), err.to_string()),
+        })?;
+        for (name, value) in [("pool_size", db.pool_size), ("max_open_pools", db.max_open_pools), ("connection_budget", db.connection_budget)] {
+            if value == 0 {
+                return Err((key(name), format!("`{name}` must be at least 1")));
+            }
+        }
+        if db.connection_budget < db.pool_size {
+            return Err((
+                key("connection_budget"),
+                format!("the budget ({}) is smaller than one tenant's pool_size ({}); raise the budget or lower pool_size", db.connection_budget, db.pool_size),
+            ));
+        }
+        if db.isolation == Isolation::Schema && db.driver != Driver::Postgres {
+            return Err((key("isolation"), format!("`schema` isolation needs the postgres driver, not `{}`", db.driver)));
+        }
+        if db.driver != Driver::Sqlite && !db.servers.contains_key(&db.server) {
+            return Err((
+                key("server"),
+                format!("no server named `{}` in `tenant_database.servers`; the {} driver needs one, e.g. `{} = \"{}\"`", db.server, db.driver, db.server, db.driver.example_url()),
+            ));
+        }
+        for (name, url) in &db.servers {
+            let parsed = ServerUrl::parse(url).map_err(|err| (format!("tenant_database.servers.{name}"), err.to_string()))?;
+            if db.driver != Driver::Sqlite && parsed.driver() != db.driver {
+                return Err((format!("tenant_database.servers.{name}"), format!("a {} URL cannot serve the {} driver", parsed.driver(), db.driver)));
+            }
+        }
+        self.central_location().map_err(|err| ("central.url".to_owned(), err.to_string()))?;
+        Ok(())
+    }
+
+    /// Where the central registry lives, with relative SQLite paths resolved.
+    ///
+    /// # Errors
+    /// When `central.url` is not a supported database URL.
+    pub fn central_location(&self) -> Result<CentralLocation, ServerUrlError> {
+        match sqlite_path(&self.central.url) {
+            Some(path) => Ok(CentralLocation::Sqlite(self.resolve(Path::new(path)))),
+            None => ServerUrl::parse(&self.central.url).map(CentralLocation::Server),
+        }
+    }
+
+    /// The folder of tenant SQLite files, resolved.
+    pub fn sqlite_dir(&self) -> PathBuf {
+        self.resolve(&self.tenant_database.sqlite_path)
+    }
+
+    /// The database naming rule, already validated by [`Config::load`].
+    pub fn naming(&self) -> DatabaseNaming {
+        DatabaseNaming::new(&self.tenant_database.prefix, &self.tenant_database.suffix).expect("validated when the configuration was loaded")
+    }
+
+    /// How long an unused tenant pool stays open.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.tenant_database.idle_timeout_secs)
+    }
+
+    /// How long to wait for a server to accept a connection.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.tenant_database.connect_timeout_secs.max(1))
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.root.join(path) }
+    }
+}
+
+/// Where the central registry lives.
+#[derive(Debug, Clone)]
+pub enum CentralLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A database on a PostgreSQL or MySQL server.
+    Server(ServerUrl),
+}
+
+/// The path of a `sqlite:` URL, without query string.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
+#[allow(clippy::disallowed_methods)] // this module is where configuration is read
+fn explicit_file() -> Option<PathBuf> {
+    std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+fn discover(cwd: &Path) -> Option<PathBuf> {
+    cwd.ancestors().map(|dir| dir.join(FILE_NAME)).find(|path| path.is_file())
+}
+
+/// Says where a key's value came from: "`tenancy.toml` at key `x.y`" or "environment variable `TENANCY_X__Y`".
+fn origin_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(meta) => describe_origin(meta, &key.split('.').collect::<Vec<_>>()),
+        None => format!("key `{key}`"),
+    }
+}
+
+fn describe_origin(meta: &figment::Metadata, path: &[&str]) -> String {
+    let key = path.join(".");
+    if let Some(file) = meta.source.as_ref().and_then(|s| s.file_path()) {
+        format!("`{}` at key `{key}`", file.display())
+    } else if meta.name.contains("environment") {
+        let var = format!("{ENV_PREFIX}{}", path.iter().map(|p| p.to_uppercase()).collect::<Vec<_>>().join("__"));
+        format!("environment variable `{var}`")
+    } else {
+        format!("key `{key}`")
+    }
+}
+
+fn describe_figment_error(figment: &Figment, err: figment::Error) -> ConfigError {
+    // Report the first problem; a user fixes them one at a time.
+    let first = err.into_iter().next().expect("a figment error holds at least one error");
+    let path: Vec<&str> = first.path.iter().map(String::as_str).collect();
+    let origin = match &first.metadata {
+        Some(meta) if !path.is_empty() => describe_origin(meta, &path),
+        Some(meta) => match meta.source.as_ref().and_then(|s| s.file_path()) {
+            Some(file) => format!("`{}`", file.display()),
+            None => meta.name.to_string(),
+        },
+        None if !path.is_empty() => origin_of(figment, &path.join(".")),
+        None => "the configuration".to_owned(),
+    };
+    ConfigError::Invalid { origin, message: first.kind.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let from_template: Config = toml::from_str(Config::TEMPLATE).unwrap();
+        let defaults = Config::default();
+        assert_eq!(toml::to_string(&from_template).unwrap(), toml::to_string(&defaults).unwrap());
+    }
+
+    #[test]
+    fn defaults_validate() {
+        Config::defaults_at(Path::new("/tmp")).validate().unwrap();
+    }
+
+    #[test]
+    fn sqlite_urls_resolve_against_the_root() {
+        let config = Config::defaults_at(Path::new("/srv/app"));
+        match config.central_location().unwrap() {
+            CentralLocation::Sqlite(path) => assert_eq!(path, Path::new("/srv/app/storage/central.sqlite")),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(config.sqlite_dir(), Path::new("/srv/app/storage/tenants"));
+    }
+
+    #[test]
+    fn cross_key_rules_name_the_key() {
+        let mut config = Config::defaults_at(Path::new("/tmp"));
+        config.tenant_database.driver = Driver::Postgres;
+        assert_eq!(config.validate().unwrap_err().0, "tenant_database.server");
+        config.tenant_database.servers.insert("default".into(), "mysql://root@127.0.0.1:3306/x".into());
+        assert_eq!(config.validate().unwrap_err().0, "tenant_database.servers.default");
+        config.tenant_database.driver = Driver::MySql;
+        config.tenant_database.isolation = Isolation::Schema;
+        assert_eq!(config.validate().unwrap_err().0, "tenant_database.isolation");
+        config.tenant_database.isolation = Isolation::Database;
+        config.tenant_database.pool_size = 100;
+        assert_eq!(config.validate().unwrap_err().0, "tenant_database.connection_budget");
+    }
+}

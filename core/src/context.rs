@@ -1,0 +1,168 @@
+//! The tenant context: what code running "as a tenant" gets ([`TenantContext`]), how each isolated
+//! resource is attached to it ([`Bootstrapper`]), and [`current_tenant`] for code deep in a call.
+//!
+//! Inside a context the tenant's own connection is the only one handed out; the registry is not
+//! reachable from a `TenantContext`.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sea_orm::DatabaseConnection;
+
+use crate::Tenant;
+
+tokio::task_local! {
+    static CURRENT_TENANT: Arc<Tenant>;
+}
+
+/// The tenant whose context the current task runs in, if any.
+///
+/// # Example
+/// ```no_run
+/// # async fn demo(tenancy: &tenancy_core::Tenancy, tenant: &tenancy_core::Tenant) -> Result<(), tenancy_core::ContextError> {
+/// use tenancy_core::current_tenant;
+/// assert!(current_tenant().is_none());
+/// tenancy.run(tenant, |_ctx| async {
+///     assert!(current_tenant().is_some());
+/// }).await?;
+/// # Ok(()) }
+/// ```
+pub fn current_tenant() -> Option<Arc<Tenant>> {
+    CURRENT_TENANT.try_with(Arc::clone).ok()
+}
+
+/// Runs `future` with `tenant` as [`current_tenant`].
+pub(crate) async fn scope<F: Future>(tenant: Arc<Tenant>, future: F) -> F::Output {
+    CURRENT_TENANT.scope(tenant, future).await
+}
+
+/// Errors from bootstrappers, seeders and other user code: any error type will do.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything code running for one tenant needs: the tenant, its database connection, and the
+/// resources bootstrappers attached (cache, sessions, files…). Cheap to clone.
+#[derive(Clone)]
+pub struct TenantContext {
+    tenant: Arc<Tenant>,
+    db: DatabaseConnection,
+    resources: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+}
+
+impl TenantContext {
+    /// The tenant.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// The tenant's own database connection (a pooled handle; clone it freely).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The resource of type `T` a bootstrapper attached, if any.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.resources.get(&TypeId::of::<T>()).and_then(|value| value.downcast_ref())
+    }
+}
+
+impl fmt::Debug for TenantContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantContext").field("tenant", &self.tenant.id).field("resources", &self.resources.len()).finish()
+    }
+}
+
+/// A context being assembled; bootstrappers attach their resources to it.
+pub struct ContextBuilder {
+    tenant: Arc<Tenant>,
+    db: DatabaseConnection,
+    resources: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl ContextBuilder {
+    pub(crate) fn new(tenant: Arc<Tenant>, db: DatabaseConnection) -> Self {
+        Self { tenant, db, resources: HashMap::new() }
+    }
+
+    /// The tenant being entered.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// Its database connection.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Attaches `resource`; code in the context finds it with [`TenantContext::get`].
+    pub fn insert<T: Any + Send + Sync>(&mut self, resource: T) {
+        self.resources.insert(TypeId::of::<T>(), Box::new(resource));
+    }
+
+    pub(crate) fn build(self) -> TenantContext {
+        TenantContext { tenant: self.tenant, db: self.db, resources: Arc::new(self.resources) }
+    }
+}
+
+/// Makes one concern tenant-aware: attaches a tenant-scoped resource when a context is entered and
+/// cleans up when it is left. Cache, sessions, Redis, queues and files are each one bootstrapper.
+///
+/// # Errors
+/// `bootstrap` fails the context: the closure does not run and bootstrappers already run are reverted.
+/// A failing `revert` is logged and does not hide the closure's result.
+///
+/// # Example
+/// ```
+/// use tenancy_core::{BoxError, Bootstrapper, ContextBuilder};
+///
+/// /// Gives every tenant its own folder for uploads.
+/// struct Files { root: std::path::PathBuf }
+///
+/// #[async_trait::async_trait]
+/// impl Bootstrapper for Files {
+///     fn name(&self) -> &str { "files" }
+///     async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
+///         let folder = self.root.join(ctx.tenant().id.simple());
+///         ctx.insert(folder);
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Bootstrapper: Send + Sync {
+    /// A short name for messages.
+    fn name(&self) -> &str;
+
+    /// Attaches this concern's tenant-scoped resource.
+    async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError>;
+
+    /// Undoes `bootstrap` when the context ends.
+    async fn revert(&self, _ctx: &TenantContext) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Entering a tenant's context failed; the closure did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The tenant's database could not be opened.
+    #[error("cannot open the database of tenant {tenant}")]
+    Database {
+        /// `name (id)`.
+        tenant: String,
+        /// Why.
+        source: crate::database::DatabaseError,
+    },
+    /// A bootstrapper failed.
+    #[error("bootstrapper `{bootstrapper}` failed for tenant {tenant}")]
+    Bootstrap {
+        /// Its name.
+        bootstrapper: String,
+        /// `name (id)`.
+        tenant: String,
+        /// Its error.
+        source: BoxError,
+    },
+}

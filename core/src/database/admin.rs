@@ -1,0 +1,50 @@
+//! [`ServerAdmin`]: the small connection pool PostgreSQL and MySQL managers use for `CREATE` and
+//! `DROP`, opened on first use and shared by every operation on that server.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use tokio::sync::OnceCell;
+
+use super::manager::{PoolSettings, connect};
+use super::{DatabaseError, DbMessage, ServerUrl};
+
+#[derive(Debug)]
+pub(crate) struct ServerAdmin {
+    pub url: ServerUrl,
+    pub settings: PoolSettings,
+    pool: OnceCell<DatabaseConnection>,
+}
+
+impl ServerAdmin {
+    pub fn new(url: ServerUrl, settings: PoolSettings) -> Self {
+        Self { url, settings, pool: OnceCell::new() }
+    }
+
+    /// The administration pool, on the database the server URL names. A failed connect is not
+    /// remembered, so the next call tries again.
+    pub async fn pool(&self) -> Result<&DatabaseConnection, DatabaseError> {
+        self.pool
+            .get_or_try_init(|| connect(self.settings.admin_options(self.url.connection_url()), Some(&self.url), self.url.to_string()))
+            .await
+    }
+
+    /// Runs one statement; `describe` turns a driver error into the right [`DatabaseError`].
+    pub async fn execute(&self, sql: &str, describe: impl FnOnce(DbMessage) -> DatabaseError) -> Result<(), DatabaseError> {
+        let pool = self.pool().await?;
+        pool.execute_unprepared(sql).await.map(drop).map_err(|err| describe(DbMessage::scrubbed(Some(&self.url), &err)))
+    }
+
+    /// Whether `sql` with `values` returns at least one row.
+    pub async fn any_row(&self, sql: &str, values: Vec<Value>, action: String) -> Result<bool, DatabaseError> {
+        let pool = self.pool().await?;
+        let statement = Statement::from_sql_and_values(pool.get_database_backend(), sql, values);
+        pool.query_one_raw(statement)
+            .await
+            .map(|row| row.is_some())
+            .map_err(|err| DatabaseError::Query { action, location: self.url.to_string(), source: DbMessage::scrubbed(Some(&self.url), &err) })
+    }
+
+    pub async fn ping(&self) -> Result<(), DatabaseError> {
+        let pool = self.pool().await?;
+        pool.ping().await.map_err(|err| DatabaseError::Connect { location: self.url.to_string(), source: DbMessage::scrubbed(Some(&self.url), &err) })
+    }
+}

@@ -1,0 +1,213 @@
+//! The [`DatabaseManager`] trait, its error type, and [`manager_for`], which picks the implementation
+//! the configuration asks for.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::{ConnectOptions, DatabaseConnection};
+
+use super::{DatabaseName, Driver, Isolation, MySqlManager, PostgresDatabaseManager, PostgresSchemaManager, ServerUrl, SqliteManager};
+use crate::config::Config;
+
+/// Creates, drops and finds tenant databases on one server (or one folder, for SQLite), and says how
+/// to connect to them.
+///
+/// Implementations take only checked [`DatabaseName`]s, quote them, and never put a password in an
+/// error. `create_database` fails if the database exists: provisioning must never adopt (and later drop) a
+/// database it did not make.
+///
+/// # Errors
+/// Every async method returns [`DatabaseError`], which names the database and the server (host and
+/// port, never credentials).
+///
+/// # Example
+/// ```no_run
+/// # async fn demo() -> Result<(), tenancy_core::database::DatabaseError> {
+/// use tenancy_core::{Config, TenantId};
+/// use tenancy_core::database::manager_for;
+///
+/// let config = Config::defaults_at(std::path::Path::new("."));
+/// let manager = manager_for(&config, "default").expect("the default configuration is complete");
+/// let name = config.naming().name_for(&TenantId::new());
+/// manager.create_database(&name).await?;
+/// assert!(manager.database_exists(&name).await?);
+/// manager.drop_database(&name).await?;
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait DatabaseManager: Send + Sync + fmt::Debug {
+    /// The engine.
+    fn driver(&self) -> Driver;
+
+    /// Where `database` lives, for messages: a path, or `driver://host:port/name`. No credentials.
+    fn location(&self, database: &DatabaseName) -> String;
+
+    /// How to open a pool on `database`; pool sizes and timeouts are already set.
+    fn connect_options(&self, database: &DatabaseName) -> ConnectOptions;
+
+    /// Opens a pool on `database`.
+    async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError>;
+
+    /// Whether `database` exists.
+    async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError>;
+
+    /// Creates `database`; fails with [`DatabaseError::AlreadyExists`] if it is there already.
+    async fn create_database(&self, database: &DatabaseName) -> Result<(), DatabaseError>;
+
+    /// Drops `database` and everything in it; dropping one that does not exist is not an error.
+    /// Close the tenant's pools first.
+    async fn drop_database(&self, database: &DatabaseName) -> Result<(), DatabaseError>;
+
+    /// Checks that the server (or folder) can be reached.
+    async fn ping(&self) -> Result<(), DatabaseError>;
+}
+
+/// A failed database operation. Messages name the database and the server, never a password.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// The server did not accept a connection.
+    #[error("cannot connect to `{location}`")]
+    Connect {
+        /// Driver, host, port and database.
+        location: String,
+        /// The driver's reason.
+        source: DbMessage,
+    },
+    /// `create` found the database there already.
+    #[error("database `{database}` already exists at `{location}`; it was not made by this run, so it is left alone")]
+    AlreadyExists {
+        /// The name.
+        database: DatabaseName,
+        /// Where.
+        location: String,
+    },
+    /// `CREATE DATABASE` (or schema, or file) failed.
+    #[error("failed to create database `{database}` at `{location}`")]
+    Create {
+        /// The name.
+        database: DatabaseName,
+        /// Where.
+        location: String,
+        /// The driver's reason.
+        source: DbMessage,
+    },
+    /// `DROP DATABASE` (or schema, or file) failed.
+    #[error("failed to drop database `{database}` at `{location}`")]
+    Drop {
+        /// The name.
+        database: DatabaseName,
+        /// Where.
+        location: String,
+        /// The driver's reason.
+        source: DbMessage,
+    },
+    /// Another query failed.
+    #[error("failed to {action} at `{location}`")]
+    Query {
+        /// What was being done, e.g. "check whether database `x` exists".
+        action: String,
+        /// Where.
+        location: String,
+        /// The driver's reason.
+        source: DbMessage,
+    },
+    /// A file operation on a SQLite database failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// No server of that name is configured.
+    #[error("no database server named `{0}` in `tenant_database.servers`")]
+    UnknownServer(String),
+}
+
+/// A driver's error message with any password removed. Keeping the message rather than the
+/// original error is deliberate: some driver errors quote the connection URL back.
+#[derive(Debug, Clone)]
+pub struct DbMessage(pub String);
+
+impl fmt::Display for DbMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbMessage {}
+
+impl DbMessage {
+    /// The message of `err` with `server`'s password scrubbed.
+    pub fn scrubbed(server: Option<&ServerUrl>, err: &dyn fmt::Display) -> Self {
+        let text = err.to_string();
+        Self(match server {
+            Some(server) => server.scrub(&text),
+            None => text,
+        })
+    }
+}
+
+/// Pool settings shared by every manager, taken from `[tenant_database]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolSettings {
+    pub pool_size: u32,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl PoolSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self { pool_size: config.tenant_database.pool_size, idle_timeout: config.idle_timeout(), connect_timeout: config.connect_timeout() }
+    }
+
+    /// Connect options for a tenant pool: opens lazily grown pools that keep no idle connection
+    /// around longer than the idle timeout.
+    pub fn tenant_options(&self, url: String) -> ConnectOptions {
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(self.pool_size)
+            .min_connections(0)
+            .connect_timeout(self.connect_timeout)
+            .acquire_timeout(self.connect_timeout.max(Duration::from_secs(30)))
+            .idle_timeout(self.idle_timeout)
+            .sqlx_logging(false);
+        options
+    }
+
+    /// Connect options for the small administration pool of a server.
+    pub fn admin_options(&self, url: String) -> ConnectOptions {
+        let mut options = ConnectOptions::new(url);
+        options.max_connections(2).min_connections(0).connect_timeout(self.connect_timeout).idle_timeout(Duration::from_secs(30)).sqlx_logging(false);
+        options
+    }
+}
+
+/// Opens `options` and turns a failure into [`DatabaseError::Connect`] naming `location`.
+pub(crate) async fn connect(options: ConnectOptions, server: Option<&ServerUrl>, location: String) -> Result<DatabaseConnection, DatabaseError> {
+    sea_orm::Database::connect(options).await.map_err(|err| DatabaseError::Connect { location, source: DbMessage::scrubbed(server, &err) })
+}
+
+/// The manager for tenant databases on the configured server `server` (ignored for SQLite).
+///
+/// # Errors
+/// [`DatabaseError::UnknownServer`] if `server` is not configured.
+pub fn manager_for(config: &Config, server: &str) -> Result<Arc<dyn DatabaseManager>, DatabaseError> {
+    let settings = PoolSettings::from_config(config);
+    let db = &config.tenant_database;
+    if db.driver == Driver::Sqlite {
+        return Ok(Arc::new(SqliteManager::new(config.sqlite_dir(), settings)));
+    }
+    let url = db.servers.get(server).ok_or_else(|| DatabaseError::UnknownServer(server.to_owned()))?;
+    let url = ServerUrl::parse(url).expect("server URLs are checked when the configuration is loaded");
+    Ok(match (db.driver, db.isolation) {
+        (Driver::Postgres, Isolation::Database) => Arc::new(PostgresDatabaseManager::new(url, settings)),
+        (Driver::Postgres, Isolation::Schema) => Arc::new(PostgresSchemaManager::new(url, settings)),
+        _ => Arc::new(MySqlManager::new(url, settings)),
+    })
+}

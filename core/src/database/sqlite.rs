@@ -1,0 +1,97 @@
+//! SQLite: one file per tenant in one folder, opened in WAL mode with `synchronous = NORMAL`
+//! (consistent after any crash; on power loss only the last transactions can be lost).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::{ConnectOptions, DatabaseConnection};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+use super::manager::{PoolSettings, connect};
+use super::{DatabaseError, DatabaseManager, DatabaseName, Driver};
+
+/// A SQLite file per tenant: `{folder}/{name}.sqlite`.
+#[derive(Debug)]
+pub struct SqliteManager {
+    folder: PathBuf,
+    settings: PoolSettings,
+}
+
+impl SqliteManager {
+    pub(crate) fn new(folder: PathBuf, settings: PoolSettings) -> Self {
+        Self { folder, settings }
+    }
+
+    /// The file of `database`. Its name is a checked identifier, so it cannot leave the folder.
+    pub fn path_of(&self, database: &DatabaseName) -> PathBuf {
+        self.folder.join(format!("{database}.sqlite"))
+    }
+}
+
+/// The pragmas every connection of every SQLite pool gets, tenant and central alike.
+pub(crate) fn sqlite_connect_options(path: &Path, options: &mut ConnectOptions) {
+    let path = path.to_path_buf();
+    options.map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
+        opts.filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+    });
+}
+
+#[async_trait]
+impl DatabaseManager for SqliteManager {
+    fn driver(&self) -> Driver {
+        Driver::Sqlite
+    }
+
+    fn location(&self, database: &DatabaseName) -> String {
+        self.path_of(database).display().to_string()
+    }
+
+    fn connect_options(&self, database: &DatabaseName) -> ConnectOptions {
+        // The URL only selects the driver; the file is set in the map below, so no path is ever parsed as a URL.
+        let mut options = self.settings.tenant_options("sqlite://tenant.sqlite".into());
+        sqlite_connect_options(&self.path_of(database), &mut options);
+        options
+    }
+
+    async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
+        connect(self.connect_options(database), None, self.location(database)).await
+    }
+
+    async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {
+        let path = self.path_of(database);
+        tokio::fs::try_exists(&path).await.map_err(|source| DatabaseError::Io { action: "look for", path, source })
+    }
+
+    async fn create_database(&self, database: &DatabaseName) -> Result<(), DatabaseError> {
+        tokio::fs::create_dir_all(&self.folder).await.map_err(|source| DatabaseError::Io { action: "create the folder", path: self.folder.clone(), source })?;
+        let path = self.path_of(database);
+        // `create_new` makes creation atomic: an existing file is never adopted.
+        match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(DatabaseError::AlreadyExists { database: database.clone(), location: path.display().to_string() }),
+            Err(source) => Err(DatabaseError::Io { action: "create", path, source }),
+        }
+    }
+
+    async fn drop_database(&self, database: &DatabaseName) -> Result<(), DatabaseError> {
+        let path = self.path_of(database);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            match tokio::fs::remove_file(&file).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(DatabaseError::Io { action: "delete", path: file, source }),
+            }
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), DatabaseError> {
+        tokio::fs::create_dir_all(&self.folder).await.map_err(|source| DatabaseError::Io { action: "create the folder", path: self.folder.clone(), source })
+    }
+}

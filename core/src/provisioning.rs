@@ -1,0 +1,400 @@
+//! Creating and deleting tenants.
+//!
+//! Creation is a [`Provisioner`]: a list of [`ProvisioningStep`]s (register → create database →
+//! migrate → seed → activate; plugins may add their own). If a step fails, the steps already done are
+//! undone in reverse order, so a failure leaves neither a database without a tenant nor a tenant
+//! without a database, and running the same request again is safe. Deletion drops the database first
+//! and the registry rows last, so an interrupted delete can simply be run again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::database::{DatabaseError, DatabaseName};
+use crate::migrator::migrate_all;
+use crate::registry::{NewTenant, RegistryError};
+use crate::{BoxError, Domain, Seeder, Tenancy, Tenant, TenantId, TenantName, TenantStatus};
+
+/// What to create.
+#[derive(Clone)]
+pub struct TenantRequest {
+    /// The tenant's name.
+    pub name: TenantName,
+    /// Its domains; the first is primary.
+    pub domains: Vec<Domain>,
+    /// The status it ends in (`active` unless told otherwise).
+    pub status: TenantStatus,
+    /// Whether to run the tenant migrations.
+    pub migrate: bool,
+    /// Seeders to run after migrating, in order.
+    pub seeders: Vec<Arc<dyn Seeder>>,
+    /// Whether its homepage is served.
+    pub homepage_enabled: bool,
+    /// Application data.
+    pub data: serde_json::Value,
+}
+
+impl TenantRequest {
+    /// An active, migrated tenant with no domain, seeders or data.
+    pub fn new(name: TenantName) -> Self {
+        Self { name, domains: Vec::new(), status: TenantStatus::Active, migrate: true, seeders: Vec::new(), homepage_enabled: false, data: serde_json::json!({}) }
+    }
+}
+
+/// A tenant being provisioned: what steps read and write.
+pub struct Provisioning<'a> {
+    /// The setup it is provisioned in.
+    pub tenancy: &'a Tenancy,
+    /// What was asked for.
+    pub request: &'a TenantRequest,
+    /// The id chosen for it.
+    pub id: TenantId,
+    /// Its database name.
+    pub database: DatabaseName,
+    tenant: Option<Tenant>,
+}
+
+impl Provisioning<'_> {
+    /// The registry record, once the `register` step has run.
+    ///
+    /// # Errors
+    /// When called by a step placed before `register`.
+    pub fn tenant(&self) -> Result<&Tenant, BoxError> {
+        self.tenant.as_ref().ok_or_else(|| "the tenant is not registered yet: this step must come after `register`".into())
+    }
+
+    /// Replaces the registry record (after a step changed it).
+    pub fn set_tenant(&mut self, tenant: Tenant) {
+        self.tenant = Some(tenant);
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// It did its work; the text says what, for the step's line ("3 migrations").
+    Done(String),
+    /// It had nothing to do, and why.
+    Skipped(String),
+}
+
+/// One step of tenant creation.
+///
+/// # Errors
+/// `run` fails the creation: earlier steps are undone. `undo` errors are reported; the tenant is then
+/// left with status `creating` so an operator can delete it.
+///
+/// # Example
+/// ```
+/// use tenancy_core::provisioning::{Provisioning, ProvisioningStep, StepOutcome};
+/// use tenancy_core::BoxError;
+///
+/// /// Tells the billing system about every new tenant.
+/// struct NotifyBilling;
+///
+/// #[async_trait::async_trait]
+/// impl ProvisioningStep for NotifyBilling {
+///     fn name(&self) -> &str { "notify billing" }
+///     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+///         let tenant = job.tenant()?;
+///         Ok(StepOutcome::Done(format!("sent {}", tenant.id)))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait ProvisioningStep: Send + Sync {
+    /// A short name, shown on the step's line and in errors.
+    fn name(&self) -> &str;
+
+    /// Does the step.
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError>;
+
+    /// Undoes a completed `run` after a later step failed.
+    async fn undo(&self, _job: &Provisioning<'_>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Watches provisioning; the CLI draws it, tests record it. Every method does nothing by default.
+pub trait ProvisionReporter: Send + Sync {
+    /// A step starts.
+    fn on_step_started(&self, _step: &str) {}
+    /// A step ended.
+    fn on_step_finished(&self, _step: &str, _outcome: &StepOutcome, _elapsed: Duration) {}
+    /// A step failed; undoing follows.
+    fn on_step_failed(&self, _step: &str, _error: &BoxError) {}
+    /// A step was undone (or undoing it failed).
+    fn on_step_undone(&self, _step: &str, _result: Result<(), &BoxError>) {}
+}
+
+/// Reports nothing.
+impl ProvisionReporter for () {}
+
+/// Creating a tenant failed at `step`; the steps before it were undone.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to create tenant `{name}` at step `{step}`")]
+pub struct ProvisionError {
+    /// The tenant's name.
+    pub name: String,
+    /// The id it would have had.
+    pub id: TenantId,
+    /// The failing step.
+    pub step: String,
+    /// Why it failed.
+    pub source: BoxError,
+    /// Steps whose undo failed, with the reason: what may be left behind.
+    pub undo_failures: Vec<(String, String)>,
+}
+
+/// The steps of tenant creation, in order.
+#[derive(Clone)]
+pub struct Provisioner {
+    steps: Vec<Arc<dyn ProvisioningStep>>,
+}
+
+impl Default for Provisioner {
+    fn default() -> Self {
+        Self::standard()
+    }
+}
+
+impl Provisioner {
+    /// `register`, `create database`, `migrate`, `seed`, `activate`.
+    pub fn standard() -> Self {
+        Self { steps: vec![Arc::new(Register), Arc::new(CreateDatabase), Arc::new(Migrate), Arc::new(Seed), Arc::new(Activate)] }
+    }
+
+    /// The step names, in order.
+    pub fn step_names(&self) -> Vec<&str> {
+        self.steps.iter().map(|step| step.name()).collect()
+    }
+
+    /// Inserts `step` at `index` (0 = first).
+    ///
+    /// # Panics
+    /// If `index` is past the end.
+    pub fn insert(&mut self, index: usize, step: Arc<dyn ProvisioningStep>) {
+        self.steps.insert(index, step);
+    }
+
+    /// Inserts `step` just before `activate`, where plugin steps belong: the database exists and is
+    /// migrated, and the tenant is not yet visible as active. Appends if there is no `activate` step.
+    pub fn add_before_activate(&mut self, step: Arc<dyn ProvisioningStep>) {
+        let index = self.steps.iter().position(|s| s.name() == "activate").unwrap_or(self.steps.len());
+        self.steps.insert(index, step);
+    }
+
+    /// Runs every step; on failure undoes the completed ones in reverse.
+    ///
+    /// # Errors
+    /// [`ProvisionError`] naming the step.
+    pub async fn provision(&self, tenancy: &Tenancy, request: &TenantRequest, reporter: &dyn ProvisionReporter) -> Result<Tenant, ProvisionError> {
+        let id = TenantId::new();
+        let mut job = Provisioning { tenancy, request, id, database: tenancy.config().naming().name_for(&id), tenant: None };
+        for (index, step) in self.steps.iter().enumerate() {
+            reporter.on_step_started(step.name());
+            let started = Instant::now();
+            match step.run(&mut job).await {
+                Ok(outcome) => reporter.on_step_finished(step.name(), &outcome, started.elapsed()),
+                Err(source) => {
+                    reporter.on_step_failed(step.name(), &source);
+                    let mut undo_failures = Vec::new();
+                    for done in self.steps[..index].iter().rev() {
+                        let result = done.undo(&job).await;
+                        reporter.on_step_undone(done.name(), result.as_ref().map(|_| ()));
+                        if let Err(err) = result {
+                            undo_failures.push((done.name().to_owned(), error_chain(&*err)));
+                        }
+                    }
+                    return Err(ProvisionError { name: request.name.to_string(), id, step: step.name().to_owned(), source, undo_failures });
+                }
+            }
+        }
+        Ok(job.tenant.expect("the register step ran"))
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Records the tenant with status `creating`.
+struct Register;
+
+#[async_trait]
+impl ProvisioningStep for Register {
+    fn name(&self) -> &str {
+        "register"
+    }
+
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let new = NewTenant {
+            id: job.id,
+            name: job.request.name.clone(),
+            status: TenantStatus::Creating,
+            database: job.database.clone(),
+            server: job.tenancy.config().tenant_database.server.clone(),
+            domains: job.request.domains.clone(),
+            homepage_enabled: job.request.homepage_enabled,
+            data: job.request.data.clone(),
+        };
+        let tenant = job.tenancy.registry().insert(&new).await?;
+        let detail = format!("{tenant}");
+        job.tenant = Some(tenant);
+        Ok(StepOutcome::Done(detail))
+    }
+
+    async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {
+        Ok(job.tenancy.registry().delete(&job.id).await?)
+    }
+}
+
+/// Creates the tenant's database (or schema, or file).
+struct CreateDatabase;
+
+#[async_trait]
+impl ProvisioningStep for CreateDatabase {
+    fn name(&self) -> &str {
+        "create database"
+    }
+
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let manager = job.tenancy.default_manager();
+        manager.create_database(&job.database).await?;
+        Ok(StepOutcome::Done(manager.location(&job.database)))
+    }
+
+    async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {
+        job.tenancy.connections().close(&job.id).await;
+        Ok(job.tenancy.default_manager().drop_database(&job.database).await?)
+    }
+}
+
+/// Applies the tenant migrations.
+struct Migrate;
+
+#[async_trait]
+impl ProvisioningStep for Migrate {
+    fn name(&self) -> &str {
+        "migrate"
+    }
+
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let Some(migrator) = job.tenancy.migrator() else {
+            return Ok(StepOutcome::Skipped("no tenant migrator is set".into()));
+        };
+        if !job.request.migrate {
+            return Ok(StepOutcome::Skipped("--no-migrate".into()));
+        }
+        let tenant = job.tenant()?;
+        let applied = job.tenancy.run(tenant, |ctx| async move { migrate_all(migrator.as_ref(), ctx.db()).await }).await??;
+        Ok(StepOutcome::Done(plural(applied.len(), "migration")))
+    }
+}
+
+/// Runs the requested seeders.
+struct Seed;
+
+#[async_trait]
+impl ProvisioningStep for Seed {
+    fn name(&self) -> &str {
+        "seed"
+    }
+
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let seeders = &job.request.seeders;
+        if seeders.is_empty() {
+            return Ok(StepOutcome::Skipped("no seeder requested".into()));
+        }
+        let tenant = job.tenant()?;
+        job.tenancy
+            .run(tenant, |ctx| async move {
+                for seeder in seeders {
+                    seeder.run(&ctx).await.map_err(|err| -> BoxError { format!("seeder `{}` failed: {}", seeder.name(), error_chain(&*err)).into() })?;
+                }
+                Ok::<_, BoxError>(())
+            })
+            .await??;
+        Ok(StepOutcome::Done(seeders.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")))
+    }
+}
+
+/// Sets the requested final status.
+struct Activate;
+
+#[async_trait]
+impl ProvisioningStep for Activate {
+    fn name(&self) -> &str {
+        "activate"
+    }
+
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let tenant = job.tenancy.registry().set_status(&job.id, job.request.status).await?;
+        job.tenant = Some(tenant);
+        Ok(StepOutcome::Done(job.request.status.to_string()))
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
+
+/// How to delete a tenant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteOptions {
+    /// Keep the database; remove only the registry rows.
+    pub keep_database: bool,
+}
+
+/// Deleting a tenant failed; what was not yet removed is still there, and deleting again is safe.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// The recorded database name does not look like this tenant's: refuse to drop it.
+    #[error("refusing to drop database `{database}` of tenant {tenant}: its name does not contain the tenant id, so it may not be a tenant database")]
+    NotATenantDatabase {
+        /// The recorded name.
+        database: DatabaseName,
+        /// `name (id)`.
+        tenant: String,
+    },
+    /// Dropping the database failed; the registry rows are kept.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// Removing the registry rows failed (the database is already gone).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl Tenancy {
+    /// Creates a tenant with the standard steps.
+    ///
+    /// # Errors
+    /// [`ProvisionError`] naming the failing step; what earlier steps did is undone.
+    pub async fn create_tenant(&self, request: &TenantRequest, reporter: &dyn ProvisionReporter) -> Result<Tenant, ProvisionError> {
+        Provisioner::standard().provision(self, request, reporter).await
+    }
+
+    /// Drops a tenant's database (unless kept) and removes it from the registry.
+    ///
+    /// # Errors
+    /// [`DeleteError`]; nothing is removed from the registry unless the database is gone.
+    pub async fn delete_tenant(&self, tenant: &Tenant, options: DeleteOptions) -> Result<(), DeleteError> {
+        if !options.keep_database {
+            if !tenant.database.belongs_to(&tenant.id) {
+                return Err(DeleteError::NotATenantDatabase { database: tenant.database.clone(), tenant: tenant.to_string() });
+            }
+            self.connections().close(&tenant.id).await;
+            self.manager_of(tenant)?.drop_database(&tenant.database).await?;
+        }
+        self.registry().delete(&tenant.id).await?;
+        Ok(())
+    }
+}

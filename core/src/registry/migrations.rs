@@ -1,0 +1,74 @@
+//! The registry's own migrations, tracked in `tenancy_registry_migrations` so they never mix with an
+//! application's migrations in the same database.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+/// Runs the registry's migrations.
+pub struct RegistryMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for RegistryMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateTenantsAndDomains)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "tenancy_registry_migrations".into_iden()
+    }
+}
+
+struct CreateTenantsAndDomains;
+
+impl MigrationName for CreateTenantsAndDomains {
+    fn name(&self) -> &str {
+        "m0001_create_tenants_and_domains"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTenantsAndDomains {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("tenants")
+                    .col(string_len("id", 36).primary_key())
+                    .col(string_len("name", 255))
+                    .col(string_len("status", 16))
+                    .col(boolean("homepage_enabled").default(false))
+                    .col(string_len("database", 64))
+                    .col(string_len("server", 64))
+                    .col(json("data"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager.create_index(Index::create().name("tenants_status_idx").table("tenants").col("status").to_owned()).await?;
+        manager.create_index(Index::create().name("tenants_name_idx").table("tenants").col("name").to_owned()).await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("domains")
+                    .col(pk_auto("id"))
+                    .col(string_len_uniq("domain", 253))
+                    .col(string_len("tenant_id", 36))
+                    .col(boolean("is_primary").default(false))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .foreign_key(ForeignKey::create().name("domains_tenant_fk").from("domains", "tenant_id").to("tenants", "id").on_delete(ForeignKeyAction::Cascade))
+                    .to_owned(),
+            )
+            .await?;
+        manager.create_index(Index::create().name("domains_tenant_idx").table("domains").col("tenant_id").to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("domains").to_owned()).await?;
+        manager.drop_table(Table::drop().table("tenants").to_owned()).await
+    }
+}

@@ -1,0 +1,184 @@
+//! [`Tenancy`]: the configuration, the registry, the database managers and the connection cache,
+//! together; the entry point of the library.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::connections::ConnectionCache;
+use crate::context::{self, Bootstrapper, ContextBuilder, ContextError, TenantContext};
+use crate::database::{DatabaseError, DatabaseManager, manager_for};
+use crate::migrator::TenantMigrator;
+use crate::registry::{Registry, RegistryError};
+use crate::{Config, Tenant};
+
+/// A configured multi-tenancy setup: open it once and share it.
+///
+/// # Example
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use sea_orm::ConnectionTrait;
+/// use tenancy_core::{Config, Tenancy};
+///
+/// let config = Config::load(&std::env::current_dir()?, None)?;
+/// let tenancy = Tenancy::builder(config).open().await?;
+/// let tenant = tenancy.registry().resolve("acme.example.com").await?;
+/// let rows = tenancy
+///     .run(&tenant, |ctx| async move { ctx.db().execute_unprepared("DELETE FROM sessions").await })
+///     .await??;
+/// # Ok(()) }
+/// ```
+pub struct Tenancy {
+    config: Arc<Config>,
+    registry: Registry,
+    managers: BTreeMap<String, Arc<dyn DatabaseManager>>,
+    connections: ConnectionCache,
+    bootstrappers: Vec<Arc<dyn Bootstrapper>>,
+    migrator: Option<Arc<dyn TenantMigrator>>,
+}
+
+/// Assembles a [`Tenancy`]: the tenant migrator and the bootstrappers, then [`TenancyBuilder::open`].
+pub struct TenancyBuilder {
+    config: Config,
+    bootstrappers: Vec<Arc<dyn Bootstrapper>>,
+    migrator: Option<Arc<dyn TenantMigrator>>,
+}
+
+/// Opening a [`Tenancy`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The registry could not be opened.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A configured server could not be set up.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+impl TenancyBuilder {
+    /// Sets the migrator run on every new tenant database and by `db migrate`.
+    pub fn tenant_migrator(mut self, migrator: Arc<dyn TenantMigrator>) -> Self {
+        self.migrator = Some(migrator);
+        self
+    }
+
+    /// Adds a bootstrapper; they run in the order added and are reverted in reverse.
+    pub fn bootstrapper(mut self, bootstrapper: Arc<dyn Bootstrapper>) -> Self {
+        self.bootstrappers.push(bootstrapper);
+        self
+    }
+
+    /// Connects to the registry (migrating it if needed) and prepares a manager per server.
+    /// Tenant databases are connected lazily, on first use.
+    ///
+    /// # Errors
+    /// [`OpenError`] when the registry cannot be opened.
+    pub async fn open(self) -> Result<Tenancy, OpenError> {
+        let registry = Registry::open(&self.config).await?;
+        let db = &self.config.tenant_database;
+        let mut managers = BTreeMap::new();
+        let servers: Vec<String> = if db.servers.is_empty() { vec![db.server.clone()] } else { db.servers.keys().cloned().collect() };
+        for server in servers {
+            let manager = manager_for(&self.config, &server)?;
+            managers.insert(server, manager);
+        }
+        Ok(Tenancy {
+            connections: ConnectionCache::new(&self.config),
+            config: Arc::new(self.config),
+            registry,
+            managers,
+            bootstrappers: self.bootstrappers,
+            migrator: self.migrator,
+        })
+    }
+}
+
+impl Tenancy {
+    /// Starts building a `Tenancy` from a loaded configuration.
+    pub fn builder(config: Config) -> TenancyBuilder {
+        TenancyBuilder { config, bootstrappers: Vec::new(), migrator: None }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The central registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The per-tenant connection pools.
+    pub fn connections(&self) -> &ConnectionCache {
+        &self.connections
+    }
+
+    /// The tenant migrator, if the application set one.
+    pub fn migrator(&self) -> Option<&Arc<dyn TenantMigrator>> {
+        self.migrator.as_ref()
+    }
+
+    /// The manager of the server new tenants go on.
+    pub fn default_manager(&self) -> &Arc<dyn DatabaseManager> {
+        self.managers.get(&self.config.tenant_database.server).expect("the default server's manager is made in TenancyBuilder::open")
+    }
+
+    /// The manager of the server `tenant`'s database is on.
+    ///
+    /// # Errors
+    /// [`DatabaseError::UnknownServer`] if the tenant's server is no longer configured.
+    pub fn manager_of(&self, tenant: &Tenant) -> Result<&Arc<dyn DatabaseManager>, DatabaseError> {
+        if self.config.tenant_database.servers.is_empty() {
+            return Ok(self.default_manager());
+        }
+        self.managers.get(&tenant.server).ok_or_else(|| DatabaseError::UnknownServer(tenant.server.clone()))
+    }
+
+    /// Every configured server's manager, by server name.
+    pub fn managers(&self) -> &BTreeMap<String, Arc<dyn DatabaseManager>> {
+        &self.managers
+    }
+
+    /// Runs `f` in `tenant`'s context: its own database connection, the resources of every
+    /// bootstrapper, and [`crate::current_tenant`] set. The pool stays open while `f` runs.
+    ///
+    /// # Errors
+    /// [`ContextError`] if the context could not be entered; `f`'s own result is returned as `Ok`.
+    pub async fn run<F, Fut, T>(&self, tenant: &Tenant, f: F) -> Result<T, ContextError>
+    where
+        F: FnOnce(TenantContext) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
+        let manager = self.manager_of(tenant).map_err(database_error)?;
+        let lease = self.connections.lease(&tenant.id, &tenant.database, manager.as_ref()).await.map_err(database_error)?;
+        let tenant = Arc::new(tenant.clone());
+        let mut builder = ContextBuilder::new(tenant.clone(), lease.connection().clone());
+        for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
+            if let Err(source) = bootstrapper.bootstrap(&mut builder).await {
+                let partial = builder.build();
+                self.revert(&self.bootstrappers[..index], &partial).await;
+                return Err(ContextError::Bootstrap { bootstrapper: bootstrapper.name().to_owned(), tenant: tenant.to_string(), source });
+            }
+        }
+        let ctx = builder.build();
+        let output = context::scope(tenant, f(ctx.clone())).await;
+        self.revert(&self.bootstrappers, &ctx).await;
+        drop(lease);
+        Ok(output)
+    }
+
+    async fn revert(&self, bootstrappers: &[Arc<dyn Bootstrapper>], ctx: &TenantContext) {
+        for bootstrapper in bootstrappers.iter().rev() {
+            if let Err(err) = bootstrapper.revert(ctx).await {
+                tracing::warn!(bootstrapper = bootstrapper.name(), tenant = %ctx.tenant().id, error = %err, "bootstrapper failed to revert");
+            }
+        }
+    }
+
+    /// Closes every pool (the registry's too). Call before exit so SQLite checkpoints cleanly.
+    pub async fn close(self) {
+        self.connections.close_all().await;
+        let _ = self.registry.connection().clone().close().await;
+    }
+}

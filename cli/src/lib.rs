@@ -26,7 +26,7 @@ use std::sync::Arc;
 use clap::Parser;
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::migrator::{SeaOrmMigrator, TenantMigrator};
-use tenancy_core::{Config, Seeder, Tenancy};
+use tenancy_core::{Config, OpenError, Seeder, Tenancy};
 
 pub use args::Cli;
 use exit::ExitStatus;
@@ -106,7 +106,11 @@ impl AppContext<'_> {
         if let Some(migrator) = &self.app.migrator {
             builder = builder.tenant_migrator(migrator.clone());
         }
-        Ok(builder.open().await?)
+        // Unwrap the transparent `OpenError` so the edge can classify the real error and hint at a fix.
+        builder.open().await.map_err(|err| match err {
+            OpenError::Registry(err) => anyhow::Error::new(err),
+            OpenError::Database(err) => anyhow::Error::new(err),
+        })
     }
 
     /// The application's seeders, the default first.

@@ -269,7 +269,7 @@ impl ProvisioningStep for CreateDatabase {
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
         let manager = job.tenancy.default_manager();
         manager.create_database(&job.database).await?;
-        Ok(StepOutcome::Done(manager.location(&job.database)))
+        Ok(StepOutcome::Done(format!("database `{}`", manager.location(&job.database))))
     }
 
     async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {

@@ -189,7 +189,12 @@ impl PoolSettings {
 }
 
 /// Opens `options` and turns a failure into [`DatabaseError::Connect`] naming `location`.
+/// On a server, a TCP probe runs first so that a refused connection fails at once with its reason.
 pub(crate) async fn connect(options: ConnectOptions, server: Option<&ServerUrl>, location: String) -> Result<DatabaseConnection, DatabaseError> {
+    if let Some(server) = server {
+        let timeout = options.get_connect_timeout().unwrap_or(Duration::from_secs(10));
+        server.probe(timeout).await.map_err(|err| DatabaseError::Connect { location: location.clone(), source: DbMessage(format!("{err} (connecting to {})", server.host_port())) })?;
+    }
     sea_orm::Database::connect(options).await.map_err(|err| DatabaseError::Connect { location, source: DbMessage::scrubbed(server, &err) })
 }
 

@@ -13,6 +13,7 @@ mod server_url;
 mod sqlite;
 
 pub use manager::{DatabaseError, DatabaseManager, DbMessage, manager_for};
+pub(crate) use manager::connect;
 pub(crate) use sqlite::sqlite_connect_options;
 pub use mysql::MySqlManager;
 pub use naming::{DatabaseName, DatabaseNaming, InvalidDatabaseName, NamingError};

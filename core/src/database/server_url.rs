@@ -98,6 +98,19 @@ impl ServerUrl {
         url.to_string()
     }
 
+    /// Opens and closes a TCP connection to the server: a refused or unreachable server is reported
+    /// at once with the operating system's reason, where a pool would retry until its timeout.
+    ///
+    /// # Errors
+    /// The connection error, or `TimedOut` after `timeout`.
+    pub async fn probe(&self, timeout: std::time::Duration) -> std::io::Result<()> {
+        let address = self.host_port();
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address)).await {
+            Ok(stream) => stream.map(drop),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {}s", timeout.as_secs()))),
+        }
+    }
+
     /// Removes the password from `text`, in case a driver quotes the URL back in an error.
     pub fn scrub(&self, text: &str) -> String {
         match self.url.password() {

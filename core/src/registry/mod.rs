@@ -195,9 +195,10 @@ impl Registry {
     }
 
     async fn connect(options: ConnectOptions, server: Option<&ServerUrl>, location: String) -> Result<Self, RegistryError> {
-        match sea_orm::Database::connect(options).await {
+        match crate::database::connect(options, server, location.clone()).await {
             Ok(db) => Ok(Self { db, location }),
-            Err(err) => Err(RegistryError::Connect { location, source: DbMessage::scrubbed(server, &err) }),
+            Err(crate::database::DatabaseError::Connect { source, .. }) => Err(RegistryError::Connect { location, source }),
+            Err(other) => Err(RegistryError::Connect { location, source: DbMessage(other.to_string()) }),
         }
     }
 
@@ -229,7 +230,7 @@ impl Registry {
                 let session = sea_orm::Database::connect(options).await.map_err(|err| RegistryError::Connect { location: self.location.clone(), source: DbMessage::scrubbed(Some(url), &err) })?;
                 let (lock, unlock) = match url.driver() {
                     crate::Driver::MySql => ("SELECT GET_LOCK('tenancy_registry_migrations', 300)", "SELECT RELEASE_LOCK('tenancy_registry_migrations')"),
-                    _ => ("SELECT pg_advisory_lock(7_305_867_001)", "SELECT pg_advisory_unlock(7_305_867_001)"),
+                    _ => ("SELECT pg_advisory_lock(7305867001)", "SELECT pg_advisory_unlock(7305867001)"),
                 };
                 session.execute_unprepared(lock).await.map_err(migrate_err)?;
                 let result = RegistryMigrator::up(&session, None).await.map_err(migrate_err);

@@ -19,7 +19,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// A domain of the tenant; repeat for more (the first is primary)
-    #[arg(long = "domain", value_name = "DOMAIN")]
+    #[arg(long = "domain", value_name = "DOMAIN", allow_hyphen_values = true)]
     pub domains: Vec<String>,
     /// The status the new tenant gets
     #[arg(long, default_value = "active", value_parser = ["active", "inactive", "suspended"])]

@@ -1,1 +1,248 @@
-//! x
+//! Test support shared by the library's integration tests (`tests/tests/`) and the binary's
+//! end-to-end tests (`cli/tests/`): a [`TestEnv`] per test on one [`Backend`], with uniquely named
+//! databases that are dropped when it goes out of scope.
+//!
+//! PostgreSQL and MariaDB are expected on 127.0.0.1:5432 (user `postgres`, trust) and
+//! 127.0.0.1:3306 (`root`, no password). When one is missing, its tests are skipped with a line on
+//! stderr; when `CI` is set, a missing server fails the test instead.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use tenancy_core::{Config, TenantId};
+
+/// PostgreSQL's address on test machines.
+pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+/// MariaDB's address on test machines.
+pub const MYSQL_ADDR: &str = "127.0.0.1:3306";
+
+/// A place tenant databases (and the registry) live in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite files in the test's temporary folder.
+    Sqlite,
+    /// A PostgreSQL database per tenant; the registry on PostgreSQL too.
+    Postgres,
+    /// A PostgreSQL schema per tenant, in the registry's database.
+    PostgresSchema,
+    /// A MariaDB database per tenant; the registry on MariaDB too.
+    MySql,
+}
+
+impl Backend {
+    /// Every backend.
+    pub const ALL: [Backend; 4] = [Self::Sqlite, Self::Postgres, Self::PostgresSchema, Self::MySql];
+
+    /// A short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::PostgresSchema => "postgres-schema",
+            Self::MySql => "mysql",
+        }
+    }
+
+    fn server(self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres | Self::PostgresSchema => Some(POSTGRES_ADDR),
+            Self::MySql => Some(MYSQL_ADDR),
+        }
+    }
+
+    /// Whether this backend's server answers. Off CI a missing server is reported and skipped; with
+    /// `CI` set it fails the test.
+    pub fn available(self) -> bool {
+        let Some(address) = self.server() else { return true };
+        let address = address.parse().expect("a socket address");
+        if TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok() {
+            return true;
+        }
+        #[allow(clippy::disallowed_methods)] // test support reads the CI convention, not tenancy configuration
+        let on_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        assert!(!on_ci, "CI is set but no {} server answers on {address}: the {} tests cannot run", self.name(), self.name());
+        // Written straight to stderr: the test harness captures `eprintln!`, and this must be seen.
+        let _ = writeln!(std::io::stderr(), "SKIPPED {} tests: no server on {address}", self.name());
+        false
+    }
+}
+
+/// One test's world: a temporary folder with a `tenancy.toml`, a unique prefix, and (on servers) its
+/// own registry database. Everything named with the prefix is dropped on drop.
+pub struct TestEnv {
+    /// The backend.
+    pub backend: Backend,
+    dir: tempfile::TempDir,
+    /// Unique per test: `t` + 10 hex digits + `_`.
+    pub prefix: String,
+}
+
+impl TestEnv {
+    /// A new environment, or `None` (after saying so) if the backend's server is missing.
+    pub fn new(backend: Backend) -> Option<Self> {
+        if !backend.available() {
+            return None;
+        }
+        let random = TenantId::new().simple();
+        let env = Self { backend, dir: tempfile::tempdir().expect("a temporary folder"), prefix: format!("t{}_", &random[random.len() - 10..]) };
+        std::fs::write(env.dir.path().join("tenancy.toml"), env.config_toml()).expect("write tenancy.toml");
+        Some(env)
+    }
+
+    /// The test's folder (the `tenancy.toml` is there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The registry database's name on a server.
+    pub fn central_database(&self) -> String {
+        format!("{}central", self.prefix)
+    }
+
+    fn server_url(&self) -> Option<String> {
+        match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(format!("postgres://postgres@{POSTGRES_ADDR}/postgres")),
+            Backend::PostgresSchema => Some(format!("postgres://postgres@{POSTGRES_ADDR}/{}", self.central_database())),
+            Backend::MySql => Some(format!("mysql://root@{MYSQL_ADDR}/mysql")),
+        }
+    }
+
+    /// The registry URL.
+    pub fn central_url(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => "sqlite://storage/central.sqlite".into(),
+            Backend::Postgres | Backend::PostgresSchema => format!("postgres://postgres@{POSTGRES_ADDR}/{}", self.central_database()),
+            Backend::MySql => format!("mysql://root@{MYSQL_ADDR}/{}", self.central_database()),
+        }
+    }
+
+    /// The `tenancy.toml` this environment uses.
+    pub fn config_toml(&self) -> String {
+        let (driver, isolation) = match self.backend {
+            Backend::Sqlite => ("sqlite", "database"),
+            Backend::Postgres => ("postgres", "database"),
+            Backend::PostgresSchema => ("postgres", "schema"),
+            Backend::MySql => ("mysql", "database"),
+        };
+        let mut toml = format!(
+            "[central]\nurl = \"{}\"\n\n[tenant_database]\ndriver = \"{driver}\"\nisolation = \"{isolation}\"\nprefix = \"{}\"\nconnect_timeout_secs = 5\n",
+            self.central_url(),
+            self.prefix
+        );
+        if let Some(url) = self.server_url() {
+            toml.push_str(&format!("\n[tenant_database.servers]\ndefault = \"{url}\"\n"));
+        }
+        toml
+    }
+
+    /// The configuration, loaded from the environment's `tenancy.toml` as the binary would.
+    pub fn config(&self) -> Config {
+        Config::load(self.dir(), Some(&self.dir().join("tenancy.toml"))).expect("the test configuration is valid")
+    }
+
+    /// Creates the registry database on a server (what `tenancy init` does).
+    pub async fn create_central_database(&self) {
+        tenancy_core::Registry::create_database_if_missing(&self.config()).await.expect("create the registry database");
+    }
+
+    /// Where SQLite tenant files go.
+    pub fn sqlite_dir(&self) -> PathBuf {
+        self.dir().join("storage/tenants")
+    }
+
+    /// The number of tenant databases (or schemas, or files) with this environment's prefix.
+    pub async fn count_tenant_databases(&self) -> usize {
+        self.tenant_databases().await.len()
+    }
+
+    /// Names of the tenant databases (or schemas, or files) with this environment's prefix.
+    pub async fn tenant_databases(&self) -> Vec<String> {
+        let pattern = like_prefix(&self.prefix);
+        let central = self.central_database();
+        let names = match self.backend {
+            Backend::Sqlite => {
+                let Ok(entries) = std::fs::read_dir(self.sqlite_dir()) else { return Vec::new() };
+                return entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".sqlite")).collect();
+            }
+            Backend::Postgres => admin_names(&self.postgres_admin(), &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await,
+            Backend::PostgresSchema => admin_names(&self.server_url().expect("a server"), &format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{pattern}'")).await,
+            Backend::MySql => admin_names(&self.mysql_admin(), &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'")).await,
+        };
+        names.into_iter().filter(|n| n != &central).collect()
+    }
+
+    fn postgres_admin(&self) -> String {
+        format!("postgres://postgres@{POSTGRES_ADDR}/postgres")
+    }
+
+    fn mysql_admin(&self) -> String {
+        format!("mysql://root@{MYSQL_ADDR}/mysql")
+    }
+
+    async fn cleanup(backend: Backend, prefix: String, postgres_admin: String, mysql_admin: String) {
+        let pattern = like_prefix(&prefix);
+        match backend {
+            Backend::Sqlite => {}
+            Backend::Postgres | Backend::PostgresSchema => {
+                for name in admin_names(&postgres_admin, &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await {
+                    admin_execute(&postgres_admin, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                }
+            }
+            Backend::MySql => {
+                for name in admin_names(&mysql_admin, &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'")).await {
+                    admin_execute(&mysql_admin, &format!("DROP DATABASE IF EXISTS `{name}`")).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.backend == Backend::Sqlite {
+            return;
+        }
+        let (backend, prefix, pg, my) = (self.backend, self.prefix.clone(), self.postgres_admin(), self.mysql_admin());
+        // A thread of its own: drop may run inside a test's runtime, where another cannot start.
+        let cleanup = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(Self::cleanup(backend, prefix, pg, my));
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// `prefix%` with `_` escaped, for LIKE.
+fn like_prefix(prefix: &str) -> String {
+    format!("{}%", prefix.replace('_', "\\_"))
+}
+
+async fn admin_names(url: &str, sql: &str) -> Vec<String> {
+    let db = Database::connect(url).await.expect("connect to the test server");
+    let backend: DbBackend = db.get_database_backend();
+    let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.expect("list databases");
+    let names = rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("a name")).collect();
+    let _ = db.close().await;
+    names
+}
+
+async fn admin_execute(url: &str, sql: &str) {
+    let db = Database::connect(url).await.expect("connect to the test server");
+    db.execute_unprepared(sql).await.expect("clean up a test database");
+    let _ = db.close().await;
+}
+
+/// Tables in a tenant database, through the tenant's own connection.
+pub async fn table_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        DbBackend::Postgres => "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1",
+        _ => "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1",
+    };
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("list tables");
+    rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("a table name")).collect()
+}

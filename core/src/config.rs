@@ -171,6 +171,8 @@ impl Config {
         DatabaseNaming::new(&db.prefix, &db.suffix).map_err(|err| match err {
             NamingError::Prefix { .. } => (key("prefix"), err.to_string()),
             NamingError::Suffix { .. } => (key("suffix"), err.to_string()),
+            // Blame the part that is there: a long prefix with no suffix is the prefix's fault.
+            NamingError::TooLong { ref suffix, .. } if suffix.is_empty() => (key("prefix"), err.to_string()),
             NamingError::TooLong { .. } => (key("suffix"), err.to_string()),
         })?;
         for (name, value) in [("pool_size", db.pool_size), ("max_open_pools", db.max_open_pools), ("connection_budget", db.connection_budget)] {

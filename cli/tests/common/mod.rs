@@ -1,0 +1,158 @@
+//! [`Cli`]: runs the real `tenancy` binary in a [`TestEnv`]'s folder, and turns what it printed into
+//! a snapshot with paths, ids and timings replaced by placeholders.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::Path;
+use std::process::Output;
+
+use tenancy_tests::{Backend, TestEnv};
+
+pub struct Cli {
+    pub env: TestEnv,
+}
+
+/// What one run printed, and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cli {
+    pub fn new(backend: Backend) -> Option<Self> {
+        TestEnv::new(backend).map(|env| Self { env })
+    }
+
+    pub fn sqlite() -> Self {
+        Self::new(Backend::Sqlite).expect("SQLite needs no server")
+    }
+
+    /// The binary, in the environment's folder, with no `TENANCY_*` variable inherited.
+    pub fn command(&self) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_tenancy"));
+        command.current_dir(self.env.dir());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("TENANCY_") || key == "NO_COLOR" {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().expect("run tenancy"))
+    }
+
+    /// Runs and expects exit code 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "tenancy {args:?} failed:\n{}", run.stderr);
+        run.stdout
+    }
+
+    /// Creates a tenant and returns its id.
+    pub fn create(&self, name: &str, domains: &[&str]) -> String {
+        let mut args = vec!["tenant", "create", "--name", name];
+        for domain in domains {
+            args.extend(["--domain", domain]);
+        }
+        self.ok(&args).trim().to_owned()
+    }
+
+    /// `tenant list --json`, parsed.
+    pub fn tenants(&self) -> Vec<serde_json::Value> {
+        self.ok(&["tenant", "list", "--json"]).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.env.dir()
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Exit code, stdout and stderr, with the test folder, prefix, ids and timings replaced.
+    pub fn snapshot(&self, env: &TestEnv) -> String {
+        let text = format!("exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}", self.code, self.stdout, self.stderr);
+        filter(&text.replace(&env.prefix, "[PREFIX]"), env.dir())
+    }
+}
+
+/// Replaces what changes from run to run: the temporary folder, UUIDs, database names, timings.
+pub fn filter(text: &str, dir: &Path) -> String {
+    let mut text = text.replace(&dir.display().to_string(), "[TEMP_DIR]");
+    if let Ok(canonical) = dir.canonicalize() {
+        text = text.replace(&canonical.display().to_string(), "[TEMP_DIR]");
+    }
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if let Some(len) = uuid_at(&chars[i..]) {
+            out.push_str("[UUID]");
+            i += len;
+        } else if let Some(len) = hex32_at(&chars[i..]) {
+            out.push_str("[ID]");
+            i += len;
+        } else if let Some(len) = duration_at(&chars[i..]).filter(|_| i == 0 || !chars[i - 1].is_alphanumeric()) {
+            out.push_str("[TIME]");
+            i += len;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn uuid_at(s: &[char]) -> Option<usize> {
+    let groups = [8, 4, 4, 4, 12];
+    let mut i = 0;
+    for (n, len) in groups.iter().enumerate() {
+        for _ in 0..*len {
+            if !s.get(i)?.is_ascii_hexdigit() {
+                return None;
+            }
+            i += 1;
+        }
+        if n < 4 {
+            if *s.get(i)? != '-' {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    Some(i)
+}
+
+fn hex32_at(s: &[char]) -> Option<usize> {
+    (s.len() >= 32 && s[..32].iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())).then_some(32)
+}
+
+/// `12ms`, `1.2ms`, `2.41s`.
+fn duration_at(s: &[char]) -> Option<usize> {
+    let mut i = 0;
+    while s.get(i).is_some_and(|c| c.is_ascii_digit() || *c == '.') {
+        i += 1;
+    }
+    if i == 0 || !s[0].is_ascii_digit() {
+        return None;
+    }
+    let rest: String = s[i..].iter().take(3).collect();
+    let unit = if rest.starts_with("ms") { 2 } else if rest.starts_with('s') { 1 } else { return None };
+    let end = i + unit;
+    if s.get(end).is_some_and(|c| c.is_alphanumeric()) {
+        return None;
+    }
+    Some(end)
+}

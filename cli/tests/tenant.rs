@@ -1,0 +1,144 @@
+//! `tenancy tenant …` end to end through the real binary: SQLite always, PostgreSQL (database and
+//! schema per tenant) and MariaDB when their servers run.
+
+mod common;
+
+use common::Cli;
+use tenancy_tests::Backend;
+
+#[test]
+fn a_tenant_lives_and_dies_on_every_backend() {
+    for backend in Backend::ALL {
+        let Some(cli) = Cli::new(backend) else { continue };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        cli.ok(&["init"]);
+        let id = cli.create("Acme", &["Acme.Test", "www.acme.test"]);
+        assert_eq!(id.len(), 36, "stdout is the new id: {id}");
+        assert_eq!(rt.block_on(cli.env.count_tenant_databases()), 1, "{}", backend.name());
+
+        let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["tenant", "show", "acme.test", "--json"])).unwrap();
+        assert_eq!(shown["id"], id.as_str());
+        assert_eq!(shown["status"], "active");
+        assert_eq!(shown["domains"][0]["domain"], "acme.test", "domains are lower-cased");
+        assert_eq!(shown["domains"][0]["primary"], true);
+
+        cli.ok(&["tenant", "suspend", &id[..8]]);
+        assert_eq!(cli.tenants()[0]["status"], "suspended");
+        cli.ok(&["tenant", "deactivate", "Acme"]);
+        cli.ok(&["tenant", "activate", "www.acme.test"]);
+        assert_eq!(cli.tenants()[0]["status"], "active");
+
+        cli.ok(&["tenant", "domain", "add", &id, "acme.example", "--primary"]);
+        cli.ok(&["tenant", "domain", "remove", &id, "www.acme.test"]);
+        let tenant = &cli.tenants()[0];
+        let domains: Vec<&str> = tenant["domains"].as_array().unwrap().iter().map(|d| d["domain"].as_str().unwrap()).collect();
+        assert_eq!(domains, ["acme.example", "acme.test"], "{}", backend.name());
+
+        cli.ok(&["tenant", "delete", &id, "--force"]);
+        assert!(cli.tenants().is_empty());
+        assert_eq!(rt.block_on(cli.env.count_tenant_databases()), 0, "{}: the database is dropped", backend.name());
+    }
+}
+
+#[test]
+fn create_reports_every_step_with_its_time() {
+    let cli = Cli::sqlite();
+    let run = cli.run(&["tenant", "create", "--name", "Acme", "--domain", "acme.test", "--seed"]);
+    insta::assert_snapshot!("create_steps", run.snapshot(&cli.env));
+}
+
+#[test]
+fn create_without_migrations_and_with_a_status() {
+    let cli = Cli::sqlite();
+    cli.ok(&["tenant", "create", "--domain", "bare.test", "--no-migrate", "--status", "inactive"]);
+    let tenant = &cli.tenants()[0];
+    assert_eq!(tenant["name"], "bare.test", "the name defaults to the first domain");
+    assert_eq!(tenant["status"], "inactive");
+    let run = cli.run(&["tenant", "create", "--name", "X", "--status", "creating"]);
+    assert_eq!(run.code, 2, "`creating` is not a status one can ask for");
+}
+
+#[test]
+fn list_and_show_for_people_and_for_programs() {
+    let cli = Cli::sqlite();
+    let empty = cli.run(&["tenant", "list"]);
+    insta::assert_snapshot!("list_empty", empty.snapshot(&cli.env));
+    cli.create("Acme", &["acme.test", "www.acme.test"]);
+    cli.create("Globex", &[]);
+    insta::assert_snapshot!("list_table", filter_dates(&cli.run(&["tenant", "list"]).snapshot(&cli.env)));
+    insta::assert_snapshot!("show", filter_dates(&cli.run(&["tenant", "show", "acme.test"]).snapshot(&cli.env)));
+    let json = cli.run(&["tenant", "list", "--json", "--status", "active"]);
+    assert_eq!(json.stdout.lines().count(), 2);
+    assert!(json.stderr.is_empty(), "--json keeps stderr quiet: {}", json.stderr);
+    assert!(cli.ok(&["tenant", "list", "--status", "suspended"]).is_empty());
+}
+
+#[test]
+fn init_writes_a_config_once_and_creates_the_registry() {
+    let cli = Cli::sqlite();
+    std::fs::remove_file(cli.dir().join("tenancy.toml")).unwrap();
+    let first = cli.run(&["init"]);
+    insta::assert_snapshot!("init", first.snapshot(&cli.env));
+    assert!(cli.dir().join("storage/central.sqlite").is_file());
+    let written = std::fs::read_to_string(cli.dir().join("tenancy.toml")).unwrap();
+    std::fs::write(cli.dir().join("tenancy.toml"), format!("{written}\n# mine\n")).unwrap();
+    let again = cli.run(&["init"]);
+    assert_eq!(again.code, 0);
+    assert!(again.stderr.contains("Keeping"), "{}", again.stderr);
+    assert!(std::fs::read_to_string(cli.dir().join("tenancy.toml")).unwrap().ends_with("# mine\n"));
+}
+
+#[test]
+fn no_config_file_uses_sqlite_under_storage() {
+    let cli = Cli::sqlite();
+    std::fs::remove_file(cli.dir().join("tenancy.toml")).unwrap();
+    let id = cli.create("Zero", &[]);
+    let simple = id.replace('-', "");
+    assert!(cli.dir().join(format!("storage/tenants/tenant_{simple}.sqlite")).is_file());
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let cli = Cli::sqlite();
+    let id = cli.command().env("TENANCY_TENANT_DATABASE__PREFIX", "envy_").args(["tenant", "create", "--name", "E"]).output().unwrap();
+    assert!(id.status.success());
+    let id = String::from_utf8(id.stdout).unwrap().trim().replace('-', "");
+    assert!(cli.env.sqlite_dir().join(format!("envy_{id}.sqlite")).is_file());
+}
+
+#[test]
+fn delete_keep_database_keeps_the_file() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Keep", &[]);
+    cli.ok(&["tenant", "delete", &id, "--force", "--keep-database"]);
+    assert!(cli.tenants().is_empty());
+    assert_eq!(std::fs::read_dir(cli.env.sqlite_dir()).unwrap().count(), 1);
+}
+
+#[test]
+fn completions_and_help() {
+    let cli = Cli::sqlite();
+    let bash = cli.ok(&["completions", "bash"]);
+    assert!(bash.contains("tenancy__subcmd__tenant__subcmd__create"), "the script covers subcommands");
+    let help = cli.ok(&["tenant", "create", "--help"]);
+    for flag in ["--name", "--domain", "--status", "--no-migrate", "--json"] {
+        assert!(help.contains(flag), "{flag} missing from help");
+    }
+    assert_eq!(cli.run(&["tenant", "frobnicate"]).code, 2);
+}
+
+fn filter_dates(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let mut line = line.to_owned();
+            // 2026-11-27 01:14 and RFC 3339 timestamps.
+            while let Some(start) = line.find("20").filter(|&i| line[i..].len() >= 16 && line.as_bytes().get(i + 4) == Some(&b'-') && line.as_bytes().get(i + 10).is_some_and(|b| *b == b' ' || *b == b'T')) {
+                let end = line[start..].find(|c: char| c == ' ' && false || c == '\n').map_or(line.len(), |e| start + e);
+                let stamp_end = if line.as_bytes()[start + 10] == b'T' { line[start..].find(|c: char| c == ' ').map_or(end, |e| start + e) } else { start + 16 };
+                line.replace_range(start..stamp_end, "[DATE]");
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

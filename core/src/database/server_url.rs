@@ -63,6 +63,16 @@ impl ServerUrl {
         self.driver
     }
 
+    fn is_loopback(&self) -> bool {
+        match self.url.host() {
+            // Hosts of non-special schemes like `postgres://` are opaque strings, IP addresses included.
+            Some(url::Host::Domain(domain)) => domain == "localhost" || domain.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+    }
+
     /// `host:port`, for messages.
     pub fn host_port(&self) -> String {
         let port = self.url.port().unwrap_or(match self.driver {
@@ -81,8 +91,15 @@ impl ServerUrl {
     }
 
     /// The full URL, password included, to hand to the driver. Never print it.
+    ///
+    /// On a loopback PostgreSQL server with no `sslmode` in the URL, TLS is switched off: it protects
+    /// nothing there, and negotiating it costs ~90 ms per connection here (rustls loads the system's
+    /// root certificates each time). Any `sslmode` given in the URL is kept as it is.
     pub fn connection_url(&self) -> String {
         let mut url = self.url.clone();
+        if self.driver == Driver::Postgres && self.is_loopback() && !url.query_pairs().any(|(key, _)| key == "sslmode") {
+            url.query_pairs_mut().append_pair("sslmode", "disable");
+        }
         if self.driver == Driver::MySql {
             // sqlx knows only the `mysql` scheme.
             let rest = url.as_str().split_once("://").map(|(_, rest)| rest.to_owned()).unwrap_or_default();
@@ -155,6 +172,17 @@ mod tests {
         assert_eq!(maria.driver(), Driver::MySql);
         assert!(maria.connection_url().starts_with("mysql://"));
         assert!(maria.connection_url_for("tenant_1").ends_with("/tenant_1"));
+    }
+
+    #[test]
+    fn tls_is_off_on_loopback_unless_asked_for() {
+        let local = ServerUrl::parse("postgres://u@127.0.0.1:5432/app").unwrap();
+        assert!(local.connection_url().ends_with("/app?sslmode=disable"));
+        assert!(local.connection_url_for("t1").ends_with("/t1?sslmode=disable"));
+        let asked = ServerUrl::parse("postgres://u@localhost/app?sslmode=require").unwrap();
+        assert!(asked.connection_url().ends_with("sslmode=require"));
+        let remote = ServerUrl::parse("postgres://u@db.example.com/app").unwrap();
+        assert!(!remote.connection_url().contains("sslmode"));
         assert!(matches!(ServerUrl::parse("redis://h"), Err(ServerUrlError::Scheme(_))));
     }
 

@@ -1,0 +1,117 @@
+//! `tenancy-bench`: the benchmarks behind `cargo xtask bench`. Each prints one line per backend with
+//! totals, per-tenant percentiles and a per-step breakdown, so runs can be compared.
+//!
+//! Benchmarks run the library in-process (no process start-up in the figures) against the same
+//! servers as the tests, in uniquely named databases that are dropped afterwards.
+
+#![allow(clippy::print_stdout)] // a benchmark's output is its figures
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tenancy_core::migrator::SeaOrmMigrator;
+use tenancy_core::provisioning::{ProvisionReporter, StepOutcome, TenantRequest};
+use tenancy_core::{Domain, Tenancy, TenantName};
+use tenancy_tests::{Backend, TestEnv};
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Create N tenants one after another: registry row, database, migrations, activation
+    Provision {
+        /// How many tenants per backend
+        #[arg(long, default_value_t = 100)]
+        tenants: usize,
+        /// Which backends (default: sqlite and postgres)
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::Postgres])]
+        backend: Vec<BackendArg>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Sqlite,
+    Postgres,
+    PostgresSchema,
+    Mysql,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::Sqlite => Backend::Sqlite,
+            BackendArg::Postgres => Backend::Postgres,
+            BackendArg::PostgresSchema => Backend::PostgresSchema,
+            BackendArg::Mysql => Backend::MySql,
+        }
+    }
+}
+
+/// Adds up the time of each provisioning step.
+#[derive(Default)]
+struct StepTimes(Mutex<BTreeMap<String, Duration>>);
+
+impl ProvisionReporter for StepTimes {
+    fn on_step_finished(&self, step: &str, _outcome: &StepOutcome, elapsed: Duration) {
+        *self.0.lock().expect("not poisoned").entry(step.to_owned()).or_default() += elapsed;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().bench {
+        Bench::Provision { tenants, backend } => {
+            println!("provision: {tenants} tenants per backend, created one after another, with the sample migrations");
+            for backend in backend {
+                provision(backend.into(), tenants).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn provision(backend: Backend, count: usize) -> anyhow::Result<()> {
+    let Some(env) = TestEnv::new(backend) else { return Ok(()) };
+    env.create_central_database().await;
+    let tenancy = Tenancy::builder(env.config()).tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default())).open().await?;
+    // One tenant first, so the figures do not include opening the registry and the admin pool.
+    tenancy.create_tenant(&TenantRequest::new(TenantName::parse("warm-up")?), &()).await?;
+
+    let steps = StepTimes::default();
+    let mut per_tenant = Vec::with_capacity(count);
+    let started = Instant::now();
+    for i in 0..count {
+        let mut request = TenantRequest::new(TenantName::parse(&format!("Tenant {i}"))?);
+        request.domains.push(Domain::parse(&format!("t{i}.bench.test"))?);
+        let one = Instant::now();
+        tenancy.create_tenant(&request, &steps).await?;
+        per_tenant.push(one.elapsed());
+    }
+    let total = started.elapsed();
+    per_tenant.sort();
+    let pct = |p: f64| ms(per_tenant[((per_tenant.len() as f64 - 1.0) * p).round() as usize]);
+    let breakdown: Vec<String> = steps.0.lock().expect("not poisoned").iter().map(|(step, time)| format!("{step} {:.2}", ms(*time) / count as f64)).collect();
+    println!(
+        "  {:<16} total {:>7.2}s   per tenant ms: mean {:>6.2}  p50 {:>6.2}  p95 {:>6.2}  max {:>6.2}   steps (mean ms): {}",
+        backend.name(),
+        total.as_secs_f64(),
+        ms(total) / count as f64,
+        pct(0.5),
+        pct(0.95),
+        pct(1.0),
+        breakdown.join(", ")
+    );
+    tenancy.close().await;
+    Ok(())
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

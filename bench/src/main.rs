@@ -97,7 +97,8 @@ async fn provision(backend: Backend, count: usize) -> anyhow::Result<()> {
     let total = started.elapsed();
     per_tenant.sort();
     let pct = |p: f64| ms(per_tenant[((per_tenant.len() as f64 - 1.0) * p).round() as usize]);
-    let breakdown: Vec<String> = steps.0.lock().expect("not poisoned").iter().map(|(step, time)| format!("{step} {:.2}", ms(*time) / count as f64)).collect();
+    let breakdown: Vec<String> =
+        steps.0.lock().expect("not poisoned").iter().map(|(step, time)| format!("{step} {:.2}", ms(*time) / count as f64)).collect();
     println!(
         "  {:<16} total {:>7.2}s   per tenant ms: mean {:>6.2}  p50 {:>6.2}  p95 {:>6.2}  max {:>6.2}   steps (mean ms): {}",
         backend.name(),

@@ -1,6 +1,8 @@
 //! Bad input gets a clear message naming the input and exit code 2, and changes nothing. A server
 //! that cannot be reached is exit code 1, with host and port but no password.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 mod common;
 
 use common::Cli;
@@ -84,7 +86,8 @@ fn missing_answers_off_a_terminal_are_usage_errors() {
 fn invalid_prefixes_and_suffixes_are_refused() {
     let cli = Cli::sqlite();
     for (key, value) in [("PREFIX", "Bad-"), ("PREFIX", "1x"), ("PREFIX", "a\"b"), ("SUFFIX", "x;drop"), ("PREFIX", &"p".repeat(40))] {
-        let run = cli.command().env(format!("TENANCY_TENANT_DATABASE__{key}"), value).args(["tenant", "create", "--name", "X"]).output().unwrap();
+        let run =
+            cli.command().env(format!("TENANCY_TENANT_DATABASE__{key}"), value).args(["tenant", "create", "--name", "X"]).output().unwrap();
         assert_eq!(run.status.code(), Some(2), "{key}={value}");
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(stderr.contains(&format!("TENANCY_TENANT_DATABASE__{key}")), "{stderr}");
@@ -135,7 +138,8 @@ fn an_unreachable_server_is_a_failure_that_hides_the_password() {
     insta::assert_snapshot!("unreachable_server", run.snapshot(&cli.env));
     assert!(cli.tenants().is_empty(), "the registry row was undone");
 
-    let registry = cli.command().env("TENANCY_CENTRAL__URL", "mysql://root:hunter2@127.0.0.1:9/central").args(["tenant", "list"]).output().unwrap();
+    let registry =
+        cli.command().env("TENANCY_CENTRAL__URL", "mysql://root:hunter2@127.0.0.1:9/central").args(["tenant", "list"]).output().unwrap();
     let registry = common::Run::from(registry);
     assert_eq!(registry.code, 1);
     assert!(registry.stderr.contains("127.0.0.1:9") && !registry.stderr.contains("hunter2"), "{}", registry.stderr);

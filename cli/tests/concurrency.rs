@@ -1,5 +1,7 @@
 //! Twenty `tenancy tenant create` processes at once on PostgreSQL leave twenty consistent tenants.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 mod common;
 
 use common::Cli;

@@ -1,6 +1,8 @@
 //! `tenancy tenant …` end to end through the real binary: SQLite always, PostgreSQL (database and
 //! schema per tenant) and MariaDB when their servers run.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 mod common;
 
 use common::Cli;
@@ -65,8 +67,8 @@ fn list_and_show_for_people_and_for_programs() {
     insta::assert_snapshot!("list_empty", empty.snapshot(&cli.env));
     cli.create("Acme", &["acme.test", "www.acme.test"]);
     cli.create("Globex", &[]);
-    insta::assert_snapshot!("list_table", filter_dates(&cli.run(&["tenant", "list"]).snapshot(&cli.env)));
-    insta::assert_snapshot!("show", filter_dates(&cli.run(&["tenant", "show", "acme.test"]).snapshot(&cli.env)));
+    insta::assert_snapshot!("list_table", cli.run(&["tenant", "list"]).snapshot(&cli.env));
+    insta::assert_snapshot!("show", cli.run(&["tenant", "show", "acme.test"]).snapshot(&cli.env));
     let json = cli.run(&["tenant", "list", "--json", "--status", "active"]);
     assert_eq!(json.stdout.lines().count(), 2);
     assert!(json.stderr.is_empty(), "--json keeps stderr quiet: {}", json.stderr);
@@ -125,20 +127,4 @@ fn completions_and_help() {
         assert!(help.contains(flag), "{flag} missing from help");
     }
     assert_eq!(cli.run(&["tenant", "frobnicate"]).code, 2);
-}
-
-fn filter_dates(text: &str) -> String {
-    text.lines()
-        .map(|line| {
-            let mut line = line.to_owned();
-            // 2026-11-27 01:14 and RFC 3339 timestamps.
-            while let Some(start) = line.find("20").filter(|&i| line[i..].len() >= 16 && line.as_bytes().get(i + 4) == Some(&b'-') && line.as_bytes().get(i + 10).is_some_and(|b| *b == b' ' || *b == b'T')) {
-                let end = line[start..].find(|c: char| c == ' ' && false || c == '\n').map_or(line.len(), |e| start + e);
-                let stamp_end = if line.as_bytes()[start + 10] == b'T' { line[start..].find(|c: char| c == ' ').map_or(end, |e| start + e) } else { start + 16 };
-                line.replace_range(start..stamp_end, "[DATE]");
-            }
-            line
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }

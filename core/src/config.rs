@@ -175,7 +175,9 @@ impl Config {
             NamingError::TooLong { ref suffix, .. } if suffix.is_empty() => (key("prefix"), err.to_string()),
             NamingError::TooLong { .. } => (key("suffix"), err.to_string()),
         })?;
-        for (name, value) in [("pool_size", db.pool_size), ("max_open_pools", db.max_open_pools), ("connection_budget", db.connection_budget)] {
+        for (name, value) in
+            [("pool_size", db.pool_size), ("max_open_pools", db.max_open_pools), ("connection_budget", db.connection_budget)]
+        {
             if value == 0 {
                 return Err((key(name), format!("`{name}` must be at least 1")));
             }
@@ -183,7 +185,10 @@ impl Config {
         if db.connection_budget < db.pool_size {
             return Err((
                 key("connection_budget"),
-                format!("the budget ({}) is smaller than one tenant's pool_size ({}); raise the budget or lower pool_size", db.connection_budget, db.pool_size),
+                format!(
+                    "the budget ({}) is smaller than one tenant's pool_size ({}); raise the budget or lower pool_size",
+                    db.connection_budget, db.pool_size
+                ),
             ));
         }
         if db.isolation == Isolation::Schema && db.driver != Driver::Postgres {
@@ -192,13 +197,22 @@ impl Config {
         if db.driver != Driver::Sqlite && !db.servers.contains_key(&db.server) {
             return Err((
                 key("server"),
-                format!("no server named `{}` in `tenant_database.servers`; the {} driver needs one, e.g. `{} = \"{}\"`", db.server, db.driver, db.server, db.driver.example_url()),
+                format!(
+                    "no server named `{}` in `tenant_database.servers`; the {} driver needs one, e.g. `{} = \"{}\"`",
+                    db.server,
+                    db.driver,
+                    db.server,
+                    db.driver.example_url()
+                ),
             ));
         }
         for (name, url) in &db.servers {
             let parsed = ServerUrl::parse(url).map_err(|err| (format!("tenant_database.servers.{name}"), err.to_string()))?;
             if db.driver != Driver::Sqlite && parsed.driver() != db.driver {
-                return Err((format!("tenant_database.servers.{name}"), format!("a {} URL cannot serve the {} driver", parsed.driver(), db.driver)));
+                return Err((
+                    format!("tenant_database.servers.{name}"),
+                    format!("a {} URL cannot serve the {} driver", parsed.driver(), db.driver),
+                ));
             }
         }
         self.central_location().map_err(|err| ("central.url".to_owned(), err.to_string()))?;
@@ -223,7 +237,8 @@ impl Config {
 
     /// The database naming rule, already validated by [`Config::load`].
     pub fn naming(&self) -> DatabaseNaming {
-        DatabaseNaming::new(&self.tenant_database.prefix, &self.tenant_database.suffix).expect("validated when the configuration was loaded")
+        DatabaseNaming::new(&self.tenant_database.prefix, &self.tenant_database.suffix)
+            .expect("validated when the configuration was loaded")
     }
 
     /// How long an unused tenant pool stays open.

@@ -109,7 +109,12 @@ impl ConnectionCache {
     ///
     /// # Errors
     /// [`DatabaseError::Connect`] when the tenant's database cannot be reached.
-    pub async fn lease(&self, tenant: &TenantId, database: &DatabaseName, manager: &dyn DatabaseManager) -> Result<PoolLease<'_>, DatabaseError> {
+    pub async fn lease(
+        &self,
+        tenant: &TenantId,
+        database: &DatabaseName,
+        manager: &dyn DatabaseManager,
+    ) -> Result<PoolLease<'_>, DatabaseError> {
         if let Some(lease) = self.warm(tenant) {
             return Ok(lease);
         }
@@ -121,7 +126,9 @@ impl ConnectionCache {
             let (pool, surplus) = match state.pools.entry(*tenant) {
                 // Another task opened this tenant's pool meanwhile: use theirs, close ours.
                 Entry::Occupied(entry) => (entry.into_mut(), Some(connection)),
-                Entry::Vacant(entry) => (entry.insert(OpenPool { connection, in_use: Arc::new(()), last_used: Instant::now(), _permits: permits }), None),
+                Entry::Vacant(entry) => {
+                    (entry.insert(OpenPool { connection, in_use: Arc::new(()), last_used: Instant::now(), _permits: permits }), None)
+                }
             };
             pool.last_used = Instant::now();
             (PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), cache: self }, surplus)
@@ -170,7 +177,8 @@ impl ConnectionCache {
         let expired: Vec<OpenPool> = {
             let mut state = self.lock();
             let timeout = self.limits.idle_timeout;
-            let ids: Vec<TenantId> = state.pools.iter().filter(|(_, pool)| pool.is_idle() && pool.last_used.elapsed() >= timeout).map(|(id, _)| *id).collect();
+            let ids: Vec<TenantId> =
+                state.pools.iter().filter(|(_, pool)| pool.is_idle() && pool.last_used.elapsed() >= timeout).map(|(id, _)| *id).collect();
             ids.iter().filter_map(|id| state.pools.remove(id)).collect()
         };
         for pool in expired {

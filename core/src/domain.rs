@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_host_name() {
         let long = format!("{}.com", vec!["a".repeat(60); 5].join("."));
-        let cases: &[(&str, fn(&DomainError) -> bool)] = &[
+        type Expectation = fn(&DomainError) -> bool;
+        let cases: &[(&str, Expectation)] = &[
             ("", |e| matches!(e, DomainError::Empty)),
             ("   ", |e| matches!(e, DomainError::Empty)),
             ("../../etc", |e| matches!(e, DomainError::InvalidCharacter { found: '/', .. })),

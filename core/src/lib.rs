@@ -40,7 +40,7 @@ mod tenant;
 
 pub use config::{Config, ConfigError};
 pub use connections::ConnectionCache;
-pub use context::{BoxError, Bootstrapper, ContextBuilder, ContextError, TenantContext, current_tenant};
+pub use context::{Bootstrapper, BoxError, ContextBuilder, ContextError, TenantContext, current_tenant};
 pub use database::Driver;
 pub use domain::{Domain, DomainError};
 pub use registry::{Registry, RegistryError, TenantRefError};

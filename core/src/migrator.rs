@@ -68,7 +68,11 @@ pub struct MigrationFailed {
 /// # Errors
 /// [`MigrationFailed`] naming the migration.
 pub async fn migrate_all(migrator: &dyn TenantMigrator, db: &DatabaseConnection) -> Result<Vec<AppliedMigration>, MigrationFailed> {
-    let pending = migrator.pending(db).await.map_err(|source| MigrationFailed { migration: "(reading migration status)".into(), applied: Vec::new(), source })?;
+    let pending = migrator.pending(db).await.map_err(|source| MigrationFailed {
+        migration: "(reading migration status)".into(),
+        applied: Vec::new(),
+        source,
+    })?;
     let mut applied = Vec::with_capacity(pending.len());
     for name in pending {
         let started = Instant::now();

@@ -38,7 +38,15 @@ pub struct TenantRequest {
 impl TenantRequest {
     /// An active, migrated tenant with no domain, seeders or data.
     pub fn new(name: TenantName) -> Self {
-        Self { name, domains: Vec::new(), status: TenantStatus::Active, migrate: true, seeders: Vec::new(), homepage_enabled: false, data: serde_json::json!({}) }
+        Self {
+            name,
+            domains: Vec::new(),
+            status: TenantStatus::Active,
+            migrate: true,
+            seeders: Vec::new(),
+            homepage_enabled: false,
+            data: serde_json::json!({}),
+        }
     }
 }
 
@@ -189,7 +197,12 @@ impl Provisioner {
     ///
     /// # Errors
     /// [`ProvisionError`] naming the step.
-    pub async fn provision(&self, tenancy: &Tenancy, request: &TenantRequest, reporter: &dyn ProvisionReporter) -> Result<Tenant, ProvisionError> {
+    pub async fn provision(
+        &self,
+        tenancy: &Tenancy,
+        request: &TenantRequest,
+        reporter: &dyn ProvisionReporter,
+    ) -> Result<Tenant, ProvisionError> {
         let id = TenantId::new();
         let mut job = Provisioning { tenancy, request, id, database: tenancy.config().naming().name_for(&id), tenant: None };
         for (index, step) in self.steps.iter().enumerate() {
@@ -318,7 +331,10 @@ impl ProvisioningStep for Seed {
         job.tenancy
             .run(tenant, |ctx| async move {
                 for seeder in seeders {
-                    seeder.run(&ctx).await.map_err(|err| -> BoxError { format!("seeder `{}` failed: {}", seeder.name(), error_chain(&*err)).into() })?;
+                    seeder
+                        .run(&ctx)
+                        .await
+                        .map_err(|err| -> BoxError { format!("seeder `{}` failed: {}", seeder.name(), error_chain(&*err)).into() })?;
                 }
                 Ok::<_, BoxError>(())
             })
@@ -358,7 +374,9 @@ pub struct DeleteOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
     /// The recorded database name does not look like this tenant's: refuse to drop it.
-    #[error("refusing to drop database `{database}` of tenant {tenant}: its name does not contain the tenant id, so it may not be a tenant database")]
+    #[error(
+        "refusing to drop database `{database}` of tenant {tenant}: its name does not contain the tenant id, so it may not be a tenant database"
+    )]
     NotATenantDatabase {
         /// The recorded name.
         database: DatabaseName,

@@ -48,7 +48,11 @@ impl Seeder for AccountsTableSeeder {
         let email = format!("owner@{}", ctx.tenant().primary_domain().map_or("example.invalid", |d| d.as_str()));
         let existing = Query::select().expr(Expr::val(1)).from("accounts").and_where(Expr::col("email").eq(email.as_str())).to_owned();
         if db.query_one(&existing).await?.is_none() {
-            let insert = Query::insert().into_table("accounts").columns(["name", "email"]).values_panic([ctx.tenant().name.as_str().into(), email.into()]).to_owned();
+            let insert = Query::insert()
+                .into_table("accounts")
+                .columns(["name", "email"])
+                .values_panic([ctx.tenant().name.as_str().into(), email.into()])
+                .to_owned();
             db.execute(&insert).await?;
         }
         Ok(())

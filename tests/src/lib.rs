@@ -88,7 +88,8 @@ impl TestEnv {
             return None;
         }
         let random = TenantId::new().simple();
-        let env = Self { backend, dir: tempfile::tempdir().expect("a temporary folder"), prefix: format!("t{}_", &random[random.len() - 10..]) };
+        let env =
+            Self { backend, dir: tempfile::tempdir().expect("a temporary folder"), prefix: format!("t{}_", &random[random.len() - 10..]) };
         std::fs::write(env.dir.path().join("tenancy.toml"), env.config_toml()).expect("write tenancy.toml");
         Some(env)
     }
@@ -169,9 +170,23 @@ impl TestEnv {
                 let Ok(entries) = std::fs::read_dir(self.sqlite_dir()) else { return Vec::new() };
                 return entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".sqlite")).collect();
             }
-            Backend::Postgres => admin_names(&self.postgres_admin(), &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await,
-            Backend::PostgresSchema => admin_names(&self.server_url().expect("a server"), &format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{pattern}'")).await,
-            Backend::MySql => admin_names(&self.mysql_admin(), &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'")).await,
+            Backend::Postgres => {
+                admin_names(&self.postgres_admin(), &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await
+            }
+            Backend::PostgresSchema => {
+                admin_names(
+                    &self.server_url().expect("a server"),
+                    &format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{pattern}'"),
+                )
+                .await
+            }
+            Backend::MySql => {
+                admin_names(
+                    &self.mysql_admin(),
+                    &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'"),
+                )
+                .await
+            }
         };
         names.into_iter().filter(|n| n != &central).collect()
     }
@@ -194,7 +209,12 @@ impl TestEnv {
                 }
             }
             Backend::MySql => {
-                for name in admin_names(&mysql_admin, &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'")).await {
+                for name in admin_names(
+                    &mysql_admin,
+                    &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'"),
+                )
+                .await
+                {
                     admin_execute(&mysql_admin, &format!("DROP DATABASE IF EXISTS `{name}`")).await;
                 }
             }
@@ -210,7 +230,11 @@ impl Drop for TestEnv {
         let (backend, prefix, pg, my) = (self.backend, self.prefix.clone(), self.postgres_admin(), self.mysql_admin());
         // A thread of its own: drop may run inside a test's runtime, where another cannot start.
         let cleanup = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(Self::cleanup(backend, prefix, pg, my));
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(Self::cleanup(backend, prefix, pg, my));
         });
         let _ = cleanup.join();
     }

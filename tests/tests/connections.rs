@@ -1,6 +1,8 @@
 //! The connection cache: warm tenants reuse their pool, the budget and `max_open_pools` are never
 //! exceeded (idle pools are closed to make room, busy ones are waited for), and idle pools expire.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -121,7 +123,10 @@ async fn idle_pools_are_closed_after_the_idle_timeout() {
 
 /// Counts the server connections to this test's tenant databases (not its registry), as PostgreSQL sees them.
 async fn server_connections(admin: &sea_orm::DatabaseConnection, prefix: &str) -> usize {
-    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '{}%' AND datname <> '{prefix}central'", prefix.replace('_', "\\_"));
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '{}%' AND datname <> '{prefix}central'",
+        prefix.replace('_', "\\_")
+    );
     let row = admin.query_one_raw(Statement::from_string(admin.get_database_backend(), sql)).await.unwrap().unwrap();
     row.try_get_by_index::<i64>(0).unwrap() as usize
 }

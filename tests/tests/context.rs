@@ -1,6 +1,8 @@
 //! Running code as a tenant: each tenant's queries reach only its own database, `current_tenant()`
 //! follows the context, and bootstrappers attach resources and are reverted.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +23,8 @@ async fn tenancy_with(env: &TestEnv, bootstrappers: Vec<Arc<dyn Bootstrapper>>) 
 
 async fn emails(ctx: &TenantContext) -> Vec<String> {
     let db = ctx.db();
-    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT email FROM accounts ORDER BY email")).await.unwrap();
+    let rows =
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT email FROM accounts ORDER BY email")).await.unwrap();
     rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect()
 }
 

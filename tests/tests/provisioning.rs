@@ -2,6 +2,8 @@
 //! migration and a failing seeder each leave no registry row and no database behind, and creating
 //! again afterwards works.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 use std::sync::Arc;
 
 use sea_orm_migration::prelude::*;
@@ -12,7 +14,11 @@ use tenancy_tests::{Backend, TestEnv, table_names};
 
 async fn open(env: &TestEnv) -> Tenancy {
     env.create_central_database().await;
-    Tenancy::builder(env.config()).tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default())).open().await.expect("open tenancy")
+    Tenancy::builder(env.config())
+        .tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default()))
+        .open()
+        .await
+        .expect("open tenancy")
 }
 
 fn request(name: &str, domain: &str) -> TenantRequest {
@@ -102,7 +108,8 @@ async fn a_failing_migration_drops_the_new_database() {
     for backend in Backend::ALL {
         let Some(env) = TestEnv::new(backend) else { continue };
         env.create_central_database().await;
-        let tenancy = Tenancy::builder(env.config()).tenant_migrator(Arc::new(SeaOrmMigrator::<BrokenMigrator>::default())).open().await.unwrap();
+        let tenancy =
+            Tenancy::builder(env.config()).tenant_migrator(Arc::new(SeaOrmMigrator::<BrokenMigrator>::default())).open().await.unwrap();
         let err = tenancy.create_tenant(&request("Acme", "acme.test"), &()).await.expect_err("the migration fails");
         assert_eq!(err.step, "migrate", "{}", backend.name());
         assert!(err.to_string().contains("at step `migrate`"));
@@ -160,7 +167,11 @@ async fn a_failing_seeder_undoes_the_tenant_and_a_good_one_runs_in_the_tenant_da
         let tenant = tenancy.create_tenant(&good, &()).await.unwrap();
         let (tables, owners) = tenancy
             .run(&tenant, |ctx| async move {
-                let rows = ctx.db().query_all_raw(sea_orm::Statement::from_string(ctx.db().get_database_backend(), "SELECT email FROM accounts")).await.unwrap();
+                let rows = ctx
+                    .db()
+                    .query_all_raw(sea_orm::Statement::from_string(ctx.db().get_database_backend(), "SELECT email FROM accounts"))
+                    .await
+                    .unwrap();
                 (table_names(ctx.db()).await, rows.len())
             })
             .await

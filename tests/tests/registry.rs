@@ -1,6 +1,8 @@
 //! The registry: naming a tenant by id, id prefix, domain or name; ambiguity; domains that stay
 //! unique even when two writers race for one.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 use std::sync::Arc;
 
 use tenancy_core::provisioning::TenantRequest;
@@ -93,7 +95,12 @@ async fn two_tenants_racing_for_one_domain_get_it_once() {
         for attempt in attempts {
             match attempt.await.unwrap() {
                 Ok(_) => won += 1,
-                Err(err) => assert!(err.source.downcast_ref::<RegistryError>().is_some_and(RegistryError::is_bad_input), "{}: {err}: {}", backend.name(), err.source),
+                Err(err) => assert!(
+                    err.source.downcast_ref::<RegistryError>().is_some_and(RegistryError::is_bad_input),
+                    "{}: {err}: {}",
+                    backend.name(),
+                    err.source
+                ),
             }
         }
         assert_eq!(won, 1, "{}", backend.name());

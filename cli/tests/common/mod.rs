@@ -98,7 +98,10 @@ pub fn filter(text: &str, dir: &Path) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < chars.len() {
-        if let Some(len) = uuid_at(&chars[i..]) {
+        if let Some(len) = date_at(&chars[i..]) {
+            out.push_str("[DATE]");
+            i += len;
+        } else if let Some(len) = uuid_at(&chars[i..]) {
             out.push_str("[UUID]");
             i += len;
         } else if let Some(len) = hex32_at(&chars[i..]) {
@@ -113,6 +116,29 @@ pub fn filter(text: &str, dir: &Path) -> String {
         }
     }
     out
+}
+
+/// `2026-11-27 01:14` and RFC 3339 times such as `2026-11-27T01:14:59.820635889+00:00`.
+fn date_at(s: &[char]) -> Option<usize> {
+    let shape = "dddd-dd-dd?dd:dd";
+    if s.len() < shape.len() {
+        return None;
+    }
+    for (c, expected) in s.iter().zip(shape.chars()) {
+        let fits = match expected {
+            'd' => c.is_ascii_digit(),
+            '?' => *c == ' ' || *c == 'T',
+            other => *c == other,
+        };
+        if !fits {
+            return None;
+        }
+    }
+    let mut end = shape.len();
+    while s.get(end).is_some_and(|c| c.is_ascii_digit() || matches!(c, ':' | '.' | '+' | 'Z') || (*c == '-' && end > shape.len())) {
+        end += 1;
+    }
+    Some(end)
 }
 
 fn uuid_at(s: &[char]) -> Option<usize> {
@@ -149,7 +175,13 @@ fn duration_at(s: &[char]) -> Option<usize> {
         return None;
     }
     let rest: String = s[i..].iter().take(3).collect();
-    let unit = if rest.starts_with("ms") { 2 } else if rest.starts_with('s') { 1 } else { return None };
+    let unit = if rest.starts_with("ms") {
+        2
+    } else if rest.starts_with('s') {
+        1
+    } else {
+        return None;
+    };
     let end = i + unit;
     if s.get(end).is_some_and(|c| c.is_alphanumeric()) {
         return None;

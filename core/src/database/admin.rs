@@ -37,14 +37,17 @@ impl ServerAdmin {
     pub async fn any_row(&self, sql: &str, values: Vec<Value>, action: String) -> Result<bool, DatabaseError> {
         let pool = self.pool().await?;
         let statement = Statement::from_sql_and_values(pool.get_database_backend(), sql, values);
-        pool.query_one_raw(statement)
-            .await
-            .map(|row| row.is_some())
-            .map_err(|err| DatabaseError::Query { action, location: self.url.to_string(), source: DbMessage::scrubbed(Some(&self.url), &err) })
+        pool.query_one_raw(statement).await.map(|row| row.is_some()).map_err(|err| DatabaseError::Query {
+            action,
+            location: self.url.to_string(),
+            source: DbMessage::scrubbed(Some(&self.url), &err),
+        })
     }
 
     pub async fn ping(&self) -> Result<(), DatabaseError> {
         let pool = self.pool().await?;
-        pool.ping().await.map_err(|err| DatabaseError::Connect { location: self.url.to_string(), source: DbMessage::scrubbed(Some(&self.url), &err) })
+        pool.ping()
+            .await
+            .map_err(|err| DatabaseError::Connect { location: self.url.to_string(), source: DbMessage::scrubbed(Some(&self.url), &err) })
     }
 }

@@ -183,17 +183,29 @@ impl PoolSettings {
     /// Connect options for the small administration pool of a server.
     pub fn admin_options(&self, url: String) -> ConnectOptions {
         let mut options = ConnectOptions::new(url);
-        options.max_connections(2).min_connections(0).connect_timeout(self.connect_timeout).idle_timeout(Duration::from_secs(30)).sqlx_logging(false);
+        options
+            .max_connections(2)
+            .min_connections(0)
+            .connect_timeout(self.connect_timeout)
+            .idle_timeout(Duration::from_secs(30))
+            .sqlx_logging(false);
         options
     }
 }
 
 /// Opens `options` and turns a failure into [`DatabaseError::Connect`] naming `location`.
 /// On a server, a TCP probe runs first so that a refused connection fails at once with its reason.
-pub(crate) async fn connect(options: ConnectOptions, server: Option<&ServerUrl>, location: String) -> Result<DatabaseConnection, DatabaseError> {
+pub(crate) async fn connect(
+    options: ConnectOptions,
+    server: Option<&ServerUrl>,
+    location: String,
+) -> Result<DatabaseConnection, DatabaseError> {
     if let Some(server) = server {
         let timeout = options.get_connect_timeout().unwrap_or(Duration::from_secs(10));
-        server.probe(timeout).await.map_err(|err| DatabaseError::Connect { location: location.clone(), source: DbMessage(format!("{err} (connecting to {})", server.host_port())) })?;
+        server.probe(timeout).await.map_err(|err| DatabaseError::Connect {
+            location: location.clone(),
+            source: DbMessage(format!("{err} (connecting to {})", server.host_port())),
+        })?;
     }
     sea_orm::Database::connect(options).await.map_err(|err| DatabaseError::Connect { location, source: DbMessage::scrubbed(server, &err) })
 }

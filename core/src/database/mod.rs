@@ -12,14 +12,14 @@ mod postgres;
 mod server_url;
 mod sqlite;
 
-pub use manager::{DatabaseError, DatabaseManager, DbMessage, manager_for};
 pub(crate) use manager::connect;
-pub(crate) use sqlite::sqlite_connect_options;
+pub use manager::{DatabaseError, DatabaseManager, DbMessage, manager_for};
 pub use mysql::MySqlManager;
 pub use naming::{DatabaseName, DatabaseNaming, InvalidDatabaseName, NamingError};
 pub use postgres::{PostgresDatabaseManager, PostgresSchemaManager};
 pub use server_url::{ServerUrl, ServerUrlError};
 pub use sqlite::SqliteManager;
+pub(crate) use sqlite::sqlite_connect_options;
 
 use std::fmt;
 

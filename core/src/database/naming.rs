@@ -117,7 +117,8 @@ impl DatabaseNaming {
 
     /// The database name of `tenant`.
     pub fn name_for(&self, tenant: &TenantId) -> DatabaseName {
-        DatabaseName::parse(&format!("{}{}{}", self.prefix, tenant.simple(), self.suffix)).expect("prefix and suffix were checked in DatabaseNaming::new")
+        DatabaseName::parse(&format!("{}{}{}", self.prefix, tenant.simple(), self.suffix))
+            .expect("prefix and suffix were checked in DatabaseNaming::new")
     }
 
     /// The prefix.

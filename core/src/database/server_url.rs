@@ -66,7 +66,9 @@ impl ServerUrl {
     fn is_loopback(&self) -> bool {
         match self.url.host() {
             // Hosts of non-special schemes like `postgres://` are opaque strings, IP addresses included.
-            Some(url::Host::Domain(domain)) => domain == "localhost" || domain.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+            Some(url::Host::Domain(domain)) => {
+                domain == "localhost" || domain.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,

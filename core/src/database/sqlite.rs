@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectOptions, DatabaseConnection};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, DatabaseConnection};
 
 use super::manager::{PoolSettings, connect};
 use super::{DatabaseError, DatabaseManager, DatabaseName, Driver};
@@ -68,12 +68,18 @@ impl DatabaseManager for SqliteManager {
     }
 
     async fn create_database(&self, database: &DatabaseName) -> Result<(), DatabaseError> {
-        tokio::fs::create_dir_all(&self.folder).await.map_err(|source| DatabaseError::Io { action: "create the folder", path: self.folder.clone(), source })?;
+        tokio::fs::create_dir_all(&self.folder).await.map_err(|source| DatabaseError::Io {
+            action: "create the folder",
+            path: self.folder.clone(),
+            source,
+        })?;
         let path = self.path_of(database);
         // `create_new` makes creation atomic: an existing file is never adopted.
         match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await {
             Ok(_) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(DatabaseError::AlreadyExists { database: database.clone(), location: path.display().to_string() }),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(DatabaseError::AlreadyExists { database: database.clone(), location: path.display().to_string() })
+            }
             Err(source) => Err(DatabaseError::Io { action: "create", path, source }),
         }
     }
@@ -92,6 +98,10 @@ impl DatabaseManager for SqliteManager {
     }
 
     async fn ping(&self) -> Result<(), DatabaseError> {
-        tokio::fs::create_dir_all(&self.folder).await.map_err(|source| DatabaseError::Io { action: "create the folder", path: self.folder.clone(), source })
+        tokio::fs::create_dir_all(&self.folder).await.map_err(|source| DatabaseError::Io {
+            action: "create the folder",
+            path: self.folder.clone(),
+            source,
+        })
     }
 }

@@ -60,7 +60,13 @@ impl MigrationTrait for CreateTenantsAndDomains {
                     .col(string_len("tenant_id", 36))
                     .col(boolean("is_primary").default(false))
                     .col(timestamp_with_time_zone("created_at"))
-                    .foreign_key(ForeignKey::create().name("domains_tenant_fk").from("domains", "tenant_id").to("tenants", "id").on_delete(ForeignKeyAction::Cascade))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("domains_tenant_fk")
+                            .from("domains", "tenant_id")
+                            .to("tenants", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
                     .to_owned(),
             )
             .await?;

@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
+    SqlErr, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -143,10 +144,18 @@ impl Registry {
         let registry = match &location {
             CentralLocation::Sqlite(path) => {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| RegistryError::Io { action: "create the folder", path: parent.to_path_buf(), source })?;
+                    std::fs::create_dir_all(parent).map_err(|source| RegistryError::Io {
+                        action: "create the folder",
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
                 }
                 // Create the file here: pools never create database files, so a mistyped tenant path fails loudly.
-                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|source| RegistryError::Io { action: "create", path: path.clone(), source })?;
+                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|source| RegistryError::Io {
+                    action: "create",
+                    path: path.clone(),
+                    source,
+                })?;
                 let mut options = ConnectOptions::new("sqlite://central.sqlite");
                 options.max_connections(4).sqlx_logging(false);
                 crate::database::sqlite_connect_options(path, &mut options);
@@ -172,7 +181,10 @@ impl Registry {
             return Ok(false);
         };
         let location = url.to_string();
-        let name = DatabaseName::parse(url.database()).map_err(|err| RegistryError::Connect { location: location.clone(), source: DbMessage(format!("{err}; create the registry database yourself")) })?;
+        let name = DatabaseName::parse(url.database()).map_err(|err| RegistryError::Connect {
+            location: location.clone(),
+            source: DbMessage(format!("{err}; create the registry database yourself")),
+        })?;
         let maintenance = match url.driver() {
             crate::Driver::MySql => url.connection_url_for(""),
             _ => url.connection_url_for("postgres"),
@@ -180,13 +192,24 @@ impl Registry {
         let mut options = ConnectOptions::new(maintenance);
         options.max_connections(1).connect_timeout(config.connect_timeout()).sqlx_logging(false);
         let admin = Self::connect(options, Some(&url), location.clone()).await?;
-        let query = |err: DbErr| RegistryError::Query { action: format!("create database `{name}`"), source: DbMessage::scrubbed(Some(&url), &err) };
+        let query = |err: DbErr| RegistryError::Query {
+            action: format!("create database `{name}`"),
+            source: DbMessage::scrubbed(Some(&url), &err),
+        };
         let backend = admin.db.get_database_backend();
         let (check, create) = match url.driver() {
-            crate::Driver::MySql => ("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", format!("CREATE DATABASE IF NOT EXISTS {}", name.mysql_quoted())),
+            crate::Driver::MySql => (
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                format!("CREATE DATABASE IF NOT EXISTS {}", name.mysql_quoted()),
+            ),
             _ => ("SELECT 1 FROM pg_database WHERE datname = $1", format!("CREATE DATABASE {}", name.pg_quoted())),
         };
-        let exists = admin.db.query_one_raw(sea_orm::Statement::from_sql_and_values(backend, check, [name.as_str().into()])).await.map_err(query)?.is_some();
+        let exists = admin
+            .db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(backend, check, [name.as_str().into()]))
+            .await
+            .map_err(query)?
+            .is_some();
         if !exists {
             admin.db.execute_unprepared(&create).await.map_err(query)?;
         }
@@ -227,9 +250,14 @@ impl Registry {
                 // Session-level locks: take, use and release them on one dedicated connection.
                 let mut options = ConnectOptions::new(url.connection_url());
                 options.max_connections(1).sqlx_logging(false);
-                let session = sea_orm::Database::connect(options).await.map_err(|err| RegistryError::Connect { location: self.location.clone(), source: DbMessage::scrubbed(Some(url), &err) })?;
+                let session = sea_orm::Database::connect(options).await.map_err(|err| RegistryError::Connect {
+                    location: self.location.clone(),
+                    source: DbMessage::scrubbed(Some(url), &err),
+                })?;
                 let (lock, unlock) = match url.driver() {
-                    crate::Driver::MySql => ("SELECT GET_LOCK('tenancy_registry_migrations', 300)", "SELECT RELEASE_LOCK('tenancy_registry_migrations')"),
+                    crate::Driver::MySql => {
+                        ("SELECT GET_LOCK('tenancy_registry_migrations', 300)", "SELECT RELEASE_LOCK('tenancy_registry_migrations')")
+                    }
                     _ => ("SELECT pg_advisory_lock(7305867001)", "SELECT pg_advisory_unlock(7305867001)"),
                 };
                 session.execute_unprepared(lock).await.map_err(migrate_err)?;
@@ -278,7 +306,9 @@ impl Registry {
     /// # Errors
     /// When the query fails or the row is invalid.
     pub async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, RegistryError> {
-        let Some(row) = tenants::Entity::find_by_id(id.to_string()).one(&self.db).await.map_err(RegistryError::query(format!("read tenant `{id}`")))? else {
+        let Some(row) =
+            tenants::Entity::find_by_id(id.to_string()).one(&self.db).await.map_err(RegistryError::query(format!("read tenant `{id}`")))?
+        else {
             return Ok(None);
         };
         let mut found = self.with_domains(vec![row]).await?;
@@ -331,7 +361,11 @@ impl Registry {
     pub async fn delete(&self, id: &TenantId) -> Result<(), RegistryError> {
         let action = || format!("delete tenant `{id}`");
         let txn = self.db.begin().await.map_err(RegistryError::query(action()))?;
-        domains::Entity::delete_many().filter(domains::Column::TenantId.eq(id.to_string())).exec(&txn).await.map_err(RegistryError::query(action()))?;
+        domains::Entity::delete_many()
+            .filter(domains::Column::TenantId.eq(id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(RegistryError::query(action()))?;
         tenants::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(RegistryError::query(action()))?;
         txn.commit().await.map_err(RegistryError::query(action()))
     }
@@ -424,7 +458,8 @@ impl Registry {
                 .await
                 .map_err(RegistryError::query("read domains"))?;
             for row in found {
-                let domain = Domain::parse(&row.domain).map_err(|err| RegistryError::Corrupt { id: row.tenant_id.clone(), problem: err.to_string() })?;
+                let domain = Domain::parse(&row.domain)
+                    .map_err(|err| RegistryError::Corrupt { id: row.tenant_id.clone(), problem: err.to_string() })?;
                 by_tenant.entry(row.tenant_id).or_default().push(TenantDomain { domain, primary: row.is_primary });
             }
         }
@@ -494,7 +529,12 @@ fn path_location(location: &CentralLocation) -> String {
 /// Holds an exclusive lock on `path` until dropped (the lock goes with the file handle).
 async fn lock_file(path: PathBuf) -> Result<std::fs::File, RegistryError> {
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|source| RegistryError::Io { action: "open the lock file", path: path.clone(), source })?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| RegistryError::Io { action: "open the lock file", path: path.clone(), source })?;
         file.lock().map_err(|source| RegistryError::Io { action: "lock", path, source })?;
         Ok(file)
     })

@@ -74,7 +74,10 @@ pub async fn run(args: CreateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitS
                 out.warn(format!("could not undo step `{step}`: {reason}"));
             }
             if !err.undo_failures.is_empty() {
-                out.warn(format!("tenant `{}` may be left with status `creating`; remove it with `tenancy tenant delete {} --force`", err.id, err.id));
+                out.warn(format!(
+                    "tenant `{}` may be left with status `creating`; remove it with `tenancy tenant delete {} --force`",
+                    err.id, err.id
+                ));
             }
             return Err(err.into());
         }
@@ -95,7 +98,11 @@ fn ask_for_missing(name: Option<String>, mut domains: Vec<String>, out: &Output)
         return Ok((name, domains));
     }
     if !out.is_interactive() {
-        return Err(UsageError::new("`tenant create` needs --name or --domain when not run on a terminal", "tenancy tenant create --name Acme --domain acme.example.com").into());
+        return Err(UsageError::new(
+            "`tenant create` needs --name or --domain when not run on a terminal",
+            "tenancy tenant create --name Acme --domain acme.example.com",
+        )
+        .into());
     }
     let name = prompt::text("Tenant name:", "shown in listings; need not be unique")?;
     let domain = prompt::text("Domain:", "e.g. acme.example.com; leave empty for none")?;
@@ -125,7 +132,8 @@ impl ProvisionReporter for StepLines<'_> {
             StepOutcome::Skipped(reason) => ("skipped", reason),
         };
         if self.out.is_json() {
-            self.out.json(&serde_json::json!({"event": "step", "step": step, "state": state, "detail": detail, "elapsed_ms": millis(elapsed)}));
+            self.out
+                .json(&serde_json::json!({"event": "step", "step": step, "state": state, "detail": detail, "elapsed_ms": millis(elapsed)}));
         } else if state == "skipped" {
             self.out.status("Skipped", format!("{step} ({detail})"));
         } else {
@@ -144,7 +152,8 @@ impl ProvisionReporter for StepLines<'_> {
 
     fn on_step_undone(&self, step: &str, result: Result<(), &BoxError>) {
         if self.out.is_json() {
-            self.out.json(&serde_json::json!({"event": "step", "step": step, "state": if result.is_ok() { "undone" } else { "undo_failed" }}));
+            self.out
+                .json(&serde_json::json!({"event": "step", "step": step, "state": if result.is_ok() { "undone" } else { "undo_failed" }}));
         } else if result.is_ok() {
             self.out.status("Undone", step);
         }

@@ -25,10 +25,18 @@ pub async fn run(args: DeleteArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitS
     let tenancy = ctx.open_tenancy().await?;
     let result = async {
         let tenant = tenancy.registry().resolve(&args.tenant).await?;
-        let what = if args.keep_database { "remove it from the registry, keeping its database".to_owned() } else { format!("drop database `{}`", tenant.database) };
+        let what = if args.keep_database {
+            "remove it from the registry, keeping its database".to_owned()
+        } else {
+            format!("drop database `{}`", tenant.database)
+        };
         if !args.force {
             if !out.is_interactive() {
-                return Err(UsageError::new(format!("refusing to delete tenant {tenant} without --force when not on a terminal"), format!("tenancy tenant delete {} --force", tenant.id)).into());
+                return Err(UsageError::new(
+                    format!("refusing to delete tenant {tenant} without --force when not on a terminal"),
+                    format!("tenancy tenant delete {} --force", tenant.id),
+                )
+                .into());
             }
             if !prompt::confirm(&format!("Delete tenant {tenant} and {what}?"))? {
                 out.status("Cancelled", "nothing was deleted");

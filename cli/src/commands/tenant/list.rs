@@ -28,10 +28,13 @@ pub async fn run(args: ListArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitSta
         return Ok(ExitStatus::Success);
     }
     if tenants.is_empty() {
-        out.status("Empty", match status {
-            Some(status) => format!("no tenant has status `{status}`"),
-            None => "no tenants yet; create one with `tenancy tenant create`".to_owned(),
-        });
+        out.status(
+            "Empty",
+            match status {
+                Some(status) => format!("no tenant has status `{status}`"),
+                None => "no tenants yet; create one with `tenancy tenant create`".to_owned(),
+            },
+        );
         return Ok(ExitStatus::Success);
     }
     for line in table(&tenants) {

@@ -26,7 +26,12 @@ pub async fn run(args: ShowArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitSta
     let domains = if tenant.domains.is_empty() {
         "-".to_owned()
     } else {
-        tenant.domains.iter().map(|d| if d.primary { format!("{} (primary)", d.domain) } else { d.domain.to_string() }).collect::<Vec<_>>().join(", ")
+        tenant
+            .domains
+            .iter()
+            .map(|d| if d.primary { format!("{} (primary)", d.domain) } else { d.domain.to_string() })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let fields = [
         ("id", tenant.id.to_string()),

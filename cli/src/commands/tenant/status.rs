@@ -20,7 +20,11 @@ pub async fn run(args: StatusArgs, status: TenantStatus, ctx: &AppContext<'_>) -
         let tenant = tenancy.registry().resolve(&args.tenant).await?;
         if tenant.status == TenantStatus::Creating {
             // Its provisioning never finished: its database may be missing or half migrated.
-            return Err(UsageError::new(format!("tenant {tenant} is still being created, or its creation was interrupted"), format!("delete it with `tenancy tenant delete {} --force` and create it again", tenant.id)).into());
+            return Err(UsageError::new(
+                format!("tenant {tenant} is still being created, or its creation was interrupted"),
+                format!("delete it with `tenancy tenant delete {} --force` and create it again", tenant.id),
+            )
+            .into());
         }
         if tenant.status == status {
             out.status("Unchanged", format!("tenant {tenant} is already {status}"));

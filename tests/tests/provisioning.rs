@@ -230,3 +230,21 @@ async fn create_database_never_adopts_an_existing_database() {
         tenancy.close().await;
     }
 }
+
+#[tokio::test]
+async fn delete_refuses_a_database_not_named_for_the_tenant() {
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let tenancy = open(&env).await;
+    let tenant = tenancy.create_tenant(&request("Acme", "acme.test"), &()).await.unwrap();
+    // A registry row edited by hand to point at a database that is not the tenant's.
+    std::fs::write(env.sqlite_dir().join("billing.sqlite"), b"precious").unwrap();
+    let sql = format!("UPDATE tenants SET database = 'billing' WHERE id = '{}'", tenant.id);
+    tenancy.registry().connection().execute_unprepared(&sql).await.unwrap();
+    let edited = tenancy.registry().require(&tenant.id).await.unwrap();
+
+    let err = tenancy.delete_tenant(&edited, DeleteOptions::default()).await.expect_err("refused");
+    assert!(matches!(err, tenancy_core::provisioning::DeleteError::NotATenantDatabase { .. }), "{err:?}");
+    assert!(err.to_string().contains("refusing to drop database `billing`"), "{err}");
+    assert_eq!(std::fs::read(env.sqlite_dir().join("billing.sqlite")).unwrap(), b"precious");
+    assert!(tenancy.registry().get(&tenant.id).await.unwrap().is_some(), "the registry row stays too");
+}

@@ -54,3 +54,60 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         other => bail!("unknown benchmark `{other}`; available: provision"),
     }
 }
+
+/// Habits `rustfmt` and clippy cannot check. Runs with the tests (`cargo test --workspace`).
+#[cfg(test)]
+mod tidy {
+    #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() && !name.starts_with('.') && name != "target" {
+                rust_files(&path, found);
+            } else if name.ends_with(".rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    fn workspace_files() -> Vec<(PathBuf, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let mut files = Vec::new();
+        rust_files(&root, &mut files);
+        files.into_iter().map(|path| (path.strip_prefix(&root).unwrap().to_path_buf(), std::fs::read_to_string(&path).unwrap())).collect()
+    }
+
+    #[test]
+    fn every_file_says_what_it_is_for() {
+        let missing: Vec<String> = workspace_files()
+            .into_iter()
+            .filter(|(_, text)| !text.starts_with("//!"))
+            .map(|(path, _)| path.display().to_string())
+            .collect();
+        assert!(missing.is_empty(), "these files do not start with a `//!` comment saying what they own:\n  {}", missing.join("\n  "));
+    }
+
+    #[test]
+    fn no_should_panic_tests() {
+        let marker = concat!("#[should", "_panic");
+        let found: Vec<String> =
+            workspace_files().into_iter().filter(|(_, text)| text.contains(marker)).map(|(path, _)| path.display().to_string()).collect();
+        assert!(found.is_empty(), "tests should assert on the error they expect, not on a panic:\n  {}", found.join("\n  "));
+    }
+
+    #[test]
+    fn only_the_output_module_prints_in_the_cli() {
+        let found: Vec<String> = workspace_files()
+            .into_iter()
+            .filter(|(path, text)| {
+                path.starts_with("cli/src") && !path.ends_with("output.rs") && (text.contains("println!") || text.contains("eprintln!"))
+            })
+            .map(|(path, _)| path.display().to_string())
+            .collect();
+        assert!(found.is_empty(), "print through `Output` (cli/src/output.rs) instead:\n  {}", found.join("\n  "));
+    }
+}

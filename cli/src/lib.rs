@@ -113,6 +113,15 @@ impl AppContext<'_> {
         })
     }
 
+    /// Opens the tenancy, runs `work` with it, and closes it whatever `work` returned, so pools are
+    /// shut down (and SQLite checkpointed) before the process exits.
+    pub async fn with_tenancy<T>(&self, work: impl AsyncFnOnce(&Tenancy) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let tenancy = self.open_tenancy().await?;
+        let result = work(&tenancy).await;
+        tenancy.close().await;
+        result
+    }
+
     /// The application's seeders, the default first.
     pub fn seeders(&self) -> &[Arc<dyn Seeder>] {
         &self.app.seeders

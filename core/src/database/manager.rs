@@ -155,13 +155,17 @@ impl DbMessage {
 
 /// Pool settings shared by every manager, taken from `[tenant_database]`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PoolSettings {
+pub struct PoolSettings {
+    /// Most connections of one tenant pool.
     pub pool_size: u32,
+    /// How long a pooled connection may sit unused.
     pub idle_timeout: Duration,
+    /// How long to wait for a server to accept a connection.
     pub connect_timeout: Duration,
 }
 
 impl PoolSettings {
+    /// The settings of `[tenant_database]`.
     pub fn from_config(config: &Config) -> Self {
         Self { pool_size: config.tenant_database.pool_size, idle_timeout: config.idle_timeout(), connect_timeout: config.connect_timeout() }
     }
@@ -181,7 +185,7 @@ impl PoolSettings {
     }
 
     /// Connect options for the small administration pool of a server.
-    pub fn admin_options(&self, url: String) -> ConnectOptions {
+    pub(crate) fn admin_options(&self, url: String) -> ConnectOptions {
         let mut options = ConnectOptions::new(url);
         options
             .max_connections(2)

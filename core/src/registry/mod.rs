@@ -437,7 +437,11 @@ impl Registry {
         }
     }
 
-    async fn ensure_domain_free(&self, domain: &Domain) -> Result<(), RegistryError> {
+    /// Checks that no tenant has `domain`.
+    ///
+    /// # Errors
+    /// [`RegistryError::DomainTaken`] naming the tenant that has it.
+    pub async fn ensure_domain_free(&self, domain: &Domain) -> Result<(), RegistryError> {
         match self.find_by_domain(domain).await? {
             Some(owner) => Err(RegistryError::DomainTaken { domain: domain.clone(), owner: owner.to_string() }),
             None => Ok(()),

@@ -47,12 +47,6 @@ pub async fn run(args: CreateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitS
         Some(name) => TenantName::parse(&name)?,
         None => TenantName::parse(domains.first().map(Domain::as_str).unwrap_or_default())?,
     };
-    let tenancy = ctx.open_tenancy().await?;
-    for domain in &domains {
-        if let Some(owner) = tenancy.registry().find_by_domain(domain).await? {
-            return Err(tenancy_core::RegistryError::DomainTaken { domain: domain.clone(), owner: owner.to_string() }.into());
-        }
-    }
     let mut request = TenantRequest::new(name);
     request.domains = domains;
     request.status = args.status.parse::<TenantStatus>()?;
@@ -65,23 +59,27 @@ pub async fn run(args: CreateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitS
     }
 
     let started = Instant::now();
-    let result = tenancy.create_tenant(&request, &StepLines { out }).await;
-    tenancy.close().await;
-    let tenant = match result {
-        Ok(tenant) => tenant,
-        Err(err) => {
-            for (step, reason) in &err.undo_failures {
-                out.warn(format!("could not undo step `{step}`: {reason}"));
+    let tenant = ctx
+        .with_tenancy(async |tenancy| {
+            // Checked before provisioning so the message is about the domain, not a failed step;
+            // the registry checks again, and its unique index catches a race.
+            for domain in &request.domains {
+                tenancy.registry().ensure_domain_free(domain).await?;
             }
-            if !err.undo_failures.is_empty() {
-                out.warn(format!(
-                    "tenant `{}` may be left with status `creating`; remove it with `tenancy tenant delete {} --force`",
-                    err.id, err.id
-                ));
-            }
-            return Err(err.into());
-        }
-    };
+            tenancy.create_tenant(&request, &StepLines { out }).await.map_err(|err| {
+                for (step, reason) in &err.undo_failures {
+                    out.warn(format!("could not undo step `{step}`: {reason}"));
+                }
+                if !err.undo_failures.is_empty() {
+                    out.warn(format!(
+                        "tenant `{}` may be left with status `creating`; remove it with `tenancy tenant delete {} --force`",
+                        err.id, err.id
+                    ));
+                }
+                err.into()
+            })
+        })
+        .await?;
     if out.is_json() {
         out.json(&serde_json::json!({"event": "tenant_created", "elapsed_ms": millis(started.elapsed()), "tenant": tenant}));
     } else {

@@ -22,34 +22,33 @@ pub struct DeleteArgs {
 
 pub async fn run(args: DeleteArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
-    let tenancy = ctx.open_tenancy().await?;
-    let result = async {
-        let tenant = tenancy.registry().resolve(&args.tenant).await?;
-        let what = if args.keep_database {
-            "remove it from the registry, keeping its database".to_owned()
-        } else {
-            format!("drop database `{}`", tenant.database)
-        };
-        if !args.force {
-            if !out.is_interactive() {
-                return Err(UsageError::new(
-                    format!("refusing to delete tenant {tenant} without --force when not on a terminal"),
-                    format!("tenancy tenant delete {} --force", tenant.id),
-                )
-                .into());
+    let deleted = ctx
+        .with_tenancy(async |tenancy| {
+            let tenant = tenancy.registry().resolve(&args.tenant).await?;
+            let what = if args.keep_database {
+                "remove it from the registry, keeping its database".to_owned()
+            } else {
+                format!("drop database `{}`", tenant.database)
+            };
+            if !args.force {
+                if !out.is_interactive() {
+                    return Err(UsageError::new(
+                        format!("refusing to delete tenant {tenant} without --force when not on a terminal"),
+                        format!("tenancy tenant delete {} --force", tenant.id),
+                    )
+                    .into());
+                }
+                if !prompt::confirm(&format!("Delete tenant {tenant} and {what}?"))? {
+                    out.status("Cancelled", "nothing was deleted");
+                    return Ok(None);
+                }
             }
-            if !prompt::confirm(&format!("Delete tenant {tenant} and {what}?"))? {
-                out.status("Cancelled", "nothing was deleted");
-                return Ok(None);
-            }
-        }
-        tenancy.delete_tenant(&tenant, DeleteOptions { keep_database: args.keep_database }).await?;
-        out.status("Deleted", format!("tenant {tenant} ({what})"));
-        Ok::<_, anyhow::Error>(Some(tenant))
-    }
-    .await;
-    tenancy.close().await;
-    if let Some(tenant) = result?
+            tenancy.delete_tenant(&tenant, DeleteOptions { keep_database: args.keep_database }).await?;
+            out.status("Deleted", format!("tenant {tenant} ({what})"));
+            Ok(Some(tenant))
+        })
+        .await?;
+    if let Some(tenant) = deleted
         && out.is_json()
     {
         out.json(&serde_json::json!({"event": "tenant_deleted", "id": tenant.id, "database_dropped": !args.keep_database}));

@@ -44,26 +44,24 @@ pub async fn run(command: DomainCommand, ctx: &AppContext<'_>) -> anyhow::Result
         DomainCommand::Add(args) => (&args.tenant, Domain::parse(&args.domain)?),
         DomainCommand::Remove(args) => (&args.tenant, Domain::parse(&args.domain)?),
     };
-    let tenancy = ctx.open_tenancy().await?;
-    let result = async {
-        let tenant = tenancy.registry().resolve(tenant_ref).await?;
-        let updated = match &command {
-            DomainCommand::Add(args) => {
-                let updated = tenancy.registry().add_domain(&tenant, &domain, args.primary).await?;
-                out.status("Added", format!("domain `{domain}` to tenant {tenant}"));
-                updated
-            }
-            DomainCommand::Remove(_) => {
-                let updated = tenancy.registry().remove_domain(&tenant, &domain).await?;
-                out.status("Removed", format!("domain `{domain}` from tenant {tenant}"));
-                updated
-            }
-        };
-        Ok::<_, anyhow::Error>(updated)
-    }
-    .await;
-    tenancy.close().await;
-    let tenant = result?;
+    let tenant = ctx
+        .with_tenancy(async |tenancy| {
+            let tenant = tenancy.registry().resolve(tenant_ref).await?;
+            let updated = match &command {
+                DomainCommand::Add(args) => {
+                    let updated = tenancy.registry().add_domain(&tenant, &domain, args.primary).await?;
+                    out.status("Added", format!("domain `{domain}` to tenant {tenant}"));
+                    updated
+                }
+                DomainCommand::Remove(_) => {
+                    let updated = tenancy.registry().remove_domain(&tenant, &domain).await?;
+                    out.status("Removed", format!("domain `{domain}` from tenant {tenant}"));
+                    updated
+                }
+            };
+            Ok(updated)
+        })
+        .await?;
     if out.is_json() {
         out.json(&tenant);
     }

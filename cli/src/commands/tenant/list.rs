@@ -17,10 +17,7 @@ pub struct ListArgs {
 pub async fn run(args: ListArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     let status = args.status.as_deref().map(str::parse::<TenantStatus>).transpose()?;
-    let tenancy = ctx.open_tenancy().await?;
-    let tenants = tenancy.registry().list(status).await;
-    tenancy.close().await;
-    let tenants = tenants?;
+    let tenants = ctx.with_tenancy(async |tenancy| Ok(tenancy.registry().list(status).await?)).await?;
     if out.is_json() {
         for tenant in &tenants {
             out.json(tenant);

@@ -14,11 +14,13 @@ pub struct ShowArgs {
 
 pub async fn run(args: ShowArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
-    let tenancy = ctx.open_tenancy().await?;
-    let tenant = tenancy.registry().resolve(&args.tenant).await;
-    let location = tenant.as_ref().ok().and_then(|t| tenancy.manager_of(t).ok().map(|m| m.location(&t.database)));
-    tenancy.close().await;
-    let tenant = tenant?;
+    let (tenant, location) = ctx
+        .with_tenancy(async |tenancy| {
+            let tenant = tenancy.registry().resolve(&args.tenant).await?;
+            let location = tenancy.manager_of(&tenant).map(|manager| manager.location(&tenant.database)).ok();
+            Ok((tenant, location))
+        })
+        .await?;
     if out.is_json() {
         out.json(&tenant);
         return Ok(ExitStatus::Success);

@@ -15,28 +15,26 @@ pub struct StatusArgs {
 
 pub async fn run(args: StatusArgs, status: TenantStatus, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
-    let tenancy = ctx.open_tenancy().await?;
-    let result = async {
-        let tenant = tenancy.registry().resolve(&args.tenant).await?;
-        if tenant.status == TenantStatus::Creating {
-            // Its provisioning never finished: its database may be missing or half migrated.
-            return Err(UsageError::new(
-                format!("tenant {tenant} is still being created, or its creation was interrupted"),
-                format!("delete it with `tenancy tenant delete {} --force` and create it again", tenant.id),
-            )
-            .into());
-        }
-        if tenant.status == status {
-            out.status("Unchanged", format!("tenant {tenant} is already {status}"));
-            return Ok(tenant);
-        }
-        let updated = tenancy.registry().set_status(&tenant.id, status).await?;
-        out.status("Updated", format!("tenant {updated}: {} → {status}", tenant.status));
-        Ok::<_, anyhow::Error>(updated)
-    }
-    .await;
-    tenancy.close().await;
-    let tenant = result?;
+    let tenant = ctx
+        .with_tenancy(async |tenancy| {
+            let tenant = tenancy.registry().resolve(&args.tenant).await?;
+            if tenant.status == TenantStatus::Creating {
+                // Its provisioning never finished: its database may be missing or half migrated.
+                return Err(UsageError::new(
+                    format!("tenant {tenant} is still being created, or its creation was interrupted"),
+                    format!("delete it with `tenancy tenant delete {} --force` and create it again", tenant.id),
+                )
+                .into());
+            }
+            if tenant.status == status {
+                out.status("Unchanged", format!("tenant {tenant} is already {status}"));
+                return Ok(tenant);
+            }
+            let updated = tenancy.registry().set_status(&tenant.id, status).await?;
+            out.status("Updated", format!("tenant {updated}: {} → {status}", tenant.status));
+            Ok(updated)
+        })
+        .await?;
     if out.is_json() {
         out.json(&tenant);
     }

@@ -38,6 +38,8 @@ struct Limits {
 #[derive(Debug, Default)]
 struct CacheState {
     pools: HashMap<TenantId, OpenPool>,
+    /// Pools opened since the cache was made: a warm tenant must not add to it.
+    opened: u64,
 }
 
 #[derive(Debug)]
@@ -86,6 +88,8 @@ pub struct CacheStats {
     pub pools_in_use: usize,
     /// Connections the open pools may hold at most (reserved from the budget).
     pub reserved_connections: u32,
+    /// Pools opened since start: it grows on a cold tenant, never on a warm one.
+    pub pools_opened: u64,
 }
 
 impl ConnectionCache {
@@ -123,6 +127,7 @@ impl ConnectionCache {
         let connection = manager.open(database).await?;
         let (lease, surplus) = {
             let mut state = self.lock();
+            state.opened += 1;
             let (pool, surplus) = match state.pools.entry(*tenant) {
                 // Another task opened this tenant's pool meanwhile: use theirs, close ours.
                 Entry::Occupied(entry) => (entry.into_mut(), Some(connection)),
@@ -210,6 +215,7 @@ impl ConnectionCache {
             open_pools: state.pools.len(),
             pools_in_use: state.pools.values().filter(|pool| !pool.is_idle()).count(),
             reserved_connections: state.pools.len() as u32 * self.limits.pool_size,
+            pools_opened: state.opened,
         }
     }
 }

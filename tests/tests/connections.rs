@@ -40,6 +40,9 @@ async fn a_warm_tenant_reuses_its_pool() {
     }
     let stats = tenancy.connections().stats();
     assert_eq!((stats.open_pools, stats.pools_in_use), (1, 0));
+    let opened = stats.pools_opened;
+    tenancy.run(&a, |_| async {}).await.unwrap();
+    assert_eq!(tenancy.connections().stats().pools_opened, opened, "a warm tenant opened a new pool");
 }
 
 #[tokio::test]

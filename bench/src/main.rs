@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tenancy_core::migrator::SeaOrmMigrator;
+use tenancy_core::migrate::SeaOrmMigrator;
 use tenancy_core::provisioning::{ProvisionReporter, StepOutcome, TenantRequest};
 use tenancy_core::{Domain, Tenancy, TenantName};
 use tenancy_tests::{Backend, TestEnv};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{completions, init, tenant};
+use crate::commands::{completions, db, init, tenant};
 
 /// Database-per-tenant multi-tenancy: create, migrate and manage every tenant's database.
 #[derive(Debug, Parser)]
@@ -44,6 +44,9 @@ pub enum Command {
     /// Create, list, show, change and delete tenants
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Migrate, roll back, inspect and seed tenant databases
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }

@@ -17,6 +17,8 @@
 mod args;
 mod commands;
 pub mod exit;
+mod fleet_view;
+mod memory;
 pub mod output;
 mod prompt;
 
@@ -25,7 +27,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use sea_orm_migration::MigratorTrait;
-use tenancy_core::migrator::{SeaOrmMigrator, TenantMigrator};
+use tenancy_core::migrate::{SeaOrmMigrator, TenantMigrator};
 use tenancy_core::{Config, OpenError, Seeder, Tenancy};
 
 pub use args::Cli;
@@ -105,6 +107,9 @@ impl AppContext<'_> {
         let mut builder = Tenancy::builder(self.config.clone());
         if let Some(migrator) = &self.app.migrator {
             builder = builder.tenant_migrator(migrator.clone());
+        }
+        if let Some(meter) = memory::JemallocMeter::detect() {
+            builder = builder.allocation_meter(Arc::new(meter));
         }
         // Unwrap the transparent `OpenError` so the edge can classify the real error and hint at a fix.
         builder.open().await.map_err(|err| match err {

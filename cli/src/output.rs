@@ -10,7 +10,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::Arc;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 /// Who reads the output.
@@ -24,13 +26,21 @@ pub enum Mode {
     Json,
 }
 
-/// The terminal, owned.
+/// The terminal, owned. Cheap to clone: clones share the spinner and the progress bars.
+#[derive(Clone)]
 pub struct Output {
     mode: Mode,
     color: bool,
     quiet: bool,
     interactive: bool,
+    live: Arc<Live>,
+}
+
+/// What is drawn on the terminal right now; lines are printed above it.
+#[derive(Default)]
+struct Live {
     spinner: Mutex<Option<ProgressBar>>,
+    bars: Mutex<Option<MultiProgress>>,
 }
 
 impl Output {
@@ -51,7 +61,7 @@ impl Output {
             color: mode == Mode::Terminal && !no_color_env && !no_color_flag,
             quiet,
             interactive: stderr_tty && std::io::stdin().is_terminal(),
-            spinner: Mutex::new(None),
+            live: Arc::default(),
         }
     }
 
@@ -75,11 +85,61 @@ impl Output {
     }
 
     fn stderr_line(&self, line: &str) {
-        let spinner = self.spinner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bars) = self.live.bars.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            // Printed above the bars, which are redrawn below it.
+            let _ = bars.println(line);
+            return;
+        }
+        let spinner = self.live.spinner.lock().unwrap_or_else(|p| p.into_inner());
         match spinner.as_ref() {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
+    }
+
+    /// A line on stderr for people (not shown with `--json` or `--quiet`), printed above any bars.
+    pub fn line(&self, line: impl std::fmt::Display) {
+        if self.quiet || self.is_json() {
+            return;
+        }
+        self.stderr_line(&line.to_string());
+    }
+
+    /// Progress bars for long work, on a terminal only (`None` when piped, with `--json` or `--quiet`).
+    /// While they are shown, every status line is printed above them.
+    pub fn start_bars(&self) -> Option<MultiProgress> {
+        if self.mode != Mode::Terminal || self.quiet {
+            return None;
+        }
+        let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        *self.live.bars.lock().unwrap_or_else(|p| p.into_inner()) = Some(bars.clone());
+        Some(bars)
+    }
+
+    /// Removes the bars started with [`Output::start_bars`].
+    pub fn stop_bars(&self) {
+        if let Some(bars) = self.live.bars.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = bars.clear();
+        }
+    }
+
+    /// Paints `text` green (success) on a colour terminal.
+    pub fn green(&self, text: &str) -> String {
+        self.paint(text, "32")
+    }
+
+    /// Paints `text` red (failure) on a colour terminal.
+    pub fn red(&self, text: &str) -> String {
+        self.paint(text, "31")
+    }
+
+    /// A cargo-style status line in red, for a failure: shown even with `--quiet`, not with `--json`.
+    pub fn failure(&self, verb: &str, message: impl std::fmt::Display) {
+        if self.is_json() {
+            return;
+        }
+        let verb = self.paint(&format!("{verb:>12}"), "1;31");
+        self.stderr_line(&format!("{verb} {message}"));
     }
 
     /// A cargo-style status line: the verb right-aligned in 12 columns, bold green on a terminal.
@@ -148,12 +208,12 @@ impl Output {
         bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}").expect("the template is valid"));
         bar.set_message(message.into());
         bar.enable_steady_tick(Duration::from_millis(80));
-        *self.spinner.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+        *self.live.spinner.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
     }
 
     /// Removes the spinner, if any.
     pub fn clear_spinner(&self) {
-        if let Some(bar) = self.spinner.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(bar) = self.live.spinner.lock().unwrap_or_else(|p| p.into_inner()).take() {
             bar.finish_and_clear();
         }
     }
@@ -176,6 +236,21 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// `512 B`, `1.2 KiB`, `3.4 MiB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +260,12 @@ mod tests {
         assert_eq!(format_duration(Duration::from_micros(1234)), "1.2ms");
         assert_eq!(format_duration(Duration::from_millis(340)), "340ms");
         assert_eq!(format_duration(Duration::from_millis(2414)), "2.41s");
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(3 * 1024 * 1024 + 400 * 1024), "3.4 MiB");
     }
 }

@@ -49,6 +49,7 @@ pub struct TenantContext {
     tenant: Arc<Tenant>,
     db: DatabaseConnection,
     resources: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    progress: Option<Arc<dyn ProgressSink>>,
 }
 
 impl TenantContext {
@@ -60,6 +61,16 @@ impl TenantContext {
     /// The tenant's own database connection (a pooled handle; clone it freely).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// A progress counter for long work (a seeder inserting 50,000 rows): set its total here, then
+    /// `advance` it. Whoever started the work decides how it is shown; if nobody watches, it costs
+    /// nothing.
+    pub fn progress(&self, total: u64) -> Progress {
+        if let Some(sink) = &self.progress {
+            sink.set_total(total);
+        }
+        Progress(self.progress.clone())
     }
 
     /// The resource of type `T` a bootstrapper attached, if any.
@@ -79,11 +90,12 @@ pub struct ContextBuilder {
     tenant: Arc<Tenant>,
     db: DatabaseConnection,
     resources: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    progress: Option<Arc<dyn ProgressSink>>,
 }
 
 impl ContextBuilder {
-    pub(crate) fn new(tenant: Arc<Tenant>, db: DatabaseConnection) -> Self {
-        Self { tenant, db, resources: HashMap::new() }
+    pub(crate) fn new(tenant: Arc<Tenant>, db: DatabaseConnection, progress: Option<Arc<dyn ProgressSink>>) -> Self {
+        Self { tenant, db, resources: HashMap::new(), progress }
     }
 
     /// The tenant being entered.
@@ -102,7 +114,28 @@ impl ContextBuilder {
     }
 
     pub(crate) fn build(self) -> TenantContext {
-        TenantContext { tenant: self.tenant, db: self.db, resources: Arc::new(self.resources) }
+        TenantContext { tenant: self.tenant, db: self.db, resources: Arc::new(self.resources), progress: self.progress }
+    }
+}
+
+/// Receives the progress of long work done in a tenant context (see [`TenantContext::progress`]).
+pub trait ProgressSink: Send + Sync {
+    /// The work has `total` units.
+    fn set_total(&self, total: u64);
+    /// `units` more are done.
+    fn advance(&self, units: u64);
+}
+
+/// A progress counter handed out by [`TenantContext::progress`].
+#[derive(Clone)]
+pub struct Progress(Option<Arc<dyn ProgressSink>>);
+
+impl Progress {
+    /// Marks `units` more as done.
+    pub fn advance(&self, units: u64) {
+        if let Some(sink) = &self.0 {
+            sink.advance(units);
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub mod connections;
 mod context;
 pub mod database;
 mod domain;
-pub mod migrator;
+pub mod migrate;
 pub mod provisioning;
 pub mod registry;
 mod seeder;

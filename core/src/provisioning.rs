@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::database::{DatabaseError, DatabaseName};
-use crate::migrator::migrate_all;
+use crate::migrate::fleet::error_chain;
+use crate::migrate::runner;
 use crate::registry::{NewTenant, RegistryError};
 use crate::{BoxError, Domain, Seeder, Tenancy, Tenant, TenantId, TenantName, TenantStatus};
 
@@ -228,17 +229,6 @@ impl Provisioner {
     }
 }
 
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Records the tenant with status `creating`.
 struct Register;
 
@@ -301,14 +291,13 @@ impl ProvisioningStep for Migrate {
     }
 
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
-        let Some(migrator) = job.tenancy.migrator() else {
-            return Ok(StepOutcome::Skipped("no tenant migrator is set".into()));
-        };
         if !job.request.migrate {
             return Ok(StepOutcome::Skipped("--no-migrate".into()));
         }
         let tenant = job.tenant()?;
-        let applied = job.tenancy.run(tenant, |ctx| async move { migrate_all(migrator.as_ref(), ctx.db()).await }).await??;
+        let tenancy = job.tenancy;
+        let applied =
+            tenancy.run(tenant, |ctx| async move { runner::migrate(ctx.db(), tenancy.migrations(), tenancy.meter(), &()).await }).await??;
         Ok(StepOutcome::Done(plural(applied.len(), "migration")))
     }
 }

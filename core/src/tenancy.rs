@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::connections::ConnectionCache;
+use crate::context::ProgressSink;
 use crate::context::{self, Bootstrapper, ContextBuilder, ContextError, TenantContext};
 use crate::database::{DatabaseError, DatabaseManager, manager_for};
-use crate::migrator::TenantMigrator;
+use crate::migrate::{AllocationMeter, MigrationSet, TenantMigrator};
 use crate::registry::{Registry, RegistryError};
 use crate::{Config, Tenant};
 
@@ -33,7 +34,8 @@ pub struct Tenancy {
     managers: BTreeMap<String, Arc<dyn DatabaseManager>>,
     connections: ConnectionCache,
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
-    migrator: Option<Arc<dyn TenantMigrator>>,
+    migrations: MigrationSet,
+    meter: Option<Arc<dyn AllocationMeter>>,
 }
 
 /// Assembles a [`Tenancy`]: the tenant migrator and the bootstrappers, then [`TenancyBuilder::open`].
@@ -41,6 +43,7 @@ pub struct TenancyBuilder {
     config: Config,
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
     migrator: Option<Arc<dyn TenantMigrator>>,
+    meter: Option<Arc<dyn AllocationMeter>>,
 }
 
 /// Opening a [`Tenancy`] failed.
@@ -58,6 +61,12 @@ impl TenancyBuilder {
     /// Sets the migrator run on every new tenant database and by `db migrate`.
     pub fn tenant_migrator(mut self, migrator: Arc<dyn TenantMigrator>) -> Self {
         self.migrator = Some(migrator);
+        self
+    }
+
+    /// Lets migration and seeding reports say how much memory each step allocated.
+    pub fn allocation_meter(mut self, meter: Arc<dyn AllocationMeter>) -> Self {
+        self.meter = Some(meter);
         self
     }
 
@@ -87,7 +96,8 @@ impl TenancyBuilder {
             registry,
             managers,
             bootstrappers: self.bootstrappers,
-            migrator: self.migrator,
+            migrations: MigrationSet::new(self.migrator),
+            meter: self.meter,
         })
     }
 }
@@ -95,7 +105,7 @@ impl TenancyBuilder {
 impl Tenancy {
     /// Starts building a `Tenancy` from a loaded configuration.
     pub fn builder(config: Config) -> TenancyBuilder {
-        TenancyBuilder { config, bootstrappers: Vec::new(), migrator: None }
+        TenancyBuilder { config, bootstrappers: Vec::new(), migrator: None, meter: None }
     }
 
     /// The configuration.
@@ -113,9 +123,14 @@ impl Tenancy {
         &self.connections
     }
 
-    /// The tenant migrator, if the application set one.
-    pub fn migrator(&self) -> Option<&Arc<dyn TenantMigrator>> {
-        self.migrator.as_ref()
+    /// Every migration a tenant database gets: core's tables, then the application's.
+    pub fn migrations(&self) -> &MigrationSet {
+        &self.migrations
+    }
+
+    /// The allocation meter, if the binary set one.
+    pub fn meter(&self) -> Option<&dyn AllocationMeter> {
+        self.meter.as_deref()
     }
 
     /// The manager of the server new tenants go on.
@@ -149,11 +164,23 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
+        self.run_reporting(tenant, None, f).await
+    }
+
+    /// [`Tenancy::run`], with [`TenantContext::progress`] reporting to `progress`.
+    ///
+    /// # Errors
+    /// As [`Tenancy::run`].
+    pub async fn run_reporting<F, Fut, T>(&self, tenant: &Tenant, progress: Option<Arc<dyn ProgressSink>>, f: F) -> Result<T, ContextError>
+    where
+        F: FnOnce(TenantContext) -> Fut,
+        Fut: Future<Output = T>,
+    {
         let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
         let manager = self.manager_of(tenant).map_err(database_error)?;
         let lease = self.connections.lease(&tenant.id, &tenant.database, manager.as_ref()).await.map_err(database_error)?;
         let tenant = Arc::new(tenant.clone());
-        let mut builder = ContextBuilder::new(tenant.clone(), lease.connection().clone());
+        let mut builder = ContextBuilder::new(tenant.clone(), lease.connection().clone(), progress);
         for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
             if let Err(source) = bootstrapper.bootstrap(&mut builder).await {
                 let partial = builder.build();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::{ConnectionTrait, Statement};
-use tenancy_core::migrator::SeaOrmMigrator;
+use tenancy_core::migrate::SeaOrmMigrator;
 use tenancy_core::provisioning::TenantRequest;
 use tenancy_core::{Bootstrapper, BoxError, ContextBuilder, ContextError, Tenancy, TenantContext, TenantName, current_tenant};
 use tenancy_tests::{Backend, TestEnv};

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use sea_orm_migration::prelude::*;
-use tenancy_core::migrator::SeaOrmMigrator;
+use tenancy_core::migrate::SeaOrmMigrator;
 use tenancy_core::provisioning::{DeleteOptions, Provisioner, Provisioning, ProvisioningStep, StepOutcome, TenantRequest};
 use tenancy_core::{BoxError, Domain, Seeder, Tenancy, TenantContext, TenantName, TenantStatus};
 use tenancy_tests::{Backend, TestEnv, table_names};

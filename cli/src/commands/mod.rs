@@ -2,7 +2,9 @@
 //! core request, calls `tenancy-core`, and reports through [`crate::output::Output`].
 
 pub mod completions;
+pub mod db;
 pub mod init;
+pub mod selection;
 pub mod tenant;
 
 use anyhow::Context;
@@ -20,9 +22,7 @@ pub async fn dispatch(app: &App, cli: Cli, out: &Output) -> anyhow::Result<ExitS
     match cli.command {
         Command::Completions(args) => completions::run(&args),
         Command::Init(args) => init::run(&args, config_file, &cwd, app, out).await,
-        Command::Tenant(command) => {
-            let ctx = AppContext { out, config: Config::load(&cwd, config_file)?, app };
-            tenant::run(command, &ctx).await
-        }
+        Command::Tenant(command) => tenant::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
+        Command::Db(command) => db::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
     }
 }

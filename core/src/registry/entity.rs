@@ -64,3 +64,31 @@ pub mod domains {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `tenant_migration_failures`: the last migration failures of each tenant.
+pub mod migration_failures {
+    use sea_orm::entity::prelude::*;
+
+    /// A row of `tenant_migration_failures`.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenant_migration_failures")]
+    pub struct Model {
+        /// Row id.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// The tenant.
+        pub tenant_id: String,
+        /// `migrator/name` of the failing migration.
+        pub migration: String,
+        /// The database's message.
+        pub error: String,
+        /// When.
+        pub failed_at: DateTimeUtc,
+    }
+
+    /// See `tenants::Relation`.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

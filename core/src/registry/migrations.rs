@@ -10,7 +10,7 @@ pub struct RegistryMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for RegistryMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTenantsAndDomains)]
+        vec![Box::new(CreateTenantsAndDomains), Box::new(CreateMigrationFailures)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -76,5 +76,51 @@ impl MigrationTrait for CreateTenantsAndDomains {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table("domains").to_owned()).await?;
         manager.drop_table(Table::drop().table("tenants").to_owned()).await
+    }
+}
+
+struct CreateMigrationFailures;
+
+impl MigrationName for CreateMigrationFailures {
+    fn name(&self) -> &str {
+        "m0002_create_tenant_migration_failures"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateMigrationFailures {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("tenant_migration_failures")
+                    .col(pk_auto("id"))
+                    .col(string_len("tenant_id", 36))
+                    .col(string_len("migration", 255))
+                    .col(text("error"))
+                    .col(timestamp_with_time_zone("failed_at"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("tenant_migration_failures_tenant_fk")
+                            .from("tenant_migration_failures", "tenant_id")
+                            .to("tenants", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create().name("tenant_migration_failures_tenant_idx").table("tenant_migration_failures").col("tenant_id").to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("tenant_migration_failures").to_owned()).await
     }
 }

@@ -5,9 +5,11 @@
 //! can collide (a domain taken by another tenant) says which input collided.
 
 mod entity;
+mod failures;
 mod migrations;
 mod resolve;
 
+pub use failures::RecordedFailure;
 pub use migrations::RegistryMigrator;
 pub use resolve::TenantRefError;
 
@@ -25,7 +27,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::config::{CentralLocation, Config};
 use crate::database::{DatabaseName, DbMessage, ServerUrl};
 use crate::{Domain, Tenant, TenantDomain, TenantId, TenantName, TenantStatus};
-use entity::{domains, tenants};
+use entity::{domains, migration_failures, tenants};
 
 /// A failed registry operation.
 #[derive(Debug, thiserror::Error)]
@@ -363,6 +365,11 @@ impl Registry {
         let txn = self.db.begin().await.map_err(RegistryError::query(action()))?;
         domains::Entity::delete_many()
             .filter(domains::Column::TenantId.eq(id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(RegistryError::query(action()))?;
+        migration_failures::Entity::delete_many()
+            .filter(migration_failures::Column::TenantId.eq(id.to_string()))
             .exec(&txn)
             .await
             .map_err(RegistryError::query(action()))?;

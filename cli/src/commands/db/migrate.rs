@@ -1,0 +1,30 @@
+//! `tenancy db migrate`: applies pending migrations, or with `--pretend` prints their SQL.
+
+use clap::Args;
+use tenancy_core::migrate::fleet::Operation;
+
+use super::run_over;
+use crate::AppContext;
+use crate::commands::selection::{FleetArgs, TenantSelection};
+use crate::exit::ExitStatus;
+
+/// Arguments of `tenancy db migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub selection: TenantSelection,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Print the SQL each pending migration would run, and change nothing
+    #[arg(long)]
+    pub pretend: bool,
+}
+
+pub async fn run(args: MigrateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+    ctx.with_tenancy(async |tenancy| {
+        let tenants = args.selection.resolve(tenancy, ctx.out).await?;
+        let (operation, verb) = if args.pretend { (Operation::Pretend, "Pretended") } else { (Operation::Migrate, "Migrated") };
+        Ok(run_over(tenancy, ctx.out, tenants, operation, args.fleet.options(tenancy), verb).await)
+    })
+    .await
+}

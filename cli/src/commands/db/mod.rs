@@ -1,0 +1,102 @@
+//! `tenancy db …`: migrations and seeders over one tenant or many.
+
+mod migrate;
+mod seed;
+mod status;
+mod undo;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Subcommand;
+use serde_json::json;
+use tenancy_core::migrate::fleet::{FleetOptions, Operation, TenantReport};
+use tenancy_core::{Tenancy, Tenant};
+
+use crate::AppContext;
+use crate::exit::ExitStatus;
+use crate::fleet_view::FleetView;
+use crate::output::{Output, format_duration};
+
+/// `tenancy db` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations (core's tables first, then the application's)
+    Migrate(migrate::MigrateArgs),
+    /// Show applied and pending migrations, the last failure and database statistics
+    Status(status::StatusArgs),
+    /// Roll back the last migrations
+    Rollback(undo::RollbackArgs),
+    /// Roll back every migration
+    Reset(undo::DestructiveArgs),
+    /// Roll back every migration, then apply them all
+    Refresh(undo::DestructiveArgs),
+    /// Drop everything in the tenant database, then apply every migration
+    Fresh(undo::DestructiveArgs),
+    /// Run seeders
+    Seed(seed::SeedArgs),
+}
+
+pub async fn run(command: DbCommand, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+    match command {
+        DbCommand::Migrate(args) => migrate::run(args, ctx).await,
+        DbCommand::Status(args) => status::run(args, ctx).await,
+        DbCommand::Rollback(args) => undo::rollback(args, ctx).await,
+        DbCommand::Reset(args) => undo::destructive(args, undo::Destructive::Reset, ctx).await,
+        DbCommand::Refresh(args) => undo::destructive(args, undo::Destructive::Refresh, ctx).await,
+        DbCommand::Fresh(args) => undo::destructive(args, undo::Destructive::Fresh, ctx).await,
+        DbCommand::Seed(args) => seed::run(args, ctx).await,
+    }
+}
+
+/// Runs `operation` over `tenants` with a [`FleetView`], prints the summary and says how it ended.
+async fn run_over(
+    tenancy: &Tenancy,
+    out: &Output,
+    tenants: Vec<Tenant>,
+    operation: Operation,
+    options: FleetOptions,
+    verb: &'static str,
+) -> ExitStatus {
+    let started = Instant::now();
+    let total = tenants.len();
+    let view = Arc::new(FleetView::new(out, total, verb));
+    let reports = tenancy.run_fleet(tenants, &operation, options, view.clone()).await;
+    view.finish();
+    summarize(out, &reports, verb, started.elapsed())
+}
+
+fn summarize(out: &Output, reports: &[TenantReport], verb: &str, elapsed: std::time::Duration) -> ExitStatus {
+    let failed: Vec<&TenantReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
+    let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
+    let succeeded = reports.len() - failed.len() - skipped;
+    let migrations: usize = reports.iter().map(|r| r.migrations.len()).sum();
+    let seeders: usize = reports.iter().map(|r| r.seeders.len()).sum();
+    if out.is_json() {
+        let failures: Vec<_> = failed
+            .iter()
+            .map(|r| json!({"tenant": r.tenant.id, "name": r.tenant.name, "step": r.failure.as_ref().map(|f| &f.step), "error": r.failure.as_ref().map(|f| &f.error)}))
+            .collect();
+        out.json(&json!({"event": "summary", "tenants": reports.len(), "succeeded": succeeded, "failed": failed.len(), "skipped": skipped,
+            "migrations": migrations, "seeders": seeders, "elapsed_ms": elapsed.as_secs_f64() * 1000.0, "failures": failures}));
+    } else {
+        let work = if seeders > 0 { format!("{seeders} seeder runs") } else { format!("{migrations} migrations") };
+        let line = format!(
+            "{} tenants in {}: {succeeded} succeeded, {} failed, {skipped} skipped; {work}",
+            reports.len(),
+            format_duration(elapsed),
+            failed.len()
+        );
+        if failed.is_empty() {
+            out.status(verb, line)
+        } else {
+            out.failure(verb, line)
+        }
+        for report in &failed {
+            if let Some(failure) = &report.failure {
+                out.failure("Failed", format!("{} at {}: {}", report.tenant, failure.step, failure.error));
+            }
+        }
+    }
+    if failed.is_empty() { ExitStatus::Success } else { ExitStatus::Failure }
+}

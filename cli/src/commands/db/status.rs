@@ -1,0 +1,121 @@
+//! `tenancy db status`: for one tenant, every migration with when it was applied, the last failure
+//! and the database's size; for many, a line each and totals.
+
+use clap::Args;
+use futures::StreamExt;
+use serde_json::json;
+use tenancy_core::migrate::status::TenantMigrationReport;
+
+use crate::AppContext;
+use crate::commands::selection::{FleetArgs, TenantSelection};
+use crate::exit::ExitStatus;
+use crate::output::{Output, format_bytes};
+
+/// Arguments of `tenancy db status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub selection: TenantSelection,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+pub async fn run(args: StatusArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+    let out = ctx.out;
+    ctx.with_tenancy(async |tenancy| {
+        let tenants = args.selection.resolve(tenancy, out).await?;
+        let concurrency = args.fleet.options(tenancy).concurrency;
+        let mut results: Vec<_> = futures::stream::iter(tenants)
+            .map(|tenant| async move {
+                let report = tenancy.migration_status(&tenant).await;
+                (tenant, report)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        results.sort_by_key(|(tenant, _)| tenant.id);
+        let mut unreadable = 0;
+        let mut reports = Vec::new();
+        for (tenant, result) in results {
+            match result {
+                Ok(report) => reports.push(report),
+                Err(err) => {
+                    unreadable += 1;
+                    out.failure(
+                        "Unreadable",
+                        format!("{tenant}: {}", anyhow::Error::new(err).chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")),
+                    );
+                }
+            }
+        }
+        if args.selection.is_single() && reports.len() == 1 {
+            detail(out, &reports[0]);
+        } else {
+            summary(out, &reports);
+        }
+        Ok(if unreadable > 0 || reports.iter().any(|r| r.last_failure.is_some()) { ExitStatus::Failure } else { ExitStatus::Success })
+    })
+    .await
+}
+
+fn detail(out: &Output, report: &TenantMigrationReport) {
+    if out.is_json() {
+        out.json(report);
+        return;
+    }
+    out.data(format!("{}", report.tenant));
+    for state in &report.status.migrations {
+        match state.applied_at {
+            Some(at) => out.data(format!("  ✅ {:<56} applied {}", state.migration.to_string(), at.format("%Y-%m-%d %H:%M:%S"))),
+            None => out.data(format!("  ⏳ {:<56} pending", state.migration.to_string())),
+        }
+    }
+    for unknown in &report.status.unknown {
+        out.data(format!("  ❓ {unknown:<56} applied, but this binary does not know it"));
+    }
+    if let Some(failure) = &report.last_failure {
+        out.data(format!("  ❌ {:<56} failed {}: {}", failure.migration, failure.failed_at.format("%Y-%m-%d %H:%M:%S"), failure.error));
+    }
+    out.data(format!(
+        "  📊 {} applied, {} pending, {} tables, {}",
+        report.status.applied(),
+        report.status.pending(),
+        report.stats.tables,
+        format_bytes(report.stats.size_bytes)
+    ));
+}
+
+fn summary(out: &Output, reports: &[TenantMigrationReport]) {
+    let (mut applied, mut pending, mut failed, mut bytes) = (0, 0, 0, 0);
+    for report in reports {
+        applied += report.status.applied();
+        pending += report.status.pending();
+        failed += usize::from(report.last_failure.is_some());
+        bytes += report.stats.size_bytes;
+        if out.is_json() {
+            out.json(report);
+            continue;
+        }
+        let failure = report.last_failure.as_ref().map_or_else(String::new, |f| format!("  failed at {}: {}", f.migration, f.error));
+        out.data(format!(
+            "{:<60} applied {:>3}  pending {:>3}  tables {:>3}  {:>10}{failure}",
+            report.tenant.to_string(),
+            report.status.applied(),
+            report.status.pending(),
+            report.stats.tables,
+            format_bytes(report.stats.size_bytes)
+        ));
+    }
+    if out.is_json() {
+        out.json(&json!({"event": "totals", "tenants": reports.len(), "applied": applied, "pending": pending, "failed": failed, "size_bytes": bytes}));
+    } else {
+        out.status(
+            "Total",
+            format!(
+                "{} tenants: {applied} migrations applied, {pending} pending, {failed} tenants with a failure, {}",
+                reports.len(),
+                format_bytes(bytes)
+            ),
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Flags shared by every command that works on many tenants: which tenants (`--tenant`, `--all`,
+//! `--status`) and how (`--concurrency`, `--fail-fast`). Neither `--tenant` nor `--all` means a
+//! picker on a terminal and a usage error elsewhere: never "all" by accident.
+
+use clap::Args;
+use tenancy_core::migrate::fleet::FleetOptions;
+use tenancy_core::{Tenancy, Tenant, TenantStatus};
+
+use crate::exit::UsageError;
+use crate::output::Output;
+
+/// Which tenants.
+#[derive(Debug, Args)]
+pub struct TenantSelection {
+    /// A tenant (id, id prefix, domain or name); repeat for more
+    #[arg(long = "tenant", short = 't', value_name = "TENANT")]
+    pub tenants: Vec<String>,
+    /// Every tenant with the status of --status
+    #[arg(long, conflicts_with = "tenants")]
+    pub all: bool,
+    /// With --all or the picker: only tenants with this status
+    #[arg(long, default_value = "active", value_parser = ["creating", "active", "inactive", "suspended"])]
+    pub status: String,
+}
+
+impl TenantSelection {
+    /// Whether exactly one tenant was named.
+    pub fn is_single(&self) -> bool {
+        self.tenants.len() == 1
+    }
+
+    /// The tenants to work on, in registry order (or in the order named).
+    pub async fn resolve(&self, tenancy: &Tenancy, out: &Output) -> anyhow::Result<Vec<Tenant>> {
+        let mut chosen: Vec<Tenant> = Vec::new();
+        for reference in &self.tenants {
+            let tenant = tenancy.registry().resolve(reference).await?;
+            if !chosen.iter().any(|t| t.id == tenant.id) {
+                chosen.push(tenant);
+            }
+        }
+        if !chosen.is_empty() {
+            return Ok(chosen);
+        }
+        let status: TenantStatus = self.status.parse()?;
+        let candidates = tenancy.registry().list(Some(status)).await?;
+        if self.all {
+            return Ok(candidates);
+        }
+        if !out.is_interactive() {
+            return Err(UsageError::new(
+                "no tenant given: name tenants with --tenant, or pass --all",
+                "tenancy db migrate --all  (or --tenant acme.example.com)",
+            )
+            .into());
+        }
+        if candidates.is_empty() {
+            return Err(UsageError::new(
+                format!("there is no {status} tenant to choose from"),
+                "create one with `tenancy tenant create`, or pick another --status",
+            )
+            .into());
+        }
+        let picked = crate::prompt::pick_tenants(candidates)?;
+        if picked.is_empty() {
+            return Err(UsageError::new("no tenant was chosen", "select tenants with space, then press enter").into());
+        }
+        Ok(picked)
+    }
+}
+
+/// How to run over the tenants.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Tenants worked on at once [default: as many as the connection budget has room for]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
+    /// Start no new tenant after the first one fails
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
+impl FleetArgs {
+    /// The options, with the default concurrency filled in from the configuration.
+    pub fn options(&self, tenancy: &Tenancy) -> FleetOptions {
+        let concurrency = self.concurrency.map_or_else(|| FleetOptions::default_concurrency(tenancy.config()), usize::from);
+        FleetOptions { concurrency, fail_fast: self.fail_fast }
+    }
+}

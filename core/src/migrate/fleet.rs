@@ -1,0 +1,358 @@
+//! One operation (migrate, roll back, seed…) over many tenants at once.
+//!
+//! Tenants are taken from one shared queue by up to `concurrency` workers, so a slow tenant holds up
+//! nobody; connections come from the [`crate::ConnectionCache`], so the run never holds more than the
+//! budget. A tenant that fails stops at its failing step, is reported and (for migrations) recorded
+//! in the registry, and every other tenant carries on; with `fail_fast`, tenants not yet started are
+//! skipped after the first failure.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use super::meter::metered;
+use super::runner::{self, MigrationFailure, MigrationObserver, PretendedMigration};
+use super::{Direction, MigrationName, MigrationRun};
+use crate::context::ProgressSink;
+use crate::{Config, Seeder, Tenancy, Tenant};
+
+/// What to do to each tenant.
+#[derive(Clone)]
+pub enum Operation {
+    /// Apply pending migrations.
+    Migrate,
+    /// Show the SQL of pending migrations; change nothing.
+    Pretend,
+    /// Roll back the last `steps` migrations.
+    Rollback {
+        /// How many.
+        steps: usize,
+    },
+    /// Roll back every migration.
+    Reset,
+    /// Roll back every migration, then apply them all.
+    Refresh,
+    /// Recreate the database empty, then apply every migration.
+    Fresh,
+    /// Run these seeders in order.
+    Seed(Vec<Arc<dyn Seeder>>),
+}
+
+impl Operation {
+    /// Whether this operation applies migrations, so a failure is one to record.
+    fn migrates_up(&self) -> bool {
+        matches!(self, Self::Migrate | Self::Refresh | Self::Fresh)
+    }
+}
+
+/// How to run over the tenants.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetOptions {
+    /// Tenants worked on at once.
+    pub concurrency: usize,
+    /// Start no new tenant after one fails.
+    pub fail_fast: bool,
+}
+
+impl FleetOptions {
+    /// As many tenants at once as the connection budget has room for pools.
+    pub fn default_concurrency(config: &Config) -> usize {
+        let db = &config.tenant_database;
+        ((db.connection_budget / db.pool_size.max(1)) as usize).clamp(1, db.max_open_pools.max(1) as usize)
+    }
+}
+
+/// One seeder run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeederRun {
+    /// Its name.
+    pub seeder: String,
+    /// How long it took.
+    #[serde(serialize_with = "super::serialize_millis", rename = "elapsed_ms")]
+    pub elapsed: Duration,
+    /// Bytes allocated while it ran, when measurable.
+    pub allocated_bytes: Option<u64>,
+}
+
+/// Why a tenant failed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantFailure {
+    /// The failing migration (`migrator/name`), seeder, or `connect`.
+    pub step: String,
+    /// The error.
+    pub error: String,
+}
+
+/// What happened to one tenant.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantReport {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Migrations run (up or down), in order.
+    pub migrations: Vec<MigrationRun>,
+    /// Seeders run, in order.
+    pub seeders: Vec<SeederRun>,
+    /// What pending migrations would run (`Pretend`).
+    pub pretended: Vec<PretendedMigration>,
+    /// Set if the tenant failed.
+    pub failure: Option<TenantFailure>,
+    /// Set if the tenant was not worked on, and why.
+    pub skipped: Option<String>,
+    /// Time spent on this tenant.
+    #[serde(serialize_with = "super::serialize_millis", rename = "elapsed_ms")]
+    pub elapsed: Duration,
+}
+
+impl TenantReport {
+    fn new(tenant: Tenant) -> Self {
+        Self {
+            tenant,
+            migrations: Vec::new(),
+            seeders: Vec::new(),
+            pretended: Vec::new(),
+            failure: None,
+            skipped: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// Watches a fleet run; the CLI draws it, tests record it. Methods may be called from several
+/// tenants at once.
+pub trait FleetReporter: Send + Sync {
+    /// Work on a tenant starts.
+    fn on_tenant_started(&self, _tenant: &Tenant) {}
+    /// A migration starts.
+    fn on_migration_started(&self, _tenant: &Tenant, _migration: &MigrationName, _direction: Direction) {}
+    /// A migration finished.
+    fn on_migration_finished(&self, _tenant: &Tenant, _run: &MigrationRun) {}
+    /// The SQL a pending migration would run.
+    fn on_pretended(&self, _tenant: &Tenant, _migration: &PretendedMigration) {}
+    /// A seeder starts.
+    fn on_seeder_started(&self, _tenant: &Tenant, _seeder: &str) {}
+    /// A seeder reported progress.
+    fn on_seeder_progress(&self, _tenant: &Tenant, _seeder: &str, _done: u64, _total: u64) {}
+    /// A seeder finished.
+    fn on_seeder_finished(&self, _tenant: &Tenant, _run: &SeederRun) {}
+    /// Work on a tenant ended (or it was skipped).
+    fn on_tenant_finished(&self, _report: &TenantReport) {}
+}
+
+/// Reports nothing.
+impl FleetReporter for () {}
+
+impl Tenancy {
+    /// Runs `operation` on every tenant in `tenants`, `options.concurrency` at a time, and returns a
+    /// report per tenant in the order they finished.
+    pub async fn run_fleet(
+        &self,
+        tenants: Vec<Tenant>,
+        operation: &Operation,
+        options: FleetOptions,
+        reporter: Arc<dyn FleetReporter>,
+    ) -> Vec<TenantReport> {
+        let stop = AtomicBool::new(false);
+        futures::stream::iter(tenants)
+            .map(|tenant| self.run_one(tenant, operation, options.fail_fast, &stop, reporter.clone()))
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    async fn run_one(
+        &self,
+        tenant: Tenant,
+        operation: &Operation,
+        fail_fast: bool,
+        stop: &AtomicBool,
+        reporter: Arc<dyn FleetReporter>,
+    ) -> TenantReport {
+        let mut report = TenantReport::new(tenant.clone());
+        if stop.load(Ordering::SeqCst) {
+            report.skipped = Some("not started: an earlier tenant failed and --fail-fast is set".into());
+            reporter.on_tenant_finished(&report);
+            return report;
+        }
+        reporter.on_tenant_started(&tenant);
+        let started = Instant::now();
+        self.work_on(&tenant, operation, &mut report, reporter.clone()).await;
+        report.elapsed = started.elapsed();
+        if let Some(failure) = &report.failure {
+            if fail_fast {
+                stop.store(true, Ordering::SeqCst);
+            }
+            if operation.migrates_up()
+                && let Err(err) = self.registry().record_migration_failure(&tenant.id, &failure.step, &failure.error).await
+            {
+                tracing::warn!(tenant = %tenant.id, error = %err, "could not record the migration failure");
+            }
+        } else if operation.migrates_up()
+            && let Err(err) = self.registry().clear_migration_failures(&tenant.id).await
+        {
+            tracing::warn!(tenant = %tenant.id, error = %err, "could not clear old migration failures");
+        }
+        reporter.on_tenant_finished(&report);
+        report
+    }
+
+    async fn work_on(&self, tenant: &Tenant, operation: &Operation, report: &mut TenantReport, reporter: Arc<dyn FleetReporter>) {
+        let observer = Observer { tenant, reporter: reporter.as_ref() };
+        let (set, meter) = (self.migrations(), self.meter());
+        let fail = |report: &mut TenantReport, step: String, error: String| report.failure = Some(TenantFailure { step, error });
+        if let Operation::Fresh = operation
+            && let Err(err) = self.recreate_database(tenant).await
+        {
+            return fail(report, "recreate database".into(), error_chain(&err));
+        }
+        let result = match operation {
+            Operation::Migrate | Operation::Fresh => {
+                self.run(tenant, |ctx| async move { runner::migrate(ctx.db(), set, meter, &observer).await }).await
+            }
+            Operation::Rollback { steps } => {
+                self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, Some(*steps), meter, &observer).await }).await
+            }
+            Operation::Reset => self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, None, meter, &observer).await }).await,
+            Operation::Refresh => {
+                self.run(tenant, |ctx| async move {
+                    let mut runs = runner::rollback(ctx.db(), set, None, meter, &observer).await?;
+                    runs.extend(runner::migrate(ctx.db(), set, meter, &observer).await.map_err(|mut failure| {
+                        failure.completed.splice(0..0, runs.iter().cloned());
+                        failure
+                    })?);
+                    Ok(runs)
+                })
+                .await
+            }
+            Operation::Pretend => {
+                match self.run(tenant, |ctx| async move { runner::pretend(ctx.db(), set).await }).await {
+                    Ok(Ok(pretended)) => {
+                        for migration in &pretended {
+                            reporter.on_pretended(tenant, migration);
+                        }
+                        report.pretended = pretended;
+                    }
+                    Ok(Err(err)) => fail(report, "(reading the tracking tables)".into(), err.to_string()),
+                    Err(err) => fail(report, "connect".into(), error_chain(&err)),
+                }
+                return;
+            }
+            Operation::Seed(seeders) => return self.seed(tenant, seeders, report, reporter).await,
+        };
+        match result {
+            Ok(Ok(runs)) => report.migrations = runs,
+            Ok(Err(MigrationFailure { migration, error, completed, .. })) => {
+                report.migrations = completed;
+                fail(report, migration.to_string(), error);
+            }
+            Err(err) => fail(report, "connect".into(), error_chain(&err)),
+        }
+    }
+
+    /// Drops and recreates a tenant's database, empty (for `Fresh`).
+    async fn recreate_database(&self, tenant: &Tenant) -> Result<(), crate::database::DatabaseError> {
+        self.connections().close(&tenant.id).await;
+        let manager = self.manager_of(tenant)?;
+        manager.drop_database(&tenant.database).await?;
+        manager.create_database(&tenant.database).await
+    }
+
+    async fn seed(&self, tenant: &Tenant, seeders: &[Arc<dyn Seeder>], report: &mut TenantReport, reporter: Arc<dyn FleetReporter>) {
+        let sink = Arc::new(SeederProgress {
+            tenant: tenant.clone(),
+            reporter: reporter.clone(),
+            seeder: Mutex::default(),
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        });
+        let meter = self.meter();
+        let outcome = self
+            .run_reporting(tenant, Some(sink.clone()), |ctx| async move {
+                let mut runs = Vec::new();
+                for seeder in seeders {
+                    sink.start(seeder.name());
+                    reporter.on_seeder_started(tenant, seeder.name());
+                    let started = Instant::now();
+                    let (result, allocated_bytes) = metered(meter, seeder.run(&ctx)).await;
+                    if let Err(err) = result {
+                        return (runs, Some(TenantFailure { step: seeder.name().to_owned(), error: error_chain(err.as_ref()) }));
+                    }
+                    let run = SeederRun { seeder: seeder.name().to_owned(), elapsed: started.elapsed(), allocated_bytes };
+                    reporter.on_seeder_finished(tenant, &run);
+                    runs.push(run);
+                }
+                (runs, None)
+            })
+            .await;
+        match outcome {
+            Ok((runs, failure)) => {
+                report.seeders = runs;
+                report.failure = failure;
+            }
+            Err(err) => report.failure = Some(TenantFailure { step: "connect".into(), error: error_chain(&err) }),
+        }
+    }
+}
+
+/// Forwards one tenant's migration events to the fleet reporter.
+struct Observer<'a> {
+    tenant: &'a Tenant,
+    reporter: &'a dyn FleetReporter,
+}
+
+impl MigrationObserver for Observer<'_> {
+    fn on_migration_started(&self, migration: &MigrationName, direction: Direction) {
+        self.reporter.on_migration_started(self.tenant, migration, direction);
+    }
+
+    fn on_migration_finished(&self, run: &MigrationRun) {
+        self.reporter.on_migration_finished(self.tenant, run);
+    }
+}
+
+/// Turns `ctx.progress(…)` calls of the running seeder into reporter events.
+struct SeederProgress {
+    tenant: Tenant,
+    reporter: Arc<dyn FleetReporter>,
+    seeder: Mutex<String>,
+    total: AtomicU64,
+    done: AtomicU64,
+}
+
+impl SeederProgress {
+    fn start(&self, seeder: &str) {
+        *self.seeder.lock().unwrap_or_else(|p| p.into_inner()) = seeder.to_owned();
+        self.total.store(0, Ordering::SeqCst);
+        self.done.store(0, Ordering::SeqCst);
+    }
+
+    fn report(&self) {
+        let seeder = self.seeder.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.reporter.on_seeder_progress(&self.tenant, &seeder, self.done.load(Ordering::SeqCst), self.total.load(Ordering::SeqCst));
+    }
+}
+
+impl ProgressSink for SeederProgress {
+    fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::SeqCst);
+        self.report();
+    }
+
+    fn advance(&self, units: u64) {
+        self.done.fetch_add(units, Ordering::SeqCst);
+        self.report();
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

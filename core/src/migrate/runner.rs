@@ -1,0 +1,203 @@
+//! Running migrations on one tenant database: apply what is pending, roll back, or show the SQL
+//! that would run. Each migration runs in its own transaction (MySQL commits DDL implicitly, so
+//! there it runs without one, as sea-orm-migration does) together with its tracking row, so a
+//! migration reported as applied is committed, and a failed one leaves the earlier ones applied.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, MockDatabase, MockExecResult, TransactionTrait};
+use sea_orm_migration::{MigrationTrait, SchemaManager};
+
+use super::meter::metered;
+use super::{AllocationMeter, Direction, MigrationName, MigrationRun, MigrationSet, TenantMigrator, tracking};
+
+/// Sees each migration as it runs.
+pub trait MigrationObserver: Send + Sync {
+    /// A migration starts.
+    fn on_migration_started(&self, _migration: &MigrationName, _direction: Direction) {}
+    /// A migration finished.
+    fn on_migration_finished(&self, _run: &MigrationRun) {}
+}
+
+/// Sees nothing.
+impl MigrationObserver for () {}
+
+/// A migration that failed; the ones in `completed` ran before it and stay applied.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("migration `{migration}` failed: {error}")]
+pub struct MigrationFailure {
+    /// The failing migration.
+    pub migration: MigrationName,
+    /// Which way it ran.
+    pub direction: Direction,
+    /// The database's message.
+    pub error: String,
+    /// Migrations completed before it in this run.
+    pub completed: Vec<MigrationRun>,
+}
+
+/// One migration of one migrator, with where it is tracked.
+struct Step {
+    migrator: Arc<dyn TenantMigrator>,
+    migration: Box<dyn MigrationTrait>,
+}
+
+impl Step {
+    fn name(&self) -> MigrationName {
+        MigrationName { migrator: self.migrator.name().to_owned(), name: self.migration.name().to_owned() }
+    }
+}
+
+/// Reads every tracking table once and splits the migrations into applied and pending, in apply order.
+async fn plan(db: &DatabaseConnection, set: &MigrationSet) -> Result<(Vec<Step>, Vec<Step>), DbErr> {
+    let (mut applied, mut pending) = (Vec::new(), Vec::new());
+    for migrator in set.migrators() {
+        let done = tracking::applied(db, &migrator.tracking_table()).await?;
+        for migration in migrator.migrations() {
+            let step = Step { migrator: migrator.clone(), migration };
+            if done.contains_key(step.migration.name()) { applied.push(step) } else { pending.push(step) }
+        }
+    }
+    Ok((applied, pending))
+}
+
+/// Names of the pending migrations, in apply order. Never writes.
+///
+/// # Errors
+/// When a tracking table cannot be read.
+pub async fn pending(db: &DatabaseConnection, set: &MigrationSet) -> Result<Vec<MigrationName>, DbErr> {
+    Ok(plan(db, set).await?.1.iter().map(Step::name).collect())
+}
+
+/// Applies every pending migration, core's first, one at a time.
+///
+/// # Errors
+/// [`MigrationFailure`] at the first migration that fails; the ones before it stay applied.
+pub async fn migrate(
+    db: &DatabaseConnection,
+    set: &MigrationSet,
+    meter: Option<&dyn AllocationMeter>,
+    observer: &dyn MigrationObserver,
+) -> Result<Vec<MigrationRun>, MigrationFailure> {
+    let (_, pending) = plan(db, set).await.map_err(|err| reading_failed(&err))?;
+    let mut installed: Vec<String> = Vec::new();
+    let mut runs = Vec::with_capacity(pending.len());
+    for step in pending {
+        let table = step.migrator.tracking_table();
+        if !installed.contains(&table) {
+            tracking::install(db, &table).await.map_err(|err| failure(&step, Direction::Up, &err, &runs))?;
+            installed.push(table);
+        }
+        runs.push(run(db, &step, Direction::Up, meter, observer).await.map_err(|err| failure(&step, Direction::Up, &err, &runs))?);
+    }
+    Ok(runs)
+}
+
+/// Rolls back the last `steps` applied migrations (all of them with `None`), the application's
+/// newest first, core's last.
+///
+/// # Errors
+/// [`MigrationFailure`] at the first `down` that fails.
+pub async fn rollback(
+    db: &DatabaseConnection,
+    set: &MigrationSet,
+    steps: Option<usize>,
+    meter: Option<&dyn AllocationMeter>,
+    observer: &dyn MigrationObserver,
+) -> Result<Vec<MigrationRun>, MigrationFailure> {
+    let (applied, _) = plan(db, set).await.map_err(|err| reading_failed(&err))?;
+    let mut runs = Vec::new();
+    for step in applied.into_iter().rev().take(steps.unwrap_or(usize::MAX)) {
+        runs.push(run(db, &step, Direction::Down, meter, observer).await.map_err(|err| failure(&step, Direction::Down, &err, &runs))?);
+    }
+    Ok(runs)
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    step: &Step,
+    direction: Direction,
+    meter: Option<&dyn AllocationMeter>,
+    observer: &dyn MigrationObserver,
+) -> Result<MigrationRun, DbErr> {
+    let name = step.name();
+    observer.on_migration_started(&name, direction);
+    let started = Instant::now();
+    let (result, allocated_bytes) = metered(meter, run_in_transaction(db, step, direction)).await;
+    result?;
+    let run = MigrationRun { migration: name, direction, elapsed: started.elapsed(), allocated_bytes };
+    observer.on_migration_finished(&run);
+    Ok(run)
+}
+
+async fn run_in_transaction(db: &DatabaseConnection, step: &Step, direction: Direction) -> Result<(), DbErr> {
+    let table = step.migrator.tracking_table();
+    let version = step.migration.name();
+    // SQLite and PostgreSQL roll DDL back with the transaction; on SQLite it also makes the
+    // migration one commit instead of one per statement.
+    let transactional = step.migration.use_transaction().unwrap_or(db.get_database_backend() != DbBackend::MySql);
+    if !transactional {
+        return apply(&SchemaManager::new(db), step, direction, &table, version).await;
+    }
+    let txn = db.begin().await?;
+    apply(&SchemaManager::new(&txn), step, direction, &table, version).await?;
+    txn.commit().await
+}
+
+async fn apply(manager: &SchemaManager<'_>, step: &Step, direction: Direction, table: &str, version: &str) -> Result<(), DbErr> {
+    match direction {
+        Direction::Up => {
+            step.migration.up(manager).await?;
+            tracking::record(manager.get_connection(), table, version).await
+        }
+        Direction::Down => {
+            step.migration.down(manager).await?;
+            tracking::forget(manager.get_connection(), table, version).await
+        }
+    }
+}
+
+fn failure(step: &Step, direction: Direction, err: &DbErr, completed: &[MigrationRun]) -> MigrationFailure {
+    MigrationFailure { migration: step.name(), direction, error: err.to_string(), completed: completed.to_vec() }
+}
+
+fn reading_failed(err: &DbErr) -> MigrationFailure {
+    MigrationFailure {
+        migration: MigrationName { migrator: "tenancy".into(), name: "(reading the tracking tables)".into() },
+        direction: Direction::Up,
+        error: err.to_string(),
+        completed: Vec::new(),
+    }
+}
+
+/// What a pending migration would run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PretendedMigration {
+    /// Which.
+    pub migration: MigrationName,
+    /// Its SQL statements, or why they cannot be shown without running it.
+    pub statements: Result<Vec<String>, String>,
+}
+
+/// The SQL of every pending migration, found by running each against a recording mock connection:
+/// nothing is sent to the tenant database except the read of its tracking tables.
+///
+/// # Errors
+/// When a tracking table cannot be read.
+pub async fn pretend(db: &DatabaseConnection, set: &MigrationSet) -> Result<Vec<PretendedMigration>, DbErr> {
+    let backend = db.get_database_backend();
+    let (_, pending) = plan(db, set).await?;
+    let mut pretended = Vec::with_capacity(pending.len());
+    for step in pending {
+        let recorder =
+            MockDatabase::new(backend).append_exec_results(std::iter::repeat_with(MockExecResult::default).take(1024)).into_connection();
+        let result = step.migration.up(&SchemaManager::new(&recorder)).await;
+        let statements = match result {
+            Ok(()) => Ok(recorder.into_transaction_log().iter().flat_map(|txn| txn.statements().iter().map(ToString::to_string)).collect()),
+            Err(err) => Err(format!("it reads the database while running, so its SQL cannot be shown without running it ({err})")),
+        };
+        pretended.push(PretendedMigration { migration: step.name(), statements });
+    }
+    Ok(pretended)
+}

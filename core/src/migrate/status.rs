@@ -1,0 +1,107 @@
+//! Where a tenant database stands: each migration applied (and when) or pending, and tracking rows
+//! whose migration the binary does not know.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DbErr};
+
+use super::{MigrationName, MigrationSet, tracking};
+
+/// One migration's state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrationState {
+    /// Which.
+    pub migration: MigrationName,
+    /// When it was applied; `None` while pending.
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+/// Every migration of a tenant database, in apply order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrationStatus {
+    /// Known migrations.
+    pub migrations: Vec<MigrationState>,
+    /// Tracking rows of migrations this binary does not have (applied by a newer version, or removed).
+    pub unknown: Vec<MigrationName>,
+}
+
+impl MigrationStatus {
+    /// How many are applied.
+    pub fn applied(&self) -> usize {
+        self.migrations.iter().filter(|m| m.applied_at.is_some()).count()
+    }
+
+    /// How many are pending.
+    pub fn pending(&self) -> usize {
+        self.migrations.len() - self.applied()
+    }
+}
+
+/// Reads the tracking tables (never creating them).
+///
+/// # Errors
+/// When a tracking table cannot be read.
+pub async fn read(db: &DatabaseConnection, set: &MigrationSet) -> Result<MigrationStatus, DbErr> {
+    let mut status = MigrationStatus { migrations: Vec::new(), unknown: Vec::new() };
+    for migrator in set.migrators() {
+        let mut applied = tracking::applied(db, &migrator.tracking_table()).await?;
+        for migration in migrator.migrations() {
+            let applied_at = applied.remove(migration.name()).and_then(|secs| DateTime::from_timestamp(secs, 0));
+            status.migrations.push(MigrationState {
+                migration: MigrationName { migrator: migrator.name().into(), name: migration.name().into() },
+                applied_at,
+            });
+        }
+        let mut unknown: Vec<String> = applied.into_keys().collect();
+        unknown.sort();
+        status.unknown.extend(unknown.into_iter().map(|name| MigrationName { migrator: migrator.name().into(), name }));
+    }
+    Ok(status)
+}
+
+/// Everything `db status` shows about one tenant.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantMigrationReport {
+    /// The tenant.
+    pub tenant: crate::Tenant,
+    /// Its migrations.
+    pub status: MigrationStatus,
+    /// Its database's size.
+    pub stats: super::stats::DatabaseStats,
+    /// Its last recorded migration failure, if not cleared by a successful run since.
+    pub last_failure: Option<crate::registry::RecordedFailure>,
+}
+
+/// Reading a tenant's migration status failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The tenant's database could not be opened.
+    #[error(transparent)]
+    Context(#[from] crate::ContextError),
+    /// A query failed.
+    #[error("failed to read the migration status of tenant {tenant}")]
+    Query {
+        /// `name (id)`.
+        tenant: String,
+        /// The database's error.
+        source: DbErr,
+    },
+    /// The registry could not be read.
+    #[error(transparent)]
+    Registry(#[from] crate::RegistryError),
+}
+
+impl crate::Tenancy {
+    /// The migrations, database statistics and last failure of `tenant`. Writes nothing.
+    ///
+    /// # Errors
+    /// [`StatusError`] when the database or the registry cannot be read.
+    pub async fn migration_status(&self, tenant: &crate::Tenant) -> Result<TenantMigrationReport, StatusError> {
+        let set = self.migrations();
+        let read = self
+            .run(tenant, |ctx| async move { Ok::<_, DbErr>((read(ctx.db(), set).await?, super::stats::measure(ctx.db()).await?)) })
+            .await?;
+        let (status, stats) = read.map_err(|source| StatusError::Query { tenant: tenant.to_string(), source })?;
+        let last_failure = self.registry().last_migration_failure(&tenant.id).await?;
+        Ok(TenantMigrationReport { tenant: tenant.clone(), status, stats, last_failure })
+    }
+}

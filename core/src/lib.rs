@@ -34,7 +34,7 @@ mod domain;
 pub mod migrate;
 pub mod provisioning;
 pub mod registry;
-mod seeder;
+pub mod seeder;
 mod tenancy;
 mod tenant;
 

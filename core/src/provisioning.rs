@@ -317,6 +317,7 @@ impl ProvisioningStep for Seed {
             return Ok(StepOutcome::Skipped("no seeder requested".into()));
         }
         let tenant = job.tenant()?;
+        let seeders = &crate::seeder::expand(seeders);
         job.tenancy
             .run(tenant, |ctx| async move {
                 for seeder in seeders {

@@ -1,5 +1,7 @@
 //! [`Seeder`]: code that fills a tenant's database with data, run inside the tenant's context.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::{BoxError, TenantContext};
@@ -37,4 +39,21 @@ pub trait Seeder: Send + Sync {
 
     /// Seeds the tenant of `ctx`.
     async fn run(&self, ctx: &TenantContext) -> Result<(), BoxError>;
+
+    /// The seeders this one is made of, if it is only a list of others (like a `DatabaseSeeder`).
+    /// Runners then run and report each of them on its own, in order, instead of calling `run`.
+    fn parts(&self) -> Vec<Arc<dyn Seeder>> {
+        Vec::new()
+    }
+}
+
+/// `seeders` with every composite seeder replaced by its parts, recursively: what actually runs.
+pub fn expand(seeders: &[Arc<dyn Seeder>]) -> Vec<Arc<dyn Seeder>> {
+    seeders
+        .iter()
+        .flat_map(|seeder| {
+            let parts = seeder.parts();
+            if parts.is_empty() { vec![seeder.clone()] } else { expand(&parts) }
+        })
+        .collect()
 }

@@ -267,6 +267,7 @@ impl Tenancy {
             done: AtomicU64::new(0),
         });
         let meter = self.meter();
+        let seeders = &crate::seeder::expand(seeders);
         let outcome = self
             .run_reporting(tenant, Some(sink.clone()), |ctx| async move {
                 let mut runs = Vec::new();

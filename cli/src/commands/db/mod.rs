@@ -1,7 +1,7 @@
 //! `tenancy db …`: migrations and seeders over one tenant or many.
 
 mod migrate;
-mod seed;
+pub mod seed;
 mod status;
 mod undo;
 

@@ -62,6 +62,15 @@ pub fn choose(names: &[String], available: &[Arc<dyn Seeder>], out: &Output) -> 
     Ok(prompt::pick_one("Which seeder?", options)?.map(|index| vec![available[index].clone()]))
 }
 
+/// The seeders called `names`, or the default when `names` is empty; never asks.
+pub fn choose_off_terminal(names: &[String], available: &[Arc<dyn Seeder>]) -> anyhow::Result<Vec<Arc<dyn Seeder>>> {
+    match available.first() {
+        None => Err(UsageError::new("this application has no seeders", "register seeders with `App::seeders`").into()),
+        Some(default) if names.is_empty() => Ok(vec![default.clone()]),
+        Some(_) => find(names, available),
+    }
+}
+
 /// The seeders called `names`, in that order.
 pub fn find(names: &[String], available: &[Arc<dyn Seeder>]) -> anyhow::Result<Vec<Arc<dyn Seeder>>> {
     names

@@ -27,9 +27,9 @@ pub struct CreateArgs {
     /// Create the database without running the tenant migrations
     #[arg(long)]
     pub no_migrate: bool,
-    /// Run the default seeder after migrating
-    #[arg(long, conflicts_with = "no_migrate")]
-    pub seed: bool,
+    /// Seed after migrating: with the default seeder, or `--seed=A,B` for those seeders in order
+    #[arg(long, conflicts_with = "no_migrate", num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "SEEDERS")]
+    pub seed: Option<String>,
 }
 
 pub async fn run(args: CreateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
@@ -51,11 +51,9 @@ pub async fn run(args: CreateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitS
     request.domains = domains;
     request.status = args.status.parse::<TenantStatus>()?;
     request.migrate = !args.no_migrate;
-    if args.seed {
-        let Some(default) = ctx.seeders().first() else {
-            return Err(UsageError::new("--seed was given but this application has no seeders", "leave out --seed").into());
-        };
-        request.seeders = vec![default.clone()];
+    if let Some(names) = &args.seed {
+        let names: Vec<String> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+        request.seeders = crate::commands::db::seed::choose_off_terminal(&names, ctx.seeders())?;
     }
 
     let started = Instant::now();

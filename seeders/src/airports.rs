@@ -79,7 +79,7 @@ impl Airport {
             name: format!("{country} Airfield {n}"),
             municipality: format!("{country} Town {}", n % 37 + 1),
             // Every fourth airfield has an IATA code, as in real data most do not.
-            iata: (n % 4 == 0).then(|| format!("{}{}{}", letters(3), letters(11), letters(19))),
+            iata: n.is_multiple_of(4).then(|| format!("{}{}{}", letters(3), letters(11), letters(19))),
             country_id,
             latitude: ((seed % 180_000) as f64 / 1000.0) - 90.0,
             longitude: (((seed >> 20) % 360_000) as f64 / 1000.0) - 180.0,

@@ -48,3 +48,36 @@ fn delete_asks_first_and_no_keeps_the_tenant() {
     session.exp_eof().unwrap();
     assert!(cli.tenants().is_empty());
 }
+
+#[test]
+fn db_seed_offers_a_numbered_picker_with_the_default_first() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Acme", &[]);
+    let mut session = spawn(&cli, &format!("db seed --tenant {id}"));
+    session.exp_string("Which seeder?").unwrap();
+    session.exp_string("0. DatabaseSeeder (Default)").unwrap();
+    // Typing filters the list; enter takes the highlighted entry.
+    session.send("Countries").unwrap();
+    session.exp_string("CountriesTableSeeder").unwrap();
+    session.send_line("").unwrap();
+    session.exp_string("Seeded 1 tenants").unwrap();
+    session.exp_eof().unwrap();
+    assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM countries"), Some(249));
+    assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM airports"), Some(0), "only the chosen seeder ran");
+}
+
+#[test]
+fn db_migrate_without_a_selection_asks_which_tenants() {
+    let cli = Cli::sqlite();
+    let first = cli.ok(&["tenant", "create", "--name", "Picked", "--no-migrate"]).trim().to_owned();
+    let second = cli.ok(&["tenant", "create", "--name", "Passed over", "--no-migrate"]).trim().to_owned();
+    let mut session = spawn(&cli, "db migrate");
+    session.exp_string("Tenants:").unwrap();
+    session.exp_string("Passed over").unwrap();
+    session.send(" ").unwrap(); // select the first (highlighted) tenant
+    session.send_line("").unwrap();
+    session.exp_string("Migrated 1 tenants").unwrap();
+    session.exp_eof().unwrap();
+    assert_eq!(common::applied_pending(&cli.status(&first)).1, 0);
+    assert_eq!(common::applied_pending(&cli.status(&second)).0, 0, "the tenant not picked was left alone");
+}

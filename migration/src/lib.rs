@@ -8,7 +8,7 @@ mod m20260101_000002_create_countries;
 mod m20260101_000003_create_airlines;
 mod m20260101_000004_create_airports;
 mod m20260101_000005_create_users;
-mod m20260101_000006_index_users_account;
+mod m20260101_000006_index_users_created_at;
 mod m20260101_000007_create_routes;
 mod m20260101_000008_add_countries_continent;
 mod m20260101_000009_add_accounts_plan;
@@ -27,7 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000003_create_airlines::Migration),
             Box::new(m20260101_000004_create_airports::Migration),
             Box::new(m20260101_000005_create_users::Migration),
-            Box::new(m20260101_000006_index_users_account::Migration),
+            Box::new(m20260101_000006_index_users_created_at::Migration),
             Box::new(m20260101_000007_create_routes::Migration),
             Box::new(m20260101_000008_add_countries_continent::Migration),
             Box::new(m20260101_000009_add_accounts_plan::Migration),

@@ -25,6 +25,9 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // An explicit index for the foreign key: MySQL would otherwise hand the key a later composite
+        // index (see m20260101_000011) and then refuse to drop that one.
+        manager.create_index(Index::create().name("airports_country_idx").table("airports").col("country_id").to_owned()).await?;
         manager.create_index(Index::create().name("airports_iata_idx").table("airports").col("iata").to_owned()).await
     }
 

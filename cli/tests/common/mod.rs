@@ -68,6 +68,59 @@ impl Cli {
     pub fn dir(&self) -> &Path {
         self.env.dir()
     }
+
+    /// Runs `sql` in the database of the tenant `reference` names, through the library, and returns
+    /// the first column of the first row as a number (or `None` if the query failed).
+    pub fn scalar(&self, reference: &str, sql: &str) -> Option<i64> {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let tenancy = tenancy_core::Tenancy::builder(self.env.config()).open().await.unwrap();
+            let tenant = tenancy.registry().resolve(reference).await.unwrap();
+            let sql = sql.to_owned();
+            let value = tenancy
+                .run(&tenant, |ctx| async move {
+                    use sea_orm::ConnectionTrait;
+                    let db = ctx.db();
+                    let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.ok()??;
+                    row.try_get_by_index::<i64>(0).ok()
+                })
+                .await
+                .unwrap();
+            tenancy.close().await;
+            value
+        })
+    }
+
+    /// Executes `sql` in the database of the tenant `reference` names.
+    pub fn execute(&self, reference: &str, sql: &str) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let tenancy = tenancy_core::Tenancy::builder(self.env.config()).open().await.unwrap();
+            let tenant = tenancy.registry().resolve(reference).await.unwrap();
+            let sql = sql.to_owned();
+            tenancy
+                .run(&tenant, |ctx| async move {
+                    use sea_orm::ConnectionTrait;
+                    ctx.db().execute_unprepared(&sql).await.unwrap();
+                })
+                .await
+                .unwrap();
+            tenancy.close().await;
+        });
+    }
+
+    /// `db status` of one tenant, parsed.
+    pub fn status(&self, reference: &str) -> serde_json::Value {
+        let run = self.run(&["db", "status", "--tenant", reference, "--json"]);
+        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|_| panic!("status of {reference}: {}{}", run.stdout, run.stderr))
+    }
+}
+
+/// Applied and pending counts from a parsed `db status` report.
+pub fn applied_pending(status: &serde_json::Value) -> (usize, usize) {
+    let migrations = status["status"]["migrations"].as_array().unwrap();
+    let applied = migrations.iter().filter(|m| !m["applied_at"].is_null()).count();
+    (applied, migrations.len() - applied)
 }
 
 impl From<Output> for Run {

@@ -1,4 +1,4 @@
-//! An index for "the users of this account".
+//! An index for "the newest users".
 
 use sea_orm_migration::prelude::*;
 
@@ -8,10 +8,10 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_index(Index::create().name("users_account_idx").table("users").col("account_id").to_owned()).await
+        manager.create_index(Index::create().name("users_created_at_idx").table("users").col("created_at").to_owned()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_index(Index::drop().name("users_account_idx").table("users").to_owned()).await
+        manager.drop_index(Index::drop().name("users_created_at_idx").table("users").to_owned()).await
     }
 }

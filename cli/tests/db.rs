@@ -1,0 +1,189 @@
+//! `tenancy db …` end to end through the real binary, on every backend: migrate, status, rollback,
+//! reset, refresh, fresh and seed; failure isolation and resuming; `--pretend`; tenant selection.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
+mod common;
+
+use common::{Cli, applied_pending};
+use tenancy_tests::Backend;
+
+/// Core's two tables plus the sample application's eleven.
+const ALL: usize = 13;
+
+#[test]
+fn every_db_command_on_every_backend() {
+    for backend in Backend::ALL {
+        let Some(cli) = Cli::new(backend) else { continue };
+        let name = backend.name();
+        cli.ok(&["init"]);
+        let a = cli.create("Alpha", &["alpha.test"]);
+        let b = cli.create("Beta", &["beta.test"]);
+        for id in [&a, &b] {
+            assert_eq!(applied_pending(&cli.status(id)), (ALL, 0), "{name}: create applies every migration");
+        }
+
+        cli.ok(&["db", "rollback", "--all", "--step", "2"]);
+        assert_eq!(applied_pending(&cli.status(&a)), (ALL - 2, 2), "{name}");
+        let migrate = cli.run(&["db", "migrate", "--all", "--json"]);
+        assert_eq!(migrate.code, 0, "{name}: {}", migrate.stderr);
+        let applied_events = migrate.stdout.lines().filter(|l| l.contains("\"migration_applied\"")).count();
+        assert_eq!(applied_events, 4, "{name}: two migrations for each of two tenants");
+        let summary: serde_json::Value = serde_json::from_str(migrate.stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (summary["event"].as_str(), summary["succeeded"].as_u64(), summary["migrations"].as_u64()),
+            (Some("summary"), Some(2), Some(4))
+        );
+
+        let nothing = cli.run(&["db", "migrate", "--all"]);
+        assert!(nothing.stderr.contains("nothing to do"), "{name}: {}", nothing.stderr);
+
+        cli.ok(&["db", "seed", "--all", "--class", "CountriesTableSeeder,AirlinesTableSeeder"]);
+        assert_eq!(cli.scalar(&a, "SELECT COUNT(*) FROM countries"), Some(249), "{name}");
+        cli.ok(&["db", "seed", "--tenant", &a, "--class", "CountriesTableSeeder,AirlinesTableSeeder"]);
+        assert_eq!(cli.scalar(&a, "SELECT COUNT(*) FROM airlines"), Some(58), "{name}: seeding twice leaves the same data");
+
+        cli.ok(&["db", "reset", "--all", "--force"]);
+        assert_eq!(applied_pending(&cli.status(&b)), (0, ALL), "{name}");
+        assert_eq!(cli.scalar(&b, "SELECT COUNT(*) FROM countries"), None, "{name}: reset dropped the tables");
+
+        cli.ok(&["db", "refresh", "--all", "--force"]);
+        assert_eq!(applied_pending(&cli.status(&b)), (ALL, 0), "{name}");
+
+        cli.ok(&["db", "seed", "--all", "--class", "CountriesTableSeeder"]);
+        cli.ok(&["db", "fresh", "--tenant", &b, "--force"]);
+        assert_eq!(applied_pending(&cli.status(&b)), (ALL, 0), "{name}");
+        assert_eq!(cli.scalar(&b, "SELECT COUNT(*) FROM countries"), Some(0), "{name}: fresh starts from an empty database");
+        assert_eq!(cli.scalar(&a, "SELECT COUNT(*) FROM countries"), Some(249), "{name}: the other tenant is untouched");
+    }
+}
+
+#[test]
+fn a_failing_tenant_fails_alone_is_recorded_and_resumes() {
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+        let Some(cli) = Cli::new(backend) else { continue };
+        let name = backend.name();
+        cli.ok(&["init"]);
+        let ids: Vec<String> =
+            ["One", "Two", "Three"].iter().map(|n| cli.ok(&["tenant", "create", "--name", n, "--no-migrate"]).trim().to_owned()).collect();
+        // Tenant Two already has a `users` table, so the migration creating it must fail there.
+        cli.execute(&ids[1], "CREATE TABLE users (legacy INTEGER)");
+
+        let run = cli.run(&["db", "migrate", "--all", "--concurrency", "3"]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains("1 failed"), "{name}: {}", run.stderr);
+        assert!(run.stderr.contains("m20260101_000005_create_users"), "{name}: the summary names the migration: {}", run.stderr);
+        for id in [&ids[0], &ids[2]] {
+            assert_eq!(applied_pending(&cli.status(id)), (ALL, 0), "{name}: the other tenants carried on");
+        }
+        let two = cli.status(&ids[1]);
+        assert_eq!(applied_pending(&two), (6, ALL - 6), "{name}: Two stopped at the failing migration, earlier ones applied");
+        assert_eq!(two["last_failure"]["migration"], "app/m20260101_000005_create_users", "{name}");
+        assert!(!two["last_failure"]["error"].as_str().unwrap().is_empty());
+        let human = cli.run(&["db", "status", "--tenant", &ids[1]]);
+        assert!(human.stdout.contains("❌") && human.stdout.contains("create_users"), "{name}: {}", human.stdout);
+        assert_eq!(human.code, 1, "a recorded failure makes status exit 1");
+        assert_eq!(cli.scalar(&ids[1], "SELECT COUNT(legacy) FROM users"), Some(0), "{name}: the failing migration changed nothing");
+
+        cli.execute(&ids[1], "DROP TABLE users");
+        let resumed = cli.run(&["db", "migrate", "--all", "--json"]);
+        assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
+        assert_eq!(
+            resumed.stdout.lines().filter(|l| l.contains("\"migration_applied\"")).count(),
+            ALL - 6,
+            "{name}: only Two's remaining migrations ran"
+        );
+        let two = cli.status(&ids[1]);
+        assert_eq!(applied_pending(&two), (ALL, 0));
+        assert!(two["last_failure"].is_null(), "{name}: a successful run clears the failure");
+    }
+}
+
+#[test]
+fn fail_fast_starts_no_tenant_after_a_failure() {
+    let cli = Cli::sqlite();
+    let first = cli.ok(&["tenant", "create", "--name", "First", "--no-migrate"]).trim().to_owned();
+    cli.ok(&["tenant", "create", "--name", "Second", "--no-migrate"]);
+    cli.ok(&["tenant", "create", "--name", "Third", "--no-migrate"]);
+    cli.execute(&first, "CREATE TABLE accounts (legacy INTEGER)");
+    let run = cli.run(&["db", "migrate", "--all", "--concurrency", "1", "--fail-fast", "--json"]);
+    assert_eq!(run.code, 1);
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["failed"].as_u64(), summary["skipped"].as_u64(), summary["succeeded"].as_u64()), (Some(1), Some(2), Some(0)));
+}
+
+#[test]
+fn pretend_prints_the_sql_and_changes_nothing() {
+    for backend in Backend::ALL {
+        let Some(cli) = Cli::new(backend) else { continue };
+        cli.ok(&["init"]);
+        let id = cli.ok(&["tenant", "create", "--name", "Bare", "--no-migrate"]).trim().to_owned();
+        let run = cli.run(&["db", "migrate", "--tenant", &id, "--pretend"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        for table in ["tenancy_cache", "accounts", "countries", "api_tokens"] {
+            assert!(
+                run.stdout.contains("CREATE TABLE") && run.stdout.contains(table),
+                "{}: no CREATE TABLE for {table}:\n{}",
+                backend.name(),
+                run.stdout
+            );
+        }
+        assert_eq!(applied_pending(&cli.status(&id)), (0, ALL), "{}", backend.name());
+        assert_eq!(cli.status(&id)["stats"]["tables"], 0, "{}: not even a tracking table was created", backend.name());
+    }
+}
+
+#[test]
+fn selecting_tenants() {
+    let cli = Cli::sqlite();
+    let active = cli.create("Active", &[]);
+    let sleepy = cli.create("Sleepy", &[]);
+    cli.ok(&["tenant", "deactivate", &sleepy]);
+    cli.ok(&["db", "rollback", "--all", "--step", "1"]);
+    assert_eq!(applied_pending(&cli.status(&active)).1, 1, "--all means active tenants");
+    assert_eq!(applied_pending(&cli.status(&sleepy)).1, 0, "an inactive tenant is left alone by default");
+    cli.ok(&["db", "rollback", "--all", "--status", "inactive"]);
+    assert_eq!(applied_pending(&cli.status(&sleepy)).1, 1);
+
+    let neither = cli.run(&["db", "migrate"]);
+    assert_eq!(neither.code, 2);
+    assert!(neither.stderr.contains("--tenant") && neither.stderr.contains("--all"), "{}", neither.stderr);
+    assert_eq!(applied_pending(&cli.status(&active)).1, 1, "nothing ran");
+    assert_eq!(cli.run(&["db", "migrate", "--tenant", "nobody"]).code, 2);
+    assert_eq!(cli.run(&["db", "migrate", "--tenant", &active, "--all"]).code, 2, "--tenant and --all conflict");
+    assert_eq!(cli.run(&["db", "migrate", "--all", "--concurrency", "0"]).code, 2);
+}
+
+#[test]
+fn destructive_commands_need_force_off_a_terminal() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Precious", &[]);
+    cli.ok(&["db", "seed", "--tenant", &id, "--class", "CountriesTableSeeder"]);
+    for command in ["reset", "refresh", "fresh"] {
+        let run = cli.run(&["db", command, "--all"]);
+        assert_eq!(run.code, 2, "{command}");
+        assert!(run.stderr.contains("--force"), "{command}: {}", run.stderr);
+    }
+    assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM countries"), Some(249), "nothing was lost");
+}
+
+#[test]
+fn seeding_without_a_class_runs_the_default_and_says_so() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Seedy", &["seedy.test"]);
+    let run = cli.run(&["db", "seed", "--tenant", &id]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("DatabaseSeeder (the default"), "{}", run.stderr);
+    for seeder in ["CountriesTableSeeder", "AirlinesTableSeeder", "AirportsTableSeeder", "AccountsTableSeeder", "TenantDatabaseSeeder"] {
+        assert!(run.stderr.contains(&format!("✅ Seedy")) && run.stderr.contains(seeder), "{seeder} has its own line: {}", run.stderr);
+    }
+    assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM airports"), Some(50_049));
+    assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM users WHERE email = 'owner@seedy.test'"), Some(1));
+    let unknown = cli.run(&["db", "seed", "--tenant", &id, "--class", "CountriesTableSeeder,Nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("unknown seeder `Nope`") && unknown.stderr.contains("AirportsTableSeeder"), "{}", unknown.stderr);
+    let lone = cli.create("Lone", &[]);
+    let airlines = cli.run(&["db", "seed", "--tenant", &lone, "--class", "AirlinesTableSeeder"]);
+    assert_eq!(airlines.code, 1);
+    assert!(airlines.stderr.contains("run CountriesTableSeeder first"), "a seeder that cannot run says why: {}", airlines.stderr);
+}

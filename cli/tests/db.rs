@@ -175,7 +175,7 @@ fn seeding_without_a_class_runs_the_default_and_says_so() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("DatabaseSeeder (the default"), "{}", run.stderr);
     for seeder in ["CountriesTableSeeder", "AirlinesTableSeeder", "AirportsTableSeeder", "AccountsTableSeeder", "TenantDatabaseSeeder"] {
-        assert!(run.stderr.contains(&format!("✅ Seedy")) && run.stderr.contains(seeder), "{seeder} has its own line: {}", run.stderr);
+        assert!(run.stderr.contains("✅ Seedy") && run.stderr.contains(seeder), "{seeder} has its own line: {}", run.stderr);
     }
     assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM airports"), Some(50_049));
     assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM users WHERE email = 'owner@seedy.test'"), Some(1));

@@ -6,6 +6,8 @@
 
 #![allow(clippy::print_stdout)] // a benchmark's output is its figures
 
+mod migrate;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +34,22 @@ enum Bench {
         /// Which backends (default: sqlite and postgres)
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::Postgres])]
         backend: Vec<BackendArg>,
+    },
+    /// Migrate N fresh tenants four ways: the CLI, the CLI again with nothing pending, a
+    /// `Migrator::up` loop, and the bare SQL (see `migrate.rs`)
+    Migrate {
+        /// SQLite tenants
+        #[arg(long, default_value_t = 1000)]
+        sqlite_tenants: usize,
+        /// PostgreSQL tenants (database and schema per tenant)
+        #[arg(long, default_value_t = 200)]
+        postgres_tenants: usize,
+        /// Passed to `tenancy db migrate --concurrency` [default: its own default]
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// The release `tenancy` binary to measure
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        binary: std::path::PathBuf,
     },
 }
 
@@ -72,6 +90,17 @@ async fn main() -> anyhow::Result<()> {
             for backend in backend {
                 provision(backend.into(), tenants).await?;
             }
+        }
+        Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, binary } => {
+            anyhow::ensure!(
+                binary.is_file(),
+                "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-cli`",
+                binary.display()
+            );
+            println!("migrate: fresh tenants, the sample migrations plus core's tables");
+            migrate::run(Backend::Sqlite, sqlite_tenants, &binary, concurrency).await?;
+            migrate::run(Backend::Postgres, postgres_tenants, &binary, concurrency).await?;
+            migrate::run(Backend::PostgresSchema, postgres_tenants, &binary, concurrency).await?;
         }
     }
     Ok(())

@@ -14,6 +14,8 @@
 //! calls `tenancy-core`. All output goes through [`output::Output`]; exit codes come from
 //! [`exit::ExitStatus`].
 
+#![recursion_limit = "256"] // the futures of fleet commands nest deeply enough to need it
+
 mod args;
 mod commands;
 pub mod exit;

@@ -200,12 +200,10 @@ impl ConnectionCache {
         }
     }
 
-    /// Closes every pool.
+    /// Closes every pool, all at once.
     pub async fn close_all(&self) {
         let pools: Vec<OpenPool> = self.lock().pools.drain().map(|(_, pool)| pool).collect();
-        for pool in pools {
-            let _ = pool.connection.close().await;
-        }
+        futures::future::join_all(pools.into_iter().map(|pool| pool.connection.close())).await;
     }
 
     /// What is open now.

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci`: formatting check, clippy with warnings denied, then the whole test suite;
 //! - `cargo xtask test`: the whole test suite (what `ci` runs last);
-//! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks.
+//! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks;
+//! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N]`.
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
 
@@ -21,7 +22,9 @@ fn main() -> anyhow::Result<()> {
         "test" => test(&sh),
         "bench" => bench(&sh, &rest),
         other => {
-            eprintln!("usage: cargo xtask <ci | test | bench provision [--tenants N] [--backend sqlite,postgres,postgres-schema,mysql]>");
+            eprintln!(
+                "usage: cargo xtask <ci | test | bench provision [--tenants N] [--backend …] | bench migrate [--sqlite-tenants N] [--postgres-tenants N]>"
+            );
             if other.is_empty() { Ok(()) } else { bail!("unknown task `{other}`") }
         }
     }
@@ -45,13 +48,18 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
 }
 
 fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
-    let Some((which, rest)) = args.split_first() else { bail!("usage: cargo xtask bench provision [--tenants N] [--backend a,b]") };
+    let Some((which, rest)) = args.split_first() else { bail!("usage: cargo xtask bench <provision | migrate> [options]") };
     match which.as_str() {
         "provision" => {
             step("release build and run of tenancy-bench provision");
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- provision {rest...}").run().context("the benchmark failed")
         }
-        other => bail!("unknown benchmark `{other}`; available: provision"),
+        "migrate" => {
+            step("release build of tenancy, then tenancy-bench migrate");
+            cmd!(sh, "cargo build --release --locked -p tenancy-cli --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo run --release --locked -p tenancy-bench -- migrate {rest...}").run().context("the benchmark failed")
+        }
+        other => bail!("unknown benchmark `{other}`; available: provision, migrate"),
     }
 }
 

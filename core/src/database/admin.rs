@@ -1,10 +1,13 @@
 //! [`ServerAdmin`]: the small connection pool PostgreSQL and MySQL managers use for `CREATE` and
 //! `DROP`, opened on first use and shared by every operation on that server.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, Statement, Value};
 use tokio::sync::OnceCell;
 
-use super::manager::{PoolSettings, connect};
+use super::manager::{PoolSettings, connect, connect_unprobed};
 use super::{DatabaseError, DbMessage, ServerUrl};
 
 #[derive(Debug)]
@@ -12,19 +15,34 @@ pub(crate) struct ServerAdmin {
     pub url: ServerUrl,
     pub settings: PoolSettings,
     pool: OnceCell<DatabaseConnection>,
+    /// When a connection to this server last succeeded.
+    reached_at: Mutex<Option<Instant>>,
 }
+
+/// How long a successful connection vouches for the server, sparing the next ones the TCP probe.
+const REACHABLE_FOR: Duration = Duration::from_secs(10);
 
 impl ServerAdmin {
     pub fn new(url: ServerUrl, settings: PoolSettings) -> Self {
-        Self { url, settings, pool: OnceCell::new() }
+        Self { url, settings, pool: OnceCell::new(), reached_at: Mutex::new(None) }
+    }
+
+    /// Opens a pool with `options`; probes the server first unless it answered moments ago.
+    pub async fn open(&self, options: ConnectOptions, location: String) -> Result<DatabaseConnection, DatabaseError> {
+        let recently = self.reached_at.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|at| at.elapsed() < REACHABLE_FOR);
+        let pool = if recently {
+            connect_unprobed(options, Some(&self.url), location).await
+        } else {
+            connect(options, Some(&self.url), location).await
+        }?;
+        *self.reached_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        Ok(pool)
     }
 
     /// The administration pool, on the database the server URL names. A failed connect is not
     /// remembered, so the next call tries again.
     pub async fn pool(&self) -> Result<&DatabaseConnection, DatabaseError> {
-        self.pool
-            .get_or_try_init(|| connect(self.settings.admin_options(self.url.connection_url()), Some(&self.url), self.url.to_string()))
-            .await
+        self.pool.get_or_try_init(|| self.open(self.settings.admin_options(self.url.connection_url()), self.url.to_string())).await
     }
 
     /// Runs one statement; `describe` turns a driver error into the right [`DatabaseError`].

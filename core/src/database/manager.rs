@@ -180,6 +180,9 @@ impl PoolSettings {
             .connect_timeout(self.connect_timeout)
             .acquire_timeout(self.connect_timeout.max(Duration::from_secs(30)))
             .idle_timeout(self.idle_timeout)
+            // A ping before every acquire costs a round trip per query; a connection idle for a
+            // while is still checked, so one broken by a server restart is replaced, not handed out.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false);
         options
     }
@@ -211,6 +214,17 @@ pub(crate) async fn connect(
             source: DbMessage(format!("{err} (connecting to {})", server.host_port())),
         })?;
     }
+    connect_unprobed(options, server, location).await
+}
+
+/// [`connect`] without the TCP probe, for a server that answered moments ago: on PostgreSQL every
+/// accepted TCP connection costs the server a process, so probing before each tenant pool would
+/// double the work of opening it.
+pub(crate) async fn connect_unprobed(
+    options: ConnectOptions,
+    server: Option<&ServerUrl>,
+    location: String,
+) -> Result<DatabaseConnection, DatabaseError> {
     sea_orm::Database::connect(options).await.map_err(|err| DatabaseError::Connect { location, source: DbMessage::scrubbed(server, &err) })
 }
 

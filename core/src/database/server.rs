@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sea_orm::{ConnectOptions, DatabaseConnection};
 
 use super::admin::ServerAdmin;
-use super::manager::{PoolSettings, connect};
+use super::manager::PoolSettings;
 use super::{DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, ServerUrl};
 
 /// What one kind of server needs said differently.
@@ -58,7 +58,7 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
-        connect(self.connect_options(database), Some(&self.admin.url), self.location(database)).await
+        self.admin.open(self.connect_options(database), self.location(database)).await
     }
 
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {

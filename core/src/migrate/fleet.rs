@@ -154,8 +154,17 @@ impl Tenancy {
         reporter: Arc<dyn FleetReporter>,
     ) -> Vec<TenantReport> {
         let stop = AtomicBool::new(false);
+        // Read once, so a tenant without a recorded failure costs the registry no write.
+        let failed_before = match operation.migrates_up() {
+            true => self.registry().last_migration_failures().await.unwrap_or_default(),
+            false => Default::default(),
+        };
+        let failed_before = &failed_before;
         futures::stream::iter(tenants)
-            .map(|tenant| self.run_one(tenant, operation, options.fail_fast, &stop, reporter.clone()))
+            .map(|tenant| {
+                let had_failure = failed_before.contains_key(&tenant.id);
+                self.run_one(tenant, operation, RunFlags { fail_fast: options.fail_fast, had_failure }, &stop, reporter.clone())
+            })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await
@@ -165,7 +174,7 @@ impl Tenancy {
         &self,
         tenant: Tenant,
         operation: &Operation,
-        fail_fast: bool,
+        flags: RunFlags,
         stop: &AtomicBool,
         reporter: Arc<dyn FleetReporter>,
     ) -> TenantReport {
@@ -180,7 +189,7 @@ impl Tenancy {
         self.work_on(&tenant, operation, &mut report, reporter.clone()).await;
         report.elapsed = started.elapsed();
         if let Some(failure) = &report.failure {
-            if fail_fast {
+            if flags.fail_fast {
                 stop.store(true, Ordering::SeqCst);
             }
             if operation.migrates_up()
@@ -189,6 +198,7 @@ impl Tenancy {
                 tracing::warn!(tenant = %tenant.id, error = %err, "could not record the migration failure");
             }
         } else if operation.migrates_up()
+            && flags.had_failure
             && let Err(err) = self.registry().clear_migration_failures(&tenant.id).await
         {
             tracing::warn!(tenant = %tenant.id, error = %err, "could not clear old migration failures");
@@ -294,6 +304,15 @@ impl Tenancy {
             Err(err) => report.failure = Some(TenantFailure { step: "connect".into(), error: error_chain(&err) }),
         }
     }
+}
+
+/// How one tenant is run.
+#[derive(Clone, Copy)]
+struct RunFlags {
+    /// Stop starting tenants after this one fails.
+    fail_fast: bool,
+    /// The registry has a failure recorded for it, to clear if it now succeeds.
+    had_failure: bool,
 }
 
 /// Forwards one tenant's migration events to the fleet reporter.

@@ -14,7 +14,7 @@ mod meter;
 pub mod runner;
 pub mod stats;
 pub mod status;
-mod tracking;
+pub mod tracking;
 
 use std::marker::PhantomData;
 use std::sync::Arc;

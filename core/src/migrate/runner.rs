@@ -52,8 +52,9 @@ impl Step {
 /// Reads every tracking table once and splits the migrations into applied and pending, in apply order.
 async fn plan(db: &DatabaseConnection, set: &MigrationSet) -> Result<(Vec<Step>, Vec<Step>), DbErr> {
     let (mut applied, mut pending) = (Vec::new(), Vec::new());
-    for migrator in set.migrators() {
-        let done = tracking::applied(db, &migrator.tracking_table()).await?;
+    let tables: Vec<String> = set.migrators().iter().map(|m| m.tracking_table()).collect();
+    let recorded = tracking::applied(db, &tables).await?;
+    for (migrator, done) in set.migrators().iter().zip(recorded) {
         for migration in migrator.migrations() {
             let step = Step { migrator: migrator.clone(), migration };
             if done.contains_key(step.migration.name()) { applied.push(step) } else { pending.push(step) }
@@ -190,14 +191,21 @@ pub async fn pretend(db: &DatabaseConnection, set: &MigrationSet) -> Result<Vec<
     let (_, pending) = plan(db, set).await?;
     let mut pretended = Vec::with_capacity(pending.len());
     for step in pending {
-        let recorder =
-            MockDatabase::new(backend).append_exec_results(std::iter::repeat_with(MockExecResult::default).take(1024)).into_connection();
-        let result = step.migration.up(&SchemaManager::new(&recorder)).await;
-        let statements = match result {
-            Ok(()) => Ok(recorder.into_transaction_log().iter().flat_map(|txn| txn.statements().iter().map(ToString::to_string)).collect()),
-            Err(err) => Err(format!("it reads the database while running, so its SQL cannot be shown without running it ({err})")),
-        };
+        let statements = statements_of(step.migration.as_ref(), backend).await;
         pretended.push(PretendedMigration { migration: step.name(), statements });
     }
     Ok(pretended)
+}
+
+/// The SQL `migration.up` sends on `backend`, recorded by running it against a mock connection.
+///
+/// # Errors
+/// A message saying why, when the migration needs answers from a real database.
+pub async fn statements_of(migration: &dyn MigrationTrait, backend: DbBackend) -> Result<Vec<String>, String> {
+    let recorder =
+        MockDatabase::new(backend).append_exec_results(std::iter::repeat_with(MockExecResult::default).take(1024)).into_connection();
+    match migration.up(&SchemaManager::new(&recorder)).await {
+        Ok(()) => Ok(recorder.into_transaction_log().iter().flat_map(|txn| txn.statements().iter().map(ToString::to_string)).collect()),
+        Err(err) => Err(format!("it reads the database while running, so its SQL cannot be shown without running it ({err})")),
+    }
 }

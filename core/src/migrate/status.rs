@@ -42,8 +42,9 @@ impl MigrationStatus {
 /// When a tracking table cannot be read.
 pub async fn read(db: &DatabaseConnection, set: &MigrationSet) -> Result<MigrationStatus, DbErr> {
     let mut status = MigrationStatus { migrations: Vec::new(), unknown: Vec::new() };
-    for migrator in set.migrators() {
-        let mut applied = tracking::applied(db, &migrator.tracking_table()).await?;
+    let tables: Vec<String> = set.migrators().iter().map(|m| m.tracking_table()).collect();
+    let recorded = tracking::applied(db, &tables).await?;
+    for (migrator, mut applied) in set.migrators().iter().zip(recorded) {
         for migration in migrator.migrations() {
             let applied_at = applied.remove(migration.name()).and_then(|secs| DateTime::from_timestamp(secs, 0));
             status.migrations.push(MigrationState {

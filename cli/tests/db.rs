@@ -187,3 +187,41 @@ fn seeding_without_a_class_runs_the_default_and_says_so() {
     assert_eq!(airlines.code, 1);
     assert!(airlines.stderr.contains("run CountriesTableSeeder first"), "a seeder that cannot run says why: {}", airlines.stderr);
 }
+
+#[test]
+fn a_migration_reported_as_applied_survives_a_killed_process() {
+    use std::io::{BufRead, BufReader};
+    let cli = Cli::sqlite();
+    let id = cli.ok(&["tenant", "create", "--name", "Durable", "--no-migrate"]).trim().to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenancy"))
+        .current_dir(cli.dir())
+        .args(["db", "migrate", "--tenant", &id, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reported = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("\"migration_applied\"") {
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            reported = Some(event["migration"].as_str().unwrap().to_owned());
+            child.kill().unwrap(); // SIGKILL: no destructor, no checkpoint
+            break;
+        }
+    }
+    child.wait().unwrap();
+    let reported = reported.expect("a migration was reported before the kill");
+    let status = cli.status(&id);
+    let state = status["status"]["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| format!("{}/{}", m["migration"]["migrator"].as_str().unwrap(), m["migration"]["name"].as_str().unwrap()) == reported)
+        .cloned()
+        .unwrap();
+    assert!(!state["applied_at"].is_null(), "{reported} was reported as applied but is not: {status}");
+    let resumed = cli.run(&["db", "migrate", "--tenant", &id]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(applied_pending(&cli.status(&id)), (ALL, 0), "a rerun finishes the job");
+}

@@ -164,6 +164,9 @@ impl FleetReporter for FleetView {
             bars.overall.inc(1);
         }
         let tenant = &report.tenant;
+        for warning in &report.warnings {
+            self.out.warn(format!("{tenant}: {warning}"));
+        }
         if self.out.is_json() {
             if let Some(failure) = &report.failure {
                 self.out.json(&json!({"event": "migration_failed", "tenant": tenant.id, "step": failure.step, "error": failure.error}));

@@ -68,12 +68,26 @@ impl TenantSelection {
     }
 }
 
-/// How to run over the tenants.
+/// How many tenants at once.
 #[derive(Debug, Args)]
-pub struct FleetArgs {
+pub struct ConcurrencyArg {
     /// Tenants worked on at once [default: as many as the connection budget has room for]
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: Option<u16>,
+}
+
+impl ConcurrencyArg {
+    /// The value given, or the default the configuration allows.
+    pub fn get(&self, tenancy: &Tenancy) -> usize {
+        self.concurrency.map_or_else(|| FleetOptions::default_concurrency(tenancy.config()), usize::from)
+    }
+}
+
+/// How to run an operation over the tenants.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArg,
     /// Start no new tenant after the first one fails
     #[arg(long)]
     pub fail_fast: bool,
@@ -82,7 +96,6 @@ pub struct FleetArgs {
 impl FleetArgs {
     /// The options, with the default concurrency filled in from the configuration.
     pub fn options(&self, tenancy: &Tenancy) -> FleetOptions {
-        let concurrency = self.concurrency.map_or_else(|| FleetOptions::default_concurrency(tenancy.config()), usize::from);
-        FleetOptions { concurrency, fail_fast: self.fail_fast }
+        FleetOptions { concurrency: self.concurrency.get(tenancy), fail_fast: self.fail_fast }
     }
 }

@@ -100,6 +100,8 @@ pub struct TenantReport {
     pub failure: Option<TenantFailure>,
     /// Set if the tenant was not worked on, and why.
     pub skipped: Option<String>,
+    /// Problems that did not fail the tenant (a failure that could not be recorded).
+    pub warnings: Vec<String>,
     /// Time spent on this tenant.
     #[serde(serialize_with = "super::serialize_millis", rename = "elapsed_ms")]
     pub elapsed: Duration,
@@ -114,6 +116,7 @@ impl TenantReport {
             pretended: Vec::new(),
             failure: None,
             skipped: None,
+            warnings: Vec::new(),
             elapsed: Duration::ZERO,
         }
     }
@@ -156,7 +159,10 @@ impl Tenancy {
         let stop = AtomicBool::new(false);
         // Read once, so a tenant without a recorded failure costs the registry no write.
         let failed_before = match operation.migrates_up() {
-            true => self.registry().last_migration_failures().await.unwrap_or_default(),
+            true => self.registry().last_migration_failures().await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "could not read recorded migration failures; they will not be cleared in this run");
+                Default::default()
+            }),
             false => Default::default(),
         };
         let failed_before = &failed_before;
@@ -195,13 +201,13 @@ impl Tenancy {
             if operation.migrates_up()
                 && let Err(err) = self.registry().record_migration_failure(&tenant.id, &failure.step, &failure.error).await
             {
-                tracing::warn!(tenant = %tenant.id, error = %err, "could not record the migration failure");
+                report.warnings.push(format!("the failure could not be recorded in the registry: {}", error_chain(&err)));
             }
         } else if operation.migrates_up()
             && flags.had_failure
             && let Err(err) = self.registry().clear_migration_failures(&tenant.id).await
         {
-            tracing::warn!(tenant = %tenant.id, error = %err, "could not clear old migration failures");
+            report.warnings.push(format!("its old failure could not be cleared from the registry: {}", error_chain(&err)));
         }
         reporter.on_tenant_finished(&report);
         report

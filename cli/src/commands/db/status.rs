@@ -7,7 +7,7 @@ use serde_json::json;
 use tenancy_core::migrate::status::TenantMigrationReport;
 
 use crate::AppContext;
-use crate::commands::selection::{FleetArgs, TenantSelection};
+use crate::commands::selection::{ConcurrencyArg, TenantSelection};
 use crate::exit::ExitStatus;
 use crate::output::{Output, format_bytes};
 
@@ -17,14 +17,14 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub selection: TenantSelection,
     #[command(flatten)]
-    pub fleet: FleetArgs,
+    pub concurrency: ConcurrencyArg,
 }
 
 pub async fn run(args: StatusArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, out).await?;
-        let concurrency = args.fleet.options(tenancy).concurrency;
+        let concurrency = args.concurrency.get(tenancy);
         let mut results: Vec<_> = futures::stream::iter(tenants)
             .map(|tenant| async move {
                 let report = tenancy.migration_status(&tenant).await;

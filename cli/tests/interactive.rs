@@ -81,3 +81,22 @@ fn db_migrate_without_a_selection_asks_which_tenants() {
     assert_eq!(common::applied_pending(&cli.status(&first)).1, 0);
     assert_eq!(common::applied_pending(&cli.status(&second)).0, 0, "the tenant not picked was left alone");
 }
+
+#[test]
+fn db_reset_asks_before_destroying_anything() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Precious", &[]);
+    let mut session = spawn(&cli, &format!("db reset --tenant {id}"));
+    session.exp_string("roll back every migration").unwrap();
+    session.send_line("n").unwrap();
+    session.exp_string("nothing was changed").unwrap();
+    session.exp_eof().unwrap();
+    assert_eq!(common::applied_pending(&cli.status(&id)).1, 0, "every migration is still applied");
+
+    let mut session = spawn(&cli, &format!("db reset --tenant {id}"));
+    session.exp_string("Continue?").unwrap();
+    session.send_line("y").unwrap();
+    session.exp_string("Reset 1 tenants").unwrap();
+    session.exp_eof().unwrap();
+    assert_eq!(common::applied_pending(&cli.status(&id)).0, 0, "after yes, every migration is rolled back");
+}

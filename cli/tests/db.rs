@@ -27,8 +27,16 @@ fn every_db_command_on_every_backend() {
         assert_eq!(applied_pending(&cli.status(&a)), (ALL - 2, 2), "{name}");
         let migrate = cli.run(&["db", "migrate", "--all", "--json"]);
         assert_eq!(migrate.code, 0, "{name}: {}", migrate.stderr);
-        let applied_events = migrate.stdout.lines().filter(|l| l.contains("\"migration_applied\"")).count();
-        assert_eq!(applied_events, 4, "{name}: two migrations for each of two tenants");
+        let applied_events: Vec<serde_json::Value> =
+            migrate.stdout.lines().filter(|l| l.contains("\"migration_applied\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(applied_events.len(), 4, "{name}: two migrations for each of two tenants");
+        for event in &applied_events {
+            assert!(event["elapsed_ms"].as_f64().unwrap() > 0.0, "{name}: {event}");
+            assert!(event["allocated_bytes"].as_u64().unwrap() > 0, "{name}: the binary measures memory: {event}");
+        }
+        let stats = &cli.status(&a)["stats"];
+        assert_eq!(stats["tables"], 11, "{name}: 7 application tables, cache, sessions and 2 tracking tables: {stats}");
+        assert!(stats["size_bytes"].as_u64().unwrap() > 0, "{name}: {stats}");
         let summary: serde_json::Value = serde_json::from_str(migrate.stdout.lines().last().unwrap()).unwrap();
         assert_eq!(
             (summary["event"].as_str(), summary["succeeded"].as_u64(), summary["migrations"].as_u64()),

@@ -30,6 +30,10 @@ pub struct Config {
     pub central: CentralConfig,
     /// Tenant databases: driver, naming, servers, pools.
     pub tenant_database: TenantDatabaseConfig,
+    /// Where cache entries live.
+    pub cache: CacheConfig,
+    /// The Redis server, for the Redis cache store.
+    pub redis: RedisConfig,
     /// Where relative paths are resolved: the configuration file's folder, or the current directory.
     #[serde(skip)]
     pub root: PathBuf,
@@ -100,6 +104,60 @@ impl Default for TenantDatabaseConfig {
             idle_timeout_secs: 300,
             connect_timeout_secs: 10,
         }
+    }
+}
+
+/// `[cache]`: where each tenant's cache entries live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `database` (a table in each tenant's own database), `redis` (keys under each tenant's
+    /// prefix) or `memory` (in this process, bounded).
+    pub store: CacheStoreKind,
+    /// `memory`: the most entries kept, all tenants together.
+    pub memory_capacity: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { store: CacheStoreKind::Database, memory_capacity: 100_000 }
+    }
+}
+
+/// The cache stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheStoreKind {
+    /// The tenant's own database.
+    Database,
+    /// Redis, under the tenant's key prefix.
+    Redis,
+    /// This process's memory.
+    Memory,
+}
+
+/// `[redis]`: the server and how tenants' keys are told apart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://HOST:PORT[/DB]`.
+    pub url: String,
+    /// Every key of a tenant starts with this, `{tenant_id}` replaced by its id.
+    pub prefix: String,
+    /// Every key of the central cache starts with this.
+    pub central_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), prefix: "tenant_{tenant_id}_".into(), central_prefix: "central_".into() }
+    }
+}
+
+impl RedisConfig {
+    /// The key prefix of `tenant`.
+    pub fn prefix_for(&self, tenant: &crate::TenantId) -> String {
+        self.prefix.replace("{tenant_id}", &tenant.to_string())
     }
 }
 
@@ -216,6 +274,24 @@ impl Config {
             }
         }
         self.central_location().map_err(|err| ("central.url".to_owned(), err.to_string()))?;
+        let redis = &self.redis;
+        if !redis.prefix.contains("{tenant_id}") {
+            return Err(("redis.prefix".into(), format!("`{}` has no `{{tenant_id}}`: every tenant would share one prefix", redis.prefix)));
+        }
+        if redis.central_prefix.is_empty() || redis.central_prefix.contains("{tenant_id}") {
+            return Err(("redis.central_prefix".into(), "the central prefix must be a fixed, non-empty string".into()));
+        }
+        // A tenant prefix begins with the pattern's text before `{tenant_id}`; the central one must not.
+        let fixed_start = redis.prefix.split("{tenant_id}").next().unwrap_or_default();
+        if redis.central_prefix.starts_with(fixed_start) && fixed_start.len() <= redis.central_prefix.len() && !fixed_start.is_empty() {
+            return Err((
+                "redis.central_prefix".into(),
+                format!("`{}` begins like the tenant prefix `{}`, so their keys could meet", redis.central_prefix, redis.prefix),
+            ));
+        }
+        if self.cache.store == CacheStoreKind::Memory && self.cache.memory_capacity == 0 {
+            return Err(("cache.memory_capacity".into(), "`memory_capacity` must be at least 1".into()));
+        }
         Ok(())
     }
 

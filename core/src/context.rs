@@ -73,6 +73,11 @@ impl TenantContext {
         Progress(self.progress.clone())
     }
 
+    /// The tenant's cache (on the configured store, confined to this tenant).
+    pub fn cache(&self) -> Option<&crate::cache::Cache> {
+        self.get::<crate::cache::Cache>()
+    }
+
     /// The resource of type `T` a bootstrapper attached, if any.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.resources.get(&TypeId::of::<T>()).and_then(|value| value.downcast_ref())

@@ -379,6 +379,14 @@ pub enum DeleteError {
     /// Removing the registry rows failed (the database is already gone).
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The tenant's cache entries outside its database could not be removed; nothing was deleted.
+    #[error("failed to remove the cache entries of tenant {tenant}")]
+    Cache {
+        /// `name (id)`.
+        tenant: String,
+        /// Why.
+        source: crate::cache::CacheError,
+    },
 }
 
 impl Tenancy {
@@ -395,6 +403,15 @@ impl Tenancy {
     /// # Errors
     /// [`DeleteError`]; nothing is removed from the registry unless the database is gone.
     pub async fn delete_tenant(&self, tenant: &Tenant, options: DeleteOptions) -> Result<(), DeleteError> {
+        if self.caches().outlives_tenant_databases() {
+            let cache_error = |source| DeleteError::Cache { tenant: tenant.to_string(), source };
+            let cache = self
+                .caches()
+                .cache_for(crate::cache::CacheScope::Tenant(&tenant.id), self.registry().connection())
+                .await
+                .map_err(cache_error)?;
+            cache.flush().await.map_err(cache_error)?;
+        }
         if !options.keep_database {
             if !tenant.database.belongs_to(&tenant.id) {
                 return Err(DeleteError::NotATenantDatabase { database: tenant.database.clone(), tenant: tenant.to_string() });

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::cache::{Cache, CacheBootstrapper, CacheError, CacheScope};
 use crate::connections::ConnectionCache;
 use crate::context::ProgressSink;
 use crate::context::{self, Bootstrapper, ContextBuilder, ContextError, TenantContext};
@@ -36,6 +37,7 @@ pub struct Tenancy {
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
     migrations: MigrationSet,
     meter: Option<Arc<dyn AllocationMeter>>,
+    caches: Arc<CacheBootstrapper>,
 }
 
 /// Assembles a [`Tenancy`]: the tenant migrator and the bootstrappers, then [`TenancyBuilder::open`].
@@ -90,12 +92,16 @@ impl TenancyBuilder {
             let manager = manager_for(&self.config, &server)?;
             managers.insert(server, manager);
         }
+        let caches = Arc::new(CacheBootstrapper::new(&self.config));
+        let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> = vec![caches.clone()];
+        bootstrappers.extend(self.bootstrappers);
         Ok(Tenancy {
+            caches,
             connections: ConnectionCache::new(&self.config),
             config: Arc::new(self.config),
             registry,
             managers,
-            bootstrappers: self.bootstrappers,
+            bootstrappers,
             migrations: MigrationSet::new(self.migrator),
             meter: self.meter,
         })
@@ -121,6 +127,19 @@ impl Tenancy {
     /// The per-tenant connection pools.
     pub fn connections(&self) -> &ConnectionCache {
         &self.connections
+    }
+
+    /// The cache of code outside any tenant (`database` store: a table in the registry's database).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn central_cache(&self) -> Result<Cache, CacheError> {
+        self.caches.cache_for(CacheScope::Central, self.registry.connection()).await
+    }
+
+    /// The cache builder, for operations on a tenant's cache outside its context (delete).
+    pub fn caches(&self) -> &CacheBootstrapper {
+        &self.caches
     }
 
     /// Every migration a tenant database gets: core's tables, then the application's.

@@ -18,6 +18,23 @@ use tenancy_core::{Config, TenantId};
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 /// MariaDB's address on test machines.
 pub const MYSQL_ADDR: &str = "127.0.0.1:3306";
+/// Redis's address on test machines.
+pub const REDIS_ADDR: &str = "127.0.0.1:6379";
+
+/// Whether a server answers on `address`. Off CI a missing server is reported and its tests are
+/// skipped; with `CI` set it fails the test.
+pub fn service_available(name: &str, address: &str) -> bool {
+    let socket = address.parse().expect("a socket address");
+    if TcpStream::connect_timeout(&socket, Duration::from_secs(2)).is_ok() {
+        return true;
+    }
+    #[allow(clippy::disallowed_methods)] // test support reads the CI convention, not tenancy configuration
+    let on_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    assert!(!on_ci, "CI is set but no {name} server answers on {address}: the {name} tests cannot run");
+    // Written straight to stderr: the test harness captures `eprintln!`, and this must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {name} tests: no server on {address}");
+    false
+}
 
 /// A place tenant databases (and the registry) live in a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,17 +74,7 @@ impl Backend {
     /// Whether this backend's server answers. Off CI a missing server is reported and skipped; with
     /// `CI` set it fails the test.
     pub fn available(self) -> bool {
-        let Some(address) = self.server() else { return true };
-        let address = address.parse().expect("a socket address");
-        if TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok() {
-            return true;
-        }
-        #[allow(clippy::disallowed_methods)] // test support reads the CI convention, not tenancy configuration
-        let on_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        assert!(!on_ci, "CI is set but no {} server answers on {address}: the {} tests cannot run", self.name(), self.name());
-        // Written straight to stderr: the test harness captures `eprintln!`, and this must be seen.
-        let _ = writeln!(std::io::stderr(), "SKIPPED {} tests: no server on {address}", self.name());
-        false
+        self.server().is_none_or(|address| service_available(self.name(), address))
     }
 }
 

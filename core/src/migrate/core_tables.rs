@@ -23,7 +23,8 @@ impl TenantMigrator for CoreTablesMigrator {
     }
 }
 
-struct CreateCache;
+/// `tenancy_cache`; also created in the registry's database for the central cache.
+pub(crate) struct CreateCache;
 
 impl MigrationName for CreateCache {
     fn name(&self) -> &str {

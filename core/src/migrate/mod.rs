@@ -23,6 +23,7 @@ use std::time::Duration;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 pub use core_tables::CoreTablesMigrator;
+pub(crate) use core_tables::CreateCache;
 pub use meter::AllocationMeter;
 
 /// A migrator: its migrations in order and the table that records which are applied.

@@ -10,7 +10,8 @@ pub struct RegistryMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for RegistryMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTenantsAndDomains), Box::new(CreateMigrationFailures)]
+        // The central cache's table is the very migration each tenant database gets.
+        vec![Box::new(CreateTenantsAndDomains), Box::new(CreateMigrationFailures), Box::new(crate::migrate::CreateCache)]
     }
 
     fn migration_table_name() -> DynIden {

@@ -1,0 +1,95 @@
+//! [`DatabaseCache`]: entries in the tenant's own database, table `tenancy_cache` (created by core's
+//! tenant migrations). Isolation comes from the database itself.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use super::{CacheError, CacheStore, as_integer};
+
+const TABLE: &str = "tenancy_cache";
+
+/// Entries in one database's `tenancy_cache` table.
+pub struct DatabaseCache {
+    db: DatabaseConnection,
+}
+
+impl DatabaseCache {
+    /// The cache of the database `db` is connected to (the tenant's, inside its context).
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Deletes every expired entry; returns how many.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn purge_expired(&self) -> Result<u64, CacheError> {
+        let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("expires_at")).lte(now_ms())).to_owned();
+        let result = self.db.execute(&delete).await.map_err(|e| CacheError::store("database", "purge expired entries")(e.into()))?;
+        Ok(result.rows_affected())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn failed(action: &str, key: &str) -> impl FnOnce(sea_orm::DbErr) -> CacheError {
+    let action = format!("{action} `{key}`");
+    move |err| CacheError::store("database", action)(err.into())
+}
+
+#[async_trait]
+impl CacheStore for DatabaseCache {
+    fn kind(&self) -> &'static str {
+        "database"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let select = Query::select()
+            .columns([Alias::new("value"), Alias::new("expires_at")])
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("key")).eq(key))
+            .to_owned();
+        let Some(row) = self.db.query_one(&select).await.map_err(failed("read", key))? else { return Ok(None) };
+        let expires_at: Option<i64> = row.try_get("", "expires_at").map_err(failed("read", key))?;
+        if expires_at.is_some_and(|at| at <= now_ms()) {
+            // Expired: never returned, and cleaned up on the way.
+            self.forget(key).await?;
+            return Ok(None);
+        }
+        row.try_get("", "value").map(Some).map_err(failed("read", key))
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), CacheError> {
+        let expires_at = ttl.map(|ttl| now_ms() + ttl.as_millis() as i64);
+        let upsert = Query::insert()
+            .into_table(Alias::new(TABLE))
+            .columns([Alias::new("key"), Alias::new("value"), Alias::new("expires_at")])
+            .values_panic([key.into(), value.into(), expires_at.into()])
+            .on_conflict(OnConflict::column(Alias::new("key")).update_columns([Alias::new("value"), Alias::new("expires_at")]).to_owned())
+            .to_owned();
+        self.db.execute(&upsert).await.map(drop).map_err(failed("write", key))
+    }
+
+    async fn forget(&self, key: &str) -> Result<bool, CacheError> {
+        let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("key")).eq(key)).to_owned();
+        Ok(self.db.execute(&delete).await.map_err(failed("delete", key))?.rows_affected() > 0)
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64, CacheError> {
+        // Callers hold the key's lock (see `Cache::increment`), so read-then-write is safe in-process.
+        let current = as_integer(key, self.get(key).await?.as_deref())?;
+        let next = current + by;
+        self.put(key, serde_json::to_vec(&next).expect("an integer serialises"), None).await?;
+        Ok(next)
+    }
+
+    async fn flush(&self) -> Result<u64, CacheError> {
+        let delete = Query::delete().from_table(Alias::new(TABLE)).to_owned();
+        Ok(self.db.execute(&delete).await.map_err(|e| CacheError::store("database", "flush")(e.into()))?.rows_affected())
+    }
+}

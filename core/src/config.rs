@@ -32,6 +32,8 @@ pub struct Config {
     pub tenant_database: TenantDatabaseConfig,
     /// Where cache entries live.
     pub cache: CacheConfig,
+    /// Where sessions live.
+    pub session: SessionConfig,
     /// The Redis server, for the Redis cache store.
     pub redis: RedisConfig,
     /// Where relative paths are resolved: the configuration file's folder, or the current directory.
@@ -134,6 +136,30 @@ pub enum CacheStoreKind {
     Redis,
     /// This process's memory.
     Memory,
+}
+
+/// `[session]`: where each tenant's sessions live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// `database` (the tenant's own `tenancy_sessions` table) or `redis` (under the tenant's prefix).
+    pub store: SessionStoreKind,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { store: SessionStoreKind::Database }
+    }
+}
+
+/// The session stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    /// The tenant's own database.
+    Database,
+    /// Redis, under the tenant's key prefix.
+    Redis,
 }
 
 /// `[redis]`: the server and how tenants' keys are told apart.

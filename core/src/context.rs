@@ -15,7 +15,7 @@ use sea_orm::DatabaseConnection;
 use crate::Tenant;
 
 tokio::task_local! {
-    static CURRENT_TENANT: Arc<Tenant>;
+    static CURRENT: TenantContext;
 }
 
 /// The tenant whose context the current task runs in, if any.
@@ -31,12 +31,18 @@ tokio::task_local! {
 /// # Ok(()) }
 /// ```
 pub fn current_tenant() -> Option<Arc<Tenant>> {
-    CURRENT_TENANT.try_with(Arc::clone).ok()
+    CURRENT.try_with(|ctx| ctx.tenant.clone()).ok()
 }
 
-/// Runs `future` with `tenant` as [`current_tenant`].
-pub(crate) async fn scope<F: Future>(tenant: Arc<Tenant>, future: F) -> F::Output {
-    CURRENT_TENANT.scope(tenant, future).await
+/// The context the current task runs in, if any: how code that is handed no context (a session
+/// store called by a web framework) finds the tenant's connection and resources.
+pub fn current_context() -> Option<TenantContext> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `future` with `ctx` as [`current_context`].
+pub(crate) async fn scope<F: Future>(ctx: TenantContext, future: F) -> F::Output {
+    CURRENT.scope(ctx, future).await
 }
 
 /// Errors from bootstrappers, seeders and other user code: any error type will do.

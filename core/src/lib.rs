@@ -36,12 +36,13 @@ pub mod migrate;
 pub mod provisioning;
 pub mod registry;
 pub mod seeder;
+pub mod sessions;
 mod tenancy;
 mod tenant;
 
 pub use config::{Config, ConfigError};
 pub use connections::ConnectionCache;
-pub use context::{Bootstrapper, BoxError, ContextBuilder, ContextError, TenantContext, current_tenant};
+pub use context::{Bootstrapper, BoxError, ContextBuilder, ContextError, TenantContext, current_context, current_tenant};
 pub use database::Driver;
 pub use domain::{Domain, DomainError};
 pub use registry::{Registry, RegistryError, TenantRefError};

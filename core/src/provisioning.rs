@@ -379,8 +379,9 @@ pub enum DeleteError {
     /// Removing the registry rows failed (the database is already gone).
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// The tenant's cache entries outside its database could not be removed; nothing was deleted.
-    #[error("failed to remove the cache entries of tenant {tenant}")]
+    /// The tenant's cache entries or sessions outside its database could not be removed; nothing
+    /// was deleted.
+    #[error("failed to remove the cache entries and sessions of tenant {tenant}")]
     Cache {
         /// `name (id)`.
         tenant: String,
@@ -412,6 +413,7 @@ impl Tenancy {
                 .map_err(cache_error)?;
             cache.flush().await.map_err(cache_error)?;
         }
+        self.session_store().purge_tenant(&tenant.id).await.map_err(|source| DeleteError::Cache { tenant: tenant.to_string(), source })?;
         if !options.keep_database {
             if !tenant.database.belongs_to(&tenant.id) {
                 return Err(DeleteError::NotATenantDatabase { database: tenant.database.clone(), tenant: tenant.to_string() });

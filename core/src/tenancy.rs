@@ -137,6 +137,12 @@ impl Tenancy {
         self.caches.cache_for(CacheScope::Central, self.registry.connection()).await
     }
 
+    /// The session store for a web framework (tower-sessions): one store for every tenant, which
+    /// keeps each request's session in the tenant of the [`Tenancy::run`] the request runs in.
+    pub fn session_store(&self) -> crate::sessions::TenantSessionStore {
+        crate::sessions::TenantSessionStore::new(&self.config)
+    }
+
     /// The cache builder, for operations on a tenant's cache outside its context (delete).
     pub fn caches(&self) -> &CacheBootstrapper {
         &self.caches
@@ -208,7 +214,7 @@ impl Tenancy {
             }
         }
         let ctx = builder.build();
-        let output = context::scope(tenant, f(ctx.clone())).await;
+        let output = context::scope(ctx.clone(), f(ctx.clone())).await;
         self.revert(&self.bootstrappers, &ctx).await;
         drop(lease);
         Ok(output)

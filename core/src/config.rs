@@ -88,6 +88,8 @@ pub struct TenantDatabaseConfig {
     pub idle_timeout_secs: u64,
     /// Seconds to wait for a database server to accept a connection.
     pub connect_timeout_secs: u64,
+    /// PostgreSQL: the `application_name` of tenant connections, to find them in `pg_stat_activity`.
+    pub application_name: String,
 }
 
 impl Default for TenantDatabaseConfig {
@@ -105,6 +107,7 @@ impl Default for TenantDatabaseConfig {
             connection_budget: 64,
             idle_timeout_secs: 300,
             connect_timeout_secs: 10,
+            application_name: "tenancy".into(),
         }
     }
 }

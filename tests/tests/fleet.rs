@@ -81,3 +81,83 @@ async fn a_concurrent_migrate_on_postgres_stays_within_the_budget() {
     assert!(peak > 0, "the watcher saw no connection");
     assert!(peak <= BUDGET as usize, "{peak} server connections with a budget of {BUDGET}");
 }
+
+#[tokio::test]
+async fn three_hundred_tenants_working_at_once_hold_at_most_twenty_connections() {
+    // A schema per tenant: creating and dropping 300 schemas is quick, where 300 databases would
+    // cost minutes of checkpoints. Tenant connections are told apart by their application_name.
+    let Some(env) = TestEnv::new(Backend::PostgresSchema) else { return };
+    const BUDGET: u32 = 20;
+    env.create_central_database().await;
+    let mut config = env.config();
+    let application_name = format!("{}tenants", env.prefix);
+    config.tenant_database.application_name = application_name.clone();
+    config.tenant_database.pool_size = 2;
+    config.tenant_database.connection_budget = BUDGET;
+    config.tenant_database.idle_timeout_secs = 1;
+    let tenancy = Arc::new(Tenancy::builder(config).open().await.unwrap());
+    let mut tenants = Vec::new();
+    for i in 0..300 {
+        let mut request = TenantRequest::new(TenantName::parse(&format!("T{i}")).unwrap());
+        request.migrate = false; // empty databases keep the set-up short; the work below needs no table
+        tenants.push(tenancy.create_tenant(&request, &()).await.unwrap());
+    }
+    tenancy.connections().close_all().await;
+
+    let admin = Database::connect(format!("postgres://postgres@{POSTGRES_ADDR}/postgres")).await.unwrap();
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{application_name}'");
+    let count = |admin: sea_orm::DatabaseConnection, sql: String| async move {
+        let row = admin.query_one_raw(Statement::from_string(admin.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0).unwrap() as usize
+    };
+    let (done, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let watcher = {
+        let (done, peak, admin, sql) = (done.clone(), peak.clone(), admin.clone(), sql.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                peak.fetch_max(count(admin.clone(), sql.clone()).await, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let workers: Vec<_> = tenants
+        .iter()
+        .cloned()
+        .map(|tenant| {
+            let tenancy = tenancy.clone();
+            tokio::spawn(async move {
+                tenancy
+                    .run(&tenant, |ctx| async move {
+                        let db = ctx.db();
+                        let (a, b) = tokio::join!(db.execute_unprepared("SELECT pg_sleep(0.005)"), db.execute_unprepared("SELECT 1"));
+                        a.unwrap();
+                        b.unwrap();
+                    })
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    watcher.await.unwrap();
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak > 0, "the watcher saw no connection");
+    assert!(peak <= BUDGET as usize, "{peak} server connections with a budget of {BUDGET}");
+
+    // Idle pools are released.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tenancy.connections().close_idle_pools().await;
+    assert_eq!(tenancy.connections().stats().open_pools, 0);
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = count(admin.clone(), sql.clone()).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "server connections of idle tenants were closed");
+}

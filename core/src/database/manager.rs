@@ -154,7 +154,7 @@ impl DbMessage {
 }
 
 /// Pool settings shared by every manager, taken from `[tenant_database]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PoolSettings {
     /// Most connections of one tenant pool.
     pub pool_size: u32,
@@ -162,12 +162,19 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     /// How long to wait for a server to accept a connection.
     pub connect_timeout: Duration,
+    /// PostgreSQL `application_name` of tenant connections.
+    pub application_name: String,
 }
 
 impl PoolSettings {
     /// The settings of `[tenant_database]`.
     pub fn from_config(config: &Config) -> Self {
-        Self { pool_size: config.tenant_database.pool_size, idle_timeout: config.idle_timeout(), connect_timeout: config.connect_timeout() }
+        Self {
+            pool_size: config.tenant_database.pool_size,
+            idle_timeout: config.idle_timeout(),
+            connect_timeout: config.connect_timeout(),
+            application_name: config.tenant_database.application_name.clone(),
+        }
     }
 
     /// Connect options for a tenant pool: opens lazily grown pools that keep no idle connection
@@ -183,6 +190,7 @@ impl PoolSettings {
             // A ping before every acquire costs a round trip per query; a connection idle for a
             // while is still checked, so one broken by a server restart is replaced, not handed out.
             .test_before_acquire_if_idle_for(Duration::from_secs(30))
+            .set_application_name(&self.application_name)
             .sqlx_logging(false);
         options
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{completions, db, init, tenant};
+use crate::commands::{cache, completions, db, init, tenant};
 
 /// Database-per-tenant multi-tenancy: create, migrate and manage every tenant's database.
 #[derive(Debug, Parser)]
@@ -47,6 +47,9 @@ pub enum Command {
     /// Migrate, roll back, inspect and seed tenant databases
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Clear and measure tenants' caches
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }

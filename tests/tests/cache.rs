@@ -200,6 +200,10 @@ async fn a_flush_removes_only_its_own_tenants_entries_while_others_write() {
             }
         }
         assert_eq!(central.get::<String>("shared").await.unwrap().as_deref(), Some("central"), "the central cache is untouched");
+        let stats = caches[1].stats().await.unwrap();
+        assert_eq!(stats.entries, 200, "{backend:?}/{store:?}");
+        assert!(stats.bytes >= 200, "{backend:?}/{store:?}: {stats:?}");
+        assert_eq!(caches[0].stats().await.unwrap().entries, 0);
         if store == CacheStoreKind::Redis {
             drop_redis_keys(&env.prefix).await;
         }

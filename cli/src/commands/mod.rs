@@ -1,6 +1,7 @@
 //! One module per command. Each holds a clap `Args` type and a `run` that turns the arguments into a
 //! core request, calls `tenancy-core`, and reports through [`crate::output::Output`].
 
+pub mod cache;
 pub mod completions;
 pub mod db;
 pub mod init;
@@ -23,6 +24,7 @@ pub async fn dispatch(app: &App, cli: Cli, out: &Output) -> anyhow::Result<ExitS
         Command::Completions(args) => completions::run(&args),
         Command::Init(args) => init::run(&args, config_file, &cwd, app, out).await,
         Command::Tenant(command) => tenant::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
+        Command::Cache(command) => cache::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
         Command::Db(command) => db::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
     }
 }

@@ -88,6 +88,20 @@ impl CacheStore for DatabaseCache {
         Ok(next)
     }
 
+    async fn stats(&self) -> Result<super::CacheStats, CacheError> {
+        let backend = self.db.get_database_backend();
+        // LENGTH of a blob/bytea is its size in bytes on every backend; the casts give one integer type.
+        let integer = if backend == sea_orm::DbBackend::MySql { "SIGNED" } else { "BIGINT" };
+        let sql = format!("SELECT CAST(COUNT(*) AS {integer}), CAST(COALESCE(SUM(LENGTH(value)), 0) AS {integer}) FROM {TABLE}");
+        let failed = |e: sea_orm::DbErr| CacheError::store("database", "measure")(e.into());
+        let row = self.db.query_one_raw(sea_orm::Statement::from_string(backend, sql)).await.map_err(failed)?;
+        let (entries, bytes): (i64, i64) = match row {
+            Some(row) => (row.try_get_by_index(0).map_err(failed)?, row.try_get_by_index(1).map_err(failed)?),
+            None => (0, 0),
+        };
+        Ok(super::CacheStats { entries: Ord::max(entries, 0) as u64, bytes: Ord::max(bytes, 0) as u64 })
+    }
+
     async fn flush(&self) -> Result<u64, CacheError> {
         let delete = Query::delete().from_table(Alias::new(TABLE)).to_owned();
         Ok(self.db.execute(&delete).await.map_err(|e| CacheError::store("database", "flush")(e.into()))?.rows_affected())

@@ -88,6 +88,17 @@ impl CacheStore for MemoryCache {
         Ok(next)
     }
 
+    async fn stats(&self) -> Result<super::CacheStats, CacheError> {
+        let (mut entries, mut bytes) = (0, 0);
+        for (key, entry) in self.store.entries.iter() {
+            if key.0 == self.scope {
+                entries += 1;
+                bytes += entry.value.len() as u64;
+            }
+        }
+        Ok(super::CacheStats { entries, bytes })
+    }
+
     async fn flush(&self) -> Result<u64, CacheError> {
         let count = self.store.entries.iter().filter(|(key, _)| key.0 == self.scope).count() as u64;
         let scope = self.scope.clone();

@@ -52,6 +52,18 @@ pub trait CacheStore: Send + Sync {
     async fn increment(&self, key: &str, by: i64) -> Result<i64, CacheError>;
     /// Removes every entry of this scope; returns how many, where the store can tell.
     async fn flush(&self) -> Result<u64, CacheError>;
+
+    /// How many entries this scope has and how many bytes their values take.
+    async fn stats(&self) -> Result<CacheStats, CacheError>;
+}
+
+/// The size of one scope's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    /// Entries (expired ones not yet removed included, on the database store).
+    pub entries: u64,
+    /// Bytes of their values.
+    pub bytes: u64,
 }
 
 /// A failed cache operation.
@@ -232,6 +244,14 @@ impl Cache {
         Self::check(key)?;
         let _guard = self.locks.lock(&self.scope, key).await;
         self.store.increment(key, by).await
+    }
+
+    /// How many entries this scope holds, and their bytes.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the store fails.
+    pub async fn stats(&self) -> Result<CacheStats, CacheError> {
+        self.store.stats().await
     }
 
     /// Removes every entry of this scope and nothing else.

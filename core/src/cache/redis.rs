@@ -29,6 +29,14 @@ impl RedisCache {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    /// Every key under the prefix, found with SCAN (never KEYS).
+    async fn keys(&self, action: &str) -> Result<Vec<String>, CacheError> {
+        use futures::StreamExt;
+        let mut scanner = self.connection.clone();
+        let iter = scanner.scan_match::<_, String>(match_pattern(&self.prefix)).await.map_err(failed(action.into()))?;
+        Ok(iter.filter_map(|key| async move { key.ok() }).collect().await)
+    }
 }
 
 fn failed(action: String) -> impl FnOnce(redis::RedisError) -> CacheError {
@@ -83,14 +91,23 @@ impl CacheStore for RedisCache {
         })
     }
 
+    async fn stats(&self) -> Result<super::CacheStats, CacheError> {
+        let keys = self.keys("scan for keys to measure").await?;
+        let mut connection = self.connection.clone();
+        let mut bytes = 0;
+        for batch in keys.chunks(FLUSH_BATCH) {
+            let mut pipe = redis::pipe();
+            for key in batch {
+                pipe.strlen(key);
+            }
+            let lengths: Vec<u64> = pipe.query_async(&mut connection).await.map_err(failed("measure".into()))?;
+            bytes += lengths.iter().sum::<u64>();
+        }
+        Ok(super::CacheStats { entries: keys.len() as u64, bytes })
+    }
+
     async fn flush(&self) -> Result<u64, CacheError> {
-        let mut scanner = self.connection.clone();
-        let keys: Vec<String> = {
-            use futures::StreamExt;
-            let iter =
-                scanner.scan_match::<_, String>(match_pattern(&self.prefix)).await.map_err(failed("scan for keys to flush".into()))?;
-            iter.filter_map(|key| async move { key.ok() }).collect().await
-        };
+        let keys = self.keys("scan for keys to flush").await?;
         let mut connection = self.connection.clone();
         let mut removed = 0;
         for batch in keys.chunks(FLUSH_BATCH) {

@@ -6,6 +6,7 @@
 
 #![allow(clippy::print_stdout)] // a benchmark's output is its figures
 
+mod cache;
 mod migrate;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,12 @@ enum Bench {
         /// Which backends (default: sqlite and postgres)
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::Postgres])]
         backend: Vec<BackendArg>,
+    },
+    /// Cache operations per second on each store, against a raw Redis client; warm context entry
+    Cache {
+        /// Puts (and then gets) per store
+        #[arg(long, default_value_t = 20_000)]
+        operations: usize,
     },
     /// Migrate N fresh tenants four ways: the CLI, the CLI again with nothing pending, a
     /// `Migrator::up` loop, and the bare SQL (see `migrate.rs`)
@@ -91,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 provision(backend.into(), tenants).await?;
             }
         }
+        Bench::Cache { operations } => cache::run(operations).await?,
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, binary } => {
             anyhow::ensure!(
                 binary.is_file(),

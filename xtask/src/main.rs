@@ -3,7 +3,8 @@
 //! - `cargo xtask ci`: formatting check, clippy with warnings denied, then the whole test suite;
 //! - `cargo xtask test`: the whole test suite (what `ci` runs last);
 //! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks;
-//! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N]`.
+//! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N]`;
+//! - `cargo xtask bench cache [--operations N]`.
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
 
@@ -59,7 +60,11 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "cargo build --release --locked -p tenancy-cli --bin tenancy").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- migrate {rest...}").run().context("the benchmark failed")
         }
-        other => bail!("unknown benchmark `{other}`; available: provision, migrate"),
+        "cache" => {
+            step("release build and run of tenancy-bench cache");
+            cmd!(sh, "cargo run --release --locked -p tenancy-bench -- cache {rest...}").run().context("the benchmark failed")
+        }
+        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache"),
     }
 }
 

@@ -175,11 +175,25 @@ pub struct RedisConfig {
     pub prefix: String,
     /// Every key of the central cache starts with this.
     pub central_prefix: String,
+    /// Give each tenant a Redis database (index) of its own as well, assigned and remembered in the
+    /// registry. Off by default: prefixes isolate without limiting how many tenants there can be.
+    pub per_tenant_database: bool,
+    /// The first index handed to a tenant (the ones below stay for the central cache and others).
+    pub database_offset: u32,
+    /// How many databases the server has (its `databases` setting).
+    pub databases: u32,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: "redis://127.0.0.1:6379".into(), prefix: "tenant_{tenant_id}_".into(), central_prefix: "central_".into() }
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "tenant_{tenant_id}_".into(),
+            central_prefix: "central_".into(),
+            per_tenant_database: false,
+            database_offset: 1,
+            databases: 16,
+        }
     }
 }
 
@@ -316,6 +330,12 @@ impl Config {
             return Err((
                 "redis.central_prefix".into(),
                 format!("`{}` begins like the tenant prefix `{}`, so their keys could meet", redis.central_prefix, redis.prefix),
+            ));
+        }
+        if redis.per_tenant_database && redis.database_offset >= redis.databases {
+            return Err((
+                "redis.database_offset".into(),
+                format!("offset {} leaves none of the {} databases for tenants", redis.database_offset, redis.databases),
             ));
         }
         if self.cache.store == CacheStoreKind::Memory && self.cache.memory_capacity == 0 {

@@ -408,7 +408,7 @@ impl Tenancy {
             let cache_error = |source| DeleteError::Cache { tenant: tenant.to_string(), source };
             let cache = self
                 .caches()
-                .cache_for(crate::cache::CacheScope::Tenant(&tenant.id), self.registry().connection())
+                .cache_for(crate::cache::CacheScope::Tenant(tenant), self.registry().connection())
                 .await
                 .map_err(cache_error)?;
             cache.flush().await.map_err(cache_error)?;

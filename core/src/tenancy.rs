@@ -92,7 +92,7 @@ impl TenancyBuilder {
             let manager = manager_for(&self.config, &server)?;
             managers.insert(server, manager);
         }
-        let caches = Arc::new(CacheBootstrapper::new(&self.config));
+        let caches = Arc::new(CacheBootstrapper::new(&self.config, registry.clone()));
         let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> = vec![caches.clone()];
         bootstrappers.extend(self.bootstrappers);
         Ok(Tenancy {

@@ -275,3 +275,73 @@ async fn deleting_a_tenant_removes_its_entries_from_shared_stores() {
         }
     }
 }
+
+#[tokio::test]
+async fn per_tenant_redis_databases_are_assigned_remembered_and_refused_when_exhausted() {
+    if !service_available("redis", REDIS_ADDR) {
+        return;
+    }
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let mut config = env.config();
+    config.cache.store = CacheStoreKind::Redis;
+    config.redis.prefix = format!("{}tenant_{{tenant_id}}_", env.prefix);
+    config.redis.per_tenant_database = true;
+    config.redis.database_offset = 14;
+    config.redis.databases = 16; // two databases for tenants: 14 and 15
+    let tenancy = Tenancy::builder(config).open().await.unwrap();
+    let mut tenants = Vec::new();
+    for name in ["A", "B", "C"] {
+        let mut request = TenantRequest::new(TenantName::parse(name).unwrap());
+        request.migrate = false;
+        tenants.push(tenancy.create_tenant(&request, &()).await.unwrap());
+    }
+    let put = |tenant: Tenant| {
+        let tenancy = &tenancy;
+        async move {
+            let name = tenant.name.to_string();
+            tenancy.run(&tenant, |ctx| async move { ctx.cache().unwrap().put("k", &name, None).await }).await
+        }
+    };
+    put(tenants[0].clone()).await.unwrap().unwrap();
+    put(tenants[1].clone()).await.unwrap().unwrap();
+    let refused = put(tenants[2].clone()).await.expect_err("a third tenant gets no database");
+    let message = anyhow_like(&refused);
+    assert!(message.contains("every Redis database for tenants is taken"), "{message}");
+
+    let client = redis::Client::open(format!("redis://{REDIS_ADDR}")).unwrap();
+    for (index, tenant) in [(14, &tenants[0]), (15, &tenants[1])] {
+        let mut connection =
+            redis::Client::open(format!("redis://{REDIS_ADDR}/{index}")).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let value: Option<String> = connection.get(format!("{}tenant_{}_k", env.prefix, tenant.id)).await.unwrap();
+        assert_eq!(value.as_deref(), Some(format!("\"{}\"", tenant.name).as_str()), "tenant {} lives in database {index}", tenant.name);
+    }
+    // The assignment is remembered: A gets database 14 again.
+    put(tenants[0].clone()).await.unwrap().unwrap();
+    // Deleting A frees database 14 for C (after removing A's keys there).
+    tenancy.delete_tenant(&tenants[0], DeleteOptions::default()).await.unwrap();
+    put(tenants[2].clone()).await.unwrap().unwrap();
+    let mut fourteen = redis::Client::open(format!("redis://{REDIS_ADDR}/14")).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = fourteen.keys(format!("{}*", env.prefix)).await.unwrap();
+    assert_eq!(keys, vec![format!("{}tenant_{}_k", env.prefix, tenants[2].id)], "only C's key is in database 14 now");
+    for index in [14, 15] {
+        let mut connection =
+            redis::Client::open(format!("redis://{REDIS_ADDR}/{index}")).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = connection.keys(format!("{}*", env.prefix)).await.unwrap();
+        if !keys.is_empty() {
+            let _: () = connection.del(keys).await.unwrap();
+        }
+    }
+    drop(client);
+}
+
+/// The error and its causes on one line.
+fn anyhow_like(err: &tenancy_core::ContextError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -10,7 +10,8 @@ use tokio::sync::OnceCell;
 
 use super::{Cache, CacheError, DatabaseCache, KeyLocks, MemoryStore, RedisCache};
 use crate::config::{CacheStoreKind, Config, RedisConfig};
-use crate::{Bootstrapper, BoxError, ContextBuilder, TenantId};
+use crate::registry::Registry;
+use crate::{Bootstrapper, BoxError, ContextBuilder, Tenant};
 
 /// Builds the caches of the configured store.
 pub struct CacheBootstrapper {
@@ -18,6 +19,9 @@ pub struct CacheBootstrapper {
     memory: MemoryStore,
     redis: RedisConfig,
     connection: OnceCell<ConnectionManager>,
+    /// `redis.per_tenant_database`: a connection per database index, opened on first use.
+    indexed: tokio::sync::Mutex<std::collections::HashMap<u32, ConnectionManager>>,
+    registry: Registry,
     locks: Arc<KeyLocks>,
 }
 
@@ -25,21 +29,45 @@ pub struct CacheBootstrapper {
 #[derive(Debug, Clone, Copy)]
 pub enum CacheScope<'a> {
     /// A tenant's.
-    Tenant(&'a TenantId),
+    Tenant(&'a Tenant),
     /// Code outside any tenant.
     Central,
 }
 
 impl CacheBootstrapper {
-    /// The bootstrapper for `config`'s `[cache]` and `[redis]`. Connects to Redis on first use.
-    pub fn new(config: &Config) -> Self {
+    /// The bootstrapper for `config`'s `[cache]` and `[redis]`. Connects to Redis on first use;
+    /// `registry` remembers per-tenant Redis databases.
+    pub fn new(config: &Config, registry: Registry) -> Self {
         Self {
             kind: config.cache.store,
             memory: MemoryStore::new(config.cache.memory_capacity),
             redis: config.redis.clone(),
             connection: OnceCell::new(),
+            indexed: tokio::sync::Mutex::default(),
+            registry,
             locks: Arc::default(),
         }
+    }
+
+    /// The connection to `tenant`'s own Redis database (assigning one if it has none yet).
+    async fn redis_of(&self, tenant: &Tenant) -> Result<ConnectionManager, CacheError> {
+        let index = self
+            .registry
+            .redis_database_of(tenant, self.redis.database_offset, self.redis.databases)
+            .await
+            .map_err(|e| CacheError::store("redis", format!("give tenant {tenant} a Redis database"))(Box::new(e)))?;
+        let mut connections = self.indexed.lock().await;
+        if let Some(connection) = connections.get(&index) {
+            return Ok(connection.clone());
+        }
+        let mut url = url::Url::parse(&self.redis.url).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
+        url.set_path(&format!("/{index}"));
+        let client = redis::Client::open(url.as_str()).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
+        let connection = client.get_connection_manager().await.map_err(|e| {
+            CacheError::store("redis", format!("connect to Redis database {index} at `{}`", redis_location(&self.redis.url)))(Box::new(e))
+        })?;
+        connections.insert(index, connection.clone());
+        Ok(connection)
     }
 
     /// The shared Redis connection (multiplexed; it reconnects after the server restarts).
@@ -64,19 +92,19 @@ impl CacheBootstrapper {
     /// When Redis cannot be reached.
     pub async fn cache_for(&self, scope: CacheScope<'_>, db: &DatabaseConnection) -> Result<Cache, CacheError> {
         let name = match scope {
-            CacheScope::Tenant(id) => id.to_string(),
+            CacheScope::Tenant(tenant) => tenant.id.to_string(),
             CacheScope::Central => "central".to_owned(),
         };
         let store: Arc<dyn super::CacheStore> = match self.kind {
             CacheStoreKind::Database => Arc::new(DatabaseCache::new(db.clone())),
             CacheStoreKind::Memory => Arc::new(self.memory.scope(&name)),
-            CacheStoreKind::Redis => {
-                let prefix = match scope {
-                    CacheScope::Tenant(id) => self.redis.prefix_for(id),
-                    CacheScope::Central => self.redis.central_prefix.clone(),
-                };
-                Arc::new(RedisCache::new(self.redis().await?, prefix))
-            }
+            CacheStoreKind::Redis => match scope {
+                CacheScope::Tenant(tenant) if self.redis.per_tenant_database => {
+                    Arc::new(RedisCache::new(self.redis_of(tenant).await?, self.redis.prefix_for(&tenant.id)))
+                }
+                CacheScope::Tenant(tenant) => Arc::new(RedisCache::new(self.redis().await?, self.redis.prefix_for(&tenant.id))),
+                CacheScope::Central => Arc::new(RedisCache::new(self.redis().await?, self.redis.central_prefix.clone())),
+            },
         };
         Ok(Cache::new(store, &name, self.locks.clone()))
     }
@@ -104,8 +132,8 @@ impl Bootstrapper for CacheBootstrapper {
     }
 
     async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
-        let id = ctx.tenant().id;
-        let cache = self.cache_for(CacheScope::Tenant(&id), ctx.db()).await?;
+        let tenant = ctx.tenant().clone();
+        let cache = self.cache_for(CacheScope::Tenant(&tenant), ctx.db()).await?;
         ctx.insert(cache);
         Ok(())
     }

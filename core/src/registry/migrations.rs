@@ -11,7 +11,12 @@ pub struct RegistryMigrator;
 impl MigratorTrait for RegistryMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         // The central cache's table is the very migration each tenant database gets.
-        vec![Box::new(CreateTenantsAndDomains), Box::new(CreateMigrationFailures), Box::new(crate::migrate::CreateCache)]
+        vec![
+            Box::new(CreateTenantsAndDomains),
+            Box::new(CreateMigrationFailures),
+            Box::new(crate::migrate::CreateCache),
+            Box::new(CreateRedisDatabases),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -123,5 +128,43 @@ impl MigrationTrait for CreateMigrationFailures {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table("tenant_migration_failures").to_owned()).await
+    }
+}
+
+struct CreateRedisDatabases;
+
+impl MigrationName for CreateRedisDatabases {
+    fn name(&self) -> &str {
+        "m0004_create_tenant_redis_databases"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateRedisDatabases {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("tenant_redis_databases")
+                    .col(string_len("tenant_id", 36).primary_key())
+                    .col(integer_uniq("db_index"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("tenant_redis_databases_tenant_fk")
+                            .from("tenant_redis_databases", "tenant_id")
+                            .to("tenants", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("tenant_redis_databases").to_owned()).await
     }
 }

@@ -7,6 +7,7 @@
 mod entity;
 mod failures;
 mod migrations;
+mod redis_databases;
 mod resolve;
 
 pub use failures::RecordedFailure;
@@ -85,6 +86,18 @@ pub enum RegistryError {
     /// No tenant has that id (it was deleted meanwhile).
     #[error("no tenant with id `{0}`")]
     NotFound(TenantId),
+    /// Every Redis database meant for tenants is taken.
+    #[error("every Redis database for tenants is taken ({available} of them, indexes {first} to {last}); tenant {tenant} gets none")]
+    RedisDatabasesExhausted {
+        /// `name (id)` of the tenant that asked.
+        tenant: String,
+        /// How many there are.
+        available: u32,
+        /// The first index.
+        first: u32,
+        /// The last index.
+        last: u32,
+    },
     /// A row that does not hold what the registry writes: edited by hand, or by a newer version.
     #[error("the registry row of tenant `{id}` is invalid: {problem}")]
     Corrupt {
@@ -373,6 +386,8 @@ impl Registry {
             .exec(&txn)
             .await
             .map_err(RegistryError::query(action()))?;
+        // Frees its Redis database, if it had one (the foreign key would too, where enforced).
+        txn.execute(&redis_databases::release(id)).await.map_err(RegistryError::query(action()))?;
         tenants::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(RegistryError::query(action()))?;
         txn.commit().await.map_err(RegistryError::query(action()))
     }

@@ -468,6 +468,21 @@ mod tests {
     }
 
     #[test]
+    fn redis_prefixes_must_keep_tenants_apart() {
+        let mut config = Config::defaults_at(Path::new("/tmp"));
+        config.redis.prefix = "shared_".into();
+        assert_eq!(config.validate().unwrap_err().0, "redis.prefix");
+        config.redis.prefix = "app_{tenant_id}_".into();
+        config.redis.central_prefix = "app_central_".into();
+        assert_eq!(config.validate().unwrap_err().0, "redis.central_prefix", "it begins like every tenant prefix");
+        config.redis.central_prefix = "central_".into();
+        config.validate().unwrap();
+        config.redis.per_tenant_database = true;
+        config.redis.database_offset = 16;
+        assert_eq!(config.validate().unwrap_err().0, "redis.database_offset");
+    }
+
+    #[test]
     fn cross_key_rules_name_the_key() {
         let mut config = Config::defaults_at(Path::new("/tmp"));
         config.tenant_database.driver = Driver::Postgres;

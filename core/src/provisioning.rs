@@ -422,6 +422,7 @@ impl Tenancy {
             self.manager_of(tenant)?.drop_database(&tenant.database).await?;
         }
         self.registry().delete(&tenant.id).await?;
+        self.caches().forget_tenant(&tenant.id);
         Ok(())
     }
 }

@@ -21,6 +21,8 @@ pub struct CacheBootstrapper {
     connection: OnceCell<ConnectionManager>,
     /// `redis.per_tenant_database`: a connection per database index, opened on first use.
     indexed: tokio::sync::Mutex<std::collections::HashMap<u32, ConnectionManager>>,
+    /// Indexes already read from the registry, so entering a context costs no registry query.
+    assigned: std::sync::Mutex<std::collections::HashMap<crate::TenantId, u32>>,
     registry: Registry,
     locks: Arc<KeyLocks>,
 }
@@ -44,6 +46,7 @@ impl CacheBootstrapper {
             redis: config.redis.clone(),
             connection: OnceCell::new(),
             indexed: tokio::sync::Mutex::default(),
+            assigned: std::sync::Mutex::default(),
             registry,
             locks: Arc::default(),
         }
@@ -51,11 +54,19 @@ impl CacheBootstrapper {
 
     /// The connection to `tenant`'s own Redis database (assigning one if it has none yet).
     async fn redis_of(&self, tenant: &Tenant) -> Result<ConnectionManager, CacheError> {
-        let index = self
-            .registry
-            .redis_database_of(tenant, self.redis.database_offset, self.redis.databases)
-            .await
-            .map_err(|e| CacheError::store("redis", format!("give tenant {tenant} a Redis database"))(Box::new(e)))?;
+        let known = self.assigned.lock().unwrap_or_else(|p| p.into_inner()).get(&tenant.id).copied();
+        let index = match known {
+            Some(index) => index,
+            None => {
+                let index = self
+                    .registry
+                    .redis_database_of(tenant, self.redis.database_offset, self.redis.databases)
+                    .await
+                    .map_err(|e| CacheError::store("redis", format!("give tenant {tenant} a Redis database"))(Box::new(e)))?;
+                self.assigned.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.id, index);
+                index
+            }
+        };
         let mut connections = self.indexed.lock().await;
         if let Some(connection) = connections.get(&index) {
             return Ok(connection.clone());
@@ -107,6 +118,11 @@ impl CacheBootstrapper {
             },
         };
         Ok(Cache::new(store, &name, self.locks.clone()))
+    }
+
+    /// Forgets `tenant`'s remembered Redis database index (its assignment is being removed).
+    pub fn forget_tenant(&self, tenant: &crate::TenantId) {
+        self.assigned.lock().unwrap_or_else(|p| p.into_inner()).remove(tenant);
     }
 
     /// Whether the store lives outside tenant databases, so deleting a tenant must flush it.

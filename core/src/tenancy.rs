@@ -38,6 +38,7 @@ pub struct Tenancy {
     migrations: MigrationSet,
     meter: Option<Arc<dyn AllocationMeter>>,
     caches: Arc<CacheBootstrapper>,
+    sessions: crate::sessions::TenantSessionStore,
 }
 
 /// Assembles a [`Tenancy`]: the tenant migrator and the bootstrappers, then [`TenancyBuilder::open`].
@@ -96,6 +97,7 @@ impl TenancyBuilder {
         let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> = vec![caches.clone()];
         bootstrappers.extend(self.bootstrappers);
         Ok(Tenancy {
+            sessions: crate::sessions::TenantSessionStore::new(&self.config),
             caches,
             connections: ConnectionCache::new(&self.config),
             config: Arc::new(self.config),
@@ -139,8 +141,9 @@ impl Tenancy {
 
     /// The session store for a web framework (tower-sessions): one store for every tenant, which
     /// keeps each request's session in the tenant of the [`Tenancy::run`] the request runs in.
+    /// Clones share one Redis connection.
     pub fn session_store(&self) -> crate::sessions::TenantSessionStore {
-        crate::sessions::TenantSessionStore::new(&self.config)
+        self.sessions.clone()
     }
 
     /// The cache builder, for operations on a tenant's cache outside its context (delete).

@@ -1,11 +1,12 @@
 //! The command line, as clap types. Each subcommand's arguments live with its command module; this
 //! file only assembles the tree and the flags every command shares.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cache, completions, db, init, tenant};
+use crate::commands::{cache, completions, db, doctor, init, plugin, tenant};
 
 /// Database-per-tenant multi-tenancy: create, migrate and manage every tenant's database.
 #[derive(Debug, Parser)]
@@ -20,7 +21,7 @@ pub struct Cli {
 }
 
 /// Flags every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct GlobalArgs {
     /// Read this configuration file instead of looking for `tenancy.toml`
     #[arg(long, global = true, value_name = "FILE")]
@@ -50,8 +51,32 @@ pub enum Command {
     /// Clear and measure tenants' caches
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// List plugins: built-in, loaded from libraries, and `tenancy-*` programs on PATH
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Check the registry, database servers, plugins and tenant migrations
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
+}
+
+/// The value of `--config FILE` or `--config=FILE`, read before clap parses anything: the file
+/// says where plugins are, and plugins add commands to the parser.
+pub fn config_flag(args: &[OsString]) -> Option<PathBuf> {
+    let mut args = args.iter().skip(1);
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else { continue };
+        if text == "--" {
+            return None;
+        }
+        if text == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(value) = text.strip_prefix("--config=") {
+            return Some(PathBuf::from(value));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -62,5 +87,14 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_flag_is_found_before_parsing() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(config_flag(&args(&["tenancy", "tenant", "list", "--config", "a.toml"])), Some("a.toml".into()));
+        assert_eq!(config_flag(&args(&["tenancy", "--config=b.toml", "doctor"])), Some("b.toml".into()));
+        assert_eq!(config_flag(&args(&["tenancy", "hello", "--", "--config", "c.toml"])), None);
+        assert_eq!(config_flag(&args(&["tenancy", "doctor"])), None);
     }
 }

@@ -1,47 +1,12 @@
-//! Exit codes, and how an error becomes one: [`ExitStatus`], [`UsageError`] and [`report`].
-
-use std::process::ExitCode;
+//! How an error becomes an exit code and a message: [`report`]. [`ExitStatus`] and [`UsageError`]
+//! live in core, so that plugin commands can use them too.
 
 use tenancy_core::database::DatabaseError;
 use tenancy_core::{ConfigError, DomainError, RegistryError, TenantNameError, TenantRefError, UnknownStatus};
 
 use crate::output::Output;
 
-/// How `tenancy` ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Everything worked: 0.
-    Success,
-    /// An operation failed (for at least one tenant): 1.
-    Failure,
-    /// Bad usage or bad input; nothing was changed: 2.
-    Usage,
-}
-
-impl From<ExitStatus> for ExitCode {
-    fn from(status: ExitStatus) -> Self {
-        ExitCode::from(match status {
-            ExitStatus::Success => 0,
-            ExitStatus::Failure => 1,
-            ExitStatus::Usage => 2,
-        })
-    }
-}
-
-/// A mistake in how `tenancy` was called that clap cannot see (a missing flag off a terminal).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct UsageError {
-    message: String,
-    hint: Option<String>,
-}
-
-impl UsageError {
-    /// A usage error with a hint saying what to type instead.
-    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: Some(hint.into()) }
-    }
-}
+pub use tenancy_core::command::{ExitStatus, UsageError};
 
 /// Whether `err` was caused by what the user typed (exit 2) rather than by a failure (exit 1).
 fn is_bad_input(err: &anyhow::Error) -> bool {
@@ -61,7 +26,7 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
     let mut hints = Vec::new();
     for cause in err.chain() {
         if let Some(usage) = cause.downcast_ref::<UsageError>() {
-            hints.extend(usage.hint.clone());
+            hints.extend(usage.hint().map(str::to_owned));
         } else if let Some(tenant_ref) = cause.downcast_ref::<TenantRefError>() {
             match tenant_ref {
                 TenantRefError::Unknown { .. } | TenantRefError::Empty => hints.push("list tenants with `tenancy tenant list`".into()),

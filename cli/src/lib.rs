@@ -19,32 +19,38 @@
 mod args;
 mod commands;
 pub mod exit;
+mod extensions;
 mod fleet_view;
 mod memory;
 pub mod output;
 mod prompt;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use sea_orm_migration::MigratorTrait;
+use tenancy_core::command::{AppContext, Console, Plugin};
 use tenancy_core::migrate::{SeaOrmMigrator, TenantMigrator};
 use tenancy_core::{Config, OpenError, Seeder, Tenancy};
 
 pub use args::Cli;
+use args::GlobalArgs;
 use exit::ExitStatus;
+use extensions::Extensions;
 use output::Output;
 
-/// The `tenancy` tool, configured with an application's migrator and seeders.
+/// The `tenancy` tool, configured with an application's migrator, seeders and plugins.
 #[derive(Default)]
 pub struct App {
     migrator: Option<Arc<dyn TenantMigrator>>,
     seeders: Vec<Arc<dyn Seeder>>,
+    plugins: Vec<Arc<dyn Plugin>>,
 }
 
 impl App {
-    /// A tool with no tenant migrations and no seeders.
+    /// A tool with no tenant migrations, no seeders and no plugins.
     pub fn new() -> Self {
         Self::default()
     }
@@ -61,6 +67,13 @@ impl App {
         self
     }
 
+    /// Adds a plugin linked into the binary: its commands join the command line, its migrators
+    /// run on every tenant database and its provisioning steps on every new tenant.
+    pub fn plugin(mut self, plugin: impl Plugin + 'static) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
     /// Parses the process arguments, runs the command and returns its exit code.
     pub fn run(self) -> ExitCode {
         self.run_from(std::env::args_os()).into()
@@ -70,22 +83,50 @@ impl App {
     pub fn run_from<I, T>(self, args: I) -> ExitStatus
     where
         I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
+        T: Into<OsString> + Clone,
     {
-        let cli = match Cli::try_parse_from(args) {
-            Ok(cli) => cli,
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let cwd = match std::env::current_dir() {
+            Ok(cwd) => cwd,
             Err(err) => {
+                return exit::report(
+                    &Output::new(false, false, false),
+                    &anyhow::Error::new(err).context("cannot read the current directory"),
+                );
+            }
+        };
+        // The configuration says where plugins are, and plugins shape the command line: so it is
+        // read before the arguments are parsed, and its error reported only by commands needing it.
+        let config_file = args::config_flag(&args);
+        let config = Config::load(&cwd, config_file.as_deref());
+        let extensions = Extensions::discover(&self.plugins, config.as_ref().ok());
+        let matches = match extensions.command().try_get_matches_from(&args) {
+            Ok(matches) => matches,
+            Err(err) => {
+                extensions.print_warnings(&Output::new(false, false, false));
                 // clap prints help and version to stdout and usage errors to stderr, and knows which.
                 let _ = err.print();
                 return if err.use_stderr() { ExitStatus::Usage } else { ExitStatus::Success };
             }
         };
-        let out = Output::new(cli.global.json, cli.global.quiet, cli.global.no_color);
+        let mut global = GlobalArgs::from_arg_matches(&matches).unwrap_or_default();
+        let extension_args = extensions::passthrough_args(&extensions, &matches, &mut global);
+        let out = Output::new(global.json, global.quiet, global.no_color);
+        extensions.print_warnings(&out);
         let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(err) => return exit::report(&out, &anyhow::Error::new(err).context("failed to start the async runtime")),
         };
-        let result = runtime.block_on(commands::dispatch(&self, cli, &out));
+        let invocation = commands::Invocation {
+            app: &self,
+            cwd: &cwd,
+            config_file: config_file.as_deref(),
+            config,
+            extensions: &extensions,
+            extension_args,
+            out: &out,
+        };
+        let result = runtime.block_on(commands::dispatch(invocation, &matches));
         out.clear_spinner();
         match result {
             Ok(status) => status,
@@ -95,20 +136,29 @@ impl App {
 }
 
 /// What every command gets: the output, the loaded configuration, and the application's parts.
-pub struct AppContext<'a> {
+pub struct CliContext<'a> {
     /// The terminal.
     pub out: &'a Output,
     /// The configuration, loaded and checked.
     pub config: Config,
     app: &'a App,
+    extensions: &'a Extensions,
 }
 
-impl AppContext<'_> {
+impl CliContext<'_> {
     /// Opens the registry and the database managers (migrating the registry if needed).
     pub async fn open_tenancy(&self) -> anyhow::Result<Tenancy> {
         let mut builder = Tenancy::builder(self.config.clone());
         if let Some(migrator) = &self.app.migrator {
             builder = builder.tenant_migrator(migrator.clone());
+        }
+        for plugin in &self.app.plugins {
+            for migrator in plugin.migrators() {
+                builder = builder.plugin_migrator(migrator);
+            }
+            for step in plugin.provisioning_steps() {
+                builder = builder.provisioning_step(step);
+            }
         }
         if let Some(meter) = memory::JemallocMeter::detect() {
             builder = builder.allocation_meter(Arc::new(meter));
@@ -132,5 +182,30 @@ impl AppContext<'_> {
     /// The application's seeders, the default first.
     pub fn seeders(&self) -> &[Arc<dyn Seeder>] {
         &self.app.seeders
+    }
+
+    /// The plugins found, and the commands they add.
+    pub fn extensions(&self) -> &Extensions {
+        self.extensions
+    }
+}
+
+/// Plugin commands get the same context as the core ones, through core's trait.
+#[async_trait::async_trait]
+impl AppContext for CliContext<'_> {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn console(&self) -> &dyn Console {
+        self.out
+    }
+
+    async fn open_tenancy(&self) -> anyhow::Result<Tenancy> {
+        CliContext::open_tenancy(self).await
+    }
+
+    fn seeders(&self) -> &[Arc<dyn Seeder>] {
+        CliContext::seeders(self)
     }
 }

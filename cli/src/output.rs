@@ -80,6 +80,16 @@ impl Output {
         self.mode == Mode::Json
     }
 
+    /// Whether `--quiet` was given.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Whether output is painted (a terminal, no `--no-color`, no `NO_COLOR`).
+    pub fn has_color(&self) -> bool {
+        self.color
+    }
+
     fn paint(&self, text: &str, code: &str) -> String {
         if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
     }
@@ -221,6 +231,33 @@ impl Output {
     /// Dims `text` on a colour terminal (timings, ids).
     pub fn dim(&self, text: &str) -> String {
         self.paint(text, "2")
+    }
+}
+
+/// Plugin commands write through the same output as the core ones.
+impl tenancy_core::command::Console for Output {
+    fn status(&self, verb: &str, message: &str) {
+        Output::status(self, verb, message);
+    }
+
+    fn failure(&self, verb: &str, message: &str) {
+        Output::failure(self, verb, message);
+    }
+
+    fn warn(&self, message: &str) {
+        Output::warn(self, message);
+    }
+
+    fn data(&self, line: &str) {
+        Output::data(self, line);
+    }
+
+    fn json(&self, value: &serde_json::Value) {
+        Output::json(self, value);
+    }
+
+    fn is_json(&self) -> bool {
+        Output::is_json(self)
     }
 }
 

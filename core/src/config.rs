@@ -36,6 +36,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// The Redis server, for the Redis cache store.
     pub redis: RedisConfig,
+    /// Where plugin libraries are found, and which are turned off.
+    pub plugins: PluginsConfig,
     /// Where relative paths are resolved: the configuration file's folder, or the current directory.
     #[serde(skip)]
     pub root: PathBuf,
@@ -204,6 +206,18 @@ impl RedisConfig {
     }
 }
 
+/// `[plugins]`: plugin libraries loaded at run time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Folders (every library directly inside is loaded) or library files; relative paths are
+    /// resolved against the folder of `tenancy.toml`. Searched after `TENANCY_PLUGIN_PATH` and
+    /// before the `plugins/` folder beside `tenancy.toml`.
+    pub paths: Vec<PathBuf>,
+    /// Plugins not to load, by name (`hello`) or by file name without extension (`libtenancy_hello`).
+    pub disabled: Vec<String>,
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -355,6 +369,14 @@ impl Config {
         }
     }
 
+    /// Where plugin libraries are looked for, in order: `plugins.paths`, then `plugins/` beside
+    /// `tenancy.toml` (or in the current folder when there is no file).
+    pub fn plugin_paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self.plugins.paths.iter().map(|path| self.resolve(path)).collect();
+        paths.push(self.root.join("plugins"));
+        paths
+    }
+
     /// The folder of tenant SQLite files, resolved.
     pub fn sqlite_dir(&self) -> PathBuf {
         self.resolve(&self.tenant_database.sqlite_path)
@@ -378,6 +400,16 @@ impl Config {
 
     fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { self.root.join(path) }
+    }
+}
+
+impl CentralLocation {
+    /// A URL another program can connect with, credentials included: never print it.
+    pub fn connection_url(&self) -> String {
+        match self {
+            Self::Sqlite(path) => crate::database::sqlite_url(path),
+            Self::Server(url) => url.connection_url(),
+        }
     }
 }
 

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod cache;
+pub mod command;
 pub mod config;
 pub mod connections;
 mod context;

@@ -391,12 +391,16 @@ pub enum DeleteError {
 }
 
 impl Tenancy {
-    /// Creates a tenant with the standard steps.
+    /// Creates a tenant with the standard steps and those plugins added.
     ///
     /// # Errors
     /// [`ProvisionError`] naming the failing step; what earlier steps did is undone.
     pub async fn create_tenant(&self, request: &TenantRequest, reporter: &dyn ProvisionReporter) -> Result<Tenant, ProvisionError> {
-        Provisioner::standard().provision(self, request, reporter).await
+        let mut provisioner = Provisioner::standard();
+        for step in self.provisioning_steps() {
+            provisioner.add_before_activate(step.clone());
+        }
+        provisioner.provision(self, request, reporter).await
     }
 
     /// Drops a tenant's database (unless kept) and removes it from the registry.

@@ -10,6 +10,7 @@ use crate::context::ProgressSink;
 use crate::context::{self, Bootstrapper, ContextBuilder, ContextError, TenantContext};
 use crate::database::{DatabaseError, DatabaseManager, manager_for};
 use crate::migrate::{AllocationMeter, MigrationSet, TenantMigrator};
+use crate::provisioning::ProvisioningStep;
 use crate::registry::{Registry, RegistryError};
 use crate::{Config, Tenant};
 
@@ -36,6 +37,7 @@ pub struct Tenancy {
     connections: ConnectionCache,
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
     migrations: MigrationSet,
+    provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
     meter: Option<Arc<dyn AllocationMeter>>,
     caches: Arc<CacheBootstrapper>,
     sessions: crate::sessions::TenantSessionStore,
@@ -46,6 +48,8 @@ pub struct TenancyBuilder {
     config: Config,
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
     migrator: Option<Arc<dyn TenantMigrator>>,
+    plugin_migrators: Vec<Arc<dyn TenantMigrator>>,
+    provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
     meter: Option<Arc<dyn AllocationMeter>>,
 }
 
@@ -64,6 +68,20 @@ impl TenancyBuilder {
     /// Sets the migrator run on every new tenant database and by `db migrate`.
     pub fn tenant_migrator(mut self, migrator: Arc<dyn TenantMigrator>) -> Self {
         self.migrator = Some(migrator);
+        self
+    }
+
+    /// Adds a plugin's migrator, run after the application's on every tenant database. It needs
+    /// a tracking table of its own.
+    pub fn plugin_migrator(mut self, migrator: Arc<dyn TenantMigrator>) -> Self {
+        self.plugin_migrators.push(migrator);
+        self
+    }
+
+    /// Adds a step to tenant creation, before the tenant is marked active; steps run in the
+    /// order added.
+    pub fn provisioning_step(mut self, step: Arc<dyn ProvisioningStep>) -> Self {
+        self.provisioning_steps.push(step);
         self
     }
 
@@ -104,7 +122,8 @@ impl TenancyBuilder {
             registry,
             managers,
             bootstrappers,
-            migrations: MigrationSet::new(self.migrator),
+            migrations: MigrationSet::new(self.migrator).with(self.plugin_migrators),
+            provisioning_steps: self.provisioning_steps,
             meter: self.meter,
         })
     }
@@ -113,7 +132,14 @@ impl TenancyBuilder {
 impl Tenancy {
     /// Starts building a `Tenancy` from a loaded configuration.
     pub fn builder(config: Config) -> TenancyBuilder {
-        TenancyBuilder { config, bootstrappers: Vec::new(), migrator: None, meter: None }
+        TenancyBuilder {
+            config,
+            bootstrappers: Vec::new(),
+            migrator: None,
+            plugin_migrators: Vec::new(),
+            provisioning_steps: Vec::new(),
+            meter: None,
+        }
     }
 
     /// The configuration.
@@ -151,9 +177,14 @@ impl Tenancy {
         &self.caches
     }
 
-    /// Every migration a tenant database gets: core's tables, then the application's.
+    /// Every migration a tenant database gets: core's tables, then the application's, then plugins'.
     pub fn migrations(&self) -> &MigrationSet {
         &self.migrations
+    }
+
+    /// The steps plugins added to tenant creation.
+    pub fn provisioning_steps(&self) -> &[Arc<dyn ProvisioningStep>] {
+        &self.provisioning_steps
     }
 
     /// The allocation meter, if the binary set one.

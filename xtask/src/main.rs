@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! - `cargo xtask ci`: formatting check, clippy with warnings denied, then the whole test suite;
-//! - `cargo xtask test`: the whole test suite (what `ci` runs last);
+//! - `cargo xtask test`: the plugin libraries, then the whole test suite (what `ci` runs last);
+//! - `cargo xtask plugins [--release]`: builds the plugin libraries the tests load (`cargo test`
+//!   compiles a `cdylib` only as a test harness, never as a library another test can load);
 //! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks;
 //! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N]`;
 //! - `cargo xtask bench cache [--operations N]`.
@@ -21,10 +23,11 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "ci" => ci(&sh),
         "test" => test(&sh),
+        "plugins" => build_plugins(&sh, rest.iter().any(|arg| arg == "--release")),
         "bench" => bench(&sh, &rest),
         other => {
             eprintln!(
-                "usage: cargo xtask <ci | test | bench provision [--tenants N] [--backend …] | bench migrate [--sqlite-tenants N] [--postgres-tenants N]>"
+                "usage: cargo xtask <ci | test | plugins [--release] | bench provision [--tenants N] [--backend …] | bench migrate [--sqlite-tenants N] [--postgres-tenants N]>"
             );
             if other.is_empty() { Ok(()) } else { bail!("unknown task `{other}`") }
         }
@@ -43,7 +46,19 @@ fn ci(sh: &Shell) -> anyhow::Result<()> {
     test(sh)
 }
 
+/// The plugin libraries in the workspace: the example and the broken fixtures.
+const PLUGIN_PACKAGES: &[&str] =
+    &["tenancy-hello", "fixture-wrong-abi", "fixture-missing-symbol", "fixture-panics", "fixture-fails", "fixture-impostor"];
+
+fn build_plugins(sh: &Shell, release: bool) -> anyhow::Result<()> {
+    step("plugin libraries");
+    let packages = PLUGIN_PACKAGES.iter().flat_map(|package| ["-p", package]);
+    let profile = release.then_some("--release");
+    cmd!(sh, "cargo build --locked {profile...} {packages...}").run().context("building the plugin libraries failed")
+}
+
 fn test(sh: &Shell) -> anyhow::Result<()> {
+    build_plugins(sh, false)?;
     step("cargo test");
     cmd!(sh, "cargo test --workspace --locked").run().context("tests failed")
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use tenancy_core::cache::{Cache, CacheError, CacheStats};
 use tenancy_core::{Tenancy, Tenant};
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::commands::selection::{ConcurrencyArg, TenantSelection};
 use crate::exit::ExitStatus;
 use crate::output::{Output, format_bytes};
@@ -41,7 +41,7 @@ pub struct StatsArgs {
     pub concurrency: ConcurrencyArg,
 }
 
-pub async fn run(command: CacheCommand, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(command: CacheCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| match command {
         CacheCommand::Clear(args) => {

@@ -1,10 +1,10 @@
 //! `tenancy completions SHELL`: a completion script for bash, zsh, fish, elvish or PowerShell.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
-use crate::args::Cli;
 use crate::exit::ExitStatus;
+use crate::extensions::Extensions;
 
 /// Arguments of `tenancy completions`.
 #[derive(Debug, Args)]
@@ -14,8 +14,9 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> anyhow::Result<ExitStatus> {
-    let mut command = Cli::command();
+/// Completes plugin commands too: the script is made from the same tree `tenancy` parses with.
+pub fn run(args: &CompletionsArgs, extensions: &Extensions) -> anyhow::Result<ExitStatus> {
+    let mut command = extensions.command();
     clap_complete::generate(args.shell, &mut command, "tenancy", &mut std::io::stdout());
     Ok(ExitStatus::Success)
 }

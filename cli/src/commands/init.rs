@@ -8,8 +8,9 @@ use tenancy_core::config::FILE_NAME;
 use tenancy_core::{Config, Registry};
 
 use crate::exit::ExitStatus;
+use crate::extensions::Extensions;
 use crate::output::Output;
-use crate::{App, AppContext};
+use crate::{App, CliContext};
 
 /// Arguments of `tenancy init`.
 #[derive(Debug, Args)]
@@ -19,7 +20,14 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-pub async fn run(args: &InitArgs, config_file: Option<&Path>, cwd: &Path, app: &App, out: &Output) -> anyhow::Result<ExitStatus> {
+pub async fn run(
+    args: &InitArgs,
+    config_file: Option<&Path>,
+    cwd: &Path,
+    app: &App,
+    extensions: &Extensions,
+    out: &Output,
+) -> anyhow::Result<ExitStatus> {
     let path = cwd.join(config_file.unwrap_or(Path::new(FILE_NAME)));
     if path.exists() && !args.force {
         out.status("Keeping", format!("`{}`, which exists already (--force overwrites it)", path.display()));
@@ -31,7 +39,7 @@ pub async fn run(args: &InitArgs, config_file: Option<&Path>, cwd: &Path, app: &
     if Registry::create_database_if_missing(&config).await? {
         out.status("Created", "the registry database");
     }
-    let ctx = AppContext { out, config, app };
+    let ctx = CliContext { out, config, app, extensions };
     let tenancy = ctx.open_tenancy().await?;
     out.status("Ready", format!("tenant registry at `{}`", tenancy.registry().location()));
     if out.is_json() {

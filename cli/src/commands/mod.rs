@@ -4,27 +4,73 @@
 pub mod cache;
 pub mod completions;
 pub mod db;
+pub mod doctor;
 pub mod init;
+pub mod plugin;
 pub mod selection;
 pub mod tenant;
 
-use anyhow::Context;
-use tenancy_core::Config;
+use std::path::Path;
+
+use clap::FromArgMatches;
+use tenancy_core::{Config, ConfigError};
 
 use crate::args::{Cli, Command};
 use crate::exit::ExitStatus;
+use crate::extensions::{self, Extensions, Handler};
 use crate::output::Output;
-use crate::{App, AppContext};
+use crate::{App, CliContext};
 
-/// Loads the configuration and runs the command.
-pub async fn dispatch(app: &App, cli: Cli, out: &Output) -> anyhow::Result<ExitStatus> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let config_file = cli.global.config.as_deref();
+/// Everything a run of the tool starts from.
+pub struct Invocation<'a> {
+    /// The application.
+    pub app: &'a App,
+    /// The current directory.
+    pub cwd: &'a Path,
+    /// `--config`, if given.
+    pub config_file: Option<&'a Path>,
+    /// The configuration, or why it could not be read: reported by the commands that need it.
+    pub config: Result<Config, ConfigError>,
+    /// Plugins and the commands they add.
+    pub extensions: &'a Extensions,
+    /// The arguments after an extension's command name.
+    pub extension_args: Vec<String>,
+    /// The terminal.
+    pub out: &'a Output,
+}
+
+impl<'a> Invocation<'a> {
+    fn context(self) -> Result<CliContext<'a>, ConfigError> {
+        Ok(CliContext { out: self.out, config: self.config?, app: self.app, extensions: self.extensions })
+    }
+}
+
+/// Runs the command `matches` chose: an extension's, or a core one.
+pub async fn dispatch(mut invocation: Invocation<'_>, matches: &clap::ArgMatches) -> anyhow::Result<ExitStatus> {
+    if let Some((name, sub_matches)) = matches.subcommand()
+        && let Some(handler) = invocation.extensions.handler(name)
+    {
+        return match handler {
+            Handler::BuiltIn(command) => command.run(&invocation.context()?, sub_matches).await,
+            Handler::Dynamic { plugin, spec } => {
+                let args = std::mem::take(&mut invocation.extension_args);
+                extensions::dynamic::run(plugin, spec, args, &invocation.context()?).await
+            }
+            Handler::External(program) => {
+                extensions::external::run(program, &invocation.extension_args, invocation.config.as_ref().ok(), invocation.out)
+            }
+        };
+    }
+    let cli = Cli::from_arg_matches(matches)?;
     match cli.command {
-        Command::Completions(args) => completions::run(&args),
-        Command::Init(args) => init::run(&args, config_file, &cwd, app, out).await,
-        Command::Tenant(command) => tenant::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
-        Command::Cache(command) => cache::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
-        Command::Db(command) => db::run(command, &AppContext { out, config: Config::load(&cwd, config_file)?, app }).await,
+        Command::Completions(args) => completions::run(&args, invocation.extensions),
+        Command::Init(args) => {
+            init::run(&args, invocation.config_file, invocation.cwd, invocation.app, invocation.extensions, invocation.out).await
+        }
+        Command::Tenant(command) => tenant::run(command, &invocation.context()?).await,
+        Command::Cache(command) => cache::run(command, &invocation.context()?).await,
+        Command::Db(command) => db::run(command, &invocation.context()?).await,
+        Command::Plugin(command) => plugin::run(&command, invocation.extensions, invocation.out),
+        Command::Doctor(args) => doctor::run(&args, invocation).await,
     }
 }

@@ -81,6 +81,19 @@ impl CacheBootstrapper {
         Ok(connection)
     }
 
+    /// Connects to `redis.url` (if not yet connected) and sends `PING`.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or does not answer.
+    pub async fn ping_redis(&self) -> Result<(), CacheError> {
+        let mut connection = self.redis().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(|e| CacheError::store("redis", format!("ping `{}`", redis_location(&self.redis.url)))(Box::new(e)))
+    }
+
     /// The shared Redis connection (multiplexed; it reconnects after the server restarts).
     async fn redis(&self) -> Result<ConnectionManager, CacheError> {
         let url = self.redis.url.clone();

@@ -48,6 +48,9 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// How to open a pool on `database`; pool sizes and timeouts are already set.
     fn connect_options(&self, database: &DatabaseName) -> ConnectOptions;
 
+    /// How another program reaches `database`: a plugin opening its own connection.
+    fn connection_target(&self, database: &DatabaseName) -> ConnectionTarget;
+
     /// Opens a pool on `database`.
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError>;
 
@@ -63,6 +66,22 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
 
     /// Checks that the server (or folder) can be reached.
     async fn ping(&self) -> Result<(), DatabaseError>;
+}
+
+/// A connection URL, and under PostgreSQL schema isolation the schema to put on the `search_path`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionTarget {
+    /// The URL, credentials included: never print it.
+    pub url: String,
+    /// The schema, if the database is a schema.
+    pub schema: Option<String>,
+}
+
+impl fmt::Debug for ConnectionTarget {
+    /// Without the URL, which may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionTarget").field("url", &"<hidden>").field("schema", &self.schema).finish()
+    }
 }
 
 /// A failed database operation. Messages name the database and the server, never a password.

@@ -14,7 +14,7 @@ mod server_url;
 mod sqlite;
 
 pub(crate) use manager::connect;
-pub use manager::{DatabaseError, DatabaseManager, DbMessage, PoolSettings, manager_for};
+pub use manager::{ConnectionTarget, DatabaseError, DatabaseManager, DbMessage, PoolSettings, manager_for};
 pub use mysql::{MySqlDatabase, MySqlManager};
 pub use naming::{DatabaseName, DatabaseNaming, InvalidDatabaseName, NamingError};
 pub use postgres::{PostgresDatabase, PostgresDatabaseManager, PostgresSchema, PostgresSchemaManager};
@@ -22,6 +22,7 @@ pub use server::{Dialect, ServerManager};
 pub use server_url::{ServerUrl, ServerUrlError};
 pub use sqlite::SqliteManager;
 pub(crate) use sqlite::sqlite_connect_options;
+pub(crate) use sqlite::sqlite_url;
 
 use std::fmt;
 

@@ -5,7 +5,7 @@ use sea_orm::ConnectOptions;
 
 use super::manager::PoolSettings;
 use super::server::{Dialect, ServerManager};
-use super::{DatabaseName, Driver, ServerUrl};
+use super::{ConnectionTarget, DatabaseName, Driver, ServerUrl};
 
 /// A database per tenant on one PostgreSQL server.
 pub type PostgresDatabaseManager = ServerManager<PostgresDatabase>;
@@ -75,5 +75,9 @@ impl Dialect for PostgresSchema {
         // Only the tenant's schema is on the path: unqualified names can never reach another tenant's tables.
         options.set_schema_search_path(database.as_str());
         options
+    }
+
+    fn connection_target(server: &ServerUrl, database: &DatabaseName) -> ConnectionTarget {
+        ConnectionTarget { url: server.connection_url(), schema: Some(database.as_str().to_owned()) }
     }
 }

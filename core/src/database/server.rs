@@ -9,7 +9,7 @@ use sea_orm::{ConnectOptions, DatabaseConnection};
 
 use super::admin::ServerAdmin;
 use super::manager::PoolSettings;
-use super::{DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, ServerUrl};
+use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, ServerUrl};
 
 /// What one kind of server needs said differently.
 pub trait Dialect: fmt::Debug + Send + Sync + 'static {
@@ -28,6 +28,11 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     fn location(server: &ServerUrl, database: &DatabaseName) -> String;
     /// Pool options for a tenant's database.
     fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName) -> ConnectOptions;
+
+    /// How another program reaches `database`: by default, the server's URL naming it.
+    fn connection_target(server: &ServerUrl, database: &DatabaseName) -> ConnectionTarget {
+        ConnectionTarget { url: server.connection_url_for(database.as_str()), schema: None }
+    }
 }
 
 /// Tenant databases on one PostgreSQL or MySQL server, as the dialect `D` makes them.
@@ -55,6 +60,10 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
 
     fn connect_options(&self, database: &DatabaseName) -> ConnectOptions {
         D::connect_options(&self.admin.settings, &self.admin.url, database)
+    }
+
+    fn connection_target(&self, database: &DatabaseName) -> ConnectionTarget {
+        D::connection_target(&self.admin.url, database)
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {

@@ -9,7 +9,7 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynch
 use sea_orm::{ConnectOptions, DatabaseConnection};
 
 use super::manager::{PoolSettings, connect};
-use super::{DatabaseError, DatabaseManager, DatabaseName, Driver};
+use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, Driver};
 
 /// A SQLite file per tenant: `{folder}/{name}.sqlite`.
 #[derive(Debug)]
@@ -27,6 +27,13 @@ impl SqliteManager {
     pub fn path_of(&self, database: &DatabaseName) -> PathBuf {
         self.folder.join(format!("{database}.sqlite"))
     }
+}
+
+/// A URL for the existing SQLite file at `path`, for another program to open.
+pub(crate) fn sqlite_url(path: &Path) -> String {
+    // The characters a URL would read as syntax are escaped; sqlx decodes them back.
+    let path = path.to_string_lossy().replace('%', "%25").replace('?', "%3F").replace('#', "%23");
+    format!("sqlite://{path}?mode=rw")
 }
 
 /// The pragmas every connection of every SQLite pool gets, tenant and central alike.
@@ -56,6 +63,10 @@ impl DatabaseManager for SqliteManager {
         let mut options = self.settings.tenant_options("sqlite://tenant.sqlite".into());
         sqlite_connect_options(&self.path_of(database), &mut options);
         options
+    }
+
+    fn connection_target(&self, database: &DatabaseName) -> ConnectionTarget {
+        ConnectionTarget { url: sqlite_url(&self.path_of(database)), schema: None }
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {

@@ -74,7 +74,7 @@ impl<M: MigratorTrait + 'static> TenantMigrator for SeaOrmMigrator<M> {
 }
 
 /// Every migrator a tenant database gets, in the order they are applied: core's own tables first,
-/// then the application's. Rolling back goes the other way.
+/// then the application's, then plugins'. Rolling back goes the other way.
 #[derive(Clone)]
 pub struct MigrationSet {
     migrators: Vec<Arc<dyn TenantMigrator>>,
@@ -86,6 +86,13 @@ impl MigrationSet {
         let mut migrators: Vec<Arc<dyn TenantMigrator>> = vec![Arc::new(CoreTablesMigrator)];
         migrators.extend(app);
         Self { migrators }
+    }
+
+    /// Adds `migrators` (a plugin's) after those already in the set.
+    #[must_use]
+    pub fn with(mut self, migrators: impl IntoIterator<Item = Arc<dyn TenantMigrator>>) -> Self {
+        self.migrators.extend(migrators);
+        self
     }
 
     /// The migrators, in apply order.

@@ -4,7 +4,7 @@ use clap::Args;
 use tenancy_core::migrate::fleet::Operation;
 
 use super::run_over;
-use crate::AppContext;
+use crate::CliContext;
 use crate::commands::selection::{FleetArgs, TenantSelection};
 use crate::exit::ExitStatus;
 
@@ -20,7 +20,7 @@ pub struct MigrateArgs {
     pub pretend: bool,
 }
 
-pub async fn run(args: MigrateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: MigrateArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out).await?;
         let (operation, verb) = if args.pretend { (Operation::Pretend, "Pretended") } else { (Operation::Migrate, "Migrated") };

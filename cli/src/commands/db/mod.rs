@@ -13,7 +13,7 @@ use serde_json::json;
 use tenancy_core::migrate::fleet::{FleetOptions, Operation, TenantReport};
 use tenancy_core::{Tenancy, Tenant};
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::ExitStatus;
 use crate::fleet_view::FleetView;
 use crate::output::{Output, format_duration};
@@ -37,7 +37,7 @@ pub enum DbCommand {
     Seed(seed::SeedArgs),
 }
 
-pub async fn run(command: DbCommand, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(command: DbCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     match command {
         DbCommand::Migrate(args) => migrate::run(args, ctx).await,
         DbCommand::Status(args) => status::run(args, ctx).await,

@@ -7,7 +7,7 @@ use tenancy_core::Seeder;
 use tenancy_core::migrate::fleet::Operation;
 
 use super::run_over;
-use crate::AppContext;
+use crate::CliContext;
 use crate::commands::selection::{FleetArgs, TenantSelection};
 use crate::exit::{ExitStatus, UsageError};
 use crate::output::Output;
@@ -25,7 +25,7 @@ pub struct SeedArgs {
     pub class: Vec<String>,
 }
 
-pub async fn run(args: SeedArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: SeedArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     let seeders = choose(&args.class, ctx.seeders(), out)?;
     let Some(seeders) = seeders else {

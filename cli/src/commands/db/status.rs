@@ -6,7 +6,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tenancy_core::migrate::status::TenantMigrationReport;
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::commands::selection::{ConcurrencyArg, TenantSelection};
 use crate::exit::ExitStatus;
 use crate::output::{Output, format_bytes};
@@ -20,7 +20,7 @@ pub struct StatusArgs {
     pub concurrency: ConcurrencyArg,
 }
 
-pub async fn run(args: StatusArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: StatusArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, out).await?;

@@ -5,7 +5,7 @@ use clap::Args;
 use tenancy_core::migrate::fleet::Operation;
 
 use super::run_over;
-use crate::AppContext;
+use crate::CliContext;
 use crate::commands::selection::{FleetArgs, TenantSelection};
 use crate::exit::{ExitStatus, UsageError};
 use crate::prompt;
@@ -60,7 +60,7 @@ impl Destructive {
     }
 }
 
-pub async fn rollback(args: RollbackArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn rollback(args: RollbackArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out).await?;
         let operation = Operation::Rollback { steps: args.step as usize };
@@ -69,7 +69,7 @@ pub async fn rollback(args: RollbackArgs, ctx: &AppContext<'_>) -> anyhow::Resul
     .await
 }
 
-pub async fn destructive(args: DestructiveArgs, kind: Destructive, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn destructive(args: DestructiveArgs, kind: Destructive, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, out).await?;

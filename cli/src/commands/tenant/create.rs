@@ -7,7 +7,7 @@ use clap::Args;
 use tenancy_core::provisioning::{ProvisionReporter, StepOutcome, TenantRequest};
 use tenancy_core::{BoxError, Domain, TenantName, TenantStatus};
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::{ExitStatus, UsageError};
 use crate::output::{Output, format_duration};
 use crate::prompt;
@@ -32,7 +32,7 @@ pub struct CreateArgs {
     pub seed: Option<String>,
 }
 
-pub async fn run(args: CreateArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: CreateArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     let (name, domain_inputs) = ask_for_missing(args.name, args.domains, out)?;
     let mut domains: Vec<Domain> = Vec::new();

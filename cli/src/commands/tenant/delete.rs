@@ -3,7 +3,7 @@
 use clap::Args;
 use tenancy_core::provisioning::DeleteOptions;
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::{ExitStatus, UsageError};
 use crate::prompt;
 
@@ -20,7 +20,7 @@ pub struct DeleteArgs {
     pub keep_database: bool,
 }
 
-pub async fn run(args: DeleteArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: DeleteArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     let deleted = ctx
         .with_tenancy(async |tenancy| {

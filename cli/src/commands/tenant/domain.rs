@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use tenancy_core::Domain;
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::ExitStatus;
 
 /// `tenancy tenant domain` subcommands.
@@ -37,7 +37,7 @@ pub struct RemoveArgs {
     pub domain: String,
 }
 
-pub async fn run(command: DomainCommand, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(command: DomainCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     // Check the domain before touching the registry: a malformed one changes nothing.
     let (tenant_ref, domain) = match &command {

@@ -3,7 +3,7 @@
 use clap::Args;
 use tenancy_core::{Tenant, TenantStatus};
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::ExitStatus;
 
 /// Arguments of `tenancy tenant list`.
@@ -14,7 +14,7 @@ pub struct ListArgs {
     pub status: Option<String>,
 }
 
-pub async fn run(args: ListArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: ListArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     let status = args.status.as_deref().map(str::parse::<TenantStatus>).transpose()?;
     let tenants = ctx.with_tenancy(async |tenancy| Ok(tenancy.registry().list(status).await?)).await?;

@@ -9,7 +9,7 @@ mod status;
 
 use clap::Subcommand;
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::ExitStatus;
 
 /// `tenancy tenant` subcommands.
@@ -36,7 +36,7 @@ pub enum TenantCommand {
     Domain(domain::DomainCommand),
 }
 
-pub async fn run(command: TenantCommand, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     use tenancy_core::TenantStatus::{Active, Inactive, Suspended};
     match command {
         TenantCommand::Create(args) => create::run(args, ctx).await,

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::ExitStatus;
 
 /// Arguments of `tenancy tenant show`.
@@ -12,7 +12,7 @@ pub struct ShowArgs {
     pub tenant: String,
 }
 
-pub async fn run(args: ShowArgs, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: ShowArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     let (tenant, location) = ctx
         .with_tenancy(async |tenancy| {

@@ -3,7 +3,7 @@
 use clap::Args;
 use tenancy_core::TenantStatus;
 
-use crate::AppContext;
+use crate::CliContext;
 use crate::exit::{ExitStatus, UsageError};
 
 /// Arguments of the status commands.
@@ -13,7 +13,7 @@ pub struct StatusArgs {
     pub tenant: String,
 }
 
-pub async fn run(args: StatusArgs, status: TenantStatus, ctx: &AppContext<'_>) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: StatusArgs, status: TenantStatus, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     let tenant = ctx
         .with_tenancy(async |tenancy| {

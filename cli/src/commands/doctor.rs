@@ -1,0 +1,234 @@
+//! `tenancy doctor`: is everything `tenancy` needs there and working? A line per check: the
+//! configuration, the registry, each database server, Redis when it is used, each plugin, and the
+//! tenants' migrations. Exits with 1 if any check fails; warnings (pending migrations, a shadowed
+//! plugin command) do not fail it.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures::StreamExt;
+use serde::Serialize;
+use tenancy_core::Tenancy;
+use tenancy_core::config::{CacheStoreKind, SessionStoreKind};
+
+use crate::commands::Invocation;
+use crate::commands::selection::ConcurrencyArg;
+use crate::exit::ExitStatus;
+use crate::extensions::Kind;
+use crate::output::{Output, format_duration};
+
+/// How long a check of a server may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Arguments of `tenancy doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArg,
+}
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+/// One line of the report.
+#[derive(Debug, Serialize)]
+struct Check {
+    check: String,
+    status: Verdict,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    millis: Option<u128>,
+}
+
+/// Prints each check as it ends, and remembers whether any failed.
+struct Report<'a> {
+    out: &'a Output,
+    failed: bool,
+}
+
+impl Report<'_> {
+    fn add(&mut self, check: impl Into<String>, status: Verdict, detail: impl Into<String>, took: Option<Duration>) {
+        let check = Check { check: check.into(), status, detail: detail.into(), millis: took.map(|t| t.as_millis()) };
+        self.failed |= status == Verdict::Fail;
+        if self.out.is_json() {
+            self.out.json(&check);
+            return;
+        }
+        let mark = match status {
+            Verdict::Ok => self.out.green("ok  "),
+            Verdict::Warn => "warn".to_owned(),
+            Verdict::Fail => self.out.red("FAIL"),
+            Verdict::Skip => self.out.dim("skip"),
+        };
+        let took = took.map(|t| self.out.dim(&format!("  {}", format_duration(t)))).unwrap_or_default();
+        self.out.data(format!("{mark}  {:<22} {}{took}", check.check, check.detail));
+    }
+
+    /// Records the outcome of `work`, timed.
+    fn timed<T>(&mut self, check: &str, started: Instant, result: anyhow::Result<T>, ok: impl FnOnce(T) -> String) {
+        let took = Some(started.elapsed());
+        match result {
+            Ok(value) => self.add(check, Verdict::Ok, ok(value), took),
+            Err(err) => self.add(check, Verdict::Fail, chain(&err), took),
+        }
+    }
+}
+
+pub async fn run(args: &DoctorArgs, invocation: Invocation<'_>) -> anyhow::Result<ExitStatus> {
+    let out = invocation.out;
+    let extensions = invocation.extensions;
+    let mut report = Report { out, failed: false };
+
+    let config = match &invocation.config {
+        Ok(config) => {
+            let source = config.file.as_ref().map_or_else(|| "defaults (no tenancy.toml)".to_owned(), |f| format!("`{}`", f.display()));
+            report.add("configuration", Verdict::Ok, source, None);
+            true
+        }
+        Err(err) => {
+            report.add("configuration", Verdict::Fail, chain(&anyhow::anyhow!("{err}")), None);
+            false
+        }
+    };
+    if config {
+        let ctx = invocation.context()?;
+        let started = Instant::now();
+        match ctx.open_tenancy().await {
+            Ok(tenancy) => {
+                let tenants = tenancy.registry().list(None).await;
+                let location = tenancy.registry().location().to_owned();
+                report
+                    .timed("registry", started, tenants.map_err(Into::into), |tenants| format!("`{location}`, {} tenants", tenants.len()));
+                check_servers(&tenancy, &mut report).await;
+                check_redis(&tenancy, &mut report).await;
+                check_migrations(&tenancy, args.concurrency.get(&tenancy), &mut report).await;
+                tenancy.close().await;
+            }
+            Err(err) => {
+                report.add("registry", Verdict::Fail, chain(&err), Some(started.elapsed()));
+                report.add("database servers", Verdict::Skip, "the registry is needed first", None);
+                report.add("migrations", Verdict::Skip, "the registry is needed first", None);
+            }
+        }
+    } else {
+        report.add("registry", Verdict::Skip, "the configuration is needed first", None);
+    }
+    check_plugins(extensions, &mut report);
+    Ok(if report.failed { ExitStatus::Failure } else { ExitStatus::Success })
+}
+
+async fn check_servers(tenancy: &Tenancy, report: &mut Report<'_>) {
+    for (name, manager) in tenancy.managers() {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(CHECK_TIMEOUT, manager.ping()).await {
+            Ok(result) => result.map_err(anyhow::Error::new),
+            Err(_) => Err(anyhow::anyhow!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
+        };
+        report.timed(&format!("server `{name}`"), started, result, |()| format!("{} reachable", manager.driver()));
+    }
+}
+
+async fn check_redis(tenancy: &Tenancy, report: &mut Report<'_>) {
+    let config = tenancy.config();
+    let used =
+        config.cache.store == CacheStoreKind::Redis || config.session.store == SessionStoreKind::Redis || config.redis.per_tenant_database;
+    if !used {
+        report.add("redis", Verdict::Skip, "not used (cache and sessions live in tenant databases)", None);
+        return;
+    }
+    let started = Instant::now();
+    let result = match tokio::time::timeout(CHECK_TIMEOUT, tenancy.caches().ping_redis()).await {
+        Ok(result) => result.map_err(anyhow::Error::new),
+        Err(_) => Err(anyhow::anyhow!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
+    };
+    report.timed("redis", started, result, |()| "answers PING".to_owned());
+}
+
+async fn check_migrations(tenancy: &Tenancy, concurrency: usize, report: &mut Report<'_>) {
+    let started = Instant::now();
+    let tenants = match tenancy.registry().list(None).await {
+        Ok(tenants) => tenants,
+        Err(err) => {
+            report.add("migrations", Verdict::Fail, chain(&err.into()), None);
+            return;
+        }
+    };
+    let results: Vec<_> = futures::stream::iter(&tenants)
+        .map(|tenant| async move { (tenant, tenancy.migration_status(tenant).await) })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let (mut pending, mut failed, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
+    for (tenant, result) in results {
+        match result {
+            Ok(status) if status.last_failure.is_some() => failed.push(tenant.to_string()),
+            Ok(status) if status.status.pending() > 0 => pending.push(tenant.to_string()),
+            Ok(_) => {}
+            Err(err) => unreadable.push(format!("{tenant}: {}", chain(&err.into()))),
+        }
+    }
+    let took = Some(started.elapsed());
+    if !failed.is_empty() || !unreadable.is_empty() {
+        let mut problems: Vec<String> =
+            failed.iter().map(|t| format!("{t}: a migration failed (see `tenancy db status --tenant …`)")).collect();
+        problems.extend(unreadable);
+        report.add("migrations", Verdict::Fail, format!("{} of {} tenants: {}", problems.len(), tenants.len(), problems.join("; ")), took);
+    } else if !pending.is_empty() {
+        report.add(
+            "migrations",
+            Verdict::Warn,
+            format!(
+                "{} of {} tenants have pending migrations ({}); run `tenancy db migrate --all`",
+                pending.len(),
+                tenants.len(),
+                sample(&pending)
+            ),
+            took,
+        );
+    } else {
+        report.add("migrations", Verdict::Ok, format!("all {} tenants up to date", tenants.len()), took);
+    }
+}
+
+fn check_plugins(extensions: &crate::extensions::Extensions, report: &mut Report<'_>) {
+    let plugins: Vec<_> = extensions.plugins().iter().filter(|plugin| plugin.kind != Kind::External).collect();
+    if plugins.is_empty() {
+        report.add("plugins", Verdict::Ok, "none installed", None);
+    }
+    for plugin in plugins {
+        let check = format!("plugin `{}`", plugin.name);
+        let place = plugin.path.as_ref().map_or_else(|| plugin.kind.label().to_owned(), |path| format!("`{}`", path.display()));
+        if let Some(error) = &plugin.error {
+            report.add(check, Verdict::Fail, error.clone(), None);
+        } else if plugin.disabled {
+            report.add(check, Verdict::Skip, format!("disabled by `plugins.disabled` ({place})"), None);
+        } else if !plugin.shadowed.is_empty() {
+            report.add(check, Verdict::Warn, format!("{place}: commands not used: {}", plugin.shadowed.join("; ")), None);
+        } else {
+            let version = plugin.version.as_deref().unwrap_or("-");
+            report.add(check, Verdict::Ok, format!("{version}, {} from {place}", plugin.commands.join(", ")), None);
+        }
+    }
+}
+
+/// The first few names of a long list.
+fn sample(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+/// An error and its causes on one line.
+fn chain(err: &anyhow::Error) -> String {
+    err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}

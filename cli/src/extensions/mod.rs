@@ -1,0 +1,298 @@
+//! Commands that `tenancy` itself does not define, from three places:
+//! 1. **built-in plugins**: [`Plugin`]s linked into the binary and registered with [`crate::App`];
+//! 2. **dynamic plugins**: libraries found in the plugin paths and loaded at start-up ([`dynamic`]);
+//! 3. **external commands**: `tenancy-foo` executables on `PATH`, as cargo runs `cargo-foo` ([`external`]).
+//!
+//! All of them join the clap tree, so they show in `--help` and in completions, and an unknown
+//! command stays clap's usage error. When two claim one name, the first claimant keeps it, in the
+//! order above (and, among libraries, in path order), and a warning names both; the core
+//! commands always win. A plugin that cannot be loaded is reported, named by its file, and every
+//! other command keeps working.
+
+pub mod dynamic;
+pub mod external;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Arg, CommandFactory};
+use serde::Serialize;
+use tenancy_core::Config;
+use tenancy_core::command::{Command, Plugin};
+use tenancy_plugin::CommandSpec;
+use tenancy_plugin::host::LoadedPlugin;
+
+use crate::args::{Cli, GlobalArgs};
+use crate::output::Output;
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Linked into the binary.
+    BuiltIn,
+    /// A library loaded at run time.
+    Dynamic,
+    /// A `tenancy-foo` program on `PATH`.
+    External,
+}
+
+impl Kind {
+    /// As `plugin list` prints it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BuiltIn => "built-in",
+            Self::Dynamic => "dynamic",
+            Self::External => "external",
+        }
+    }
+}
+
+/// A plugin as `tenancy plugin list` and `tenancy doctor` show it, loaded or not.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginEntry {
+    /// Its declared name; for a library that failed to load, its file name.
+    pub name: String,
+    /// Its declared version, when known.
+    pub version: Option<String>,
+    /// Where it comes from.
+    pub kind: Kind,
+    /// Its file, for dynamic and external plugins.
+    pub path: Option<PathBuf>,
+    /// The commands it declares.
+    pub commands: Vec<String>,
+    /// Those of its commands another claimant has, and who.
+    pub shadowed: Vec<String>,
+    /// Turned off by `plugins.disabled`.
+    pub disabled: bool,
+    /// Why it could not be loaded.
+    pub error: Option<String>,
+}
+
+/// What runs a command that is not one of the core ones.
+#[derive(Clone)]
+pub enum Handler {
+    /// A built-in plugin's command.
+    BuiltIn(Arc<dyn Command>),
+    /// A dynamic plugin's command.
+    Dynamic {
+        /// The library.
+        plugin: Arc<LoadedPlugin>,
+        /// The command, as it declared it.
+        spec: CommandSpec,
+    },
+    /// A `tenancy-foo` program.
+    External(PathBuf),
+}
+
+/// Every command beyond the core ones, and every plugin found, with what went wrong.
+#[derive(Default)]
+pub struct Extensions {
+    core_commands: Vec<String>,
+    handlers: BTreeMap<String, (Handler, String)>,
+    plugins: Vec<PluginEntry>,
+    warnings: Vec<String>,
+}
+
+impl Extensions {
+    /// Collects the built-in plugins' commands, loads the dynamic plugins the configuration and
+    /// `TENANCY_PLUGIN_PATH` point at, and finds `tenancy-*` programs on `PATH`.
+    pub fn discover(builtins: &[Arc<dyn Plugin>], config: Option<&Config>) -> Self {
+        let mut found = Self { core_commands: core_command_names(), ..Self::default() };
+        for plugin in builtins {
+            found.add_builtin(plugin.as_ref());
+        }
+        for candidate in dynamic::candidates(config) {
+            found.add_dynamic(candidate);
+        }
+        for (name, path) in external::scan() {
+            found.add_external(name, path);
+        }
+        found
+    }
+
+    fn add_builtin(&mut self, plugin: &dyn Plugin) {
+        let owner = format!("built-in plugin `{}`", plugin.name());
+        let mut entry = PluginEntry {
+            name: plugin.name().to_owned(),
+            version: Some(plugin.version().to_owned()),
+            kind: Kind::BuiltIn,
+            path: None,
+            commands: Vec::new(),
+            shadowed: Vec::new(),
+            disabled: false,
+            error: None,
+        };
+        for command in plugin.commands() {
+            let name = command.definition().get_name().to_owned();
+            entry.commands.push(name.clone());
+            self.claim(&mut entry, name, Handler::BuiltIn(command), &owner, true);
+        }
+        self.plugins.push(entry);
+    }
+
+    fn add_dynamic(&mut self, candidate: dynamic::Candidate) {
+        let mut entry = PluginEntry {
+            name: candidate.file_name(),
+            version: None,
+            kind: Kind::Dynamic,
+            path: Some(candidate.path.clone()),
+            commands: Vec::new(),
+            shadowed: Vec::new(),
+            disabled: candidate.disabled,
+            error: None,
+        };
+        if candidate.disabled {
+            self.plugins.push(entry);
+            return;
+        }
+        let plugin = match LoadedPlugin::load(&candidate.path) {
+            Ok(plugin) => Arc::new(plugin),
+            Err(err) => {
+                self.warnings.push(format!("plugin not loaded: {err}"));
+                entry.error = Some(err.to_string());
+                self.plugins.push(entry);
+                return;
+            }
+        };
+        entry.name = plugin.name().to_owned();
+        entry.version = Some(plugin.version().to_owned());
+        if candidate.is_disabled_by_name(plugin.name()) {
+            entry.disabled = true;
+            self.plugins.push(entry);
+            return;
+        }
+        let owner = format!("plugin `{}` (`{}`)", plugin.name(), candidate.path.display());
+        for spec in plugin.commands() {
+            entry.commands.push(spec.name.clone());
+            let handler = Handler::Dynamic { plugin: plugin.clone(), spec: spec.clone() };
+            self.claim(&mut entry, spec.name.clone(), handler, &owner, true);
+        }
+        self.plugins.push(entry);
+    }
+
+    fn add_external(&mut self, name: String, path: PathBuf) {
+        let owner = format!("`{}`", path.display());
+        let mut entry = PluginEntry {
+            name: name.clone(),
+            version: None,
+            kind: Kind::External,
+            path: Some(path.clone()),
+            commands: vec![name.clone()],
+            shadowed: Vec::new(),
+            disabled: false,
+            error: None,
+        };
+        // Like cargo: a program on PATH only fills a name nothing else has, without a warning.
+        self.claim(&mut entry, name, Handler::External(path), &owner, false);
+        self.plugins.push(entry);
+    }
+
+    /// Gives `name` to `handler` unless a core command or an earlier claimant has it.
+    fn claim(&mut self, entry: &mut PluginEntry, name: String, handler: Handler, owner: &str, warn: bool) {
+        let holder = if self.core_commands.contains(&name) {
+            Some(format!("the core command `{name}`"))
+        } else {
+            self.handlers.get(&name).map(|(_, holder)| holder.clone())
+        };
+        match holder {
+            None => {
+                self.handlers.insert(name, (handler, owner.to_owned()));
+            }
+            Some(holder) => {
+                if warn {
+                    self.warnings.push(format!(
+                        "{owner} claims the command `{name}`, which {holder} provides first: `tenancy {name}` runs the latter; \
+                         rename one, or turn one off with `plugins.disabled`"
+                    ));
+                }
+                entry.shadowed.push(format!("{name} (provided by {holder})"));
+            }
+        }
+    }
+
+    /// The whole command line: the core commands and every extension's.
+    pub fn command(&self) -> clap::Command {
+        let mut root = Cli::command();
+        for (name, (handler, _)) in &self.handlers {
+            root = root.subcommand(match handler {
+                Handler::BuiltIn(command) => command.definition(),
+                Handler::Dynamic { spec, .. } => passthrough(name, &spec.about),
+                Handler::External(path) => passthrough(name, &format!("Run `{}`", path.display())),
+            });
+        }
+        root
+    }
+
+    /// The handler of the command `name`, unless it is a core command.
+    pub fn handler(&self, name: &str) -> Option<&Handler> {
+        self.handlers.get(name).map(|(handler, _)| handler)
+    }
+
+    /// Every plugin found, in the order they were found.
+    pub fn plugins(&self) -> &[PluginEntry] {
+        &self.plugins
+    }
+
+    /// Prints what went wrong while finding plugins.
+    pub fn print_warnings(&self, out: &Output) {
+        for warning in &self.warnings {
+            out.warn(warning);
+        }
+    }
+}
+
+/// A subcommand that hands every argument, flags and `--help` included, to its program.
+fn passthrough(name: &str, about: &str) -> clap::Command {
+    clap::Command::new(name.to_owned())
+        .about(about.to_owned())
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(Arg::new("args").num_args(0..).trailing_var_arg(true).allow_hyphen_values(true))
+}
+
+/// The names of the core commands (and clap's `help`), which no extension can take.
+fn core_command_names() -> Vec<String> {
+    let root = Cli::command();
+    let mut names: Vec<String> =
+        root.get_subcommands().flat_map(|sub| std::iter::once(sub.get_name()).chain(sub.get_all_aliases())).map(str::to_owned).collect();
+    names.push("help".into());
+    names
+}
+
+/// The arguments after an extension's command name, if `matches` chose one.
+///
+/// clap stops reading flags at an extension's first argument, so a global flag typed after it
+/// (`tenancy hello --all --json`) arrives among the extension's arguments. For a dynamic plugin
+/// the host's global flags are the host's wherever they appear: they are taken out and recorded in
+/// `global`. An external program gets its arguments untouched, as cargo does.
+pub fn passthrough_args(extensions: &Extensions, matches: &clap::ArgMatches, global: &mut GlobalArgs) -> Vec<String> {
+    let Some((name, sub_matches)) = matches.subcommand() else { return Vec::new() };
+    let dynamic = match extensions.handler(name) {
+        None | Some(Handler::BuiltIn(_)) => return Vec::new(),
+        Some(handler) => matches!(handler, Handler::Dynamic { .. }),
+    };
+    let args: Vec<String> = sub_matches.get_many::<String>("args").map(|args| args.cloned().collect()).unwrap_or_default();
+    if !dynamic {
+        return args;
+    }
+    let mut kept = Vec::with_capacity(args.len());
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--" => {
+                kept.push(arg);
+                kept.extend(args.by_ref());
+            }
+            "--json" => global.json = true,
+            "--quiet" | "-q" => global.quiet = true,
+            "--no-color" => global.no_color = true,
+            // Already read by `args::config_flag`, before parsing.
+            "--config" => drop(args.next()),
+            other if other.starts_with("--config=") => {}
+            _ => kept.push(arg),
+        }
+    }
+    kept
+}

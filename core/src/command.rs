@@ -1,0 +1,156 @@
+//! Subcommands and plugins: the traits a crate implements to add commands to an application's
+//! `tenancy` binary, and what those commands are given.
+//!
+//! A [`Plugin`] is linked into the binary and registered with the CLI's `App` builder. Its
+//! [`Command`]s join the built-in ones in the clap tree (so they show in `--help` and in shell
+//! completions); it may also add [`ProvisioningStep`]s to tenant creation and [`TenantMigrator`]s,
+//! each with its own tracking table, to every tenant database.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tenancy_core::command::{AppContext, Command, ExitStatus, Plugin};
+//!
+//! struct Stats;
+//!
+//! #[async_trait::async_trait]
+//! impl Command for Stats {
+//!     fn definition(&self) -> clap::Command {
+//!         clap::Command::new("stats").about("Count tenants")
+//!     }
+//!
+//!     async fn run(&self, app: &dyn AppContext, _args: &clap::ArgMatches) -> anyhow::Result<ExitStatus> {
+//!         let tenancy = app.open_tenancy().await?;
+//!         let tenants = tenancy.registry().list(None).await?;
+//!         app.console().data(&format!("{} tenants", tenants.len()));
+//!         tenancy.close().await;
+//!         Ok(ExitStatus::Success)
+//!     }
+//! }
+//!
+//! struct StatsPlugin;
+//!
+//! impl Plugin for StatsPlugin {
+//!     fn name(&self) -> &str { "stats" }
+//!     fn version(&self) -> &str { env!("CARGO_PKG_VERSION") }
+//!     fn commands(&self) -> Vec<Arc<dyn Command>> { vec![Arc::new(Stats)] }
+//! }
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::migrate::TenantMigrator;
+use crate::provisioning::ProvisioningStep;
+use crate::{Config, Seeder, Tenancy};
+
+/// How a command ends, and so the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked: 0.
+    Success,
+    /// An operation failed (for at least one tenant): 1.
+    Failure,
+    /// Bad usage or bad input; nothing was changed: 2.
+    Usage,
+    /// Another program's code, passed through (an external `tenancy-foo` command's).
+    Code(u8),
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(match status {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Code(code) => code,
+        })
+    }
+}
+
+/// A mistake in how a command was called that its parser cannot see (a missing flag off a
+/// terminal, a bad combination). Returned as an error, it makes the process exit with 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UsageError {
+    message: String,
+    hint: Option<String>,
+}
+
+impl UsageError {
+    /// A usage error with a hint saying what to type instead.
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// What to type instead.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+/// Where a command writes: the CLI's terminal, pipe or JSON output.
+///
+/// Data goes to stdout; status lines and warnings go to stderr, and are silent with `--json`
+/// (warnings become JSON events) or `--quiet`.
+pub trait Console: Send + Sync {
+    /// A status line: `verb` says what happened (`Created`, `Migrated`), `message` to what.
+    fn status(&self, verb: &str, message: &str);
+    /// A status line for something that failed; shown even with `--quiet`.
+    fn failure(&self, verb: &str, message: &str);
+    /// A warning.
+    fn warn(&self, message: &str);
+    /// A line of data on stdout.
+    fn data(&self, line: &str);
+    /// One JSON object on its own line on stdout.
+    fn json(&self, value: &serde_json::Value);
+    /// Whether the user asked for `--json`.
+    fn is_json(&self) -> bool;
+}
+
+/// What the application gives a command: its configuration, its output, and the means to open
+/// the tenancy with the application's migrators, seeders and plugins.
+#[async_trait]
+pub trait AppContext: Send + Sync {
+    /// The configuration, loaded and checked.
+    fn config(&self) -> &Config;
+    /// Where to write.
+    fn console(&self) -> &dyn Console;
+    /// Opens the registry and the database managers (migrating the registry if needed). Close it
+    /// with [`Tenancy::close`] when done, so pools shut down before the process exits.
+    async fn open_tenancy(&self) -> anyhow::Result<Tenancy>;
+    /// The application's seeders, the default first.
+    fn seeders(&self) -> &[Arc<dyn Seeder>];
+}
+
+/// A subcommand of the application's binary.
+#[async_trait]
+pub trait Command: Send + Sync {
+    /// Its clap definition; the command's name is the subcommand's name.
+    fn definition(&self) -> clap::Command;
+
+    /// Runs with the arguments clap parsed against [`Command::definition`]. An error is printed
+    /// with its causes; it exits with 2 if a [`UsageError`] (or another bad-input error of this
+    /// crate) is among them, else with 1.
+    async fn run(&self, app: &dyn AppContext, args: &clap::ArgMatches) -> anyhow::Result<ExitStatus>;
+}
+
+/// A set of commands, and optionally steps and migrations, added to an application as a unit.
+pub trait Plugin: Send + Sync {
+    /// Its name, for `tenancy plugin list`.
+    fn name(&self) -> &str;
+    /// Its version.
+    fn version(&self) -> &str;
+    /// The subcommands it adds.
+    fn commands(&self) -> Vec<Arc<dyn Command>>;
+    /// Steps added to tenant creation, before the tenant is marked active.
+    fn provisioning_steps(&self) -> Vec<Arc<dyn ProvisioningStep>> {
+        Vec::new()
+    }
+    /// Migrators run on every tenant database after the application's, each with its own
+    /// tracking table.
+    fn migrators(&self) -> Vec<Arc<dyn TenantMigrator>> {
+        Vec::new()
+    }
+}

@@ -8,6 +8,7 @@
 
 mod cache;
 mod migrate;
+mod startup;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,21 @@ enum Bench {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
         binary: std::path::PathBuf,
     },
+    /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
+    Startup {
+        /// How many plugin libraries
+        #[arg(long, default_value_t = 10)]
+        plugins: usize,
+        /// Runs of each
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// The release `tenancy` binary to measure
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        binary: std::path::PathBuf,
+        /// The plugin library to load
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/libtenancy_hello.so"))]
+        library: std::path::PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -99,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Bench::Cache { operations } => cache::run(operations).await?,
+        Bench::Startup { plugins, runs, binary, library } => startup::run(&binary, &library, plugins, runs)?,
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, binary } => {
             anyhow::ensure!(
                 binary.is_file(),

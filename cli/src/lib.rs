@@ -76,6 +76,7 @@ impl App {
 
     /// Parses the process arguments, runs the command and returns its exit code.
     pub fn run(self) -> ExitCode {
+        report_bugs_plainly();
         self.run_from(std::env::args_os()).into()
     }
 
@@ -133,6 +134,24 @@ impl App {
             Err(err) => exit::report(&out, &err),
         }
     }
+}
+
+/// A panic is a bug in `tenancy` (or in a linked plugin), never the user's doing: say so in one
+/// plain line, where it happened, and what to do, instead of Rust's panic message and backtrace
+/// hint. `RUST_BACKTRACE` still gets the developer the full report.
+fn report_bugs_plainly() {
+    #[allow(clippy::disallowed_methods)] // RUST_BACKTRACE is Rust's convention, not tenancy configuration
+    if std::env::var_os("RUST_BACKTRACE").is_some_and(|value| value != "0") {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let message =
+            info.payload().downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| info.payload().downcast_ref::<String>().cloned());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = format!("internal error{place}: {}", message.as_deref().unwrap_or("a panic with no message"));
+        let hint = "this is a bug in tenancy, not in what you typed; please report it with the command you ran (RUST_BACKTRACE=1 adds a backtrace)";
+        Output::new(false, false, false).error(&message, &[], &[hint.to_owned()]);
+    }));
 }
 
 /// What every command gets: the output, the loaded configuration, and the application's parts.

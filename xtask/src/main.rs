@@ -6,7 +6,8 @@
 //!   compiles a `cdylib` only as a test harness, never as a library another test can load);
 //! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks;
 //! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N]`;
-//! - `cargo xtask bench cache [--operations N]`.
+//! - `cargo xtask bench cache [--operations N]`;
+//! - `cargo xtask bench startup [--plugins N] [--runs N]`.
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
 
@@ -75,11 +76,17 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "cargo build --release --locked -p tenancy-cli --bin tenancy").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- migrate {rest...}").run().context("the benchmark failed")
         }
+        "startup" => {
+            step("release builds of tenancy and the plugin libraries, then tenancy-bench startup");
+            cmd!(sh, "cargo build --release --locked -p tenancy-cli --bin tenancy").run().context("building tenancy failed")?;
+            build_plugins(sh, true)?;
+            cmd!(sh, "cargo run --release --locked -p tenancy-bench -- startup {rest...}").run().context("the benchmark failed")
+        }
         "cache" => {
             step("release build and run of tenancy-bench cache");
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- cache {rest...}").run().context("the benchmark failed")
         }
-        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache"),
+        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache, startup"),
     }
 }
 

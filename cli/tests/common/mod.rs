@@ -30,7 +30,12 @@ impl Cli {
 
     /// The binary, in the environment's folder, with no `TENANCY_*` variable inherited.
     pub fn command(&self) -> assert_cmd::Command {
-        let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_tenancy"));
+        self.program(Path::new(env!("CARGO_BIN_EXE_tenancy")))
+    }
+
+    /// Another binary (an application's own `tenancy`), run as [`Cli::command`] runs ours.
+    pub fn program(&self, program: &Path) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::new(program);
         command.current_dir(self.env.dir());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("TENANCY_") || key == "NO_COLOR" {

@@ -104,7 +104,12 @@ impl App {
         let matches = match extensions.command().try_get_matches_from(&args) {
             Ok(matches) => matches,
             Err(err) => {
-                extensions.print_warnings(&Output::new(false, false, false));
+                let out = Output::new(false, false, false);
+                extensions.print_warnings(&out);
+                if let (Err(config_error), clap::error::ErrorKind::InvalidSubcommand) = (&config, err.kind()) {
+                    // The command may be a plugin's that the unreadable file would have pointed at.
+                    out.warn(format!("plugins were looked for without the configuration, which cannot be read: {config_error}"));
+                }
                 // clap prints help and version to stdout and usage errors to stderr, and knows which.
                 let _ = err.print();
                 return if err.use_stderr() { ExitStatus::Usage } else { ExitStatus::Success };

@@ -314,3 +314,16 @@ fn the_readme_shows_the_example_binary_as_it_is() {
         "README.md's \"Your own binary\" section differs from cli/examples/my_app.rs: copy the file in again"
     );
 }
+
+#[test]
+fn an_unreadable_configuration_is_named_when_a_plugin_command_is_not_found() {
+    let cli = Cli::sqlite();
+    install(&cli, &[library("tenancy-hello")]);
+    std::fs::write(cli.dir().join("tenancy.toml"), "[central\n").unwrap();
+    let run = cli.run(&["hello"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot be read") && run.stderr.contains("tenancy.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("unrecognized subcommand 'hello'"), "{}", run.stderr);
+    // Commands needing no configuration still work.
+    assert!(cli.ok(&["completions", "bash"]).contains("tenancy"));
+}

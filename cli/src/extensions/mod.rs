@@ -70,6 +70,12 @@ pub struct PluginEntry {
     pub error: Option<String>,
 }
 
+impl PluginEntry {
+    fn new(name: String, kind: Kind, path: Option<PathBuf>) -> Self {
+        Self { name, version: None, kind, path, commands: Vec::new(), shadowed: Vec::new(), disabled: false, error: None }
+    }
+}
+
 /// What runs a command that is not one of the core ones.
 #[derive(Clone)]
 pub enum Handler {
@@ -114,16 +120,8 @@ impl Extensions {
 
     fn add_builtin(&mut self, plugin: &dyn Plugin) {
         let owner = format!("built-in plugin `{}`", plugin.name());
-        let mut entry = PluginEntry {
-            name: plugin.name().to_owned(),
-            version: Some(plugin.version().to_owned()),
-            kind: Kind::BuiltIn,
-            path: None,
-            commands: Vec::new(),
-            shadowed: Vec::new(),
-            disabled: false,
-            error: None,
-        };
+        let mut entry = PluginEntry::new(plugin.name().to_owned(), Kind::BuiltIn, None);
+        entry.version = Some(plugin.version().to_owned());
         for command in plugin.commands() {
             let name = command.definition().get_name().to_owned();
             entry.commands.push(name.clone());
@@ -133,16 +131,8 @@ impl Extensions {
     }
 
     fn add_dynamic(&mut self, candidate: dynamic::Candidate) {
-        let mut entry = PluginEntry {
-            name: candidate.file_name(),
-            version: None,
-            kind: Kind::Dynamic,
-            path: Some(candidate.path.clone()),
-            commands: Vec::new(),
-            shadowed: Vec::new(),
-            disabled: candidate.disabled,
-            error: None,
-        };
+        let mut entry = PluginEntry::new(candidate.file_name(), Kind::Dynamic, Some(candidate.path.clone()));
+        entry.disabled = candidate.disabled;
         if candidate.disabled {
             self.plugins.push(entry);
             return;
@@ -174,16 +164,8 @@ impl Extensions {
 
     fn add_external(&mut self, name: String, path: PathBuf) {
         let owner = format!("`{}`", path.display());
-        let mut entry = PluginEntry {
-            name: name.clone(),
-            version: None,
-            kind: Kind::External,
-            path: Some(path.clone()),
-            commands: vec![name.clone()],
-            shadowed: Vec::new(),
-            disabled: false,
-            error: None,
-        };
+        let mut entry = PluginEntry::new(name.clone(), Kind::External, Some(path.clone()));
+        entry.commands.push(name.clone());
         // Like cargo: a program on PATH only fills a name nothing else has, without a warning.
         self.claim(&mut entry, name, Handler::External(path), &owner, false);
         self.plugins.push(entry);

@@ -200,3 +200,48 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
         "a panic with no message".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+    use super::*;
+
+    #[allow(unsafe_code)]
+    fn written(text: &str, capacity: usize) -> String {
+        let mut bytes = vec![0_u8; capacity];
+        let mut buffer = MessageBuffer { ptr: bytes.as_mut_ptr(), capacity, len: 0 };
+        // SAFETY: the buffer points at `capacity` writable bytes that outlive the call.
+        unsafe { write_message(&mut buffer, text) };
+        String::from_utf8(bytes[..buffer.len].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn messages_are_cut_to_the_hosts_buffer_at_a_character_boundary() {
+        assert_eq!(written("plain", 64), "plain");
+        assert_eq!(written("abcdef", 3), "abc");
+        // "é" is two bytes: a cut in its middle would hand the host invalid UTF-8.
+        assert_eq!(written("aé", 2), "a");
+        assert_eq!(written("anything", 0), "");
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn arguments_and_context_are_read_into_an_invocation() {
+        let args = ["hello", "--tenant", "acme"];
+        let refs: Vec<StrRef> = args.iter().map(|arg| StrRef::new(arg)).collect();
+        let context = r#"{"registry_url": "sqlite:///x", "tenants": [{"id": "1", "name": "Acme"}]}"#;
+        // SAFETY: every `StrRef` borrows a string that outlives the call.
+        let invocation = unsafe { read_invocation(refs.as_ptr(), refs.len(), StrRef::new(context)) }.unwrap();
+        assert_eq!(invocation.command, "hello");
+        assert_eq!(invocation.args, ["--tenant", "acme"]);
+        assert_eq!(invocation.argv().next().unwrap(), "tenancy hello");
+        assert_eq!(invocation.context.tenants[0].name, "Acme");
+        // Fields this plugin does not know yet are ignored; missing ones take their defaults.
+        assert!(!invocation.context.output.json);
+
+        // SAFETY: as above.
+        let bad = unsafe { read_invocation(refs.as_ptr(), refs.len(), StrRef::new("{not json")) };
+        assert!(bad.unwrap_err().contains("cannot read the host's context"));
+    }
+}

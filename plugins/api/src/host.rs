@@ -203,3 +203,27 @@ fn loader_reason(err: &libloading::Error, path: &Path) -> String {
     let trimmed = text.find(&path).map(|at| text[at + path.len()..].trim_start_matches(':').trim()).unwrap_or(&text);
     if trimmed.is_empty() { text } else { trimmed.to_owned() }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
+    use super::*;
+
+    #[test]
+    fn command_names_are_what_a_shell_and_clap_accept() {
+        for good in ["hello", "db-backup", "x2"] {
+            assert!(is_command_name(good), "{good}");
+        }
+        for bad in ["", "-x", "x-", "Hello", "a b", "a/b", "é"] {
+            assert!(!is_command_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_a_load_error_naming_it() {
+        let err = LoadedPlugin::load(Path::new("/nonexistent/libnothing.so")).unwrap_err();
+        assert!(matches!(err, LoadError::NotALibrary { .. }));
+        assert!(err.to_string().contains("/nonexistent/libnothing.so"), "{err}");
+    }
+}

@@ -327,3 +327,12 @@ fn an_unreadable_configuration_is_named_when_a_plugin_command_is_not_found() {
     // Commands needing no configuration still work.
     assert!(cli.ok(&["completions", "bash"]).contains("tenancy"));
 }
+
+#[test]
+fn plugin_list_and_doctor_read_well() {
+    let cli = Cli::sqlite();
+    install(&cli, &[library("tenancy-hello"), library("fixture-impostor"), library("fixture-wrong-abi")]);
+    cli.create("Acme", &["acme.localhost"]);
+    insta::assert_snapshot!("plugin_list", cli.run(&["plugin", "list"]).snapshot(&cli.env));
+    insta::assert_snapshot!("doctor", cli.run(&["doctor"]).snapshot(&cli.env));
+}

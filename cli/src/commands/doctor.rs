@@ -104,8 +104,9 @@ pub async fn run(args: &DoctorArgs, invocation: Invocation<'_>) -> anyhow::Resul
             Ok(tenancy) => {
                 let tenants = tenancy.registry().list(None).await;
                 let location = tenancy.registry().location().to_owned();
-                report
-                    .timed("registry", started, tenants.map_err(Into::into), |tenants| format!("`{location}`, {} tenants", tenants.len()));
+                report.timed("registry", started, tenants.map_err(Into::into), |tenants| {
+                    format!("`{location}`, {}", tenant_count(tenants.len()))
+                });
                 check_servers(&tenancy, &mut report).await;
                 check_redis(&tenancy, &mut report).await;
                 check_migrations(&tenancy, args.concurrency.get(&tenancy), &mut report).await;
@@ -193,7 +194,15 @@ async fn check_migrations(tenancy: &Tenancy, concurrency: usize, report: &mut Re
             took,
         );
     } else {
-        report.add("migrations", Verdict::Ok, format!("all {} tenants up to date", tenants.len()), took);
+        report.add(
+            "migrations",
+            Verdict::Ok,
+            match tenants.len() {
+                0 => "no tenants yet".to_owned(),
+                n => format!("{} up to date", tenant_count(n)),
+            },
+            took,
+        );
     }
 }
 
@@ -216,6 +225,11 @@ fn check_plugins(extensions: &crate::extensions::Extensions, report: &mut Report
             report.add(check, Verdict::Ok, format!("{version}, {} from {place}", plugin.commands.join(", ")), None);
         }
     }
+}
+
+/// `1 tenant`, `3 tenants`.
+fn tenant_count(count: usize) -> String {
+    if count == 1 { "1 tenant".to_owned() } else { format!("{count} tenants") }
 }
 
 /// The first few names of a long list.

@@ -217,6 +217,42 @@ impl Extensions {
         &self.plugins
     }
 
+    /// The arguments after an extension's command name, if `matches` chose one.
+    ///
+    /// clap stops reading flags at an extension's first argument, so a global flag typed after it
+    /// (`tenancy hello --all --json`) arrives among the extension's arguments. For a dynamic plugin
+    /// the host's global flags are the host's wherever they appear: they are taken out and recorded in
+    /// `global`. An external program gets its arguments untouched, as cargo does.
+    pub fn arguments_of(&self, matches: &clap::ArgMatches, global: &mut GlobalArgs) -> Vec<String> {
+        let Some((name, sub_matches)) = matches.subcommand() else { return Vec::new() };
+        let dynamic = match self.handler(name) {
+            None | Some(Handler::BuiltIn(_)) => return Vec::new(),
+            Some(handler) => matches!(handler, Handler::Dynamic { .. }),
+        };
+        let args: Vec<String> = sub_matches.get_many::<String>("args").map(|args| args.cloned().collect()).unwrap_or_default();
+        if !dynamic {
+            return args;
+        }
+        let mut kept = Vec::with_capacity(args.len());
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--" => {
+                    kept.push(arg);
+                    kept.extend(args.by_ref());
+                }
+                "--json" => global.json = true,
+                "--quiet" | "-q" => global.quiet = true,
+                "--no-color" => global.no_color = true,
+                // Already read by `args::config_flag`, before parsing.
+                "--config" => drop(args.next()),
+                other if other.starts_with("--config=") => {}
+                _ => kept.push(arg),
+            }
+        }
+        kept
+    }
+
     /// Prints what went wrong while finding plugins.
     pub fn print_warnings(&self, out: &Output) {
         for warning in &self.warnings {
@@ -241,40 +277,4 @@ fn core_command_names() -> Vec<String> {
         root.get_subcommands().flat_map(|sub| std::iter::once(sub.get_name()).chain(sub.get_all_aliases())).map(str::to_owned).collect();
     names.push("help".into());
     names
-}
-
-/// The arguments after an extension's command name, if `matches` chose one.
-///
-/// clap stops reading flags at an extension's first argument, so a global flag typed after it
-/// (`tenancy hello --all --json`) arrives among the extension's arguments. For a dynamic plugin
-/// the host's global flags are the host's wherever they appear: they are taken out and recorded in
-/// `global`. An external program gets its arguments untouched, as cargo does.
-pub fn passthrough_args(extensions: &Extensions, matches: &clap::ArgMatches, global: &mut GlobalArgs) -> Vec<String> {
-    let Some((name, sub_matches)) = matches.subcommand() else { return Vec::new() };
-    let dynamic = match extensions.handler(name) {
-        None | Some(Handler::BuiltIn(_)) => return Vec::new(),
-        Some(handler) => matches!(handler, Handler::Dynamic { .. }),
-    };
-    let args: Vec<String> = sub_matches.get_many::<String>("args").map(|args| args.cloned().collect()).unwrap_or_default();
-    if !dynamic {
-        return args;
-    }
-    let mut kept = Vec::with_capacity(args.len());
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--" => {
-                kept.push(arg);
-                kept.extend(args.by_ref());
-            }
-            "--json" => global.json = true,
-            "--quiet" | "-q" => global.quiet = true,
-            "--no-color" => global.no_color = true,
-            // Already read by `args::config_flag`, before parsing.
-            "--config" => drop(args.next()),
-            other if other.starts_with("--config=") => {}
-            _ => kept.push(arg),
-        }
-    }
-    kept
 }

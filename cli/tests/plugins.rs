@@ -196,6 +196,12 @@ fn plugin_paths_come_from_the_environment_and_the_configuration() {
     let file = elsewhere.path().join("libtenancy_hello.so");
     std::fs::write(cli.dir().join("tenancy.toml"), format!("{config}\n[plugins]\npaths = [{:?}]\n", file.display().to_string())).unwrap();
     assert!(cli.ok(&["hello"]).contains("Hello from the hello plugin"));
+
+    // A path that does not exist is named in a warning; nothing else changes.
+    let missing = cli.command().args(["tenant", "list"]).env("TENANCY_PLUGIN_PATH", "/nonexistent/plugins").output().unwrap();
+    assert_eq!(missing.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("TENANCY_PLUGIN_PATH names `/nonexistent/plugins`, which does not exist"), "{stderr}");
 }
 
 #[cfg(unix)]

@@ -369,8 +369,8 @@ impl Config {
         }
     }
 
-    /// Where plugin libraries are looked for, in order: `plugins.paths`, then `plugins/` beside
-    /// `tenancy.toml` (or in the current folder when there is no file).
+    /// Where plugin libraries are looked for, in order: `plugins.paths`, then (always last)
+    /// `plugins/` beside `tenancy.toml`, or in the current folder when there is no file.
     pub fn plugin_paths(&self) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = self.plugins.paths.iter().map(|path| self.resolve(path)).collect();
         paths.push(self.root.join("plugins"));

@@ -47,29 +47,38 @@ impl Candidate {
 /// The library files to load, in search order, each once: `TENANCY_PLUGIN_PATH`, then
 /// `plugins.paths`, then `plugins/` beside `tenancy.toml`. A folder contributes the libraries
 /// directly inside it (`.so`, `.dylib` or `.dll`, as the platform names them), sorted by name; a
-/// file is taken as it is. Folders that do not exist are skipped.
-pub fn candidates(config: Option<&Config>) -> Vec<Candidate> {
+/// file is taken as it is. A path the user named that does not exist is a warning; the default
+/// `plugins/` folder need not exist.
+pub fn candidates(config: Option<&Config>) -> (Vec<Candidate>, Vec<String>) {
     #[allow(clippy::disallowed_methods)] // the plugin path is read before any configuration
-    let mut roots: Vec<PathBuf> =
-        std::env::var_os(PLUGIN_PATH_ENV).map(|paths| std::env::split_paths(&paths).collect()).unwrap_or_default();
-    roots.retain(|root| !root.as_os_str().is_empty());
+    let from_env = std::env::var_os(PLUGIN_PATH_ENV).map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>()).unwrap_or_default();
+    let mut roots: Vec<(PathBuf, String)> =
+        from_env.into_iter().filter(|root| !root.as_os_str().is_empty()).map(|root| (root, PLUGIN_PATH_ENV.to_owned())).collect();
+    if let Some(config) = config {
+        let mut configured = config.plugin_paths();
+        let default = configured.pop();
+        roots.extend(configured.into_iter().map(|root| (root, "`plugins.paths`".to_owned())));
+        roots.extend(default.filter(|root| root.exists()).map(|root| (root, String::new())));
+    }
     let disabled_names = config.map(|c| c.plugins.disabled.clone()).unwrap_or_default();
-    roots.extend(config.map(Config::plugin_paths).unwrap_or_default());
 
     let mut seen = HashSet::new();
-    let mut found = Vec::new();
-    for root in roots {
+    let (mut found, mut warnings) = (Vec::new(), Vec::new());
+    for (root, named_by) in roots {
+        if !root.exists() {
+            warnings.push(format!("{named_by} names `{}`, which does not exist", root.display()));
+            continue;
+        }
         for path in libraries_in(&root) {
             // The same file reached twice (two paths, a symlink) is one plugin.
             if seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
                 let mut candidate = Candidate { path, disabled: false, disabled_names: disabled_names.clone() };
-                let file_name = candidate.file_name();
-                candidate.disabled = disabled_names.contains(&file_name);
+                candidate.disabled = disabled_names.contains(&candidate.file_name());
                 found.push(candidate);
             }
         }
     }
-    found
+    (found, warnings)
 }
 
 fn libraries_in(root: &Path) -> Vec<PathBuf> {

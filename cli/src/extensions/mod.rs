@@ -109,7 +109,9 @@ impl Extensions {
         for plugin in builtins {
             found.add_builtin(plugin.as_ref());
         }
-        for candidate in dynamic::candidates(config) {
+        let (candidates, warnings) = dynamic::candidates(config);
+        found.warnings.extend(warnings);
+        for candidate in candidates {
             found.add_dynamic(candidate);
         }
         for (name, path) in external::scan() {

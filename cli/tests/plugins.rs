@@ -304,6 +304,17 @@ fn doctor_checks_each_part_and_fails_only_on_failures() {
         broken.stdout
     );
 
+    // A registry that does not answer fails, and the tenant servers are still checked on their own.
+    std::fs::write(cli.dir().join("tenancy.toml"), "[central]\nurl = \"postgres://postgres@127.0.0.1:9/registry\"\n").unwrap();
+    let no_registry = cli.run(&["doctor"]);
+    assert_eq!(no_registry.code, 1, "{}", no_registry.stdout);
+    assert!(
+        no_registry.stdout.lines().any(|l| l.starts_with("FAIL") && l.contains("registry") && l.contains("127.0.0.1:9")),
+        "{}",
+        no_registry.stdout
+    );
+    assert!(no_registry.stdout.lines().any(|l| l.starts_with("ok") && l.contains("server `default`")), "{}", no_registry.stdout);
+
     // So does a configuration that cannot be read; the plugin checks still run.
     std::fs::write(cli.dir().join("tenancy.toml"), "[central\n").unwrap();
     let unreadable = cli.run(&["doctor"]);

@@ -369,6 +369,13 @@ impl Config {
         }
     }
 
+    /// The names of the servers tenant databases live on: those of `tenant_database.servers`, or
+    /// `tenant_database.server` alone when none is listed (SQLite).
+    pub fn server_names(&self) -> Vec<String> {
+        let db = &self.tenant_database;
+        if db.servers.is_empty() { vec![db.server.clone()] } else { db.servers.keys().cloned().collect() }
+    }
+
     /// Where plugin libraries are looked for, in order: `plugins.paths`, then (always last)
     /// `plugins/` beside `tenancy.toml`, or in the current folder when there is no file.
     pub fn plugin_paths(&self) -> Vec<PathBuf> {

@@ -104,10 +104,8 @@ impl TenancyBuilder {
     /// [`OpenError`] when the registry cannot be opened.
     pub async fn open(self) -> Result<Tenancy, OpenError> {
         let registry = Registry::open(&self.config).await?;
-        let db = &self.config.tenant_database;
         let mut managers = BTreeMap::new();
-        let servers: Vec<String> = if db.servers.is_empty() { vec![db.server.clone()] } else { db.servers.keys().cloned().collect() };
-        for server in servers {
+        for server in self.config.server_names() {
             let manager = manager_for(&self.config, &server)?;
             managers.insert(server, manager);
         }

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures::StreamExt;
 use serde::Serialize;
-use tenancy_core::Tenancy;
 use tenancy_core::config::{CacheStoreKind, SessionStoreKind};
+use tenancy_core::database::manager_for;
+use tenancy_core::{Config, Tenancy};
 
+use crate::CliContext;
 use crate::commands::Invocation;
 use crate::commands::selection::ConcurrencyArg;
 use crate::exit::ExitStatus;
@@ -86,54 +88,59 @@ pub async fn run(args: &DoctorArgs, invocation: Invocation<'_>) -> anyhow::Resul
     let extensions = invocation.extensions;
     let mut report = Report { out, failed: false };
 
-    let config = match &invocation.config {
+    match &invocation.config {
         Ok(config) => {
             let source = config.file.as_ref().map_or_else(|| "defaults (no tenancy.toml)".to_owned(), |f| format!("`{}`", f.display()));
             report.add("configuration", Verdict::Ok, source, None);
-            true
+            check_servers(config, &mut report).await;
+            check_registry_and_tenants(args, invocation.context()?, &mut report).await;
         }
         Err(err) => {
             report.add("configuration", Verdict::Fail, chain(&anyhow::anyhow!("{err}")), None);
-            false
+            report.add("registry", Verdict::Skip, "the configuration is needed first", None);
         }
-    };
-    if config {
-        let ctx = invocation.context()?;
-        let started = Instant::now();
-        match ctx.open_tenancy().await {
-            Ok(tenancy) => {
-                let tenants = tenancy.registry().list(None).await;
-                let location = tenancy.registry().location().to_owned();
-                report.timed("registry", started, tenants.map_err(Into::into), |tenants| {
-                    format!("`{location}`, {}", tenant_count(tenants.len()))
-                });
-                check_servers(&tenancy, &mut report).await;
-                check_redis(&tenancy, &mut report).await;
-                check_migrations(&tenancy, args.concurrency.get(&tenancy), &mut report).await;
-                tenancy.close().await;
-            }
-            Err(err) => {
-                report.add("registry", Verdict::Fail, chain(&err), Some(started.elapsed()));
-                report.add("database servers", Verdict::Skip, "the registry is needed first", None);
-                report.add("migrations", Verdict::Skip, "the registry is needed first", None);
-            }
-        }
-    } else {
-        report.add("registry", Verdict::Skip, "the configuration is needed first", None);
     }
     check_plugins(extensions, &mut report);
     Ok(if report.failed { ExitStatus::Failure } else { ExitStatus::Success })
 }
 
-async fn check_servers(tenancy: &Tenancy, report: &mut Report<'_>) {
-    for (name, manager) in tenancy.managers() {
+/// Each server on its own, without the registry: a registry on a server that is down should not
+/// hide whether the tenant servers are up.
+async fn check_servers(config: &Config, report: &mut Report<'_>) {
+    for name in config.server_names() {
+        let check = format!("server `{name}`");
         let started = Instant::now();
-        let result = match tokio::time::timeout(CHECK_TIMEOUT, manager.ping()).await {
-            Ok(result) => result.map_err(anyhow::Error::new),
-            Err(_) => Err(anyhow::anyhow!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
+        let manager = match manager_for(config, &name) {
+            Ok(manager) => manager,
+            Err(err) => {
+                report.add(check, Verdict::Fail, chain(&err.into()), None);
+                continue;
+            }
         };
-        report.timed(&format!("server `{name}`"), started, result, |()| format!("{} reachable", manager.driver()));
+        let result = within_timeout(manager.ping()).await;
+        report.timed(&check, started, result, |()| format!("{} reachable", manager.driver()));
     }
+}
+
+/// The registry, then what needs it: Redis (per-tenant databases are assigned there) and every
+/// tenant's migrations.
+async fn check_registry_and_tenants(args: &DoctorArgs, ctx: CliContext<'_>, report: &mut Report<'_>) {
+    let started = Instant::now();
+    let tenancy = match ctx.open_tenancy().await {
+        Ok(tenancy) => tenancy,
+        Err(err) => {
+            report.add("registry", Verdict::Fail, chain(&err), Some(started.elapsed()));
+            report.add("redis", Verdict::Skip, "the registry is needed first", None);
+            report.add("migrations", Verdict::Skip, "the registry is needed first", None);
+            return;
+        }
+    };
+    let tenants = tenancy.registry().list(None).await;
+    let location = tenancy.registry().location().to_owned();
+    report.timed("registry", started, tenants.map_err(Into::into), |tenants| format!("`{location}`, {}", tenant_count(tenants.len())));
+    check_redis(&tenancy, report).await;
+    check_migrations(&tenancy, args.concurrency.get(&tenancy), report).await;
+    tenancy.close().await;
 }
 
 async fn check_redis(tenancy: &Tenancy, report: &mut Report<'_>) {
@@ -145,10 +152,7 @@ async fn check_redis(tenancy: &Tenancy, report: &mut Report<'_>) {
         return;
     }
     let started = Instant::now();
-    let result = match tokio::time::timeout(CHECK_TIMEOUT, tenancy.caches().ping_redis()).await {
-        Ok(result) => result.map_err(anyhow::Error::new),
-        Err(_) => Err(anyhow::anyhow!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
-    };
+    let result = within_timeout(tenancy.caches().ping_redis()).await;
     report.timed("redis", started, result, |()| "answers PING".to_owned());
 }
 
@@ -224,6 +228,17 @@ fn check_plugins(extensions: &crate::extensions::Extensions, report: &mut Report
             let version = plugin.version.as_deref().unwrap_or("-");
             report.add(check, Verdict::Ok, format!("{version}, {} from {place}", plugin.commands.join(", ")), None);
         }
+    }
+}
+
+/// A server check that takes longer than [`CHECK_TIMEOUT`] fails.
+async fn within_timeout<E>(check: impl Future<Output = Result<(), E>>) -> anyhow::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(result) => result.map_err(anyhow::Error::new),
+        Err(_) => Err(anyhow::anyhow!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
     }
 }
 

@@ -29,12 +29,19 @@ fn list(extensions: &Extensions, out: &Output) {
         }
         return;
     }
+    let searched: Vec<String> = extensions
+        .searched()
+        .iter()
+        .map(|place| format!("{} ({}{})", place.path.display(), place.origin, if place.exists { "" } else { ", missing" }))
+        .collect();
+    let searched = if searched.is_empty() { "nowhere: the configuration could not be read".to_owned() } else { searched.join(", ") };
     if plugins.is_empty() {
         out.status(
             "None",
             "no plugins found: libraries go in `plugins/` beside tenancy.toml, or in a folder named by \
              `plugins.paths` or TENANCY_PLUGIN_PATH; programs named `tenancy-NAME` on PATH add `tenancy NAME`",
         );
+        out.status("Searched", searched);
         return;
     }
     out.data(format!("{:<20} {:<10} {:<9} {:<28} PATH", "NAME", "VERSION", "KIND", "COMMANDS"));
@@ -50,6 +57,7 @@ fn list(extensions: &Extensions, out: &Output) {
             out.data(format!("    not used: {shadowed}"));
         }
     }
+    out.status("Searched", searched);
 }
 
 fn row(plugin: &PluginEntry) -> String {

@@ -44,29 +44,55 @@ impl Candidate {
     }
 }
 
-/// The library files to load, in search order, each once: `TENANCY_PLUGIN_PATH`, then
+/// Where plugin libraries were looked for, and which files were found.
+#[derive(Debug, Default)]
+pub struct Search {
+    /// The library files, in load order.
+    pub candidates: Vec<Candidate>,
+    /// Paths the user named that do not exist.
+    pub warnings: Vec<String>,
+    /// Every place looked at, in order, for `plugin list`.
+    pub places: Vec<Place>,
+}
+
+/// A folder or file in the plugin search path.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The folder or file.
+    pub path: PathBuf,
+    /// Who named it: `TENANCY_PLUGIN_PATH`, `plugins.paths` or `default`.
+    pub origin: &'static str,
+    /// Whether it is there.
+    pub exists: bool,
+}
+
+/// Looks for library files in search order, each once: `TENANCY_PLUGIN_PATH`, then
 /// `plugins.paths`, then `plugins/` beside `tenancy.toml`. A folder contributes the libraries
 /// directly inside it (`.so`, `.dylib` or `.dll`, as the platform names them), sorted by name; a
 /// file is taken as it is. A path the user named that does not exist is a warning; the default
 /// `plugins/` folder need not exist.
-pub fn candidates(config: Option<&Config>) -> (Vec<Candidate>, Vec<String>) {
+pub fn search(config: Option<&Config>) -> Search {
     #[allow(clippy::disallowed_methods)] // the plugin path is read before any configuration
     let from_env = std::env::var_os(PLUGIN_PATH_ENV).map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>()).unwrap_or_default();
-    let mut roots: Vec<(PathBuf, String)> =
-        from_env.into_iter().filter(|root| !root.as_os_str().is_empty()).map(|root| (root, PLUGIN_PATH_ENV.to_owned())).collect();
+    let mut roots: Vec<(PathBuf, &'static str)> =
+        from_env.into_iter().filter(|root| !root.as_os_str().is_empty()).map(|root| (root, PLUGIN_PATH_ENV)).collect();
     if let Some(config) = config {
         let mut configured = config.plugin_paths();
         let default = configured.pop();
-        roots.extend(configured.into_iter().map(|root| (root, "`plugins.paths`".to_owned())));
-        roots.extend(default.filter(|root| root.exists()).map(|root| (root, String::new())));
+        roots.extend(configured.into_iter().map(|root| (root, "plugins.paths")));
+        roots.extend(default.map(|root| (root, "default")));
     }
     let disabled_names = config.map(|c| c.plugins.disabled.clone()).unwrap_or_default();
 
     let mut seen = HashSet::new();
-    let (mut found, mut warnings) = (Vec::new(), Vec::new());
-    for (root, named_by) in roots {
-        if !root.exists() {
-            warnings.push(format!("{named_by} names `{}`, which does not exist", root.display()));
+    let mut search = Search::default();
+    for (root, origin) in roots {
+        let exists = root.exists();
+        search.places.push(Place { path: root.clone(), origin, exists });
+        if !exists {
+            if origin != "default" {
+                search.warnings.push(format!("{origin} names `{}`, which does not exist", root.display()));
+            }
             continue;
         }
         for path in libraries_in(&root) {
@@ -74,11 +100,11 @@ pub fn candidates(config: Option<&Config>) -> (Vec<Candidate>, Vec<String>) {
             if seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
                 let mut candidate = Candidate { path, disabled: false, disabled_names: disabled_names.clone() };
                 candidate.disabled = disabled_names.contains(&candidate.file_name());
-                found.push(candidate);
+                search.candidates.push(candidate);
             }
         }
     }
-    (found, warnings)
+    search
 }
 
 fn libraries_in(root: &Path) -> Vec<PathBuf> {

@@ -98,6 +98,7 @@ pub struct Extensions {
     core_commands: Vec<String>,
     handlers: BTreeMap<String, (Handler, String)>,
     plugins: Vec<PluginEntry>,
+    searched: Vec<dynamic::Place>,
     warnings: Vec<String>,
 }
 
@@ -109,9 +110,10 @@ impl Extensions {
         for plugin in builtins {
             found.add_builtin(plugin.as_ref());
         }
-        let (candidates, warnings) = dynamic::candidates(config);
-        found.warnings.extend(warnings);
-        for candidate in candidates {
+        let search = dynamic::search(config);
+        found.warnings.extend(search.warnings);
+        found.searched = search.places;
+        for candidate in search.candidates {
             found.add_dynamic(candidate);
         }
         for (name, path) in external::scan() {
@@ -253,6 +255,11 @@ impl Extensions {
             }
         }
         kept
+    }
+
+    /// Where plugin libraries were looked for.
+    pub fn searched(&self) -> &[dynamic::Place] {
+        &self.searched
     }
 
     /// Prints what went wrong while finding plugins.

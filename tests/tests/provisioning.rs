@@ -1,6 +1,6 @@
 //! Tenant creation is all or nothing on every backend: a failure injected at every step, a failing
-//! migration and a failing seeder each leave no registry row and no database behind, and creating
-//! again afterwards works.
+//! migration, a failing seeder and a failing step added on the builder (as a plugin adds one) each
+//! leave no registry row and no database behind, and creating again afterwards works.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
 
@@ -65,6 +65,25 @@ async fn a_failure_at_any_step_undoes_the_steps_before_it() {
         let tenant = tenancy.create_tenant(&request("Acme", "acme.test"), &()).await.unwrap();
         assert_eq!(tenant.status, TenantStatus::Active);
         assert_eq!(env.count_tenant_databases().await, 1);
+        tenancy.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_step_added_on_the_builder_runs_in_create_tenant_and_its_failure_undoes_everything() {
+    for backend in Backend::ALL {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        env.create_central_database().await;
+        // How a plugin's provisioning step arrives: through the builder, not a hand-made Provisioner.
+        let tenancy = Tenancy::builder(env.config())
+            .tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default()))
+            .provisioning_step(Arc::new(InjectedFailure))
+            .open()
+            .await
+            .unwrap();
+        let err = tenancy.create_tenant(&request("Acme", "acme.test"), &()).await.expect_err("the added step fails");
+        assert_eq!(err.step, "injected failure", "{}", backend.name());
+        assert_nothing_left(&env, &tenancy).await;
         tenancy.close().await;
     }
 }

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tenancy_core::{Config, Tenant};
 use tenancy_plugin::host::{LoadedPlugin, RunError};
-use tenancy_plugin::{CommandSpec, OutputOptions, PluginContext, TenantInfo};
+use tenancy_plugin::{CommandSpec, TenantInfo};
 
 use crate::CliContext;
 use crate::commands::selection::TenantSelection;
 use crate::exit::{ExitStatus, UsageError};
-use crate::output::Output;
+use crate::extensions::plugin_context;
 
 /// Folders or files searched first, separated like `PATH`.
 pub const PLUGIN_PATH_ENV: &str = "TENANCY_PLUGIN_PATH";
@@ -119,17 +119,6 @@ fn libraries_in(root: &Path) -> Vec<PathBuf> {
         .collect();
     libraries.sort();
     libraries
-}
-
-/// What every plugin, dynamic or external, is told about the run.
-pub fn plugin_context(config: &Config, tenants: Vec<TenantInfo>, out: &Output) -> PluginContext {
-    PluginContext {
-        config_file: config.file.clone(),
-        config: serde_json::to_value(config).unwrap_or_default(),
-        registry_url: config.central_location().map(|location| location.connection_url()).unwrap_or_else(|_| config.central.url.clone()),
-        tenants,
-        output: OutputOptions { json: out.is_json(), quiet: out.is_quiet(), color: out.has_color() },
-    }
 }
 
 /// Runs `spec`, a command of `plugin`, with the arguments after its name.

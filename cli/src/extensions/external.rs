@@ -10,7 +10,7 @@ use tenancy_core::Config;
 use tenancy_plugin::host::is_command_name;
 
 use crate::exit::ExitStatus;
-use crate::extensions::dynamic::plugin_context;
+use crate::extensions::plugin_context;
 use crate::output::Output;
 
 /// The prefix of external command programs.

@@ -20,8 +20,8 @@ use clap::{Arg, CommandFactory};
 use serde::Serialize;
 use tenancy_core::Config;
 use tenancy_core::command::{Command, Plugin};
-use tenancy_plugin::CommandSpec;
 use tenancy_plugin::host::LoadedPlugin;
+use tenancy_plugin::{CommandSpec, OutputOptions, PluginContext, TenantInfo};
 
 use crate::args::{Cli, GlobalArgs};
 use crate::output::Output;
@@ -267,6 +267,17 @@ impl Extensions {
         for warning in &self.warnings {
             out.warn(warning);
         }
+    }
+}
+
+/// What every plugin, dynamic or external, is told about the run.
+pub fn plugin_context(config: &Config, tenants: Vec<TenantInfo>, out: &Output) -> PluginContext {
+    PluginContext {
+        config_file: config.file.clone(),
+        config: serde_json::to_value(config).unwrap_or_default(),
+        registry_url: config.central_location().map(|location| location.connection_url()).unwrap_or_else(|_| config.central.url.clone()),
+        tenants,
+        output: OutputOptions { json: out.is_json(), quiet: out.is_quiet(), color: out.has_color() },
     }
 }
 

@@ -24,6 +24,17 @@ impl MigratorTrait for RegistryMigrator {
     }
 }
 
+/// `table.tenant_id` references `tenants.id`, and goes with the tenant: deleting a tenant's row
+/// removes its rows here too. Named `{table}_tenant_fk`.
+fn belongs_to_tenant(table: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(format!("{table}_tenant_fk"))
+        .from(table, "tenant_id")
+        .to("tenants", "id")
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
 struct CreateTenantsAndDomains;
 
 impl MigrationName for CreateTenantsAndDomains {
@@ -66,13 +77,7 @@ impl MigrationTrait for CreateTenantsAndDomains {
                     .col(string_len("tenant_id", 36))
                     .col(boolean("is_primary").default(false))
                     .col(timestamp_with_time_zone("created_at"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("domains_tenant_fk")
-                            .from("domains", "tenant_id")
-                            .to("tenants", "id")
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut belongs_to_tenant("domains"))
                     .to_owned(),
             )
             .await?;
@@ -109,13 +114,7 @@ impl MigrationTrait for CreateMigrationFailures {
                     .col(string_len("migration", 255))
                     .col(text("error"))
                     .col(timestamp_with_time_zone("failed_at"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("tenant_migration_failures_tenant_fk")
-                            .from("tenant_migration_failures", "tenant_id")
-                            .to("tenants", "id")
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut belongs_to_tenant("tenant_migration_failures"))
                     .to_owned(),
             )
             .await?;
@@ -152,13 +151,7 @@ impl MigrationTrait for CreateRedisDatabases {
                     .table("tenant_redis_databases")
                     .col(string_len("tenant_id", 36).primary_key())
                     .col(integer_uniq("db_index"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("tenant_redis_databases_tenant_fk")
-                            .from("tenant_redis_databases", "tenant_id")
-                            .to("tenants", "id")
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut belongs_to_tenant("tenant_redis_databases"))
                     .to_owned(),
             )
             .await

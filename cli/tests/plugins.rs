@@ -84,6 +84,11 @@ fn plugin_commands_join_help_and_completions_and_parse_their_own_arguments() {
     let completions = cli.ok(&["completions", "bash"]);
     assert!(completions.contains("hello"), "the bash script does not complete `hello`");
 
+    // The host's global flags are the host's wherever they stand, so the plugin never sees them.
+    assert!(cli.ok(&["hello", "--config", "tenancy.toml", "--no-color"]).contains("Hello from the hello plugin"));
+    let quiet = cli.run(&["hello", "-q", "--bogus"]);
+    assert!(quiet.stderr.contains("'--bogus'") && !quiet.stderr.contains("'-q'"), "{}", quiet.stderr);
+
     let own_help = cli.ok(&["hello", "--help"]);
     assert!(own_help.contains("Usage: tenancy hello"), "{own_help}");
     let bad = cli.run(&["hello", "--bogus"]);

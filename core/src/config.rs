@@ -376,12 +376,15 @@ impl Config {
         if db.servers.is_empty() { vec![db.server.clone()] } else { db.servers.keys().cloned().collect() }
     }
 
-    /// Where plugin libraries are looked for, in order: `plugins.paths`, then (always last)
-    /// `plugins/` beside `tenancy.toml`, or in the current folder when there is no file.
+    /// The folders and files of `plugins.paths`, resolved.
     pub fn plugin_paths(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.plugins.paths.iter().map(|path| self.resolve(path)).collect();
-        paths.push(self.root.join("plugins"));
-        paths
+        self.plugins.paths.iter().map(|path| self.resolve(path)).collect()
+    }
+
+    /// `plugins/` beside `tenancy.toml` (or in the current folder when there is no file), searched
+    /// after `plugins.paths`.
+    pub fn default_plugin_dir(&self) -> PathBuf {
+        self.root.join("plugins")
     }
 
     /// The folder of tenant SQLite files, resolved.

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tenancy_core::config::{CacheStoreKind, SessionStoreKind};
 use tenancy_core::database::manager_for;
-use tenancy_core::{Config, Tenancy};
+use tenancy_core::{Config, Tenancy, Tenant};
 
 use crate::CliContext;
 use crate::commands::Invocation;
@@ -78,7 +78,7 @@ impl Report<'_> {
         let took = Some(started.elapsed());
         match result {
             Ok(value) => self.add(check, Verdict::Ok, ok(value), took),
-            Err(err) => self.add(check, Verdict::Fail, chain(&err), took),
+            Err(err) => self.add(check, Verdict::Fail, chain(err.as_ref()), took),
         }
     }
 }
@@ -96,7 +96,7 @@ pub async fn run(args: &DoctorArgs, invocation: Invocation<'_>) -> anyhow::Resul
             check_registry_and_tenants(args, invocation.context()?, &mut report).await;
         }
         Err(err) => {
-            report.add("configuration", Verdict::Fail, chain(&anyhow::anyhow!("{err}")), None);
+            report.add("configuration", Verdict::Fail, chain(err), None);
             report.add("registry", Verdict::Skip, "the configuration is needed first", None);
         }
     }
@@ -113,7 +113,7 @@ async fn check_servers(config: &Config, report: &mut Report<'_>) {
         let manager = match manager_for(config, &name) {
             Ok(manager) => manager,
             Err(err) => {
-                report.add(check, Verdict::Fail, chain(&err.into()), None);
+                report.add(check, Verdict::Fail, chain(&err), None);
                 continue;
             }
         };
@@ -129,17 +129,25 @@ async fn check_registry_and_tenants(args: &DoctorArgs, ctx: CliContext<'_>, repo
     let tenancy = match ctx.open_tenancy().await {
         Ok(tenancy) => tenancy,
         Err(err) => {
-            report.add("registry", Verdict::Fail, chain(&err), Some(started.elapsed()));
+            report.add("registry", Verdict::Fail, chain(err.as_ref()), Some(started.elapsed()));
             report.add("redis", Verdict::Skip, "the registry is needed first", None);
             report.add("migrations", Verdict::Skip, "the registry is needed first", None);
             return;
         }
     };
     let tenants = tenancy.registry().list(None).await;
-    let location = tenancy.registry().location().to_owned();
-    report.timed("registry", started, tenants.map_err(Into::into), |tenants| format!("`{location}`, {}", tenant_count(tenants.len())));
+    match &tenants {
+        Ok(tenants) => {
+            let detail = format!("`{}`, {}", tenancy.registry().location(), tenant_count(tenants.len()));
+            report.add("registry", Verdict::Ok, detail, Some(started.elapsed()));
+        }
+        Err(err) => report.add("registry", Verdict::Fail, chain(err), Some(started.elapsed())),
+    }
     check_redis(&tenancy, report).await;
-    check_migrations(&tenancy, args.concurrency.get(&tenancy), report).await;
+    match &tenants {
+        Ok(tenants) => check_migrations(&tenancy, tenants, args.concurrency.get(&tenancy), report).await,
+        Err(_) => report.add("migrations", Verdict::Skip, "the registry cannot be read", None),
+    }
     tenancy.close().await;
 }
 
@@ -156,16 +164,9 @@ async fn check_redis(tenancy: &Tenancy, report: &mut Report<'_>) {
     report.timed("redis", started, result, |()| "answers PING".to_owned());
 }
 
-async fn check_migrations(tenancy: &Tenancy, concurrency: usize, report: &mut Report<'_>) {
+async fn check_migrations(tenancy: &Tenancy, tenants: &[Tenant], concurrency: usize, report: &mut Report<'_>) {
     let started = Instant::now();
-    let tenants = match tenancy.registry().list(None).await {
-        Ok(tenants) => tenants,
-        Err(err) => {
-            report.add("migrations", Verdict::Fail, chain(&err.into()), None);
-            return;
-        }
-    };
-    let results: Vec<_> = futures::stream::iter(&tenants)
+    let results: Vec<_> = futures::stream::iter(tenants)
         .map(|tenant| async move { (tenant, tenancy.migration_status(tenant).await) })
         .buffer_unordered(concurrency)
         .collect()
@@ -176,7 +177,7 @@ async fn check_migrations(tenancy: &Tenancy, concurrency: usize, report: &mut Re
             Ok(status) if status.last_failure.is_some() => failed.push(tenant.to_string()),
             Ok(status) if status.status.pending() > 0 => pending.push(tenant.to_string()),
             Ok(_) => {}
-            Err(err) => unreadable.push(format!("{tenant}: {}", chain(&err.into()))),
+            Err(err) => unreadable.push(format!("{tenant}: {}", chain(&err))),
         }
     }
     let took = Some(started.elapsed());
@@ -258,6 +259,6 @@ fn sample(names: &[String]) -> String {
 }
 
 /// An error and its causes on one line.
-fn chain(err: &anyhow::Error) -> String {
-    err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(err), |err| err.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }

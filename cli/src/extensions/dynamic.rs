@@ -22,33 +22,22 @@ use crate::extensions::plugin_context;
 /// Folders or files searched first, separated like `PATH`.
 pub const PLUGIN_PATH_ENV: &str = "TENANCY_PLUGIN_PATH";
 
-/// A library file that may be a plugin.
-#[derive(Debug)]
-pub struct Candidate {
-    /// The file.
-    pub path: PathBuf,
-    /// Its file name names a plugin in `plugins.disabled`.
-    pub disabled: bool,
-    disabled_names: Vec<String>,
+/// Whether `disabled` (the `plugins.disabled` list) names the library at `path`, by its file name
+/// without extension (`libtenancy_hello`) or, once it is loaded, by its declared name.
+pub fn is_disabled(disabled: &[String], path: &Path, name: Option<&str>) -> bool {
+    disabled.iter().any(|entry| Some(entry.as_str()) == name || Some(entry.as_str()) == file_stem(path).as_deref())
 }
 
-impl Candidate {
-    /// The file's name without its extension, e.g. `libtenancy_hello`.
-    pub fn file_name(&self) -> String {
-        self.path.file_stem().unwrap_or(self.path.as_os_str()).to_string_lossy().into_owned()
-    }
-
-    /// Whether `plugins.disabled` names the plugin `name` (known once it is loaded).
-    pub fn is_disabled_by_name(&self, name: &str) -> bool {
-        self.disabled_names.iter().any(|disabled| disabled == name)
-    }
+/// A library's file name without its extension, e.g. `libtenancy_hello`.
+pub fn file_stem(path: &Path) -> Option<String> {
+    path.file_stem().map(|stem| stem.to_string_lossy().into_owned())
 }
 
 /// Where plugin libraries were looked for, and which files were found.
 #[derive(Debug, Default)]
 pub struct Search {
     /// The library files, in load order.
-    pub candidates: Vec<Candidate>,
+    pub libraries: Vec<PathBuf>,
     /// Paths the user named that do not exist.
     pub warnings: Vec<String>,
     /// Every place looked at, in order, for `plugin list`.
@@ -77,12 +66,9 @@ pub fn search(config: Option<&Config>) -> Search {
     let mut roots: Vec<(PathBuf, &'static str)> =
         from_env.into_iter().filter(|root| !root.as_os_str().is_empty()).map(|root| (root, PLUGIN_PATH_ENV)).collect();
     if let Some(config) = config {
-        let mut configured = config.plugin_paths();
-        let default = configured.pop();
-        roots.extend(configured.into_iter().map(|root| (root, "plugins.paths")));
-        roots.extend(default.map(|root| (root, "default")));
+        roots.extend(config.plugin_paths().into_iter().map(|root| (root, "plugins.paths")));
+        roots.push((config.default_plugin_dir(), "default"));
     }
-    let disabled_names = config.map(|c| c.plugins.disabled.clone()).unwrap_or_default();
 
     let mut seen = HashSet::new();
     let mut search = Search::default();
@@ -98,9 +84,7 @@ pub fn search(config: Option<&Config>) -> Search {
         for path in libraries_in(&root) {
             // The same file reached twice (two paths, a symlink) is one plugin.
             if seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
-                let mut candidate = Candidate { path, disabled: false, disabled_names: disabled_names.clone() };
-                candidate.disabled = disabled_names.contains(&candidate.file_name());
-                search.candidates.push(candidate);
+                search.libraries.push(path);
             }
         }
     }

@@ -113,8 +113,9 @@ impl Extensions {
         let search = dynamic::search(config);
         found.warnings.extend(search.warnings);
         found.searched = search.places;
-        for candidate in search.candidates {
-            found.add_dynamic(candidate);
+        let disabled = config.map(|c| c.plugins.disabled.as_slice()).unwrap_or_default();
+        for library in search.libraries {
+            found.add_dynamic(library, disabled);
         }
         for (name, path) in external::scan() {
             found.add_external(name, path);
@@ -134,14 +135,16 @@ impl Extensions {
         self.plugins.push(entry);
     }
 
-    fn add_dynamic(&mut self, candidate: dynamic::Candidate) {
-        let mut entry = PluginEntry::new(candidate.file_name(), Kind::Dynamic, Some(candidate.path.clone()));
-        entry.disabled = candidate.disabled;
-        if candidate.disabled {
+    fn add_dynamic(&mut self, path: PathBuf, disabled: &[String]) {
+        let file_name = dynamic::file_stem(&path).unwrap_or_else(|| path.display().to_string());
+        let mut entry = PluginEntry::new(file_name, Kind::Dynamic, Some(path.clone()));
+        // A library turned off by its file name is not even loaded: loading runs its code.
+        if dynamic::is_disabled(disabled, &path, None) {
+            entry.disabled = true;
             self.plugins.push(entry);
             return;
         }
-        let plugin = match LoadedPlugin::load(&candidate.path) {
+        let plugin = match LoadedPlugin::load(&path) {
             Ok(plugin) => Arc::new(plugin),
             Err(err) => {
                 self.warnings.push(format!("plugin not loaded: {err}"));
@@ -152,12 +155,12 @@ impl Extensions {
         };
         entry.name = plugin.name().to_owned();
         entry.version = Some(plugin.version().to_owned());
-        if candidate.is_disabled_by_name(plugin.name()) {
+        if dynamic::is_disabled(disabled, &path, Some(plugin.name())) {
             entry.disabled = true;
             self.plugins.push(entry);
             return;
         }
-        let owner = format!("plugin `{}` (`{}`)", plugin.name(), candidate.path.display());
+        let owner = format!("plugin `{}` (`{}`)", plugin.name(), path.display());
         for spec in plugin.commands() {
             entry.commands.push(spec.name.clone());
             let handler = Handler::Dynamic { plugin: plugin.clone(), spec: spec.clone() };

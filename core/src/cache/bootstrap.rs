@@ -73,10 +73,8 @@ impl CacheBootstrapper {
         }
         let mut url = url::Url::parse(&self.redis.url).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
         url.set_path(&format!("/{index}"));
-        let client = redis::Client::open(url.as_str()).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
-        let connection = client.get_connection_manager().await.map_err(|e| {
-            CacheError::store("redis", format!("connect to Redis database {index} at `{}`", redis_location(&self.redis.url)))(Box::new(e))
-        })?;
+        let connection =
+            connect(url.as_str(), || format!("connect to Redis database {index} at `{}`", redis_location(&self.redis.url))).await?;
         connections.insert(index, connection.clone());
         Ok(connection)
     }
@@ -98,13 +96,7 @@ impl CacheBootstrapper {
     async fn redis(&self) -> Result<ConnectionManager, CacheError> {
         let url = self.redis.url.clone();
         self.connection
-            .get_or_try_init(|| async move {
-                let client = redis::Client::open(url.as_str()).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
-                client
-                    .get_connection_manager()
-                    .await
-                    .map_err(|e| CacheError::store("redis", format!("connect to `{}`", redis_location(&url)))(Box::new(e)))
-            })
+            .get_or_try_init(|| async move { connect(&url, || format!("connect to `{}`", redis_location(&url))).await })
             .await
             .cloned()
     }
@@ -145,6 +137,13 @@ impl CacheBootstrapper {
 }
 
 /// `redis://host:port/db` without credentials, for messages.
+/// A reconnecting, multiplexed connection to the Redis at `url`; `action` says what was being done,
+/// for the error.
+async fn connect(url: &str, action: impl FnOnce() -> String) -> Result<ConnectionManager, CacheError> {
+    let client = redis::Client::open(url).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
+    client.get_connection_manager().await.map_err(|e| CacheError::store("redis", action())(Box::new(e)))
+}
+
 fn redis_location(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(parsed) => {

@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, binary } => {
             anyhow::ensure!(
                 binary.is_file(),
-                "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-cli`",
+                "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-sample`",
                 binary.display()
             );
             println!("migrate: fresh tenants, the sample migrations plus core's tables");

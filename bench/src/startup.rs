@@ -8,7 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn run(binary: &Path, library: &Path, plugins: usize, runs: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(binary.is_file(), "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-cli`", binary.display());
+    anyhow::ensure!(
+        binary.is_file(),
+        "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-sample`",
+        binary.display()
+    );
     anyhow::ensure!(library.is_file(), "no plugin library at `{}`: build it with `cargo xtask plugins --release`", library.display());
     let home = tempfile::tempdir()?;
     let empty = tempfile::tempdir()?;

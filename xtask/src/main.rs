@@ -73,12 +73,12 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         }
         "migrate" => {
             step("release build of tenancy, then tenancy-bench migrate");
-            cmd!(sh, "cargo build --release --locked -p tenancy-cli --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- migrate {rest...}").run().context("the benchmark failed")
         }
         "startup" => {
             step("release builds of tenancy and the plugin libraries, then tenancy-bench startup");
-            cmd!(sh, "cargo build --release --locked -p tenancy-cli --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
             build_plugins(sh, true)?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- startup {rest...}").run().context("the benchmark failed")
         }
@@ -139,7 +139,11 @@ mod tidy {
         let found: Vec<String> = workspace_files()
             .into_iter()
             .filter(|(path, text)| {
-                path.starts_with("cli/src") && !path.ends_with("output.rs") && (text.contains("println!") || text.contains("eprintln!"))
+                path.starts_with("cli/src")
+                    && !path.ends_with("output.rs")
+                    && ["println!", "eprintln!", "print!(", "io::stdout()", "io::stderr()", ".print()"]
+                        .iter()
+                        .any(|writes| text.contains(writes))
             })
             .map(|(path, _)| path.display().to_string())
             .collect();

@@ -114,7 +114,7 @@ fn delete_keep_database_keeps_the_file() {
     let id = cli.create("Keep", &[]);
     cli.ok(&["tenant", "delete", &id, "--force", "--keep-database"]);
     assert!(cli.tenants().is_empty());
-    assert_eq!(std::fs::read_dir(cli.env.sqlite_dir()).unwrap().count(), 1);
+    assert_eq!(tokio::runtime::Runtime::new().unwrap().block_on(cli.env.count_tenant_databases()), 1);
 }
 
 #[test]

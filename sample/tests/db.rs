@@ -8,8 +8,10 @@ mod common;
 use common::{Cli, applied_pending};
 use tenancy_tests::Backend;
 
-/// Core's two tables plus the sample application's eleven.
-const ALL: usize = 13;
+/// Core's four migrations plus the sample application's eleven.
+const ALL: usize = 15;
+/// Applied before the sample's fifth, `create_users`: core's four and the sample's first four.
+const BEFORE_USERS: usize = 8;
 
 #[test]
 fn every_db_command_on_every_backend() {
@@ -85,7 +87,11 @@ fn a_failing_tenant_fails_alone_is_recorded_and_resumes() {
             assert_eq!(applied_pending(&cli.status(id)), (ALL, 0), "{name}: the other tenants carried on");
         }
         let two = cli.status(&ids[1]);
-        assert_eq!(applied_pending(&two), (6, ALL - 6), "{name}: Two stopped at the failing migration, earlier ones applied");
+        assert_eq!(
+            applied_pending(&two),
+            (BEFORE_USERS, ALL - BEFORE_USERS),
+            "{name}: Two stopped at the failing migration, earlier ones applied"
+        );
         assert_eq!(two["last_failure"]["migration"], "app/m20260101_000005_create_users", "{name}");
         assert!(!two["last_failure"]["error"].as_str().unwrap().is_empty());
         let human = cli.run(&["db", "status", "--tenant", &ids[1]]);
@@ -98,7 +104,7 @@ fn a_failing_tenant_fails_alone_is_recorded_and_resumes() {
         assert_eq!(resumed.code, 0, "{name}: {}", resumed.stderr);
         assert_eq!(
             resumed.stdout.lines().filter(|l| l.contains("\"migration_applied\"")).count(),
-            ALL - 6,
+            ALL - BEFORE_USERS,
             "{name}: only Two's remaining migrations ran"
         );
         let two = cli.status(&ids[1]);
@@ -199,26 +205,39 @@ fn seeding_without_a_class_runs_the_default_and_says_so() {
 #[test]
 fn a_migration_reported_as_applied_survives_a_killed_process() {
     use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
     let cli = Cli::sqlite();
-    let id = cli.ok(&["tenant", "create", "--name", "Durable", "--no-migrate"]).trim().to_owned();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenancy"))
-        .current_dir(cli.dir())
-        .args(["db", "migrate", "--tenant", &id, "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reported = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if line.contains("\"migration_applied\"") {
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-            reported = Some(event["migration"].as_str().unwrap().to_owned());
-            child.kill().unwrap(); // SIGKILL: no destructor, no checkpoint
+    // The kill must land while the process is still migrating: a run that finished before it could
+    // prove nothing, so such an attempt is made again with a new tenant.
+    let mut killed = None;
+    for attempt in 0..5 {
+        let id = cli.ok(&["tenant", "create", "--name", &format!("Durable {attempt}"), "--no-migrate"]).trim().to_owned();
+        let mut child = cli
+            .tenancy_process()
+            .args(["db", "migrate", "--tenant", &id, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut reported = None;
+        let mut running_at_kill = false;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if line.contains("\"migration_applied\"") {
+                let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+                reported = Some(event["migration"].as_str().unwrap().to_owned());
+                running_at_kill = child.try_wait().unwrap().is_none();
+                child.kill().unwrap(); // SIGKILL: no destructor, no checkpoint
+                break;
+            }
+        }
+        let status = child.wait().unwrap();
+        if running_at_kill && status.signal() == Some(9) {
+            killed = Some((id, reported));
             break;
         }
     }
-    child.wait().unwrap();
+    let (id, reported) = killed.expect("in five attempts the migration never was still running when killed");
     let reported = reported.expect("a migration was reported before the kill");
     let status = cli.status(&id);
     let state = status["status"]["migrations"]

@@ -35,7 +35,13 @@ impl Cli {
 
     /// Another binary (an application's own `tenancy`), run as [`Cli::command`] runs ours.
     pub fn program(&self, program: &Path) -> assert_cmd::Command {
-        let mut command = assert_cmd::Command::new(program);
+        assert_cmd::Command::from_std(self.process(program))
+    }
+
+    /// The binary as a plain process (to spawn, kill or drive through a terminal), in the
+    /// environment's folder, with no `TENANCY_*` variable (nor `NO_COLOR`) of the caller's.
+    pub fn process(&self, program: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
         command.current_dir(self.env.dir());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("TENANCY_") || key == "NO_COLOR" {
@@ -43,6 +49,11 @@ impl Cli {
             }
         }
         command
+    }
+
+    /// [`Cli::process`] of the `tenancy` binary.
+    pub fn tenancy_process(&self) -> std::process::Command {
+        self.process(Path::new(env!("CARGO_BIN_EXE_tenancy")))
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

@@ -223,6 +223,7 @@ fn external_programs_on_path_become_commands_with_their_exit_code() {
     };
     script("tenancy-foo", "echo \"args: $*\"; echo \"registry: $TENANCY_REGISTRY_URL\"; echo \"bin: $TENANCY_BIN\"; exit 7");
     script("tenancy-tenant", "echo hijacked; exit 9");
+    #[allow(clippy::disallowed_methods)] // the test's own PATH, not tenancy configuration
     let path =
         std::env::join_paths(std::iter::once(bin.path().to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())))
             .unwrap();
@@ -333,7 +334,7 @@ fn the_readme_shows_the_example_binary_as_it_is() {
     let example = include_str!("../examples/my_app.rs");
     assert!(
         readme.contains(example),
-        "README.md's \"Your own binary\" section differs from cli/examples/my_app.rs: copy the file in again"
+        "README.md's \"Your own binary\" section differs from sample/examples/my_app.rs: copy the file in again"
     );
 }
 

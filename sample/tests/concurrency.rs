@@ -14,8 +14,8 @@ fn twenty_concurrent_creates_on_postgres() {
     tokio::runtime::Runtime::new().unwrap().block_on(cli.env.create_central_database());
     let children: Vec<_> = (0..20)
         .map(|i| {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tenancy"));
-            command.current_dir(cli.dir()).args(["tenant", "create", "--name", &format!("Tenant {i}"), "--domain", &format!("t{i}.test")]);
+            let mut command = cli.tenancy_process();
+            command.args(["tenant", "create", "--name", &format!("Tenant {i}"), "--domain", &format!("t{i}.test")]);
             command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
             command.spawn().unwrap()
         })

@@ -14,8 +14,8 @@ fn refused(cli: &Cli, args: &[&str]) -> String {
     assert_eq!(run.code, 2, "tenancy {args:?} should be a usage error:\n{}", run.stderr);
     assert!(!run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"), "{}", run.stderr);
     assert_eq!(cli.tenants().len(), before, "tenancy {args:?} changed the registry");
-    let files = std::fs::read_dir(cli.env.sqlite_dir()).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(files, before, "tenancy {args:?} left a database file");
+    let databases = tokio::runtime::Runtime::new().unwrap().block_on(cli.env.count_tenant_databases());
+    assert_eq!(databases, before, "tenancy {args:?} left a database file");
     run.snapshot(&cli.env)
 }
 

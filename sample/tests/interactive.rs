@@ -9,8 +9,8 @@ use common::Cli;
 use rexpect::session::PtySession;
 
 fn spawn(cli: &Cli, args: &str) -> PtySession {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tenancy"));
-    command.current_dir(cli.dir()).args(args.split_whitespace()).env("NO_COLOR", "1").env("TERM", "xterm");
+    let mut command = cli.tenancy_process();
+    command.args(args.split_whitespace()).env("NO_COLOR", "1").env("TERM", "xterm");
     rexpect::session::spawn_command(command, Some(15_000)).unwrap()
 }
 

@@ -1,15 +1,21 @@
 //! [`ConnectionCache`]: one pool per tenant, kept in a least-recently-used cache under a global
 //! connection budget.
 //!
-//! Every open pool reserves `pool_size` permits of one semaphore holding `connection_budget`
-//! permits, so the pools together can never open more connections than the budget, whatever runs at
-//! once. A pool in use (a [`PoolLease`] is alive) is never closed; when the budget or
-//! `max_open_pools` is reached, the least recently used idle pool is closed to make room, and if
-//! every pool is in use the caller waits for one to be released. Pools unused for `idle_timeout` are
-//! closed on the next lease. A warm tenant costs one map look-up and no reconnect.
+//! Every open pool holds a [`Reservation`]: one of `max_open_pools` slots and `pool_size` permits
+//! of the budget, so the pools together can never open more pools or connections than allowed,
+//! whatever runs at once. A pool in use (a [`PoolLease`] is alive) is never closed; when there is
+//! no room, the least recently used idle pool is closed to make room, and if every pool is in use
+//! the caller waits. Capacity comes back by three paths only (a reservation dropped after a failed
+//! open, an eviction or a close; and a lease ending, which makes a pool evictable), and each of
+//! them wakes the waiters. Waiting has no timeout on purpose: a lease may legitimately last as
+//! long as a seeder runs. The one wait that could never end, a [`crate::Tenancy::run`] nested in
+//! the contexts that hold every pool, is refused with [`DatabaseError::NestedOverBudget`].
+//! Pools unused for `idle_timeout` are closed on the next lease. A warm tenant costs one map
+//! look-up and no reconnect.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,15 +29,20 @@ use crate::{Config, TenantId};
 #[derive(Debug)]
 pub struct ConnectionCache {
     state: Mutex<CacheState>,
+    slots: Arc<Semaphore>,
     budget: Arc<Semaphore>,
-    released: Notify,
+    /// Woken whenever capacity comes back or a pool becomes idle.
+    capacity: Arc<Notify>,
     limits: Limits,
+    /// The most budget permits ever reserved at once.
+    peak_reserved: AtomicU32,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     pool_size: u32,
     max_open_pools: usize,
+    connection_budget: u32,
     idle_timeout: Duration,
 }
 
@@ -48,12 +59,30 @@ struct OpenPool {
     /// Cloned into every lease: a strong count above one means the pool is in use.
     in_use: Arc<()>,
     last_used: Instant,
-    _permits: OwnedSemaphorePermit,
+    _room: Reservation,
 }
 
 impl OpenPool {
     fn is_idle(&self) -> bool {
         Arc::strong_count(&self.in_use) == 1
+    }
+}
+
+/// Room for one pool: a slot of `max_open_pools` and `pool_size` permits of the budget. However it
+/// is dropped (a failed open, an eviction, a close), both go back and every waiter is woken.
+#[derive(Debug)]
+struct Reservation {
+    slot: Option<OwnedSemaphorePermit>,
+    budget: Option<OwnedSemaphorePermit>,
+    capacity: Arc<Notify>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // The permits go back before the wake-up, so a woken waiter finds them.
+        drop(self.slot.take());
+        drop(self.budget.take());
+        self.capacity.notify_waiters();
     }
 }
 
@@ -75,7 +104,8 @@ impl PoolLease<'_> {
 impl Drop for PoolLease<'_> {
     fn drop(&mut self) {
         drop(self.in_use.take());
-        self.cache.released.notify_waiters();
+        // The pool may be idle now, so evictable.
+        self.cache.capacity.notify_waiters();
     }
 }
 
@@ -88,6 +118,8 @@ pub struct CacheStats {
     pub pools_in_use: usize,
     /// Connections the open pools may hold at most (reserved from the budget).
     pub reserved_connections: u32,
+    /// The most connections ever reserved at once: never above the budget.
+    pub peak_reserved_connections: u32,
     /// Pools opened since start: it grows on a cold tenant, never on a warm one.
     pub pools_opened: u64,
 }
@@ -98,9 +130,16 @@ impl ConnectionCache {
         let db = &config.tenant_database;
         Self {
             state: Mutex::new(CacheState::default()),
+            slots: Arc::new(Semaphore::new(db.max_open_pools as usize)),
             budget: Arc::new(Semaphore::new(db.connection_budget as usize)),
-            released: Notify::new(),
-            limits: Limits { pool_size: db.pool_size, max_open_pools: db.max_open_pools as usize, idle_timeout: config.idle_timeout() },
+            capacity: Arc::new(Notify::new()),
+            limits: Limits {
+                pool_size: db.pool_size,
+                max_open_pools: db.max_open_pools as usize,
+                connection_budget: db.connection_budget,
+                idle_timeout: config.idle_timeout(),
+            },
+            peak_reserved: AtomicU32::new(0),
         }
     }
 
@@ -112,7 +151,9 @@ impl ConnectionCache {
     /// The pool of `tenant`, opened through `manager` if it is not open yet.
     ///
     /// # Errors
-    /// [`DatabaseError::Connect`] when the tenant's database cannot be reached.
+    /// [`DatabaseError::Connect`] when the tenant's database cannot be reached;
+    /// [`DatabaseError::NestedOverBudget`] when the only pools that could make room are held by the
+    /// tenant contexts this task runs in.
     pub async fn lease(
         &self,
         tenant: &TenantId,
@@ -123,22 +164,23 @@ impl ConnectionCache {
             return Ok(lease);
         }
         self.close_idle_pools().await;
-        let permits = self.reserve().await;
+        let room = self.reserve(tenant).await?;
+        // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
         let connection = manager.open(database).await?;
         let (lease, surplus) = {
             let mut state = self.lock();
             state.opened += 1;
             let (pool, surplus) = match state.pools.entry(*tenant) {
                 // Another task opened this tenant's pool meanwhile: use theirs, close ours.
-                Entry::Occupied(entry) => (entry.into_mut(), Some(connection)),
+                Entry::Occupied(entry) => (entry.into_mut(), Some((connection, room))),
                 Entry::Vacant(entry) => {
-                    (entry.insert(OpenPool { connection, in_use: Arc::new(()), last_used: Instant::now(), _permits: permits }), None)
+                    (entry.insert(OpenPool { connection, in_use: Arc::new(()), last_used: Instant::now(), _room: room }), None)
                 }
             };
             pool.last_used = Instant::now();
             (PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), cache: self }, surplus)
         };
-        if let Some(connection) = surplus {
+        if let Some((connection, _room)) = surplus {
             let _ = connection.close().await;
         }
         Ok(lease)
@@ -151,24 +193,53 @@ impl ConnectionCache {
         Some(PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), cache: self })
     }
 
-    /// Takes `pool_size` permits, closing least recently used idle pools (or waiting for a lease to
-    /// end) until the budget and `max_open_pools` allow one more pool.
-    async fn reserve(&self) -> OwnedSemaphorePermit {
+    /// Takes room for one pool, closing least recently used idle pools (or waiting for a lease to
+    /// end) until the budget and `max_open_pools` allow it.
+    async fn reserve(&self, tenant: &TenantId) -> Result<Reservation, DatabaseError> {
         loop {
-            // Register interest before looking, so a release between the look and the wait is not missed.
-            let released = self.released.notified();
-            tokio::pin!(released);
-            released.as_mut().enable();
-            let room_for_pool = self.lock().pools.len() < self.limits.max_open_pools;
-            if room_for_pool && let Ok(permits) = self.budget.clone().try_acquire_many_owned(self.limits.pool_size) {
-                return permits;
+            // Register interest before looking, so capacity returned between the look and the wait is not missed.
+            let returned = self.capacity.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(room) = self.try_reserve() {
+                return Ok(room);
             }
             if let Some(evicted) = self.take_least_recently_used() {
                 let _ = evicted.connection.close().await;
-                continue; // its permits went back with it
+                continue; // its reservation went back with it
             }
-            released.await;
+            self.refuse_a_wait_that_cannot_end(tenant)?;
+            returned.await;
         }
+    }
+
+    fn try_reserve(&self) -> Option<Reservation> {
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        let budget = self.budget.clone().try_acquire_many_owned(self.limits.pool_size).ok()?;
+        let reserved = self.limits.connection_budget - self.budget.available_permits() as u32;
+        self.peak_reserved.fetch_max(reserved, Ordering::Relaxed);
+        Some(Reservation { slot: Some(slot), budget: Some(budget), capacity: self.capacity.clone() })
+    }
+
+    /// Inside nested tenant contexts, the pools of the outer contexts stay in use until this task
+    /// returns: if they are the only pools in use and no other open is under way, waiting would
+    /// never end.
+    fn refuse_a_wait_that_cannot_end(&self, tenant: &TenantId) -> Result<(), DatabaseError> {
+        let held = crate::context::held_tenants();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let state = self.lock();
+        let opening = (self.limits.max_open_pools - self.slots.available_permits()).saturating_sub(state.pools.len());
+        let only_ours = state.pools.iter().filter(|(_, pool)| !pool.is_idle()).all(|(id, _)| held.contains(id));
+        if opening == 0 && only_ours {
+            return Err(DatabaseError::NestedOverBudget {
+                tenant: tenant.to_string(),
+                open_pools: state.pools.len(),
+                budget: self.limits.connection_budget,
+            });
+        }
+        Ok(())
     }
 
     fn take_least_recently_used(&self) -> Option<OpenPool> {
@@ -200,6 +271,21 @@ impl ConnectionCache {
         }
     }
 
+    /// Waits until no lease of `tenant`'s pool is alive, then closes it. The caller must make sure
+    /// no new lease starts meanwhile (as deleting a tenant does).
+    pub async fn close_when_idle(&self, tenant: &TenantId) {
+        loop {
+            let released = self.capacity.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let busy = self.lock().pools.get(tenant).is_some_and(|pool| !pool.is_idle());
+            if !busy {
+                return self.close(tenant).await;
+            }
+            released.await;
+        }
+    }
+
     /// Closes every pool, all at once.
     pub async fn close_all(&self) {
         let pools: Vec<OpenPool> = self.lock().pools.drain().map(|(_, pool)| pool).collect();
@@ -213,6 +299,7 @@ impl ConnectionCache {
             open_pools: state.pools.len(),
             pools_in_use: state.pools.values().filter(|pool| !pool.is_idle()).count(),
             reserved_connections: state.pools.len() as u32 * self.limits.pool_size,
+            peak_reserved_connections: self.peak_reserved.load(Ordering::Relaxed),
             pools_opened: state.opened,
         }
     }

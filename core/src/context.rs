@@ -40,9 +40,19 @@ pub fn current_context() -> Option<TenantContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Runs `future` with `ctx` as [`current_context`].
-pub(crate) async fn scope<F: Future>(ctx: TenantContext, future: F) -> F::Output {
-    CURRENT.scope(ctx, future).await
+/// Calls `f` with `ctx` and awaits its future, both with `ctx` as [`current_context`]: the
+/// closure's synchronous part already runs in the tenant.
+pub(crate) async fn scope<F, Fut>(ctx: TenantContext, f: F) -> Fut::Output
+where
+    F: FnOnce(TenantContext) -> Fut,
+    Fut: Future,
+{
+    CURRENT.scope(ctx.clone(), async move { f(ctx).await }).await
+}
+
+/// The tenants whose contexts the current task runs in, outermost first (empty outside any).
+pub(crate) fn held_tenants() -> Arc<[crate::TenantId]> {
+    CURRENT.try_with(|ctx| ctx.held.clone()).unwrap_or_else(|_| Arc::from([]))
 }
 
 /// Errors from bootstrappers, seeders and other user code: any error type will do.
@@ -56,6 +66,8 @@ pub struct TenantContext {
     db: DatabaseConnection,
     resources: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     progress: Option<Arc<dyn ProgressSink>>,
+    /// This tenant and those of the contexts this one is nested in: their pools are in use.
+    held: Arc<[crate::TenantId]>,
 }
 
 impl TenantContext {
@@ -125,7 +137,8 @@ impl ContextBuilder {
     }
 
     pub(crate) fn build(self) -> TenantContext {
-        TenantContext { tenant: self.tenant, db: self.db, resources: Arc::new(self.resources), progress: self.progress }
+        let held = held_tenants().iter().copied().chain([self.tenant.id]).collect();
+        TenantContext { tenant: self.tenant, db: self.db, resources: Arc::new(self.resources), progress: self.progress, held }
     }
 }
 
@@ -198,6 +211,12 @@ pub enum ContextError {
         tenant: String,
         /// Why.
         source: crate::database::DatabaseError,
+    },
+    /// The tenant is being deleted, or was, by this process.
+    #[error("tenant {tenant} is being deleted")]
+    Closed {
+        /// `name (id)`.
+        tenant: String,
     },
     /// A bootstrapper failed.
     #[error("bootstrapper `{bootstrapper}` failed for tenant {tenant}")]

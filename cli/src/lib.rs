@@ -2,6 +2,16 @@
 //! binary calls to get the same tool with its own migrations and seeders.
 //!
 //! ```no_run
+//! # mod migration {
+//! #     use sea_orm_migration::prelude::*;
+//! #     pub struct Migrator;
+//! #     impl MigratorTrait for Migrator {
+//! #         fn migrations() -> Vec<Box<dyn MigrationTrait>> { Vec::new() }
+//! #     }
+//! # }
+//! # mod seeders {
+//! #     pub fn all() -> Vec<std::sync::Arc<dyn tenancy_core::Seeder>> { Vec::new() }
+//! # }
 //! fn main() -> std::process::ExitCode {
 //!     tenancy_cli::App::new()
 //!         .tenant_migrator::<migration::Migrator>()
@@ -21,6 +31,7 @@ mod commands;
 pub mod exit;
 mod extensions;
 mod fleet_view;
+mod logging;
 mod memory;
 pub mod output;
 mod prompt;
@@ -76,8 +87,21 @@ impl App {
 
     /// Parses the process arguments, runs the command and returns its exit code.
     pub fn run(self) -> ExitCode {
-        report_bugs_plainly();
-        self.run_from(std::env::args_os()).into()
+        if !report_bugs_plainly() {
+            return self.run_from(std::env::args_os()).into();
+        }
+        // A panic tenancy does not contain itself (it contains those of migrations, seeders,
+        // provisioning steps and fleet tenants) ends here, reported once as the bug it is.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_from(std::env::args_os()))) {
+            Ok(status) => status.into(),
+            Err(_) => {
+                let panic = LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let message = format!("internal error{}", panic.map(|p| format!(" {p}")).unwrap_or_default());
+                let hint = "this is a bug in tenancy, not in what you typed; please report it with the command you ran (RUST_BACKTRACE=1 adds a backtrace)";
+                Output::new(false, false, false).error(&message, &[], &[hint.to_owned()]);
+                ExitStatus::Failure.into()
+            }
+        }
     }
 
     /// Runs with the given arguments (the first is the program name).
@@ -111,13 +135,14 @@ impl App {
                     out.warn(format!("plugins were looked for without the configuration, which cannot be read: {config_error}"));
                 }
                 // clap prints help and version to stdout and usage errors to stderr, and knows which.
-                let _ = err.print();
+                out.clap_message(&err);
                 return if err.use_stderr() { ExitStatus::Usage } else { ExitStatus::Success };
             }
         };
         let mut global = GlobalArgs::from_arg_matches(&matches).unwrap_or_default();
         let extension_args = extensions.arguments_of(&matches, &mut global);
         let out = Output::new(global.json, global.quiet, global.no_color);
+        logging::install(&out, global.verbose);
         extensions.print_warnings(&out);
         let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime,
@@ -141,22 +166,27 @@ impl App {
     }
 }
 
-/// A panic is a bug in `tenancy` (or in a linked plugin), never the user's doing: say so in one
-/// plain line, where it happened, and what to do, instead of Rust's panic message and backtrace
-/// hint. `RUST_BACKTRACE` still gets the developer the full report.
-fn report_bugs_plainly() {
+/// Where and why the last panic happened, recorded by the hook for [`App::run`].
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A panic is either contained (a seeder's: that piece of work fails with its message) or a bug in
+/// `tenancy` (or a linked plugin), never the user's doing. So the hook prints nothing: it records
+/// where it happened, and [`App::run`] reports an uncontained one in one plain line with what to
+/// do, instead of Rust's panic message and backtrace hint. With `RUST_BACKTRACE` set, Rust's own
+/// hook stays, for the developer; returns whether the plain hook was installed.
+fn report_bugs_plainly() -> bool {
     #[allow(clippy::disallowed_methods)] // RUST_BACKTRACE is Rust's convention, not tenancy configuration
     if std::env::var_os("RUST_BACKTRACE").is_some_and(|value| value != "0") {
-        return;
+        return false;
     }
     std::panic::set_hook(Box::new(|info| {
         let message =
             info.payload().downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| info.payload().downcast_ref::<String>().cloned());
-        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        let message = format!("internal error{place}: {}", message.as_deref().unwrap_or("a panic with no message"));
-        let hint = "this is a bug in tenancy, not in what you typed; please report it with the command you ran (RUST_BACKTRACE=1 adds a backtrace)";
-        Output::new(false, false, false).error(&message, &[], &[hint.to_owned()]);
+        let place = info.location().map(|l| format!("at {}:{}: ", l.file(), l.line())).unwrap_or_default();
+        let text = format!("{place}{}", message.as_deref().unwrap_or("a panic with no message"));
+        *LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
     }));
+    true
 }
 
 /// What every command gets: the output, the loaded configuration, and the application's parts.
@@ -189,6 +219,7 @@ impl CliContext<'_> {
         }
         // Unwrap the transparent `OpenError` so the edge can classify the real error and hint at a fix.
         builder.open().await.map_err(|err| match err {
+            OpenError::Config(err) => anyhow::Error::new(err),
             OpenError::Registry(err) => anyhow::Error::new(err),
             OpenError::Database(err) => anyhow::Error::new(err),
         })

@@ -36,10 +36,12 @@ mod domain;
 pub mod migrate;
 pub mod provisioning;
 pub mod registry;
+pub mod secret;
 pub mod seeder;
 pub mod sessions;
 mod tenancy;
 mod tenant;
+pub mod unwind;
 
 pub use config::{Config, ConfigError};
 pub use connections::ConnectionCache;

@@ -15,6 +15,7 @@ use crate::database::{DatabaseError, DatabaseName};
 use crate::migrate::fleet::error_chain;
 use crate::migrate::runner;
 use crate::registry::{NewTenant, RegistryError};
+use crate::unwind::contain;
 use crate::{BoxError, Domain, Seeder, Tenancy, Tenant, TenantId, TenantName, TenantStatus};
 
 /// What to create.
@@ -209,13 +210,13 @@ impl Provisioner {
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());
             let started = Instant::now();
-            match step.run(&mut job).await {
+            match contain(step.run(&mut job)).await.unwrap_or_else(|panicked| Err(Box::new(panicked))) {
                 Ok(outcome) => reporter.on_step_finished(step.name(), &outcome, started.elapsed()),
                 Err(source) => {
                     reporter.on_step_failed(step.name(), &source);
                     let mut undo_failures = Vec::new();
                     for done in self.steps[..index].iter().rev() {
-                        let result = done.undo(&job).await;
+                        let result = contain(done.undo(&job)).await.unwrap_or_else(|panicked| Err(Box::new(panicked)));
                         reporter.on_step_undone(done.name(), result.as_ref().map(|_| ()));
                         if let Err(err) = result {
                             undo_failures.push((done.name().to_owned(), error_chain(&*err)));
@@ -225,7 +226,13 @@ impl Provisioner {
                 }
             }
         }
-        Ok(job.tenant.expect("the register step ran"))
+        job.tenant.ok_or_else(|| ProvisionError {
+            name: request.name.to_string(),
+            id,
+            step: self.steps.last().map_or("register", |step| step.name()).to_owned(),
+            source: "no step registered the tenant: a provisioner needs the `register` step".into(),
+            undo_failures: Vec::new(),
+        })
     }
 }
 
@@ -321,10 +328,8 @@ impl ProvisioningStep for Seed {
         job.tenancy
             .run(tenant, |ctx| async move {
                 for seeder in seeders {
-                    seeder
-                        .run(&ctx)
-                        .await
-                        .map_err(|err| -> BoxError { format!("seeder `{}` failed: {}", seeder.name(), error_chain(&*err)).into() })?;
+                    let result = contain(seeder.run(&ctx)).await.unwrap_or_else(|panicked| Err(Box::new(panicked)));
+                    result.map_err(|err| -> BoxError { format!("seeder `{}` failed: {}", seeder.name(), error_chain(&*err)).into() })?;
                 }
                 Ok::<_, BoxError>(())
             })
@@ -405,28 +410,27 @@ impl Tenancy {
 
     /// Drops a tenant's database (unless kept) and removes it from the registry.
     ///
+    /// Order matters: everything is checked before anything is removed; then the tenant is closed
+    /// in this process (no new context starts, those running end first), so nothing writes behind
+    /// the sweep of its cache and sessions outside its database; then the database goes, and the
+    /// registry rows last, so an interrupted delete can be run again.
+    ///
     /// # Errors
     /// [`DeleteError`]; nothing is removed from the registry unless the database is gone.
     pub async fn delete_tenant(&self, tenant: &Tenant, options: DeleteOptions) -> Result<(), DeleteError> {
-        if self.caches().outlives_tenant_databases() {
-            let cache_error = |source| DeleteError::Cache { tenant: tenant.to_string(), source };
-            let cache = self
-                .caches()
-                .cache_for(crate::cache::CacheScope::Tenant(tenant), self.registry().connection())
-                .await
-                .map_err(cache_error)?;
-            cache.flush().await.map_err(cache_error)?;
+        if !options.keep_database && !tenant.database.belongs_to(&tenant.id) {
+            return Err(DeleteError::NotATenantDatabase { database: tenant.database.clone(), tenant: tenant.to_string() });
         }
-        self.session_store().purge_tenant(&tenant.id).await.map_err(|source| DeleteError::Cache { tenant: tenant.to_string(), source })?;
+        let closed = self.close_tenant(&tenant.id);
+        self.connections().close_when_idle(&tenant.id).await;
+        self.caches().sweep_tenant(tenant).await.map_err(|source| DeleteError::Cache { tenant: tenant.to_string(), source })?;
         if !options.keep_database {
-            if !tenant.database.belongs_to(&tenant.id) {
-                return Err(DeleteError::NotATenantDatabase { database: tenant.database.clone(), tenant: tenant.to_string() });
-            }
-            self.connections().close(&tenant.id).await;
             self.manager_of(tenant)?.drop_database(&tenant.database).await?;
         }
         self.registry().delete(&tenant.id).await?;
         self.caches().forget_tenant(&tenant.id);
+        // A deleted tenant stays closed: a copy of its record elsewhere in this process cannot bring it back.
+        closed.keep();
         Ok(())
     }
 }

@@ -41,6 +41,29 @@ pub struct Tenancy {
     meter: Option<Arc<dyn AllocationMeter>>,
     caches: Arc<CacheBootstrapper>,
     sessions: crate::sessions::TenantSessionStore,
+    /// Tenants being deleted (or deleted) by this process: their contexts can no longer be entered.
+    closed: std::sync::Mutex<std::collections::HashSet<crate::TenantId>>,
+}
+
+/// Keeps a tenant closed while it lives; reopens it on drop unless [`ClosedTenant::keep`] is called.
+pub(crate) struct ClosedTenant<'a> {
+    tenancy: &'a Tenancy,
+    tenant: Option<crate::TenantId>,
+}
+
+impl ClosedTenant<'_> {
+    /// Leaves the tenant closed for good.
+    pub(crate) fn keep(mut self) {
+        self.tenant = None;
+    }
+}
+
+impl Drop for ClosedTenant<'_> {
+    fn drop(&mut self) {
+        if let Some(tenant) = self.tenant.take() {
+            self.tenancy.closed.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
+        }
+    }
 }
 
 /// Assembles a [`Tenancy`]: the tenant migrator and the bootstrappers, then [`TenancyBuilder::open`].
@@ -56,6 +79,9 @@ pub struct TenancyBuilder {
 /// Opening a [`Tenancy`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The configuration does not hold together (it was changed in code after loading).
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
     /// The registry could not be opened.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -101,8 +127,9 @@ impl TenancyBuilder {
     /// Tenant databases are connected lazily, on first use.
     ///
     /// # Errors
-    /// [`OpenError`] when the registry cannot be opened.
+    /// [`OpenError`] when the configuration is inconsistent or the registry cannot be opened.
     pub async fn open(self) -> Result<Tenancy, OpenError> {
+        self.config.check()?;
         let registry = Registry::open(&self.config).await?;
         let mut managers = BTreeMap::new();
         for server in self.config.server_names() {
@@ -123,6 +150,7 @@ impl TenancyBuilder {
             migrations: MigrationSet::new(self.migrator).with(self.plugin_migrators),
             provisioning_steps: self.provisioning_steps,
             meter: self.meter,
+            closed: Default::default(),
         })
     }
 }
@@ -233,6 +261,9 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
+        if self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id) {
+            return Err(ContextError::Closed { tenant: tenant.to_string() });
+        }
         let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
         let manager = self.manager_of(tenant).map_err(database_error)?;
         let lease = self.connections.lease(&tenant.id, &tenant.database, manager.as_ref()).await.map_err(database_error)?;
@@ -246,10 +277,16 @@ impl Tenancy {
             }
         }
         let ctx = builder.build();
-        let output = context::scope(ctx.clone(), f(ctx.clone())).await;
+        let output = context::scope(ctx.clone(), f).await;
         self.revert(&self.bootstrappers, &ctx).await;
         drop(lease);
         Ok(output)
+    }
+
+    /// Closes `tenant` in this process: [`Tenancy::run`] refuses it until the guard is dropped.
+    pub(crate) fn close_tenant(&self, tenant: &crate::TenantId) -> ClosedTenant<'_> {
+        self.closed.lock().unwrap_or_else(|p| p.into_inner()).insert(*tenant);
+        ClosedTenant { tenancy: self, tenant: Some(*tenant) }
     }
 
     async fn revert(&self, bootstrappers: &[Arc<dyn Bootstrapper>], ctx: &TenantContext) {

@@ -16,6 +16,7 @@ use super::meter::metered;
 use super::runner::{self, MigrationFailure, MigrationObserver, PretendedMigration};
 use super::{Direction, MigrationName, MigrationRun};
 use crate::context::ProgressSink;
+use crate::unwind::contain;
 use crate::{Config, Seeder, Tenancy, Tenant};
 
 /// What to do to each tenant.
@@ -192,7 +193,11 @@ impl Tenancy {
         }
         reporter.on_tenant_started(&tenant);
         let started = Instant::now();
-        self.work_on(&tenant, operation, &mut report, reporter.clone()).await;
+        // A panic the steps below did not contain (in tenancy itself, or a bootstrapper) fails this
+        // tenant only; the others go on and the run ends with its summary.
+        if let Err(panicked) = contain(self.work_on(&tenant, operation, &mut report, reporter.clone())).await {
+            report.failure = Some(TenantFailure { step: "(working on the tenant)".into(), error: panicked.to_string() });
+        }
         report.elapsed = started.elapsed();
         if let Some(failure) = &report.failure {
             if flags.fail_fast {
@@ -214,7 +219,7 @@ impl Tenancy {
     }
 
     async fn work_on(&self, tenant: &Tenant, operation: &Operation, report: &mut TenantReport, reporter: Arc<dyn FleetReporter>) {
-        let observer = Observer { tenant, reporter: reporter.as_ref() };
+        let observer = &Observer { tenant, reporter: reporter.as_ref(), skipped: AtomicU64::new(0) };
         let (set, meter) = (self.migrations(), self.meter());
         let fail = |report: &mut TenantReport, step: String, error: String| report.failure = Some(TenantFailure { step, error });
         if let Operation::Fresh = operation
@@ -224,16 +229,16 @@ impl Tenancy {
         }
         let result = match operation {
             Operation::Migrate | Operation::Fresh => {
-                self.run(tenant, |ctx| async move { runner::migrate(ctx.db(), set, meter, &observer).await }).await
+                self.run(tenant, |ctx| async move { runner::migrate(ctx.db(), set, meter, observer).await }).await
             }
             Operation::Rollback { steps } => {
-                self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, Some(*steps), meter, &observer).await }).await
+                self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, Some(*steps), meter, observer).await }).await
             }
-            Operation::Reset => self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, None, meter, &observer).await }).await,
+            Operation::Reset => self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, None, meter, observer).await }).await,
             Operation::Refresh => {
                 self.run(tenant, |ctx| async move {
-                    let mut runs = runner::rollback(ctx.db(), set, None, meter, &observer).await?;
-                    runs.extend(runner::migrate(ctx.db(), set, meter, &observer).await.map_err(|mut failure| {
+                    let mut runs = runner::rollback(ctx.db(), set, None, meter, observer).await?;
+                    runs.extend(runner::migrate(ctx.db(), set, meter, observer).await.map_err(|mut failure| {
                         failure.completed.splice(0..0, runs.iter().cloned());
                         failure
                     })?);
@@ -256,6 +261,7 @@ impl Tenancy {
             }
             Operation::Seed(seeders) => return self.seed(tenant, seeders, report, reporter).await,
         };
+        report.warnings.extend(observer.skipped_warning());
         match result {
             Ok(Ok(runs)) => report.migrations = runs,
             Ok(Err(MigrationFailure { migration, error, completed, .. })) => {
@@ -291,7 +297,8 @@ impl Tenancy {
                     sink.start(seeder.name());
                     reporter.on_seeder_started(tenant, seeder.name());
                     let started = Instant::now();
-                    let (result, allocated_bytes) = metered(meter, seeder.run(&ctx)).await;
+                    let (result, allocated_bytes) = metered(meter, contain(seeder.run(&ctx))).await;
+                    let result = result.unwrap_or_else(|panicked| Err(Box::new(panicked)));
                     if let Err(err) = result {
                         return (runs, Some(TenantFailure { step: seeder.name().to_owned(), error: error_chain(err.as_ref()) }));
                     }
@@ -321,13 +328,32 @@ struct RunFlags {
     had_failure: bool,
 }
 
-/// Forwards one tenant's migration events to the fleet reporter.
+/// Forwards one tenant's migration events to the fleet reporter, and counts the migrations
+/// another process did meanwhile.
 struct Observer<'a> {
     tenant: &'a Tenant,
     reporter: &'a dyn FleetReporter,
+    skipped: AtomicU64,
+}
+
+impl Observer<'_> {
+    /// A line for the report, if another process did some of the work.
+    fn skipped_warning(&self) -> Option<String> {
+        match self.skipped.load(Ordering::SeqCst) {
+            0 => None,
+            1 => Some("1 migration was done by another process migrating this tenant at the same time; it was skipped here".into()),
+            n => {
+                Some(format!("{n} migrations were done by another process migrating this tenant at the same time; they were skipped here"))
+            }
+        }
+    }
 }
 
 impl MigrationObserver for Observer<'_> {
+    fn on_migration_skipped(&self, _migration: &MigrationName, _direction: Direction) {
+        self.skipped.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn on_migration_started(&self, migration: &MigrationName, direction: Direction) {
         self.reporter.on_migration_started(self.tenant, migration, direction);
     }

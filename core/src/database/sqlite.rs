@@ -97,7 +97,8 @@ impl DatabaseManager for SqliteManager {
 
     async fn drop_database(&self, database: &DatabaseName) -> Result<(), DatabaseError> {
         let path = self.path_of(database);
-        for suffix in ["", "-wal", "-shm"] {
+        // With SQLite's own files goes the lock file the migration runner keeps beside them.
+        for suffix in ["", "-wal", "-shm", ".migrate.lock"] {
             let file = PathBuf::from(format!("{}{suffix}", path.display()));
             match tokio::fs::remove_file(&file).await {
                 Ok(()) => {}

@@ -10,6 +10,7 @@
 
 mod core_tables;
 pub mod fleet;
+mod lock;
 mod meter;
 pub mod runner;
 pub mod stats;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 pub use core_tables::CoreTablesMigrator;
-pub(crate) use core_tables::CreateCache;
+pub(crate) use core_tables::{BinaryCacheKeys, CreateCache};
 pub use meter::AllocationMeter;
 
 /// A migrator: its migrations in order and the table that records which are applied.

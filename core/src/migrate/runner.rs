@@ -2,6 +2,9 @@
 //! that would run. Each migration runs in its own transaction (MySQL commits DDL implicitly, so
 //! there it runs without one, as sea-orm-migration does) together with its tracking row, so a
 //! migration reported as applied is committed, and a failed one leaves the earlier ones applied.
+//! Each runs holding the tenant's migration lock ([`super::lock`]) and only if its tracking row
+//! still says it is to be done: a second process migrating the same tenant waits, then skips what
+//! the first one applied.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +13,8 @@ use sea_orm::{DatabaseConnection, DbBackend, DbErr, MockDatabase, MockExecResult
 use sea_orm_migration::{MigrationTrait, SchemaManager};
 
 use super::meter::metered;
-use super::{AllocationMeter, Direction, MigrationName, MigrationRun, MigrationSet, TenantMigrator, tracking};
+use super::{AllocationMeter, Direction, MigrationName, MigrationRun, MigrationSet, TenantMigrator, lock, tracking};
+use crate::unwind::contain;
 
 /// Sees each migration as it runs.
 pub trait MigrationObserver: Send + Sync {
@@ -18,6 +22,8 @@ pub trait MigrationObserver: Send + Sync {
     fn on_migration_started(&self, _migration: &MigrationName, _direction: Direction) {}
     /// A migration finished.
     fn on_migration_finished(&self, _run: &MigrationRun) {}
+    /// A migration was not run: another process applied (or rolled back) it meanwhile.
+    fn on_migration_skipped(&self, _migration: &MigrationName, _direction: Direction) {}
 }
 
 /// Sees nothing.
@@ -82,15 +88,9 @@ pub async fn migrate(
     observer: &dyn MigrationObserver,
 ) -> Result<Vec<MigrationRun>, MigrationFailure> {
     let (_, pending) = plan(db, set).await.map_err(|err| reading_failed(&err))?;
-    let mut installed: Vec<String> = Vec::new();
     let mut runs = Vec::with_capacity(pending.len());
     for step in pending {
-        let table = step.migrator.tracking_table();
-        if !installed.contains(&table) {
-            tracking::install(db, &table).await.map_err(|err| failure(&step, Direction::Up, &err, &runs))?;
-            installed.push(table);
-        }
-        runs.push(run(db, &step, Direction::Up, meter, observer).await.map_err(|err| failure(&step, Direction::Up, &err, &runs))?);
+        runs.extend(run(db, &step, Direction::Up, meter, observer).await.map_err(|err| failure(&step, Direction::Up, &err, &runs))?);
     }
     Ok(runs)
 }
@@ -110,64 +110,107 @@ pub async fn rollback(
     let (applied, _) = plan(db, set).await.map_err(|err| reading_failed(&err))?;
     let mut runs = Vec::new();
     for step in applied.into_iter().rev().take(steps.unwrap_or(usize::MAX)) {
-        runs.push(run(db, &step, Direction::Down, meter, observer).await.map_err(|err| failure(&step, Direction::Down, &err, &runs))?);
+        runs.extend(run(db, &step, Direction::Down, meter, observer).await.map_err(|err| failure(&step, Direction::Down, &err, &runs))?);
     }
     Ok(runs)
 }
 
+/// Runs one migration; `None` if another process did it meanwhile.
 async fn run(
     db: &DatabaseConnection,
     step: &Step,
     direction: Direction,
     meter: Option<&dyn AllocationMeter>,
     observer: &dyn MigrationObserver,
-) -> Result<MigrationRun, DbErr> {
+) -> Result<Option<MigrationRun>, DbErr> {
     let name = step.name();
     observer.on_migration_started(&name, direction);
     let started = Instant::now();
-    let (result, allocated_bytes) = metered(meter, run_in_transaction(db, step, direction)).await;
-    result?;
+    let (result, allocated_bytes) = metered(meter, contain(run_locked(db, step, direction))).await;
+    if !result.map_err(|panicked| DbErr::Custom(panicked.to_string()))?? {
+        observer.on_migration_skipped(&name, direction);
+        return Ok(None);
+    }
     let run = MigrationRun { migration: name, direction, elapsed: started.elapsed(), allocated_bytes };
     observer.on_migration_finished(&run);
-    Ok(run)
+    Ok(Some(run))
 }
 
-async fn run_in_transaction(db: &DatabaseConnection, step: &Step, direction: Direction) -> Result<(), DbErr> {
-    let table = step.migrator.tracking_table();
-    let version = step.migration.name();
+/// Runs `step` holding the tenant's migration lock; says whether it ran.
+async fn run_locked(db: &DatabaseConnection, step: &Step, direction: Direction) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
     // SQLite and PostgreSQL roll DDL back with the transaction; on SQLite it also makes the
     // migration one commit instead of one per statement.
-    let transactional = step.migration.use_transaction().unwrap_or(db.get_database_backend() != DbBackend::MySql);
-    if !transactional {
-        return apply(&SchemaManager::new(db), step, direction, &table, version).await;
+    let transactional = step.migration.use_transaction().unwrap_or(backend != DbBackend::MySql);
+    // SQLite's lock is a file, taken before the transaction: one that had read before waiting
+    // would hold a stale snapshot and be refused its first write. Released after the commit.
+    let file_lock = match backend {
+        DbBackend::Sqlite => Some(lock::acquire(db, lock::Scope::Session).await?),
+        _ => None,
+    };
+    if transactional {
+        let txn = db.begin().await?;
+        let held = match file_lock {
+            Some(_) => None,
+            None => Some(lock::acquire(&txn, lock::Scope::Transaction).await?),
+        };
+        let ran = apply_unless_done(&SchemaManager::new(&txn), step, direction).await?;
+        if let Some(held) = held {
+            lock::release(&txn, held).await?;
+        }
+        txn.commit().await?;
+        return Ok(ran);
     }
-    let txn = db.begin().await?;
-    apply(&SchemaManager::new(&txn), step, direction, &table, version).await?;
-    txn.commit().await
+    if file_lock.is_some() {
+        return apply_unless_done(&SchemaManager::new(db), step, direction).await;
+    }
+    // A session lock needs one connection for taking and giving it back: a transaction pins one
+    // (its DDL commits implicitly on MySQL, which runs the migration on it too).
+    let pinned = db.begin().await?;
+    let held = lock::acquire(&pinned, lock::Scope::Session).await?;
+    let ran = match backend {
+        DbBackend::MySql => apply_unless_done(&SchemaManager::new(&pinned), step, direction).await,
+        _ => apply_unless_done(&SchemaManager::new(db), step, direction).await,
+    };
+    lock::release(&pinned, held).await?;
+    pinned.commit().await?;
+    ran
 }
 
-async fn apply(manager: &SchemaManager<'_>, step: &Step, direction: Direction, table: &str, version: &str) -> Result<(), DbErr> {
+/// Applies (or rolls back) `step` with its tracking row, unless the tracking table says it is
+/// already done; says whether it ran.
+async fn apply_unless_done(manager: &SchemaManager<'_>, step: &Step, direction: Direction) -> Result<bool, DbErr> {
+    let db = manager.get_connection();
+    let table = step.migrator.tracking_table();
+    let version = step.migration.name();
+    if direction == Direction::Up {
+        tracking::install(db, &table).await?;
+    }
+    if tracking::is_recorded(db, &table, version).await? == (direction == Direction::Up) {
+        return Ok(false);
+    }
     match direction {
         Direction::Up => {
             step.migration.up(manager).await?;
-            tracking::record(manager.get_connection(), table, version).await
+            tracking::record(db, &table, version).await?;
         }
         Direction::Down => {
             step.migration.down(manager).await?;
-            tracking::forget(manager.get_connection(), table, version).await
+            tracking::forget(db, &table, version).await?;
         }
     }
+    Ok(true)
 }
 
 fn failure(step: &Step, direction: Direction, err: &DbErr, completed: &[MigrationRun]) -> MigrationFailure {
-    MigrationFailure { migration: step.name(), direction, error: err.to_string(), completed: completed.to_vec() }
+    MigrationFailure { migration: step.name(), direction, error: crate::secret::scrub(&err.to_string()), completed: completed.to_vec() }
 }
 
 fn reading_failed(err: &DbErr) -> MigrationFailure {
     MigrationFailure {
         migration: MigrationName { migrator: "tenancy".into(), name: "(reading the tracking tables)".into() },
         direction: Direction::Up,
-        error: err.to_string(),
+        error: crate::secret::scrub(&err.to_string()),
         completed: Vec::new(),
     }
 }

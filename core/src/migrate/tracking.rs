@@ -95,6 +95,13 @@ pub async fn record(db: &impl ConnectionTrait, table: &str, version: &str) -> Re
     db.execute(&insert).await.map(drop)
 }
 
+/// Whether `version` is recorded as applied.
+pub async fn is_recorded(db: &impl ConnectionTrait, table: &str, version: &str) -> Result<bool, DbErr> {
+    let select =
+        Query::select().expr(Expr::val(1)).from(Alias::new(table)).and_where(Expr::col(Alias::new("version")).eq(version)).to_owned();
+    Ok(db.query_one(&select).await?.is_some())
+}
+
 /// Forgets `version`.
 pub async fn forget(db: &impl ConnectionTrait, table: &str, version: &str) -> Result<(), DbErr> {
     let delete = Query::delete().from_table(Alias::new(table)).and_where(Expr::col(Alias::new("version")).eq(version)).to_owned();

@@ -16,6 +16,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(CreateMigrationFailures),
             Box::new(crate::migrate::CreateCache),
             Box::new(CreateRedisDatabases),
+            Box::new(crate::migrate::BinaryCacheKeys),
         ]
     }
 

@@ -116,7 +116,7 @@ impl RegistryError {
 
     fn query(action: impl Into<String>) -> impl FnOnce(DbErr) -> Self {
         let action = action.into();
-        move |err| Self::Query { action, source: DbMessage(err.to_string()) }
+        move |err| Self::Query { action, source: DbMessage::scrubbed(None, &err) }
     }
 }
 
@@ -155,7 +155,7 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Connect`] naming where (never a password), or [`RegistryError::Migrate`].
     pub async fn open(config: &Config) -> Result<Self, RegistryError> {
-        let location = config.central_location().expect("checked when the configuration was loaded");
+        let location = central_location(config)?;
         let registry = match &location {
             CentralLocation::Sqlite(path) => {
                 if let Some(parent) = path.parent() {
@@ -192,7 +192,7 @@ impl Registry {
     /// # Errors
     /// When the server cannot be reached, or the database name in `central.url` would need quoting.
     pub async fn create_database_if_missing(config: &Config) -> Result<bool, RegistryError> {
-        let CentralLocation::Server(url) = config.central_location().expect("checked when the configuration was loaded") else {
+        let CentralLocation::Server(url) = central_location(config)? else {
             return Ok(false);
         };
         let location = url.to_string();
@@ -215,7 +215,7 @@ impl Registry {
         let (check, create) = match url.driver() {
             crate::Driver::MySql => (
                 "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                format!("CREATE DATABASE IF NOT EXISTS {}", name.mysql_quoted()),
+                format!("CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", name.mysql_quoted()),
             ),
             _ => ("SELECT 1 FROM pg_database WHERE datname = $1", format!("CREATE DATABASE {}", name.pg_quoted())),
         };
@@ -236,7 +236,7 @@ impl Registry {
         match crate::database::connect(options, server, location.clone()).await {
             Ok(db) => Ok(Self { db, location }),
             Err(crate::database::DatabaseError::Connect { source, .. }) => Err(RegistryError::Connect { location, source }),
-            Err(other) => Err(RegistryError::Connect { location, source: DbMessage(other.to_string()) }),
+            Err(other) => Err(RegistryError::Connect { location, source: DbMessage::scrubbed(None, &other) }),
         }
     }
 
@@ -252,10 +252,11 @@ impl Registry {
 
     /// Applies pending registry migrations, holding a lock so concurrent processes do it once.
     async fn migrate(&self, location: &CentralLocation) -> Result<(), RegistryError> {
-        let migrate_err = |err: DbErr| RegistryError::Migrate { location: self.location.clone(), source: DbMessage(err.to_string()) };
+        let migrate_err = |err: DbErr| RegistryError::Migrate { location: self.location.clone(), source: DbMessage::scrubbed(None, &err) };
         if RegistryMigrator::get_pending_migrations_read_only(&self.db).await.map_err(migrate_err)?.is_empty() {
             return Ok(());
         }
+        tracing::info!(registry = %self.location, "migrating the tenant registry");
         match location {
             CentralLocation::Sqlite(path) => {
                 let _lock = lock_file(path.with_extension("sqlite.lock")).await?;
@@ -275,7 +276,19 @@ impl Registry {
                     }
                     _ => ("SELECT pg_advisory_lock(7305867001)", "SELECT pg_advisory_unlock(7305867001)"),
                 };
-                session.execute_unprepared(lock).await.map_err(migrate_err)?;
+                // GET_LOCK answers 1 when it has the lock, 0 after the timeout, NULL on error;
+                // pg_advisory_lock waits and answers nothing but success.
+                let backend = session.get_database_backend();
+                let granted = session.query_one_raw(sea_orm::Statement::from_string(backend, lock)).await.map_err(migrate_err)?;
+                if backend == sea_orm::DbBackend::MySql
+                    && granted.and_then(|row| row.try_get_by_index::<Option<i64>>(0).ok()).flatten() != Some(1)
+                {
+                    let _ = session.close().await;
+                    return Err(RegistryError::Migrate {
+                        location: self.location.clone(),
+                        source: DbMessage("another process held the registry's migration lock for 300 s; try again".into()),
+                    });
+                }
                 let result = RegistryMigrator::up(&session, None).await.map_err(migrate_err);
                 let _ = session.execute_unprepared(unlock).await;
                 let _ = session.close().await;
@@ -543,6 +556,12 @@ async fn clear_primary(db: &impl ConnectionTrait, tenant: &TenantId) -> Result<(
         .await
         .map(drop)
         .map_err(RegistryError::query("update primary domain"))
+}
+
+/// Where `central.url` points; a URL that does not parse (a `Config` changed in code after loading)
+/// is an error here rather than a panic.
+fn central_location(config: &Config) -> Result<CentralLocation, RegistryError> {
+    config.central_location().map_err(|err| RegistryError::Connect { location: "central.url".into(), source: DbMessage(err.to_string()) })
 }
 
 fn path_location(location: &CentralLocation) -> String {

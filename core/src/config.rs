@@ -14,6 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::database::{DatabaseNaming, Driver, Isolation, NamingError, ServerUrl, ServerUrlError};
+pub use crate::secret::SecretUrl;
 
 /// The file name looked for in the current directory and its parents.
 pub const FILE_NAME: &str = "tenancy.toml";
@@ -52,7 +53,7 @@ pub struct Config {
 pub struct CentralConfig {
     /// A `sqlite://`, `postgres://` or `mysql://` URL. Relative SQLite paths are resolved against
     /// the folder of `tenancy.toml`.
-    pub url: String,
+    pub url: SecretUrl,
 }
 
 impl Default for CentralConfig {
@@ -79,7 +80,7 @@ pub struct TenantDatabaseConfig {
     pub server: String,
     /// Server name → URL, for PostgreSQL and MySQL. The URL's database is the one used for
     /// administration (database per tenant) or the one holding the schemas (schema per tenant).
-    pub servers: BTreeMap<String, String>,
+    pub servers: BTreeMap<String, SecretUrl>,
     /// The most connections one tenant's pool opens.
     pub pool_size: u32,
     /// The most tenant pools kept open at once; the least recently used is closed first.
@@ -172,7 +173,7 @@ pub enum SessionStoreKind {
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://HOST:PORT[/DB]`.
-    pub url: String,
+    pub url: SecretUrl,
     /// Every key of a tenant starts with this, `{tenant_id}` replaced by its id.
     pub prefix: String,
     /// Every key of the central cache starts with this.
@@ -199,11 +200,58 @@ impl Default for RedisConfig {
     }
 }
 
+/// Under a scope's prefix, cache entries live below this…
+pub const CACHE_NAMESPACE: &str = "cache:";
+/// …and sessions below this, so clearing one never touches the other.
+pub const SESSION_NAMESPACE: &str = "session:";
+
 impl RedisConfig {
-    /// The key prefix of `tenant`.
+    /// The key prefix of `tenant`: every key of the tenant, cache and sessions, is below it.
     pub fn prefix_for(&self, tenant: &crate::TenantId) -> String {
         self.prefix.replace("{tenant_id}", &tenant.to_string())
     }
+
+    /// Where `tenant`'s cache entries live.
+    pub fn cache_prefix_for(&self, tenant: &crate::TenantId) -> String {
+        format!("{}{CACHE_NAMESPACE}", self.prefix_for(tenant))
+    }
+
+    /// Where `tenant`'s sessions live.
+    pub fn session_prefix_for(&self, tenant: &crate::TenantId) -> String {
+        format!("{}{SESSION_NAMESPACE}", self.prefix_for(tenant))
+    }
+
+    /// Where the central cache's entries live.
+    pub fn central_cache_prefix(&self) -> String {
+        format!("{}{CACHE_NAMESPACE}", self.central_prefix)
+    }
+
+    /// The database index `url` selects (0 when it names none).
+    fn url_database(&self) -> Option<u32> {
+        let url = url::Url::parse(self.url.expose()).ok()?;
+        let path = url.path().trim_start_matches('/');
+        if path.is_empty() { Some(0) } else { path.parse().ok() }
+    }
+}
+
+/// An example key that is under both the fixed prefix `fixed` and some tenant's prefix made from
+/// `pattern`, if there is one. Two prefixes share keys exactly when one begins the other; a
+/// tenant's prefix is `pattern` with each `{tenant_id}` replaced by a hyphenated lower-case UUID.
+fn shared_key(fixed: &str, pattern: &str) -> Option<String> {
+    const SAMPLE_ID: &str = "0195f3a2-7c4d-7e8f-9a0b-1c2d3e4f5a6b";
+    let mut slots: Vec<(char, bool)> = Vec::new(); // (sample character, whether any id character fits)
+    for (index, literal) in pattern.split("{tenant_id}").enumerate() {
+        if index > 0 {
+            slots.extend(SAMPLE_ID.chars().map(|c| (c, c != '-')));
+        }
+        slots.extend(literal.chars().map(|c| (c, false)));
+    }
+    let fits = |c: char, (sample, any_id): (char, bool)| if any_id { c.is_ascii_digit() || ('a'..='f').contains(&c) } else { c == sample };
+    if !fixed.chars().zip(slots.iter()).all(|(c, slot)| fits(c, *slot)) {
+        return None;
+    }
+    let tenant_prefix: String = fixed.chars().chain(slots.iter().skip(fixed.chars().count()).map(|(c, _)| *c)).collect();
+    Some(format!("{}{CACHE_NAMESPACE}key", if fixed.len() >= tenant_prefix.len() { fixed } else { &tenant_prefix }))
 }
 
 /// `[plugins]`: plugin libraries loaded at run time.
@@ -278,6 +326,15 @@ impl Config {
         Self { root: root.to_path_buf(), ..Self::default() }
     }
 
+    /// Checks a configuration built or changed in code (its fields are public) as [`Config::load`]
+    /// checks a file: [`crate::TenancyBuilder::open`] calls it, so nothing below trusts an unchecked value.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.validate().map_err(|(key, message)| ConfigError::Invalid { origin: format!("key `{key}`"), message })
+    }
+
     /// Checks what serde cannot: patterns, ranges and references between keys.
     /// Returns the dotted key and the problem.
     fn validate(&self) -> Result<(), (String, String)> {
@@ -309,6 +366,12 @@ impl Config {
         if db.isolation == Isolation::Schema && db.driver != Driver::Postgres {
             return Err((key("isolation"), format!("`schema` isolation needs the postgres driver, not `{}`", db.driver)));
         }
+        if db.driver == Driver::Sqlite && !db.servers.is_empty() {
+            return Err((
+                key("servers"),
+                "the sqlite driver keeps tenant databases in `sqlite_path`; `servers` is for the postgres and mysql drivers: remove it, or set `driver`".into(),
+            ));
+        }
         if db.driver != Driver::Sqlite && !db.servers.contains_key(&db.server) {
             return Err((
                 key("server"),
@@ -322,7 +385,7 @@ impl Config {
             ));
         }
         for (name, url) in &db.servers {
-            let parsed = ServerUrl::parse(url).map_err(|err| (format!("tenant_database.servers.{name}"), err.to_string()))?;
+            let parsed = ServerUrl::parse(url.expose()).map_err(|err| (format!("tenant_database.servers.{name}"), err.to_string()))?;
             if db.driver != Driver::Sqlite && parsed.driver() != db.driver {
                 return Err((
                     format!("tenant_database.servers.{name}"),
@@ -338,12 +401,13 @@ impl Config {
         if redis.central_prefix.is_empty() || redis.central_prefix.contains("{tenant_id}") {
             return Err(("redis.central_prefix".into(), "the central prefix must be a fixed, non-empty string".into()));
         }
-        // A tenant prefix begins with the pattern's text before `{tenant_id}`; the central one must not.
-        let fixed_start = redis.prefix.split("{tenant_id}").next().unwrap_or_default();
-        if redis.central_prefix.starts_with(fixed_start) && fixed_start.len() <= redis.central_prefix.len() && !fixed_start.is_empty() {
+        if let Some(example) = shared_key(&redis.central_prefix, &redis.prefix) {
             return Err((
                 "redis.central_prefix".into(),
-                format!("`{}` begins like the tenant prefix `{}`, so their keys could meet", redis.central_prefix, redis.prefix),
+                format!(
+                    "`{}` and the tenant prefix `{}` can name the same keys (`{example}` is under both), so clearing one would delete the other's: pick a central prefix that neither begins a tenant prefix nor begins with one",
+                    redis.central_prefix, redis.prefix
+                ),
             ));
         }
         if redis.per_tenant_database && redis.database_offset >= redis.databases {
@@ -351,6 +415,23 @@ impl Config {
                 "redis.database_offset".into(),
                 format!("offset {} leaves none of the {} databases for tenants", redis.database_offset, redis.databases),
             ));
+        }
+        if redis.per_tenant_database {
+            let tenants = redis.database_offset..redis.databases;
+            match redis.url_database() {
+                Some(index) if tenants.contains(&index) => {
+                    return Err((
+                        "redis.url".into(),
+                        format!(
+                            "database {index} is one of those handed to tenants ({} to {}); the central cache and sessions need one below `database_offset`",
+                            tenants.start,
+                            tenants.end - 1
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => return Err(("redis.url".into(), format!("`{}` is not a `redis://HOST:PORT[/DB]` URL", redis.url))),
+            }
         }
         if self.cache.store == CacheStoreKind::Memory && self.cache.memory_capacity == 0 {
             return Err(("cache.memory_capacity".into(), "`memory_capacity` must be at least 1".into()));
@@ -363,9 +444,9 @@ impl Config {
     /// # Errors
     /// When `central.url` is not a supported database URL.
     pub fn central_location(&self) -> Result<CentralLocation, ServerUrlError> {
-        match sqlite_path(&self.central.url) {
+        match sqlite_path(self.central.url.expose()) {
             Some(path) => Ok(CentralLocation::Sqlite(self.resolve(Path::new(path)))),
-            None => ServerUrl::parse(&self.central.url).map(CentralLocation::Server),
+            None => ServerUrl::parse(self.central.url.expose()).map(CentralLocation::Server),
         }
     }
 
@@ -515,11 +596,38 @@ mod tests {
         config.redis.prefix = "shared_".into();
         assert_eq!(config.validate().unwrap_err().0, "redis.prefix");
         config.redis.prefix = "app_{tenant_id}_".into();
+        config.redis.central_prefix = "app_".into();
+        assert_eq!(config.validate().unwrap_err().0, "redis.central_prefix", "every tenant prefix begins with it");
+        // `app_central_` begins like the tenant prefix, but no tenant id has an `n`: their keys never meet.
         config.redis.central_prefix = "app_central_".into();
-        assert_eq!(config.validate().unwrap_err().0, "redis.central_prefix", "it begins like every tenant prefix");
+        config.validate().unwrap();
         config.redis.central_prefix = "central_".into();
         config.validate().unwrap();
+        // A central prefix the tenant prefix begins with: `cache clear --central` would sweep every tenant.
+        config.redis.prefix = "myapp:{tenant_id}:".into();
+        config.redis.central_prefix = "myapp".into();
+        let (key, message) = config.validate().unwrap_err();
+        assert_eq!(key, "redis.central_prefix");
+        assert!(message.contains("`myapp:0195f3a2-7c4d-7e8f-9a0b-1c2d3e4f5a6b:cache:key` is under both"), "{message}");
+        // A tenant prefix that is nothing but the id reaches a central prefix that looks like one.
+        config.redis.prefix = "{tenant_id}".into();
+        config.redis.central_prefix = "0195f3a2-".into();
+        assert_eq!(config.validate().unwrap_err().0, "redis.central_prefix");
+        config.redis.central_prefix = "central:".into();
+        config.validate().unwrap();
+        // And a central prefix that contains a whole tenant prefix.
+        config.redis.prefix = "t:{tenant_id}".into();
+        config.redis.central_prefix = "t:0195f3a2-7c4d-7e8f-9a0b-1c2d3e4f5a6b-central".into();
+        assert_eq!(config.validate().unwrap_err().0, "redis.central_prefix");
+        config.redis.central_prefix = "t-central".into();
+        config.validate().unwrap();
+        config.redis.prefix = "app_{tenant_id}_".into();
+        config.redis.central_prefix = "central_".into();
         config.redis.per_tenant_database = true;
+        config.redis.url = "redis://127.0.0.1:6379/3".into();
+        assert_eq!(config.validate().unwrap_err().0, "redis.url", "the central database is one of the tenants'");
+        config.redis.url = "redis://127.0.0.1:6379/0".into();
+        config.validate().unwrap();
         config.redis.database_offset = 16;
         assert_eq!(config.validate().unwrap_err().0, "redis.database_offset");
     }
@@ -537,5 +645,23 @@ mod tests {
         config.tenant_database.isolation = Isolation::Database;
         config.tenant_database.pool_size = 100;
         assert_eq!(config.validate().unwrap_err().0, "tenant_database.connection_budget");
+    }
+
+    #[test]
+    fn debug_shows_no_password() {
+        let mut config = Config::defaults_at(Path::new("/tmp"));
+        config.central.url = "postgres://app:s%40cret@db/central".into();
+        config.tenant_database.servers.insert("eu".into(), "mysql://app:s%40cret@db/x".into());
+        config.redis.url = "redis://:s%40cret@cache:6379".into();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s%40cret") && !shown.contains("s@cret"), "{shown}");
+    }
+
+    #[test]
+    fn sqlite_refuses_servers_it_would_never_use() {
+        let mut config = Config::defaults_at(Path::new("/tmp"));
+        config.tenant_database.servers.insert("eu".into(), "postgres://postgres@127.0.0.1/x".into());
+        assert_eq!(config.validate().unwrap_err().0, "tenant_database.servers");
+        assert!(config.check().unwrap_err().to_string().contains("tenant_database.servers"));
     }
 }

@@ -46,7 +46,7 @@ impl TenantSessionStore {
     }
 
     async fn redis(&self) -> Result<ConnectionManager> {
-        let url = self.inner.redis.url.clone();
+        let url = self.inner.redis.url.expose().to_owned();
         self.inner
             .connection
             .get_or_try_init(|| async move {
@@ -57,21 +57,22 @@ impl TenantSessionStore {
             .cloned()
     }
 
-    /// Removes every session of `tenant` kept outside its database (Redis); used when it is deleted.
+    /// Deletes the expired sessions of the tenant whose context this runs in, from its database
+    /// (Redis expires its own); returns how many.
     ///
     /// # Errors
-    /// When Redis fails.
-    pub async fn purge_tenant(&self, tenant: &crate::TenantId) -> std::result::Result<u64, crate::cache::CacheError> {
-        if self.inner.kind != SessionStoreKind::Redis {
+    /// Outside a tenant context, or when the database fails.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let ctx = context()?;
+        if self.inner.kind != SessionStoreKind::Database {
             return Ok(0);
         }
-        let connection = self.redis().await.map_err(|err| crate::cache::CacheError::store("redis", "connect")(Box::new(err)))?;
-        let prefix = format!("{}session:", self.inner.redis.prefix_for(tenant));
-        crate::cache::CacheStore::flush(&crate::cache::RedisCache::new(connection, prefix)).await
+        let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("expires_at")).lte(now())).to_owned();
+        Ok(ctx.db().execute(&delete).await.map_err(backend)?.rows_affected())
     }
 
     fn redis_key(&self, ctx: &TenantContext, id: &Id) -> String {
-        format!("{}session:{id}", self.inner.redis.prefix_for(&ctx.tenant().id))
+        format!("{}{id}", self.inner.redis.session_prefix_for(&ctx.tenant().id))
     }
 }
 

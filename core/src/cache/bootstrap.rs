@@ -8,7 +8,7 @@ use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 use tokio::sync::OnceCell;
 
-use super::{Cache, CacheError, DatabaseCache, KeyLocks, MemoryStore, RedisCache};
+use super::{Cache, CacheError, CacheStore, DatabaseCache, KeyLocks, MemoryStore, RedisCache};
 use crate::config::{CacheStoreKind, Config, RedisConfig};
 use crate::registry::Registry;
 use crate::{Bootstrapper, BoxError, ContextBuilder, Tenant};
@@ -16,6 +16,8 @@ use crate::{Bootstrapper, BoxError, ContextBuilder, Tenant};
 /// Builds the caches of the configured store.
 pub struct CacheBootstrapper {
     kind: CacheStoreKind,
+    /// `session.store = "redis"`: a tenant's sessions are under its prefix too.
+    sessions_in_redis: bool,
     memory: MemoryStore,
     redis: RedisConfig,
     connection: OnceCell<ConnectionManager>,
@@ -42,6 +44,7 @@ impl CacheBootstrapper {
     pub fn new(config: &Config, registry: Registry) -> Self {
         Self {
             kind: config.cache.store,
+            sessions_in_redis: config.session.store == crate::config::SessionStoreKind::Redis,
             memory: MemoryStore::new(config.cache.memory_capacity),
             redis: config.redis.clone(),
             connection: OnceCell::new(),
@@ -67,16 +70,49 @@ impl CacheBootstrapper {
                 index
             }
         };
+        self.redis_database(index).await
+    }
+
+    /// A connection to the Redis database `index` of the server `redis.url` names.
+    async fn redis_database(&self, index: u32) -> Result<ConnectionManager, CacheError> {
         let mut connections = self.indexed.lock().await;
         if let Some(connection) = connections.get(&index) {
             return Ok(connection.clone());
         }
-        let mut url = url::Url::parse(&self.redis.url).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
+        let mut url = url::Url::parse(self.redis.url.expose()).map_err(|e| CacheError::store("redis", "parse `redis.url`")(Box::new(e)))?;
         url.set_path(&format!("/{index}"));
         let connection =
-            connect(url.as_str(), || format!("connect to Redis database {index} at `{}`", redis_location(&self.redis.url))).await?;
+            connect(url.as_str(), || format!("connect to Redis database {index} at `{}`", redis_location(self.redis.url.expose()))).await?;
         connections.insert(index, connection.clone());
         Ok(connection)
+    }
+
+    /// Removes everything `tenant` keeps outside its own database: its cache entries (Redis or
+    /// memory) and its Redis sessions, everything under its prefix; with per-tenant Redis
+    /// databases, every key of its database, which is its alone. Returns how many were removed.
+    /// Run it when the tenant can no longer be entered, so that nothing writes behind it.
+    ///
+    /// # Errors
+    /// When Redis or the registry fails.
+    pub async fn sweep_tenant(&self, tenant: &Tenant) -> Result<u64, CacheError> {
+        let mut removed = 0;
+        if self.kind == CacheStoreKind::Memory {
+            removed += self.memory.scope(&tenant.id.to_string()).flush().await?;
+        }
+        if self.kind == CacheStoreKind::Redis || self.sessions_in_redis {
+            removed += RedisCache::new(self.redis().await?, self.redis.prefix_for(&tenant.id)).flush().await?;
+        }
+        if self.kind == CacheStoreKind::Redis && self.redis.per_tenant_database {
+            let assigned = self
+                .registry
+                .assigned_redis_database(&tenant.id)
+                .await
+                .map_err(|e| CacheError::store("redis", format!("read the Redis database of tenant {tenant}"))(Box::new(e)))?;
+            if let Some(index) = assigned {
+                removed += RedisCache::new(self.redis_database(index).await?, String::new()).flush().await?;
+            }
+        }
+        Ok(removed)
     }
 
     /// Connects to `redis.url` (if not yet connected) and sends `PING`.
@@ -89,12 +125,12 @@ impl CacheBootstrapper {
             .query_async::<String>(&mut connection)
             .await
             .map(drop)
-            .map_err(|e| CacheError::store("redis", format!("ping `{}`", redis_location(&self.redis.url)))(Box::new(e)))
+            .map_err(|e| CacheError::store("redis", format!("ping `{}`", redis_location(self.redis.url.expose())))(Box::new(e)))
     }
 
     /// The shared Redis connection (multiplexed; it reconnects after the server restarts).
     async fn redis(&self) -> Result<ConnectionManager, CacheError> {
-        let url = self.redis.url.clone();
+        let url = self.redis.url.expose().to_owned();
         self.connection
             .get_or_try_init(|| async move { connect(&url, || format!("connect to `{}`", redis_location(&url))).await })
             .await
@@ -116,10 +152,10 @@ impl CacheBootstrapper {
             CacheStoreKind::Memory => Arc::new(self.memory.scope(&name)),
             CacheStoreKind::Redis => match scope {
                 CacheScope::Tenant(tenant) if self.redis.per_tenant_database => {
-                    Arc::new(RedisCache::new(self.redis_of(tenant).await?, self.redis.prefix_for(&tenant.id)))
+                    Arc::new(RedisCache::new(self.redis_of(tenant).await?, self.redis.cache_prefix_for(&tenant.id)))
                 }
-                CacheScope::Tenant(tenant) => Arc::new(RedisCache::new(self.redis().await?, self.redis.prefix_for(&tenant.id))),
-                CacheScope::Central => Arc::new(RedisCache::new(self.redis().await?, self.redis.central_prefix.clone())),
+                CacheScope::Tenant(tenant) => Arc::new(RedisCache::new(self.redis().await?, self.redis.cache_prefix_for(&tenant.id))),
+                CacheScope::Central => Arc::new(RedisCache::new(self.redis().await?, self.redis.central_cache_prefix())),
             },
         };
         Ok(Cache::new(store, &name, self.locks.clone()))
@@ -130,13 +166,12 @@ impl CacheBootstrapper {
         self.assigned.lock().unwrap_or_else(|p| p.into_inner()).remove(tenant);
     }
 
-    /// Whether the store lives outside tenant databases, so deleting a tenant must flush it.
-    pub fn outlives_tenant_databases(&self) -> bool {
-        self.kind != CacheStoreKind::Database
+    /// The configured store.
+    pub fn kind(&self) -> CacheStoreKind {
+        self.kind
     }
 }
 
-/// `redis://host:port/db` without credentials, for messages.
 /// A reconnecting, multiplexed connection to the Redis at `url`; `action` says what was being done,
 /// for the error.
 async fn connect(url: &str, action: impl FnOnce() -> String) -> Result<ConnectionManager, CacheError> {
@@ -144,6 +179,7 @@ async fn connect(url: &str, action: impl FnOnce() -> String) -> Result<Connectio
     client.get_connection_manager().await.map_err(|e| CacheError::store("redis", action())(Box::new(e)))
 }
 
+/// `redis://host:port/db` without credentials, for messages.
 fn redis_location(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(parsed) => {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use super::{CacheError, CacheStore, as_integer};
+use super::{CacheError, CacheStore, incremented};
 
 const TABLE: &str = "tenancy_cache";
 
@@ -22,14 +22,31 @@ impl DatabaseCache {
         Self { db }
     }
 
-    /// Deletes every expired entry; returns how many.
-    ///
-    /// # Errors
-    /// When the database fails.
-    pub async fn purge_expired(&self) -> Result<u64, CacheError> {
-        let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("expires_at")).lte(now_ms())).to_owned();
-        let result = self.db.execute(&delete).await.map_err(|e| CacheError::store("database", "purge expired entries")(e.into()))?;
-        Ok(result.rows_affected())
+    /// The value and expiry (Unix milliseconds) of `key`, unless missing or expired.
+    async fn entry(&self, key: &str) -> Result<Option<(Vec<u8>, Option<i64>)>, CacheError> {
+        let select = Query::select()
+            .columns([Alias::new("value"), Alias::new("expires_at")])
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("key")).eq(key))
+            .to_owned();
+        let Some(row) = self.db.query_one(&select).await.map_err(failed("read", key))? else { return Ok(None) };
+        let expires_at: Option<i64> = row.try_get("", "expires_at").map_err(failed("read", key))?;
+        if expires_at.is_some_and(|at| at <= now_ms()) {
+            // Expired: never returned, and cleaned up on the way.
+            self.forget(key).await?;
+            return Ok(None);
+        }
+        Ok(Some((row.try_get("", "value").map_err(failed("read", key))?, expires_at)))
+    }
+
+    async fn write(&self, key: &str, value: Vec<u8>, expires_at: Option<i64>) -> Result<(), CacheError> {
+        let upsert = Query::insert()
+            .into_table(Alias::new(TABLE))
+            .columns([Alias::new("key"), Alias::new("value"), Alias::new("expires_at")])
+            .values_panic([key.into(), value.into(), expires_at.into()])
+            .on_conflict(OnConflict::column(Alias::new("key")).update_columns([Alias::new("value"), Alias::new("expires_at")]).to_owned())
+            .to_owned();
+        self.db.execute(&upsert).await.map(drop).map_err(failed("write", key))
     }
 }
 
@@ -49,30 +66,12 @@ impl CacheStore for DatabaseCache {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        let select = Query::select()
-            .columns([Alias::new("value"), Alias::new("expires_at")])
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("key")).eq(key))
-            .to_owned();
-        let Some(row) = self.db.query_one(&select).await.map_err(failed("read", key))? else { return Ok(None) };
-        let expires_at: Option<i64> = row.try_get("", "expires_at").map_err(failed("read", key))?;
-        if expires_at.is_some_and(|at| at <= now_ms()) {
-            // Expired: never returned, and cleaned up on the way.
-            self.forget(key).await?;
-            return Ok(None);
-        }
-        row.try_get("", "value").map(Some).map_err(failed("read", key))
+        Ok(self.entry(key).await?.map(|(value, _)| value))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), CacheError> {
-        let expires_at = ttl.map(|ttl| now_ms() + ttl.as_millis() as i64);
-        let upsert = Query::insert()
-            .into_table(Alias::new(TABLE))
-            .columns([Alias::new("key"), Alias::new("value"), Alias::new("expires_at")])
-            .values_panic([key.into(), value.into(), expires_at.into()])
-            .on_conflict(OnConflict::column(Alias::new("key")).update_columns([Alias::new("value"), Alias::new("expires_at")]).to_owned())
-            .to_owned();
-        self.db.execute(&upsert).await.map(drop).map_err(failed("write", key))
+        let expires_at = ttl.map(|ttl| now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)));
+        self.write(key, value, expires_at).await
     }
 
     async fn forget(&self, key: &str) -> Result<bool, CacheError> {
@@ -82,9 +81,10 @@ impl CacheStore for DatabaseCache {
 
     async fn increment(&self, key: &str, by: i64) -> Result<i64, CacheError> {
         // Callers hold the key's lock (see `Cache::increment`), so read-then-write is safe in-process.
-        let current = as_integer(key, self.get(key).await?.as_deref())?;
-        let next = current + by;
-        self.put(key, serde_json::to_vec(&next).expect("an integer serialises"), None).await?;
+        // The entry keeps its expiry: counting does not make an entry live longer (or for ever).
+        let entry = self.entry(key).await?;
+        let next = incremented(key, entry.as_ref().map(|(value, _)| value.as_slice()), by)?;
+        self.write(key, serde_json::to_vec(&next).expect("an integer serialises"), entry.and_then(|(_, expires_at)| expires_at)).await?;
         Ok(next)
     }
 
@@ -100,6 +100,12 @@ impl CacheStore for DatabaseCache {
             None => (0, 0),
         };
         Ok(super::CacheStats { entries: Ord::max(entries, 0) as u64, bytes: Ord::max(bytes, 0) as u64 })
+    }
+
+    async fn purge_expired(&self) -> Result<u64, CacheError> {
+        let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("expires_at")).lte(now_ms())).to_owned();
+        let result = self.db.execute(&delete).await.map_err(|e| CacheError::store("database", "purge expired entries")(e.into()))?;
+        Ok(result.rows_affected())
     }
 
     async fn flush(&self) -> Result<u64, CacheError> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moka::Expiry;
 
-use super::{CacheError, CacheStore, as_integer};
+use super::{CacheError, CacheStore, incremented};
 
 type Key = (Arc<str>, String);
 
@@ -82,7 +82,7 @@ impl CacheStore for MemoryCache {
 
     async fn increment(&self, key: &str, by: i64) -> Result<i64, CacheError> {
         let current = self.store.entries.get(&self.key(key)).await;
-        let next = as_integer(key, current.as_ref().map(|e| e.value.as_slice()))? + by;
+        let next = incremented(key, current.as_ref().map(|e| e.value.as_slice()), by)?;
         let ttl = current.and_then(|e| e.ttl);
         self.put(key, serde_json::to_vec(&next).expect("an integer serialises"), ttl).await?;
         Ok(next)

@@ -33,6 +33,11 @@ use crate::BoxError;
 /// The longest key, in bytes (the database store's key column holds 255).
 pub const MAX_KEY_LEN: usize = 250;
 
+/// The longest time to live, about a hundred years: a longer one (`Duration::MAX`, `u64::MAX`
+/// seconds) is shortened to it on every store alike, which is the same as "for ever" but fits
+/// each store's clock (milliseconds in an `i64`, Redis's expiry, moka's timer).
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// One scope's raw entries. Implementations are confined to their scope: `flush` removes this
 /// scope's entries and nothing else.
 ///
@@ -55,6 +60,12 @@ pub trait CacheStore: Send + Sync {
 
     /// How many entries this scope has and how many bytes their values take.
     async fn stats(&self) -> Result<CacheStats, CacheError>;
+
+    /// Deletes this scope's expired entries that the store keeps until someone removes them;
+    /// returns how many. Stores that expire entries by themselves (Redis, memory) have none.
+    async fn purge_expired(&self) -> Result<u64, CacheError> {
+        Ok(0)
+    }
 }
 
 /// The size of one scope's cache.
@@ -104,6 +115,14 @@ pub enum CacheError {
     NotAnInteger {
         /// The key.
         key: String,
+    },
+    /// `increment` would take the integer past what an `i64` holds; the entry is unchanged.
+    #[error("cache entry `{key}` cannot be incremented by {by}: the result would overflow a 64-bit integer")]
+    Overflow {
+        /// The key.
+        key: String,
+        /// The increment asked for.
+        by: i64,
     },
     /// `remember`'s computation failed; nothing was stored.
     #[error("computing cache entry `{key}` failed")]
@@ -201,7 +220,7 @@ impl Cache {
     pub async fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<(), CacheError> {
         Self::check(key)?;
         let bytes = serde_json::to_vec(value).map_err(|source| CacheError::Decode { key: key.to_owned(), source })?;
-        self.store.put(key, bytes, ttl).await
+        self.store.put(key, bytes, ttl.map(|ttl| ttl.min(MAX_TTL))).await
     }
 
     /// The value of `key`, or `compute`'s result, stored for `ttl`. Concurrent misses of one key in
@@ -254,6 +273,14 @@ impl Cache {
         self.store.stats().await
     }
 
+    /// Deletes the expired entries a store keeps until swept (the database store's); returns how many.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the store fails.
+    pub async fn purge_expired(&self) -> Result<u64, CacheError> {
+        self.store.purge_expired().await
+    }
+
     /// Removes every entry of this scope and nothing else.
     ///
     /// # Errors
@@ -263,10 +290,11 @@ impl Cache {
     }
 }
 
-/// Parses a stored integer for `increment`.
-pub(crate) fn as_integer(key: &str, bytes: Option<&[u8]>) -> Result<i64, CacheError> {
-    match bytes {
-        None => Ok(0),
-        Some(bytes) => serde_json::from_slice::<i64>(bytes).map_err(|_| CacheError::NotAnInteger { key: key.to_owned() }),
-    }
+/// The integer stored as `bytes` (missing counts as 0) plus `by`, as `increment` stores it.
+pub(crate) fn incremented(key: &str, bytes: Option<&[u8]>, by: i64) -> Result<i64, CacheError> {
+    let current = match bytes {
+        None => 0,
+        Some(bytes) => serde_json::from_slice::<i64>(bytes).map_err(|_| CacheError::NotAnInteger { key: key.to_owned() })?,
+    };
+    current.checked_add(by).ok_or_else(|| CacheError::Overflow { key: key.to_owned(), by })
 }

@@ -20,8 +20,9 @@ pub struct RedisCache {
 }
 
 impl RedisCache {
-    /// The scope whose keys all start with `prefix` (e.g. `tenant_{id}_`). The prefix must end with
-    /// a character no other scope's prefix continues with; the default patterns do.
+    /// The scope whose keys all start with `prefix` (e.g. `tenant_{id}_cache:`). No other scope's
+    /// prefix may begin with this one or begin it (`Config` checks the configured prefixes); an
+    /// empty prefix is a whole Redis database, for one that belongs to a single tenant.
     pub fn new(connection: ConnectionManager, prefix: String) -> Self {
         Self { connection, prefix }
     }
@@ -87,6 +88,7 @@ impl CacheStore for RedisCache {
         let mut connection = self.connection.clone();
         connection.incr(self.key(key), by).await.map_err(|err| match err.kind() {
             redis::ErrorKind::Server(_) if err.to_string().contains("not an integer") => CacheError::NotAnInteger { key: key.to_owned() },
+            redis::ErrorKind::Server(_) if err.to_string().contains("overflow") => CacheError::Overflow { key: key.to_owned(), by },
             _ => failed(format!("increment `{key}`"))(err),
         })
     }

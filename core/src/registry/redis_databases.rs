@@ -10,51 +10,65 @@ use crate::Tenant;
 const TABLE: &str = "tenant_redis_databases";
 
 impl Registry {
-    /// The Redis database of `tenant`: the one it was given, or the lowest free index in
-    /// `first..databases`, recorded now.
+    /// The Redis database of `tenant`: the one it was given, or a free index in
+    /// `first..databases`, recorded now. Concurrent callers each get their own index: one that
+    /// loses a race for an index tries the next free one, so only running out is an error.
     ///
     /// # Errors
     /// [`RegistryError::RedisDatabasesExhausted`] when every index is taken.
     pub async fn redis_database_of(&self, tenant: &Tenant, first: u32, databases: u32) -> Result<u32, RegistryError> {
-        let db = self.connection();
-        // Two attempts: a concurrent assignment of the same index loses on the unique index and retries.
-        for _ in 0..2 {
-            let rows = db
-                .query_all(&Query::select().columns([Alias::new("tenant_id"), Alias::new("db_index")]).from(Alias::new(TABLE)).to_owned())
-                .await
-                .map_err(RegistryError::query("read Redis database assignments"))?;
-            let mut used = Vec::with_capacity(rows.len());
-            for row in rows {
-                let owner: String = row.try_get("", "tenant_id").map_err(RegistryError::query("read Redis database assignments"))?;
-                let index: i32 = row.try_get("", "db_index").map_err(RegistryError::query("read Redis database assignments"))?;
-                if owner == tenant.id.to_string() {
-                    return Ok(index as u32);
-                }
-                used.push(index as u32);
+        loop {
+            let assignments = self.redis_database_assignments().await?;
+            if let Some((_, index)) = assignments.iter().find(|(owner, _)| owner == &tenant.id.to_string()) {
+                return Ok(*index);
             }
-            let Some(free) = (first..databases).find(|index| !used.contains(index)) else {
+            let free: Vec<u32> = (first..databases).filter(|index| !assignments.iter().any(|(_, used)| used == index)).collect();
+            if free.is_empty() {
                 return Err(RegistryError::RedisDatabasesExhausted {
                     tenant: tenant.to_string(),
-                    available: databases - first,
+                    available: databases.saturating_sub(first),
                     first,
-                    last: databases - 1,
+                    last: databases.saturating_sub(1),
                 });
-            };
-            let insert = Query::insert()
-                .into_table(Alias::new(TABLE))
-                .columns([Alias::new("tenant_id"), Alias::new("db_index")])
-                .values_panic([tenant.id.to_string().into(), (free as i32).into()])
-                .to_owned();
-            match db.execute(&insert).await {
-                Ok(_) => return Ok(free),
-                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => continue,
-                Err(err) => return Err(RegistryError::query("record a Redis database assignment")(err)),
             }
+            for index in free {
+                let insert = Query::insert()
+                    .into_table(Alias::new(TABLE))
+                    .columns([Alias::new("tenant_id"), Alias::new("db_index")])
+                    .values_panic([tenant.id.to_string().into(), (index as i32).into()])
+                    .to_owned();
+                match self.connection().execute(&insert).await {
+                    Ok(_) => return Ok(index),
+                    // Taken meanwhile: by another tenant (try the next index) or for this one
+                    // (read again, and find it).
+                    Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => continue,
+                    Err(err) => return Err(RegistryError::query("record a Redis database assignment")(err)),
+                }
+            }
+            // Every index seen free was taken meanwhile; each lost race means another tenant got
+            // one, so this ends: with an index, or with none left.
         }
-        Err(RegistryError::Query {
-            action: "assign a Redis database".into(),
-            source: crate::database::DbMessage("another process kept taking the free index".into()),
-        })
+    }
+
+    /// The Redis database `tenant` was given, if any; never assigns one.
+    ///
+    /// # Errors
+    /// When the registry cannot be read.
+    pub async fn assigned_redis_database(&self, tenant: &crate::TenantId) -> Result<Option<u32>, RegistryError> {
+        Ok(self.redis_database_assignments().await?.into_iter().find(|(owner, _)| owner == &tenant.to_string()).map(|(_, index)| index))
+    }
+
+    async fn redis_database_assignments(&self) -> Result<Vec<(String, u32)>, RegistryError> {
+        let read = || RegistryError::query("read Redis database assignments");
+        let select = Query::select().columns([Alias::new("tenant_id"), Alias::new("db_index")]).from(Alias::new(TABLE)).to_owned();
+        let rows = self.connection().query_all(&select).await.map_err(read())?;
+        rows.iter()
+            .map(|row| {
+                let owner: String = row.try_get("", "tenant_id").map_err(read())?;
+                let index: i32 = row.try_get("", "db_index").map_err(read())?;
+                Ok((owner, index as u32))
+            })
+            .collect()
     }
 }
 

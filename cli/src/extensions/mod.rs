@@ -278,7 +278,10 @@ pub fn plugin_context(config: &Config, tenants: Vec<TenantInfo>, out: &Output) -
     PluginContext {
         config_file: config.file.clone(),
         config: serde_json::to_value(config).unwrap_or_default(),
-        registry_url: config.central_location().map(|location| location.connection_url()).unwrap_or_else(|_| config.central.url.clone()),
+        registry_url: config
+            .central_location()
+            .map(|location| location.connection_url())
+            .unwrap_or_else(|_| config.central.url.expose().to_owned()),
         tenants,
         output: OutputOptions { json: out.is_json(), quiet: out.is_quiet(), color: out.has_color() },
     }

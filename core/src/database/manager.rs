@@ -146,6 +146,19 @@ pub enum DatabaseError {
     /// No server of that name is configured.
     #[error("no database server named `{0}` in `tenant_database.servers`")]
     UnknownServer(String),
+    /// A tenant context nested inside others that hold every pool the budget allows: waiting for
+    /// room would never end, since those pools stay in use until the nested call returns.
+    #[error(
+        "cannot open a pool for tenant `{tenant}` inside a tenant context: the {open_pools} open pools, which the connection budget ({budget}) allows at most, are held by the contexts this call is nested in"
+    )]
+    NestedOverBudget {
+        /// The tenant asked for.
+        tenant: String,
+        /// Pools open.
+        open_pools: usize,
+        /// `tenant_database.connection_budget`.
+        budget: u32,
+    },
 }
 
 /// A driver's error message with any password removed. Keeping the message rather than the
@@ -162,13 +175,15 @@ impl fmt::Display for DbMessage {
 impl std::error::Error for DbMessage {}
 
 impl DbMessage {
-    /// The message of `err` with `server`'s password scrubbed.
+    /// The message of `err` with every password scrubbed (see [`crate::secret::scrub`]);
+    /// `server`'s, in whichever form the message quotes it, first of all.
     pub fn scrubbed(server: Option<&ServerUrl>, err: &dyn fmt::Display) -> Self {
         let text = err.to_string();
-        Self(match server {
+        let text = match server {
             Some(server) => server.scrub(&text),
             None => text,
-        })
+        };
+        Self(crate::secret::scrub(&text))
     }
 }
 
@@ -266,7 +281,10 @@ pub fn manager_for(config: &Config, server: &str) -> Result<Arc<dyn DatabaseMana
         return Ok(Arc::new(SqliteManager::new(config.sqlite_dir(), settings)));
     }
     let url = db.servers.get(server).ok_or_else(|| DatabaseError::UnknownServer(server.to_owned()))?;
-    let url = ServerUrl::parse(url).expect("server URLs are checked when the configuration is loaded");
+    let url = ServerUrl::parse(url.expose()).map_err(|err| DatabaseError::Connect {
+        location: format!("tenant_database.servers.{server}"),
+        source: DbMessage(err.to_string()),
+    })?;
     Ok(match (db.driver, db.isolation) {
         (Driver::Postgres, Isolation::Database) => Arc::new(PostgresDatabaseManager::new(url, settings)),
         (Driver::Postgres, Isolation::Schema) => Arc::new(PostgresSchemaManager::new(url, settings)),

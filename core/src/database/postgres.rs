@@ -72,12 +72,34 @@ impl Dialect for PostgresSchema {
 
     fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName) -> ConnectOptions {
         let mut options = settings.tenant_options(server.connection_url());
-        // Only the tenant's schema is on the path: unqualified names can never reach another tenant's tables.
-        options.set_schema_search_path(database.as_str());
+        // Only the tenant's schema is on the path, so unqualified names never reach another schema
+        // (nor the registry's tables, when it shares the database). Given as a startup option it
+        // is the session's default, which `RESET ALL` and `DISCARD ALL` return to; a plain
+        // `SET search_path` after connecting would be undone by them, falling back to `public`.
+        let schema = database.as_str().to_owned();
+        options.map_sqlx_postgres_opts(move |opts| opts.options([("search_path", schema.as_str())]));
+        // Whatever tenant code `SET` on a connection (its search path included) is reset before
+        // the connection goes back to the pool, so the next lease starts from the defaults.
+        options.map_sqlx_postgres_pool_opts(|pool| pool.after_release(|connection, _| Box::pin(reset_session(connection))));
         options
     }
 
     fn connection_target(server: &ServerUrl, database: &DatabaseName) -> ConnectionTarget {
         ConnectionTarget { url: server.connection_url(), schema: Some(database.as_str().to_owned()) }
     }
+}
+
+/// Puts a connection back as it was opened: `RESET ALL` returns every setting to the session's
+/// defaults (the startup `search_path` among them). In the same round trip it counts the prepared
+/// statements the server still has: fewer than the driver has cached means tenant code ran
+/// `DISCARD ALL` (or `DEALLOCATE ALL`), and the cache is cleared so that no statement is executed
+/// by a name the server forgot. Keeps the connection (`true`) unless the reset fails.
+async fn reset_session(connection: &mut sea_orm::sqlx::PgConnection) -> Result<bool, sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::{Connection, Row};
+    let row = sea_orm::sqlx::raw_sql("RESET ALL; SELECT count(*) FROM pg_prepared_statements").fetch_one(&mut *connection).await?;
+    let on_server: i64 = row.try_get(0)?;
+    if usize::try_from(on_server).unwrap_or(0) < connection.cached_statements_size() {
+        connection.clear_cached_statements().await?;
+    }
+    Ok(true)
 }

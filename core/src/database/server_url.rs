@@ -51,6 +51,9 @@ impl ServerUrl {
             "mysql" | "mariadb" => Driver::MySql,
             other => return Err(ServerUrlError::Scheme(other.to_owned())),
         };
+        if let Some(password) = url.password() {
+            crate::secret::remember(password);
+        }
         let server = Self { url, driver };
         if server.url.host_str().is_none_or(str::is_empty) {
             return Err(ServerUrlError::NoHost(server.to_string()));
@@ -130,12 +133,12 @@ impl ServerUrl {
         }
     }
 
-    /// Removes the password from `text`, in case a driver quotes the URL back in an error.
+    /// Removes the password from `text`, as it stands in the URL (percent-encoded) and decoded, in
+    /// case a driver quotes either back in an error.
     pub fn scrub(&self, text: &str) -> String {
-        match self.url.password() {
-            Some(password) if !password.is_empty() => text.replace(password, "***"),
-            _ => text.to_owned(),
-        }
+        let Some(password) = self.url.password().filter(|p| !p.is_empty()) else { return text.to_owned() };
+        let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+        text.replace(password, "***").replace(decoded.as_ref(), "***")
     }
 }
 

@@ -35,6 +35,9 @@ pub struct GlobalArgs {
     /// No colour (the NO_COLOR variable does the same)
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Say more: -v shows what tenancy is doing, -vv debug detail (RUST_LOG overrides both)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// Every command.

@@ -203,6 +203,17 @@ impl Output {
         let _ = writeln!(stdout, "{line}");
     }
 
+    /// Data as it is, on stdout (a completion script).
+    pub fn raw(&self, bytes: &[u8]) {
+        let _ = std::io::stdout().lock().write_all(bytes);
+    }
+
+    /// A clap error, or the help or version clap answered with: clap knows whether it goes to
+    /// stdout or stderr, and how to colour it.
+    pub fn clap_message(&self, message: &clap::Error) {
+        let _ = message.print();
+    }
+
     /// A line of data on stdout (tables, ids): what a pipe receives.
     pub fn data(&self, line: impl std::fmt::Display) {
         let mut stdout = std::io::stdout().lock();

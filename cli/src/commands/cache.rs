@@ -4,11 +4,12 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::json;
 use tenancy_core::cache::{Cache, CacheError, CacheStats};
+use tenancy_core::config::CacheStoreKind;
 use tenancy_core::{Tenancy, Tenant};
 
 use crate::CliContext;
 use crate::commands::selection::{ConcurrencyArg, TenantSelection};
-use crate::exit::ExitStatus;
+use crate::exit::{ExitStatus, UsageError};
 use crate::output::{Output, format_bytes};
 
 /// `tenancy cache` subcommands.
@@ -30,6 +31,9 @@ pub struct ClearArgs {
     /// Clear the central cache (alone, or with the tenants chosen)
     #[arg(long)]
     pub central: bool,
+    /// Remove only expired cache entries and expired sessions, the ones a database keeps until swept
+    #[arg(long)]
+    pub expired: bool,
 }
 
 /// Arguments of `tenancy cache stats`.
@@ -43,29 +47,62 @@ pub struct StatsArgs {
 
 pub async fn run(command: CacheCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
+    if ctx.config.cache.store == CacheStoreKind::Memory {
+        let name = match command {
+            CacheCommand::Clear(_) => "clear",
+            CacheCommand::Stats(_) => "stats",
+        };
+        return Err(UsageError::new(
+            format!(
+                "`cache.store` is `memory`: each process keeps its own cache in its own memory, which `tenancy cache {name}`, a process of its own, cannot reach"
+            ),
+            "call `Cache::flush` or `Cache::stats` inside the application, or set `cache.store = \"redis\"` to share one cache between processes",
+        )
+        .into());
+    }
     ctx.with_tenancy(async |tenancy| match command {
         CacheCommand::Clear(args) => {
             let only_central = args.central && args.selection.tenants.is_empty() && !args.selection.all;
-            let tenants = if only_central { Vec::new() } else { args.selection.resolve(tenancy, out).await? };
+            let tenants = if only_central { Vec::new() } else { args.selection.resolve(tenancy, out, "tenancy cache clear").await? };
+            let sessions = tenancy.session_store();
+            let (verb, what) = if args.expired { ("Purged", "expired entries") } else { ("Cleared", "entries") };
             let mut failed = each(
                 tenancy,
                 tenants,
                 args.concurrency.get(tenancy),
                 out,
-                async |cache: &Cache| cache.flush().await,
-                |out, tenant, removed| {
+                async |cache: &Cache| {
+                    if !args.expired {
+                        return Ok((cache.flush().await?, 0));
+                    }
+                    let entries = cache.purge_expired().await?;
+                    // Inside the tenant's context: the session store finds the tenant there.
+                    let sessions = sessions.purge_expired().await.map_err(|err| CacheError::Store {
+                        store: "database",
+                        action: "purge expired sessions".into(),
+                        source: err.into(),
+                    })?;
+                    Ok((entries, sessions))
+                },
+                |out, tenant, (removed, sessions)| {
                     if out.is_json() {
-                        out.json(&json!({"event": "cache_cleared", "tenant": tenant.id, "entries": removed}));
+                        out.json(&json!({"event": "cache_cleared", "tenant": tenant.id, "entries": removed, "expired_only": args.expired, "sessions": sessions}));
+                    } else if args.expired {
+                        out.status(verb, format!("{tenant}: {removed} {what}, {sessions} expired sessions"));
                     } else {
-                        out.status("Cleared", format!("{tenant}: {removed} entries"));
+                        out.status(verb, format!("{tenant}: {removed} {what}"));
                     }
                 },
             )
             .await;
             if args.central {
-                match tenancy.central_cache().await?.flush().await {
-                    Ok(removed) if out.is_json() => out.json(&json!({"event": "cache_cleared", "central": true, "entries": removed})),
-                    Ok(removed) => out.status("Cleared", format!("the central cache: {removed} entries")),
+                let central = tenancy.central_cache().await?;
+                let result = if args.expired { central.purge_expired().await } else { central.flush().await };
+                match result {
+                    Ok(removed) if out.is_json() => {
+                        out.json(&json!({"event": "cache_cleared", "central": true, "entries": removed, "expired_only": args.expired}))
+                    }
+                    Ok(removed) => out.status(verb, format!("the central cache: {removed} {what}")),
                     Err(err) => {
                         failed += 1;
                         out.failure(
@@ -81,7 +118,7 @@ pub async fn run(command: CacheCommand, ctx: &CliContext<'_>) -> anyhow::Result<
             Ok(if failed == 0 { ExitStatus::Success } else { ExitStatus::Failure })
         }
         CacheCommand::Stats(args) => {
-            let tenants = args.selection.resolve(tenancy, out).await?;
+            let tenants = args.selection.resolve(tenancy, out, "tenancy cache stats").await?;
             let totals = std::sync::Mutex::new(CacheStats { entries: 0, bytes: 0 });
             let failed = each(
                 tenancy,

@@ -5,6 +5,7 @@ use clap_complete::Shell;
 
 use crate::exit::ExitStatus;
 use crate::extensions::Extensions;
+use crate::output::Output;
 
 /// Arguments of `tenancy completions`.
 #[derive(Debug, Args)]
@@ -15,8 +16,10 @@ pub struct CompletionsArgs {
 }
 
 /// Completes plugin commands too: the script is made from the same tree `tenancy` parses with.
-pub fn run(args: &CompletionsArgs, extensions: &Extensions) -> anyhow::Result<ExitStatus> {
+pub fn run(args: &CompletionsArgs, extensions: &Extensions, out: &Output) -> anyhow::Result<ExitStatus> {
     let mut command = extensions.command();
-    clap_complete::generate(args.shell, &mut command, "tenancy", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "tenancy", &mut script);
+    out.raw(&script);
     Ok(ExitStatus::Success)
 }

@@ -156,7 +156,11 @@ async fn check_redis(tenancy: &Tenancy, report: &mut Report<'_>) {
     let used =
         config.cache.store == CacheStoreKind::Redis || config.session.store == SessionStoreKind::Redis || config.redis.per_tenant_database;
     if !used {
-        report.add("redis", Verdict::Skip, "not used (cache and sessions live in tenant databases)", None);
+        let detail = match config.cache.store {
+            CacheStoreKind::Memory => "not used (the cache lives in each process's memory, sessions in tenant databases)",
+            _ => "not used (cache and sessions live in tenant databases)",
+        };
+        report.add("redis", Verdict::Skip, detail, None);
         return;
     }
     let started = Instant::now();

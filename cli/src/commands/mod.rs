@@ -63,7 +63,7 @@ pub async fn dispatch(mut invocation: Invocation<'_>, matches: &clap::ArgMatches
     }
     let cli = Cli::from_arg_matches(matches)?;
     match cli.command {
-        Command::Completions(args) => completions::run(&args, invocation.extensions),
+        Command::Completions(args) => completions::run(&args, invocation.extensions, invocation.out),
         Command::Init(args) => {
             init::run(&args, invocation.config_file, invocation.cwd, invocation.app, invocation.extensions, invocation.out).await
         }

@@ -29,8 +29,9 @@ impl TenantSelection {
         self.tenants.len() == 1
     }
 
-    /// The tenants to work on, in registry order (or in the order named).
-    pub async fn resolve(&self, tenancy: &Tenancy, out: &Output) -> anyhow::Result<Vec<Tenant>> {
+    /// The tenants to work on, in registry order (or in the order named). `command` is what was
+    /// typed (`tenancy cache stats`), for the hint of a usage error.
+    pub async fn resolve(&self, tenancy: &Tenancy, out: &Output, command: &str) -> anyhow::Result<Vec<Tenant>> {
         let mut chosen: Vec<Tenant> = Vec::new();
         for reference in &self.tenants {
             let tenant = tenancy.registry().resolve(reference).await?;
@@ -49,7 +50,7 @@ impl TenantSelection {
         if !out.is_interactive() {
             return Err(UsageError::new(
                 "no tenant given: name tenants with --tenant, or pass --all",
-                "tenancy db migrate --all  (or --tenant acme.example.com)",
+                format!("{command} --all  (or --tenant acme.example.com)"),
             )
             .into());
         }

@@ -107,7 +107,7 @@ fn libraries_in(root: &Path) -> Vec<PathBuf> {
 
 /// Runs `spec`, a command of `plugin`, with the arguments after its name.
 pub async fn run(plugin: &Arc<LoadedPlugin>, spec: &CommandSpec, args: Vec<String>, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
-    let tenants = if spec.tenants { selected_tenants(&args, ctx).await? } else { Vec::new() };
+    let tenants = if spec.tenants { selected_tenants(&spec.name, &args, ctx).await? } else { Vec::new() };
     let context = serde_json::to_string(&plugin_context(&ctx.config, tenants, ctx.out)).context("cannot write the plugin's context")?;
     let mut argv = vec![spec.name.clone()];
     argv.extend(args);
@@ -128,13 +128,13 @@ pub async fn run(plugin: &Arc<LoadedPlugin>, spec: &CommandSpec, args: Vec<Strin
 
 /// The tenants named by `--tenant`/`-t` and `--all` (with `--status`) in a plugin's arguments,
 /// resolved as the core commands resolve them. None given means none: the plugin decides.
-async fn selected_tenants(args: &[String], ctx: &CliContext<'_>) -> anyhow::Result<Vec<TenantInfo>> {
+async fn selected_tenants(command: &str, args: &[String], ctx: &CliContext<'_>) -> anyhow::Result<Vec<TenantInfo>> {
     let selection = scan_selection(args)?;
     if selection.tenants.is_empty() && !selection.all {
         return Ok(Vec::new());
     }
     ctx.with_tenancy(async |tenancy| {
-        let tenants = selection.resolve(tenancy, ctx.out).await?;
+        let tenants = selection.resolve(tenancy, ctx.out, &format!("tenancy {command}")).await?;
         tenants
             .into_iter()
             .map(|tenant| {

@@ -23,7 +23,7 @@ pub struct StatusArgs {
 pub async fn run(args: StatusArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
-        let tenants = args.selection.resolve(tenancy, out).await?;
+        let tenants = args.selection.resolve(tenancy, out, "tenancy db status").await?;
         let concurrency = args.concurrency.get(tenancy);
         let mut results: Vec<_> = futures::stream::iter(tenants)
             .map(|tenant| async move {

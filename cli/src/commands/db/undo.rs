@@ -62,7 +62,7 @@ impl Destructive {
 
 pub async fn rollback(args: RollbackArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     ctx.with_tenancy(async |tenancy| {
-        let tenants = args.selection.resolve(tenancy, ctx.out).await?;
+        let tenants = args.selection.resolve(tenancy, ctx.out, "tenancy db rollback").await?;
         let operation = Operation::Rollback { steps: args.step as usize };
         Ok(run_over(tenancy, ctx.out, tenants, operation, args.fleet.options(tenancy), "Rolled back").await)
     })
@@ -72,7 +72,7 @@ pub async fn rollback(args: RollbackArgs, ctx: &CliContext<'_>) -> anyhow::Resul
 pub async fn destructive(args: DestructiveArgs, kind: Destructive, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
-        let tenants = args.selection.resolve(tenancy, out).await?;
+        let tenants = args.selection.resolve(tenancy, out, &format!("tenancy db {}", kind.name())).await?;
         if !args.force {
             if !out.is_interactive() {
                 return Err(UsageError::new(

@@ -1,0 +1,72 @@
+//! Core's `tracing` events, shown through [`Output`]: warnings always (as `warning:` lines, or JSON
+//! events with `--json`), informational and debug events with `-v` and `-vv`, and whatever
+//! `RUST_LOG` asks for when it is set. Nothing is written past `Output`, so plain and JSON modes hold.
+
+use std::fmt::Write as _;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::output::Output;
+
+/// Installs the subscriber for this process; `verbose` counts `-v` flags. A second call (a test
+/// running the app twice) keeps the first.
+pub fn install(out: &Output, verbose: u8) {
+    #[allow(clippy::disallowed_methods)] // RUST_LOG is the tracing convention, not tenancy configuration
+    let filter = match std::env::var_os("RUST_LOG") {
+        Some(_) => EnvFilter::from_default_env(),
+        None => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,tenancy_core=info,tenancy_cli=info",
+            2 => "info,tenancy_core=debug,tenancy_cli=debug",
+            _ => "debug",
+        }),
+    };
+    let _ = tracing_subscriber::registry().with(filter).with(OutputLayer { out: out.clone() }).try_init();
+}
+
+/// Turns each event into one line of output.
+struct OutputLayer {
+    out: Output,
+}
+
+impl<S: Subscriber> Layer<S> for OutputLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut line = Line::default();
+        event.record(&mut line);
+        let metadata = event.metadata();
+        match *metadata.level() {
+            Level::ERROR | Level::WARN => self.out.warn(line.text),
+            level => self.out.line(format!("{}: {} ({})", level.as_str().to_lowercase(), line.text, metadata.target())),
+        }
+    }
+}
+
+/// The event's message, then its other fields as `name=value`.
+#[derive(Default)]
+struct Line {
+    text: String,
+}
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let fields = std::mem::take(&mut self.text);
+            let _ = write!(self.text, "{value:?}{fields}");
+        } else {
+            let _ = write!(self.text, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            let fields = std::mem::take(&mut self.text);
+            self.text = format!("{value}{fields}");
+        } else {
+            let _ = write!(self.text, " {}={value}", field.name());
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! Test support shared by the library's integration tests (`tests/tests/`) and the binary's
-//! end-to-end tests (`cli/tests/`): a [`TestEnv`] per test on one [`Backend`], with uniquely named
+//! end-to-end tests (`sample/tests/`): a [`TestEnv`] per test on one [`Backend`], with uniquely named
 //! databases that are dropped when it goes out of scope.
 //!
 //! PostgreSQL and MariaDB are expected on 127.0.0.1:5432 (user `postgres`, trust) and
@@ -28,12 +28,34 @@ pub fn service_available(name: &str, address: &str) -> bool {
     if TcpStream::connect_timeout(&socket, Duration::from_secs(2)).is_ok() {
         return true;
     }
-    #[allow(clippy::disallowed_methods)] // test support reads the CI convention, not tenancy configuration
-    let on_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-    assert!(!on_ci, "CI is set but no {name} server answers on {address}: the {name} tests cannot run");
+    assert!(!on_ci(), "CI is set but no {name} server answers on {address}: the {name} tests cannot run");
     // Written straight to stderr: the test harness captures `eprintln!`, and this must be seen.
     let _ = writeln!(std::io::stderr(), "SKIPPED {name} tests: no server on {address}");
     false
+}
+
+/// Whether this runs on CI: `CI` set to anything but empty, `0` or `false`.
+pub fn on_ci() -> bool {
+    #[allow(clippy::disallowed_methods)] // test support reads the CI convention, not tenancy configuration
+    let value = std::env::var_os("CI");
+    means_ci(value.as_deref())
+}
+
+fn means_ci(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !matches!(v.to_string_lossy().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ci_is_any_value_but_empty_zero_or_false() {
+        for (value, ci) in [(None, false), (Some(""), false), (Some("0"), false), (Some("false"), false), (Some("FALSE"), false)] {
+            assert_eq!(super::means_ci(value.map(std::ffi::OsStr::new)), ci, "{value:?}");
+        }
+        for value in ["true", "1", "yes"] {
+            assert!(super::means_ci(Some(std::ffi::OsStr::new(value))), "{value}");
+        }
+    }
 }
 
 /// A place tenant databases (and the registry) live in a test.
@@ -243,7 +265,10 @@ impl Drop for TestEnv {
                 .expect("a runtime")
                 .block_on(Self::cleanup(backend, prefix, pg, my));
         });
-        let _ = cleanup.join();
+        // A failed cleanup leaves databases behind: say so, unless the test is failing anyway.
+        if cleanup.join().is_err() && !std::thread::panicking() {
+            panic!("dropping the test databases with prefix `{}` failed; they are left on the server", self.prefix);
+        }
     }
 }
 

@@ -50,10 +50,24 @@ async fn ambiguous_references_list_the_candidates() {
         Err(TenantRefError::Ambiguous { candidates, .. }) => assert_eq!(candidates, vec![one.to_string(), two.to_string()]),
         other => panic!("expected ambiguity, got {other:?}"),
     }
-    // UUID v7 ids made in the same minute share their first 8 digits.
-    let prefix = &one.id.to_string()[..8];
-    assert!(two.id.to_string().starts_with(prefix));
-    assert!(matches!(tenancy.registry().resolve(prefix).await, Err(TenantRefError::Ambiguous { .. })));
+    // Two ids that share their first 8 digits, made so rather than hoped for.
+    for last in ["000000000001", "000000000002"] {
+        let id = tenancy_core::TenantId::parse(&format!("0195f3a2-7c4d-7e8f-9a0b-{last}")).unwrap();
+        let new = tenancy_core::registry::NewTenant {
+            id,
+            name: tenancy_core::TenantName::parse("Prefixed").unwrap(),
+            status: tenancy_core::TenantStatus::Active,
+            database: tenancy.config().naming().name_for(&id),
+            server: "default".into(),
+            domains: Vec::new(),
+            homepage_enabled: false,
+            data: serde_json::json!({}),
+        };
+        tenancy.registry().insert(&new).await.unwrap();
+    }
+    assert!(matches!(tenancy.registry().resolve("0195f3a2").await, Err(TenantRefError::Ambiguous { .. })));
+    assert!(matches!(tenancy.registry().resolve("0195f3a2-7c4d-7e8f-9a0b-00000000000").await, Err(TenantRefError::Ambiguous { .. })));
+    assert!(tenancy.registry().resolve("0195f3a2-7c4d-7e8f-9a0b-000000000002").await.is_ok());
 }
 
 #[tokio::test]

@@ -12,9 +12,11 @@ use tenancy_tests::{Backend, REDIS_ADDR, TestEnv, service_available};
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::SessionStore;
 
-const STORES: [(Backend, SessionStoreKind); 3] = [
+const STORES: [(Backend, SessionStoreKind); 5] = [
     (Backend::Sqlite, SessionStoreKind::Database),
     (Backend::Postgres, SessionStoreKind::Database),
+    (Backend::PostgresSchema, SessionStoreKind::Database),
+    (Backend::MySql, SessionStoreKind::Database),
     (Backend::Sqlite, SessionStoreKind::Redis),
 ];
 
@@ -72,5 +74,33 @@ async fn a_session_id_from_one_tenant_is_unknown_to_another() {
             assert!(left.is_empty(), "deleting B removed its session, and A's was deleted above: {left:?}");
         }
         tenancy.close().await;
+    }
+}
+
+#[tokio::test]
+async fn expired_sessions_in_a_database_are_swept() {
+    for (backend, kind) in STORES {
+        if kind != SessionStoreKind::Database {
+            continue;
+        }
+        let Some(env) = TestEnv::new(backend) else { continue };
+        env.create_central_database().await;
+        let tenancy = Tenancy::builder(env.config()).open().await.unwrap();
+        let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
+        let store = tenancy.session_store();
+        let purged = tenancy
+            .run(&a, |_| async move {
+                let mut short = record("soon gone", time::Duration::seconds(1));
+                let mut long = record("stays", time::Duration::hours(1));
+                store.create(&mut short).await.unwrap();
+                store.create(&mut long).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+                let purged = store.purge_expired().await.unwrap();
+                assert!(store.load(&long.id).await.unwrap().is_some(), "{backend:?}: a live session stays");
+                purged
+            })
+            .await
+            .unwrap();
+        assert_eq!(purged, 1, "{backend:?}: the expired session was swept");
     }
 }

@@ -165,3 +165,22 @@ fn core_events_reach_the_terminal_through_the_output() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.lines().all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok()), "--json stays JSON:\n{stdout}");
 }
+
+#[test]
+fn the_mariadb_registry_database_is_created_utf8mb4() {
+    let Some(cli) = Cli::new(Backend::MySql) else { return };
+    cli.ok(&["init"]);
+    let charset = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(format!("mysql://root@{}/mysql", tenancy_tests::MYSQL_ADDR)).await.unwrap();
+        let sql = format!(
+            "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+            cli.env.central_database()
+        );
+        let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        let charset: String = row.try_get_by_index(0).unwrap();
+        db.close().await.unwrap();
+        charset
+    });
+    assert_eq!(charset, "utf8mb4");
+}

@@ -11,6 +11,9 @@ use sea_orm::{ConnectOptions, DatabaseConnection};
 use super::manager::{PoolSettings, connect};
 use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, Driver};
 
+/// How long a connection waits for another one's lock, and opening waits for a busy file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A SQLite file per tenant: `{folder}/{name}.sqlite`.
 #[derive(Debug)]
 pub struct SqliteManager {
@@ -44,7 +47,7 @@ pub(crate) fn sqlite_connect_options(path: &Path, options: &mut ConnectOptions) 
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
     });
 }
 
@@ -70,7 +73,20 @@ impl DatabaseManager for SqliteManager {
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
-        connect(self.connect_options(database), None, self.location(database)).await
+        // Switching a new file to WAL takes a lock that SQLite does not wait for: when another
+        // process opens the same new tenant at that moment (two `db migrate` at once), the open is
+        // refused as busy. Such an open is tried again, as long as a busy connection would wait.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match connect(self.connect_options(database), None, self.location(database)).await {
+                Err(DatabaseError::Connect { source, .. })
+                    if source.0.contains("database is locked") && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                opened => return opened,
+            }
+        }
     }
 
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {

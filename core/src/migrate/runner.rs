@@ -47,6 +47,9 @@ pub struct MigrationFailure {
 struct Step {
     migrator: Arc<dyn TenantMigrator>,
     migration: Box<dyn MigrationTrait>,
+    /// The first migration this run applies with its migrator: it creates the tracking table if
+    /// missing (under the lock, so two processes never race to create it).
+    installs_tracking: bool,
 }
 
 impl Step {
@@ -62,7 +65,7 @@ async fn plan(db: &DatabaseConnection, set: &MigrationSet) -> Result<(Vec<Step>,
     let recorded = tracking::applied(db, &tables).await?;
     for (migrator, done) in set.migrators().iter().zip(recorded) {
         for migration in migrator.migrations() {
-            let step = Step { migrator: migrator.clone(), migration };
+            let step = Step { migrator: migrator.clone(), migration, installs_tracking: false };
             if done.contains_key(step.migration.name()) { applied.push(step) } else { pending.push(step) }
         }
     }
@@ -89,7 +92,13 @@ pub async fn migrate(
 ) -> Result<Vec<MigrationRun>, MigrationFailure> {
     let (_, pending) = plan(db, set).await.map_err(|err| reading_failed(&err))?;
     let mut runs = Vec::with_capacity(pending.len());
-    for step in pending {
+    let mut installed: Vec<String> = Vec::new();
+    for mut step in pending {
+        let table = step.migrator.tracking_table();
+        step.installs_tracking = !installed.contains(&table);
+        if step.installs_tracking {
+            installed.push(table);
+        }
         runs.extend(run(db, &step, Direction::Up, meter, observer).await.map_err(|err| failure(&step, Direction::Up, &err, &runs))?);
     }
     Ok(runs)
@@ -183,7 +192,7 @@ async fn apply_unless_done(manager: &SchemaManager<'_>, step: &Step, direction: 
     let db = manager.get_connection();
     let table = step.migrator.tracking_table();
     let version = step.migration.name();
-    if direction == Direction::Up {
+    if step.installs_tracking {
         tracking::install(db, &table).await?;
     }
     if tracking::is_recorded(db, &table, version).await? == (direction == Direction::Up) {

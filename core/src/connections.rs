@@ -15,12 +15,11 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 use crate::database::{DatabaseError, DatabaseManager, DatabaseName};
 use crate::{Config, TenantId};
@@ -29,13 +28,19 @@ use crate::{Config, TenantId};
 #[derive(Debug)]
 pub struct ConnectionCache {
     state: Mutex<CacheState>,
-    slots: Arc<Semaphore>,
-    budget: Arc<Semaphore>,
+    /// What the open pools, and those being opened, hold of the limits.
+    taken: Arc<Mutex<Taken>>,
     /// Woken whenever capacity comes back or a pool becomes idle.
     capacity: Arc<Notify>,
     limits: Limits,
-    /// The most budget permits ever reserved at once.
-    peak_reserved: AtomicU32,
+}
+
+/// Pools and connections reserved, and the most connections ever reserved at once.
+#[derive(Debug, Default)]
+struct Taken {
+    pools: usize,
+    connections: u32,
+    peak_connections: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,20 +73,23 @@ impl OpenPool {
     }
 }
 
-/// Room for one pool: a slot of `max_open_pools` and `pool_size` permits of the budget. However it
-/// is dropped (a failed open, an eviction, a close), both go back and every waiter is woken.
+/// Room for one pool: one of `max_open_pools` and `pool_size` connections of the budget, taken
+/// together or not at all. However it is dropped (a failed open, an eviction, a close), both go
+/// back and then every waiter is woken, so a woken waiter finds them.
 #[derive(Debug)]
 struct Reservation {
-    slot: Option<OwnedSemaphorePermit>,
-    budget: Option<OwnedSemaphorePermit>,
+    taken: Arc<Mutex<Taken>>,
+    connections: u32,
     capacity: Arc<Notify>,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        // The permits go back before the wake-up, so a woken waiter finds them.
-        drop(self.slot.take());
-        drop(self.budget.take());
+        {
+            let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+            taken.pools -= 1;
+            taken.connections -= self.connections;
+        }
         self.capacity.notify_waiters();
     }
 }
@@ -130,8 +138,7 @@ impl ConnectionCache {
         let db = &config.tenant_database;
         Self {
             state: Mutex::new(CacheState::default()),
-            slots: Arc::new(Semaphore::new(db.max_open_pools as usize)),
-            budget: Arc::new(Semaphore::new(db.connection_budget as usize)),
+            taken: Arc::default(),
             capacity: Arc::new(Notify::new()),
             limits: Limits {
                 pool_size: db.pool_size,
@@ -139,7 +146,6 @@ impl ConnectionCache {
                 connection_budget: db.connection_budget,
                 idle_timeout: config.idle_timeout(),
             },
-            peak_reserved: AtomicU32::new(0),
         }
     }
 
@@ -214,11 +220,15 @@ impl ConnectionCache {
     }
 
     fn try_reserve(&self) -> Option<Reservation> {
-        let slot = self.slots.clone().try_acquire_owned().ok()?;
-        let budget = self.budget.clone().try_acquire_many_owned(self.limits.pool_size).ok()?;
-        let reserved = self.limits.connection_budget - self.budget.available_permits() as u32;
-        self.peak_reserved.fetch_max(reserved, Ordering::Relaxed);
-        Some(Reservation { slot: Some(slot), budget: Some(budget), capacity: self.capacity.clone() })
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let connections = taken.connections + self.limits.pool_size;
+        if taken.pools >= self.limits.max_open_pools || connections > self.limits.connection_budget {
+            return None;
+        }
+        taken.pools += 1;
+        taken.connections = connections;
+        taken.peak_connections = taken.peak_connections.max(connections);
+        Some(Reservation { taken: self.taken.clone(), connections: self.limits.pool_size, capacity: self.capacity.clone() })
     }
 
     /// Inside nested tenant contexts, the pools of the outer contexts stay in use until this task
@@ -230,7 +240,7 @@ impl ConnectionCache {
             return Ok(());
         }
         let state = self.lock();
-        let opening = (self.limits.max_open_pools - self.slots.available_permits()).saturating_sub(state.pools.len());
+        let opening = self.taken.lock().unwrap_or_else(PoisonError::into_inner).pools.saturating_sub(state.pools.len());
         let only_ours = state.pools.iter().filter(|(_, pool)| !pool.is_idle()).all(|(id, _)| held.contains(id));
         if opening == 0 && only_ours {
             return Err(DatabaseError::NestedOverBudget {
@@ -299,7 +309,7 @@ impl ConnectionCache {
             open_pools: state.pools.len(),
             pools_in_use: state.pools.values().filter(|pool| !pool.is_idle()).count(),
             reserved_connections: state.pools.len() as u32 * self.limits.pool_size,
-            peak_reserved_connections: self.peak_reserved.load(Ordering::Relaxed),
+            peak_reserved_connections: self.taken.lock().unwrap_or_else(PoisonError::into_inner).peak_connections,
             pools_opened: state.opened,
         }
     }

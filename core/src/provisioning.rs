@@ -424,6 +424,8 @@ impl Tenancy {
         let closed = self.close_tenant(&tenant.id);
         self.connections().close_when_idle(&tenant.id).await;
         self.caches().sweep_tenant(tenant).await.map_err(|source| DeleteError::Cache { tenant: tenant.to_string(), source })?;
+        // A context refused since may have opened a pool on its way to seeing the tenant closed.
+        self.connections().close(&tenant.id).await;
         if !options.keep_database {
             self.manager_of(tenant)?.drop_database(&tenant.database).await?;
         }

@@ -261,12 +261,14 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
-        if self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id) {
-            return Err(ContextError::Closed { tenant: tenant.to_string() });
-        }
         let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
         let manager = self.manager_of(tenant).map_err(database_error)?;
         let lease = self.connections.lease(&tenant.id, &tenant.database, manager.as_ref()).await.map_err(database_error)?;
+        // Checked with the lease held: a delete closes the tenant, then waits for its leases to
+        // end, so a context either started before (and is waited for) or sees it closed.
+        if self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id) {
+            return Err(ContextError::Closed { tenant: tenant.to_string() });
+        }
         let tenant = Arc::new(tenant.clone());
         let mut builder = ContextBuilder::new(tenant.clone(), lease.connection().clone(), progress);
         for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {

@@ -100,7 +100,9 @@ const STORES: [(Backend, CacheStoreKind); 6] = [
 #[tokio::test]
 async fn fifty_tenants_at_random_never_see_each_others_entries() {
     for (backend, store) in STORES {
-        let Some((env, tenancy, tenants)) = world(backend, store, 50).await else { continue };
+        // MariaDB's DDL is slow: fewer tenants there keep the suite's time, and still share every key.
+        let count = if backend == Backend::MySql { 12 } else { 50 };
+        let Some((env, tenancy, tenants)) = world(backend, store, count).await else { continue };
         let keys = Arc::new(tricky_keys(&tenants));
         let tenancy = Arc::new(tenancy);
         let mut workers = Vec::new();

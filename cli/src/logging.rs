@@ -51,22 +51,23 @@ struct Line {
     text: String,
 }
 
-impl Visit for Line {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+impl Line {
+    /// The message goes first, whenever it is recorded; other fields follow as ` name=value`.
+    fn push(&mut self, field: &Field, value: impl std::fmt::Display) {
         if field.name() == "message" {
-            let fields = std::mem::take(&mut self.text);
-            let _ = write!(self.text, "{value:?}{fields}");
-        } else {
-            let _ = write!(self.text, " {}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            let fields = std::mem::take(&mut self.text);
-            self.text = format!("{value}{fields}");
+            self.text = format!("{value}{}", self.text);
         } else {
             let _ = write!(self.text, " {}={value}", field.name());
         }
+    }
+}
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.push(field, format_args!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value);
     }
 }

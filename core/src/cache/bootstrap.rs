@@ -165,11 +165,6 @@ impl CacheBootstrapper {
     pub fn forget_tenant(&self, tenant: &crate::TenantId) {
         self.assigned.lock().unwrap_or_else(|p| p.into_inner()).remove(tenant);
     }
-
-    /// The configured store.
-    pub fn kind(&self) -> CacheStoreKind {
-        self.kind
-    }
 }
 
 /// A reconnecting, multiplexed connection to the Redis at `url`; `action` says what was being done,

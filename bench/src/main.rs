@@ -43,8 +43,8 @@ enum Bench {
         #[arg(long, default_value_t = 20_000)]
         operations: usize,
     },
-    /// Migrate N fresh tenants four ways: the CLI, the CLI again with nothing pending, a
-    /// `Migrator::up` loop, and the bare SQL (see `migrate.rs`)
+    /// Migrate N fresh tenants: the CLI, the CLI again with nothing pending, the floor (plain sqlx
+    /// or one psql session) and a peer (`Migrator::up` over `buffer_unordered`); see `migrate.rs`
     Migrate {
         /// SQLite tenants
         #[arg(long, default_value_t = 1000)]
@@ -55,6 +55,12 @@ enum Bench {
         /// Passed to `tenancy db migrate --concurrency` [default: its own default]
         #[arg(long)]
         concurrency: Option<usize>,
+        /// How many tenants the peer migrates at once; each is measured and the best one compared
+        #[arg(long, value_delimiter = ',', default_values_t = [4, 8, 16])]
+        peer_concurrency: Vec<usize>,
+        /// Which backends (default: sqlite, postgres and postgres-schema)
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::Postgres, BackendArg::PostgresSchema])]
+        backend: Vec<BackendArg>,
         /// The release `tenancy` binary to measure
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
         binary: std::path::PathBuf,
@@ -116,16 +122,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Bench::Cache { operations } => cache::run(operations).await?,
         Bench::Startup { plugins, runs, binary, library } => startup::run(&binary, &library, plugins, runs)?,
-        Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, binary } => {
+        Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {
             anyhow::ensure!(
                 binary.is_file(),
                 "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-sample`",
                 binary.display()
             );
             println!("migrate: fresh tenants, the sample migrations plus core's tables");
-            migrate::run(Backend::Sqlite, sqlite_tenants, &binary, concurrency).await?;
-            migrate::run(Backend::Postgres, postgres_tenants, &binary, concurrency).await?;
-            migrate::run(Backend::PostgresSchema, postgres_tenants, &binary, concurrency).await?;
+            let options = migrate::Options { binary: &binary, concurrency, peer_concurrency: &peer_concurrency };
+            for backend in backend.into_iter().map(Backend::from) {
+                let count = if backend == Backend::Sqlite { sqlite_tenants } else { postgres_tenants };
+                migrate::run(backend, count, &options).await?;
+            }
         }
     }
     Ok(())

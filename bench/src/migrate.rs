@@ -1,21 +1,32 @@
-//! `migrate`: (a) `tenancy db migrate --all` over fresh tenants, (b) the same with nothing pending,
-//! (c) the loop a Rust developer writes today (`Migrator::up(&db, None)` per tenant, one after
-//! another), and (d) the floor: the same SQL through a plain connection, one transaction per
-//! migration with its tracking row, one tenant after another.
+//! `migrate`: fresh tenants migrated by (a) `tenancy db migrate --all` (and on SQLite (a1) the
+//! same at `--concurrency 1`), (b) the same again with nothing pending, against
+//!
+//! - (d) the floor, the cheapest honest way to do the same work outside our stack: on SQLite a
+//!   plain sqlx connection per file (WAL, `synchronous = NORMAL`, as tenancy opens them), one
+//!   transaction per migration with its tracking row, sent as one script, tenant after tenant; on
+//!   PostgreSQL the same statements through one `psql` session (`\connect` per database, or
+//!   `SET search_path` per schema);
+//! - (e) the peer, what a developer writes instead: sea-orm-migration's `Migrator::up` per tenant
+//!   (core's tables, then the application's), `buffer_unordered` over the tenants, with the same
+//!   connection options as (a), at each of `--peer-concurrency` and reported at its best.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use futures::StreamExt;
+use sea_orm::DbBackend;
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::{AssertSqlSafe, Connection};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
-use tenancy_core::migrate::{CoreTablesMigrator, MigrationSet, SeaOrmMigrator, TenantMigrator, runner, tracking};
+use tenancy_core::migrate::{CoreTablesMigrator, MigrationSet, SeaOrmMigrator, TenantMigrator, runner};
 use tenancy_core::provisioning::TenantRequest;
-use tenancy_core::{Tenancy, Tenant, TenantName};
+use tenancy_core::{Driver, Tenancy, Tenant, TenantName};
 use tenancy_tests::{Backend, TestEnv};
 
-/// Core's tables as a plain `MigratorTrait`, so the baseline runs the very same migrations.
+/// Core's tables as a plain `MigratorTrait`, so the peer runs the very same migrations.
 struct CoreTables;
 
 impl MigratorTrait for CoreTables {
@@ -28,33 +39,63 @@ impl MigratorTrait for CoreTables {
     }
 }
 
-pub async fn run(backend: Backend, count: usize, binary: &Path, concurrency: Option<usize>) -> anyhow::Result<()> {
+/// What to run.
+pub struct Options<'a> {
+    /// The release `tenancy` binary.
+    pub binary: &'a Path,
+    /// `--concurrency` for (a); its own default if `None`.
+    pub concurrency: Option<usize>,
+    /// The peer's concurrencies to try.
+    pub peer_concurrency: &'a [usize],
+}
+
+pub async fn run(backend: Backend, count: usize, options: &Options<'_>) -> anyhow::Result<()> {
     let Some(env) = TestEnv::new(backend) else { return Ok(()) };
     env.create_central_database().await;
     let app: Arc<dyn TenantMigrator> = Arc::new(SeaOrmMigrator::<migration::Migrator>::default());
     let tenancy = Tenancy::builder(env.config()).tenant_migrator(app.clone()).open().await?;
     let tenants = create_tenants(&tenancy, count).await?;
     let migrations = MigrationSet::new(Some(app)).migrators().iter().map(|m| m.migrations().len()).sum::<usize>();
-
-    let (a, peak) = cli_migrate(binary, env.dir(), concurrency)?;
-    let (b, _) = cli_migrate(binary, env.dir(), concurrency)?;
-    recreate(&tenancy, &tenants).await?;
-    let c = baseline(&tenancy, &tenants).await?;
-    recreate(&tenancy, &tenants).await?;
-    let d = floor(&tenancy, &tenants).await?;
-
     let secs = |d: Duration| d.as_secs_f64();
-    println!(
-        "  {:<16} N={count:<5} {migrations} migrations each\n    (a) db migrate --all   {:>7.2}s   peak RSS {:.0} MiB\n    (b) nothing pending    {:>7.2}s\n    (c) Migrator::up loop  {:>7.2}s\n    (d) floor              {:>7.2}s\n    ratios: a/d {:.2}   c/a {:.2}",
-        backend.name(),
-        secs(a),
-        peak as f64 / 1024.0 / 1024.0,
-        secs(b),
-        secs(c),
-        secs(d),
-        secs(a) / secs(d),
-        secs(c) / secs(a),
-    );
+
+    let (a, peak) = cli_migrate(options.binary, env.dir(), options.concurrency)?;
+    let (b, _) = cli_migrate(options.binary, env.dir(), options.concurrency)?;
+    let a1 = match backend {
+        Backend::Sqlite => {
+            recreate(&tenancy, &tenants).await?;
+            Some(cli_migrate(options.binary, env.dir(), Some(1))?.0)
+        }
+        _ => None,
+    };
+    recreate(&tenancy, &tenants).await?;
+    let script = Script::of(&tenancy).await?;
+    let d = match backend {
+        Backend::Sqlite => sqlite_floor(&tenancy, &tenants, &script).await?,
+        _ => psql_floor(&env, backend, &tenants, &script)?,
+    };
+    let mut peers = Vec::new();
+    for &concurrency in options.peer_concurrency {
+        recreate(&tenancy, &tenants).await?;
+        peers.push((concurrency, peer(&tenancy, &tenants, concurrency).await?));
+    }
+    let (best, e) = peers.iter().copied().min_by_key(|(_, time)| *time).unwrap_or((0, Duration::MAX));
+
+    let mut out = format!("  {:<16} N={count:<5} {migrations} migrations each\n", backend.name());
+    let _ = writeln!(out, "    (a)  db migrate --all        {:>7.2}s   peak RSS {:.0} MiB", secs(a), peak as f64 / 1024.0 / 1024.0);
+    if let Some(a1) = a1 {
+        let _ = writeln!(out, "    (a1) … --concurrency 1       {:>7.2}s", secs(a1));
+    }
+    let _ = writeln!(out, "    (b)  nothing pending         {:>7.2}s", secs(b));
+    let _ =
+        writeln!(out, "    (d)  floor ({:<14})   {:>7.2}s", if backend == Backend::Sqlite { "plain sqlx" } else { "one psql" }, secs(d));
+    for (concurrency, time) in &peers {
+        let _ = writeln!(out, "    (e)  Migrator::up × {concurrency:<3}       {:>7.2}s", secs(*time));
+    }
+    let _ = write!(out, "    ratios: a/d {:.2}   a/e {:.2} (e at {best} at once)", secs(a) / secs(d), secs(a) / secs(e));
+    if let Some(a1) = a1 {
+        let _ = write!(out, "   a1/d {:.2}", secs(a1) / secs(d));
+    }
+    println!("{out}");
     tenancy.close().await;
     Ok(())
 }
@@ -108,65 +149,107 @@ async fn recreate(tenancy: &Tenancy, tenants: &[Tenant]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// (c): what a developer writes: `Database::connect` with default options (on SQLite, sqlx's
-/// defaults: WAL with `synchronous = FULL`), `Migrator::up(&db, None)` for each migrator, one tenant
-/// after another. On PostgreSQL it gets the same URL and options as (a), so the comparison is about
-/// the migrating, not TLS.
-async fn baseline(tenancy: &Tenancy, tenants: &[Tenant]) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    for tenant in tenants {
-        let manager = tenancy.manager_of(tenant)?;
-        let db = match manager.driver() {
-            tenancy_core::Driver::Sqlite => sea_orm::Database::connect(format!("sqlite://{}", manager.location(&tenant.database))).await?,
-            _ => manager.open(&tenant.database).await?,
+/// Every migration's statements on the tenants' backend, with its tracking row: what the floor sends.
+struct Script {
+    /// `CREATE TABLE IF NOT EXISTS` of each tracking table.
+    tracking_tables: Vec<String>,
+    /// Per migration: `BEGIN; its statements; INSERT INTO its tracking table …; COMMIT;`.
+    migrations: Vec<String>,
+}
+
+impl Script {
+    async fn of(tenancy: &Tenancy) -> anyhow::Result<Self> {
+        let backend = match tenancy.config().tenant_database.driver {
+            Driver::Sqlite => DbBackend::Sqlite,
+            Driver::Postgres => DbBackend::Postgres,
+            Driver::MySql => DbBackend::MySql,
         };
-        CoreTables::up(&db, None).await?;
-        migration::Migrator::up(&db, None).await?;
-        db.close().await?;
+        let mut script = Self { tracking_tables: Vec::new(), migrations: Vec::new() };
+        for migrator in tenancy.migrations().migrators() {
+            let table = migrator.tracking_table();
+            script.tracking_tables.push(format!(
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (\"version\" varchar NOT NULL PRIMARY KEY, \"applied_at\" bigint NOT NULL);"
+            ));
+            for migration in migrator.migrations() {
+                let statements = runner::statements_of(migration.as_ref(), backend).await.map_err(anyhow::Error::msg)?;
+                let mut sql = String::from("BEGIN;\n");
+                for statement in statements {
+                    let _ = writeln!(sql, "{statement};");
+                }
+                let _ = writeln!(
+                    sql,
+                    "INSERT INTO \"{table}\" (\"version\", \"applied_at\") VALUES ('{}', 1764633600);\nCOMMIT;",
+                    migration.name()
+                );
+                script.migrations.push(sql);
+            }
+        }
+        Ok(script)
     }
-    Ok(started.elapsed())
 }
 
-/// (d): the same statements through a plain pool, one transaction per migration with its tracking
-/// row (the same durability as (a)), one tenant after another.
-async fn floor(tenancy: &Tenancy, tenants: &[Tenant]) -> anyhow::Result<Duration> {
-    let backend = tenancy.registry().connection().get_database_backend();
-    let backend =
-        if tenancy.config().tenant_database.driver == tenancy_core::Driver::Sqlite { sea_orm::DbBackend::Sqlite } else { backend };
-    let mut script: Vec<(String, String, Vec<String>, bool)> = Vec::new();
-    for migrator in tenancy.migrations().migrators() {
-        for migration in migrator.migrations() {
-            let statements = runner::statements_of(migration.as_ref(), backend).await.map_err(anyhow::Error::msg)?;
-            let transactional = migration.use_transaction().unwrap_or(backend != sea_orm::DbBackend::MySql);
-            script.push((migrator.tracking_table(), migration.name().to_owned(), statements, transactional));
-        }
-    }
-    let tables: Vec<String> = tenancy.migrations().migrators().iter().map(|m| m.tracking_table()).collect();
+/// (d) on SQLite: one plain sqlx connection per file, the same pragmas as tenancy's, one
+/// transaction per migration, each sent as one script; tenant after tenant.
+async fn sqlite_floor(tenancy: &Tenancy, tenants: &[Tenant], script: &Script) -> anyhow::Result<Duration> {
+    let tracking = script.tracking_tables.concat();
     let started = Instant::now();
     for tenant in tenants {
-        let db = tenancy.manager_of(tenant)?.open(&tenant.database).await?;
-        for table in &tables {
-            tracking::install(&db, table).await?;
+        let path = tenancy.manager_of(tenant)?.location(&tenant.database);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let mut connection = sea_orm::sqlx::SqliteConnection::connect_with(&options).await?;
+        sea_orm::sqlx::raw_sql(AssertSqlSafe(tracking.clone())).execute(&mut connection).await?;
+        for migration in &script.migrations {
+            sea_orm::sqlx::raw_sql(AssertSqlSafe(migration.clone())).execute(&mut connection).await?;
         }
-        for (table, name, statements, transactional) in &script {
-            apply(&db, table, name, statements, *transactional).await?;
-        }
-        db.close().await?;
+        connection.close().await?;
     }
     Ok(started.elapsed())
 }
 
-async fn apply(db: &sea_orm::DatabaseConnection, table: &str, name: &str, statements: &[String], transactional: bool) -> Result<(), DbErr> {
-    if !transactional {
-        for sql in statements {
-            db.execute_unprepared(sql).await?;
+/// (d) on PostgreSQL: the whole script through one `psql` session.
+fn psql_floor(env: &TestEnv, backend: Backend, tenants: &[Tenant], script: &Script) -> anyhow::Result<Duration> {
+    let mut sql = String::new();
+    for tenant in tenants {
+        match backend {
+            Backend::PostgresSchema => writeln!(sql, "SET search_path TO \"{}\";", tenant.database)?,
+            _ => writeln!(sql, "\\connect {}", tenant.database)?,
         }
-        return tracking::record(db, table, name).await;
+        sql.extend(script.tracking_tables.iter().map(|s| format!("{s}\n")));
+        sql.extend(script.migrations.iter().cloned());
     }
-    let txn = db.begin().await?;
-    for sql in statements {
-        txn.execute_unprepared(sql).await?;
-    }
-    tracking::record(&txn, table, name).await?;
-    txn.commit().await
+    let file = env.dir().join("floor.sql");
+    std::fs::write(&file, sql)?;
+    let started = Instant::now();
+    let output = Command::new("psql")
+        .args(["--quiet", "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--file"])
+        .arg(&file)
+        .arg(env.central_url())
+        .stdout(Stdio::null())
+        .output()?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(output.status.success(), "psql failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(elapsed)
+}
+
+/// (e): `Migrator::up` for each migrator, `concurrency` tenants at once, with the connection
+/// options of (a).
+async fn peer(tenancy: &Tenancy, tenants: &[Tenant], concurrency: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(tenants)
+        .map(|tenant| async move {
+            let db = tenancy.manager_of(tenant)?.open(&tenant.database).await?;
+            CoreTables::up(&db, None).await?;
+            migration::Migrator::up(&db, None).await?;
+            db.close().await?;
+            Ok(())
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(started.elapsed())
 }

@@ -32,6 +32,7 @@ pub struct Output {
     mode: Mode,
     color: bool,
     quiet: bool,
+    verbose: u8,
     interactive: bool,
     live: Arc<Live>,
 }
@@ -60,9 +61,22 @@ impl Output {
             mode,
             color: mode == Mode::Terminal && !no_color_env && !no_color_flag,
             quiet,
+            verbose: 0,
             interactive: stderr_tty && std::io::stdin().is_terminal(),
             live: Arc::default(),
         }
+    }
+
+    /// Sets how many `-v` were given.
+    #[must_use]
+    pub fn verbosity(mut self, verbose: u8) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Whether `-v` was given: list what a summary would fold.
+    pub fn is_verbose(&self) -> bool {
+        self.verbose > 0
     }
 
     /// The output mode.
@@ -284,6 +298,25 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// `12`, `1,129`, `10,000`: counts with thousands separated.
+pub fn format_count(count: u64) -> String {
+    let digits = count.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// `1 tenant`, `2 tenants`, `10,000 tenants`.
+pub fn plural(count: usize, noun: &str) -> String {
+    let s = if count == 1 { "" } else { "s" };
+    format!("{} {noun}{s}", format_count(count as u64))
+}
+
 /// `512 B`, `1.2 KiB`, `3.4 MiB`.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -308,6 +341,18 @@ mod tests {
         assert_eq!(format_duration(Duration::from_micros(1234)), "1.2ms");
         assert_eq!(format_duration(Duration::from_millis(340)), "340ms");
         assert_eq!(format_duration(Duration::from_millis(2414)), "2.41s");
+    }
+
+    #[test]
+    fn counts_read_well() {
+        assert_eq!(format_count(0), "0");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1129), "1,129");
+        assert_eq!(format_count(10_000), "10,000");
+        assert_eq!(format_count(1_234_567), "1,234,567");
+        assert_eq!(plural(1, "tenant"), "1 tenant");
+        assert_eq!(plural(0, "migration"), "0 migrations");
+        assert_eq!(plural(12_000, "tenant"), "12,000 tenants");
     }
 
     #[test]

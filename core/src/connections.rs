@@ -61,6 +61,8 @@ struct CacheState {
 #[derive(Debug)]
 struct OpenPool {
     connection: DatabaseConnection,
+    /// The most connections it opens.
+    size: u32,
     /// Cloned into every lease: a strong count above one means the pool is in use.
     in_use: Arc<()>,
     last_used: Instant,
@@ -117,6 +119,16 @@ impl Drop for PoolLease<'_> {
     }
 }
 
+/// What [`ConnectionCache::warm`] found.
+enum Warm<'a> {
+    /// The tenant's pool, leased.
+    Lease(PoolLease<'a>),
+    /// An idle pool smaller than asked for, taken out of the cache: close it.
+    TooSmall(OpenPool),
+    /// No pool open.
+    Cold,
+}
+
 /// What the cache holds right now, for `monitor` and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
@@ -154,7 +166,9 @@ impl ConnectionCache {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The pool of `tenant`, opened through `manager` if it is not open yet.
+    /// The pool of `tenant`, opened through `manager` (with `pool_size` connections) if it is not
+    /// open yet. An idle pool opened smaller by [`ConnectionCache::lease_one_connection`] is
+    /// replaced by a full one.
     ///
     /// # Errors
     /// [`DatabaseError::Connect`] when the tenant's database cannot be reached;
@@ -166,13 +180,44 @@ impl ConnectionCache {
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
     ) -> Result<PoolLease<'_>, DatabaseError> {
-        if let Some(lease) = self.warm(tenant) {
-            return Ok(lease);
+        self.lease_sized(tenant, database, manager, self.limits.pool_size).await
+    }
+
+    /// [`ConnectionCache::lease`] for work that sends one statement at a time (migrations): a pool
+    /// that is not open yet is opened with one connection, and holds one of the budget. A pool
+    /// with room would open a second connection behind the first, since sqlx gives a released
+    /// connection back in the background: on a server that is another process (and TLS
+    /// handshake) for nothing. A warm pool of any size is used as it is.
+    ///
+    /// # Errors
+    /// As [`ConnectionCache::lease`].
+    pub async fn lease_one_connection(
+        &self,
+        tenant: &TenantId,
+        database: &DatabaseName,
+        manager: &dyn DatabaseManager,
+    ) -> Result<PoolLease<'_>, DatabaseError> {
+        self.lease_sized(tenant, database, manager, 1).await
+    }
+
+    async fn lease_sized(
+        &self,
+        tenant: &TenantId,
+        database: &DatabaseName,
+        manager: &dyn DatabaseManager,
+        size: u32,
+    ) -> Result<PoolLease<'_>, DatabaseError> {
+        match self.warm(tenant, size) {
+            Warm::Lease(lease) => return Ok(lease),
+            Warm::TooSmall(pool) => {
+                let _ = pool.connection.close().await;
+            }
+            Warm::Cold => {}
         }
         self.close_idle_pools().await;
-        let room = self.reserve(tenant).await?;
+        let room = self.reserve(tenant, size).await?;
         // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
-        let connection = manager.open(database).await?;
+        let connection = manager.open_sized(database, size).await?;
         let (lease, surplus) = {
             let mut state = self.lock();
             state.opened += 1;
@@ -180,7 +225,7 @@ impl ConnectionCache {
                 // Another task opened this tenant's pool meanwhile: use theirs, close ours.
                 Entry::Occupied(entry) => (entry.into_mut(), Some((connection, room))),
                 Entry::Vacant(entry) => {
-                    (entry.insert(OpenPool { connection, in_use: Arc::new(()), last_used: Instant::now(), _room: room }), None)
+                    (entry.insert(OpenPool { connection, size, in_use: Arc::new(()), last_used: Instant::now(), _room: room }), None)
                 }
             };
             pool.last_used = Instant::now();
@@ -192,22 +237,27 @@ impl ConnectionCache {
         Ok(lease)
     }
 
-    fn warm(&self, tenant: &TenantId) -> Option<PoolLease<'_>> {
+    /// A lease on `tenant`'s open pool if it has `size` connections or is in use (a smaller
+    /// pool in use serves as it is); an idle smaller pool is taken out, to be closed and replaced.
+    fn warm(&self, tenant: &TenantId, size: u32) -> Warm<'_> {
         let mut state = self.lock();
-        let pool = state.pools.get_mut(tenant)?;
+        let Some(pool) = state.pools.get_mut(tenant) else { return Warm::Cold };
+        if pool.size < size && pool.is_idle() {
+            return state.pools.remove(tenant).map_or(Warm::Cold, Warm::TooSmall);
+        }
         pool.last_used = Instant::now();
-        Some(PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), cache: self })
+        Warm::Lease(PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), cache: self })
     }
 
     /// Takes room for one pool, closing least recently used idle pools (or waiting for a lease to
     /// end) until the budget and `max_open_pools` allow it.
-    async fn reserve(&self, tenant: &TenantId) -> Result<Reservation, DatabaseError> {
+    async fn reserve(&self, tenant: &TenantId, size: u32) -> Result<Reservation, DatabaseError> {
         loop {
             // Register interest before looking, so capacity returned between the look and the wait is not missed.
             let returned = self.capacity.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
-            if let Some(room) = self.try_reserve() {
+            if let Some(room) = self.try_reserve(size) {
                 return Ok(room);
             }
             if let Some(evicted) = self.take_least_recently_used() {
@@ -219,16 +269,16 @@ impl ConnectionCache {
         }
     }
 
-    fn try_reserve(&self) -> Option<Reservation> {
+    fn try_reserve(&self, size: u32) -> Option<Reservation> {
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
-        let connections = taken.connections + self.limits.pool_size;
+        let connections = taken.connections + size;
         if taken.pools >= self.limits.max_open_pools || connections > self.limits.connection_budget {
             return None;
         }
         taken.pools += 1;
         taken.connections = connections;
         taken.peak_connections = taken.peak_connections.max(connections);
-        Some(Reservation { taken: self.taken.clone(), connections: self.limits.pool_size, capacity: self.capacity.clone() })
+        Some(Reservation { taken: self.taken.clone(), connections: size, capacity: self.capacity.clone() })
     }
 
     /// Inside nested tenant contexts, the pools of the outer contexts stay in use until this task
@@ -308,7 +358,7 @@ impl ConnectionCache {
         CacheStats {
             open_pools: state.pools.len(),
             pools_in_use: state.pools.values().filter(|pool| !pool.is_idle()).count(),
-            reserved_connections: state.pools.len() as u32 * self.limits.pool_size,
+            reserved_connections: state.pools.values().map(|pool| pool.size).sum(),
             peak_reserved_connections: self.taken.lock().unwrap_or_else(PoisonError::into_inner).peak_connections,
             pools_opened: state.opened,
         }

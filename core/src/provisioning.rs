@@ -303,8 +303,10 @@ impl ProvisioningStep for Migrate {
         }
         let tenant = job.tenant()?;
         let tenancy = job.tenancy;
-        let applied =
-            tenancy.run(tenant, |ctx| async move { runner::migrate(ctx.db(), tenancy.migrations(), tenancy.meter(), &()).await }).await??;
+        let (set, meter) = (tenancy.migrations(), tenancy.meter());
+        let applied = tenancy
+            .run_with_one_connection(tenant, |ctx| async move { runner::migrate_new_database(ctx.db(), set, meter, &()).await })
+            .await??;
         Ok(StepOutcome::Done(plural(applied.len(), "migration")))
     }
 }

@@ -45,6 +45,14 @@ pub struct Tenancy {
     closed: std::sync::Mutex<std::collections::HashSet<crate::TenantId>>,
 }
 
+/// The pool a context needs, if the tenant's is not open yet.
+enum PoolSize {
+    /// `pool_size` connections.
+    Full,
+    /// One connection.
+    One,
+}
+
 /// Keeps a tenant closed while it lives; reopens it on drop unless [`ClosedTenant::keep`] is called.
 pub(crate) struct ClosedTenant<'a> {
     tenancy: &'a Tenancy,
@@ -261,9 +269,41 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
+        self.enter(tenant, progress, PoolSize::Full, f).await
+    }
+
+    /// [`Tenancy::run`] for work that sends one statement at a time, such as migrations and
+    /// reading their status: if the tenant's pool is not open, it is opened with one connection
+    /// (see [`ConnectionCache::lease_one_connection`]).
+    ///
+    /// # Errors
+    /// As [`Tenancy::run`].
+    pub async fn run_with_one_connection<F, Fut, T>(&self, tenant: &Tenant, f: F) -> Result<T, ContextError>
+    where
+        F: FnOnce(TenantContext) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.enter(tenant, None, PoolSize::One, f).await
+    }
+
+    async fn enter<F, Fut, T>(
+        &self,
+        tenant: &Tenant,
+        progress: Option<Arc<dyn ProgressSink>>,
+        size: PoolSize,
+        f: F,
+    ) -> Result<T, ContextError>
+    where
+        F: FnOnce(TenantContext) -> Fut,
+        Fut: Future<Output = T>,
+    {
         let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
-        let manager = self.manager_of(tenant).map_err(database_error)?;
-        let lease = self.connections.lease(&tenant.id, &tenant.database, manager.as_ref()).await.map_err(database_error)?;
+        let manager = self.manager_of(tenant).map_err(database_error)?.as_ref();
+        let lease = match size {
+            PoolSize::Full => self.connections.lease(&tenant.id, &tenant.database, manager).await,
+            PoolSize::One => self.connections.lease_one_connection(&tenant.id, &tenant.database, manager).await,
+        }
+        .map_err(database_error)?;
         // Checked with the lease held: a delete closes the tenant, then waits for its leases to
         // end, so a context either started before (and is waited for) or sees it closed.
         if self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id) {

@@ -74,9 +74,12 @@ fn a_failing_tenant_fails_alone_is_recorded_and_resumes() {
         let Some(cli) = Cli::new(backend) else { continue };
         let name = backend.name();
         cli.ok(&["init"]);
+        // One and Three are new databases; Two had its first migrations applied by an earlier run.
         let ids: Vec<String> =
             ["One", "Two", "Three"].iter().map(|n| cli.ok(&["tenant", "create", "--name", n, "--no-migrate"]).trim().to_owned()).collect();
-        // Tenant Two already has a `users` table, so the migration creating it must fail there.
+        cli.ok(&["db", "migrate", "--tenant", &ids[1]]);
+        cli.ok(&["db", "rollback", "--tenant", &ids[1], "--step", &(ALL - BEFORE_USERS).to_string()]);
+        // Tenant Two now has a `users` table of its own, so the migration creating it must fail there.
         cli.execute(&ids[1], "CREATE TABLE users (legacy INTEGER)");
 
         let run = cli.run(&["db", "migrate", "--all", "--concurrency", "3"]);
@@ -87,11 +90,7 @@ fn a_failing_tenant_fails_alone_is_recorded_and_resumes() {
             assert_eq!(applied_pending(&cli.status(id)), (ALL, 0), "{name}: the other tenants carried on");
         }
         let two = cli.status(&ids[1]);
-        assert_eq!(
-            applied_pending(&two),
-            (BEFORE_USERS, ALL - BEFORE_USERS),
-            "{name}: Two stopped at the failing migration, earlier ones applied"
-        );
+        assert_eq!(applied_pending(&two), (BEFORE_USERS, ALL - BEFORE_USERS), "{name}: Two stopped at the failing migration");
         assert_eq!(two["last_failure"]["migration"], "app/m20260101_000005_create_users", "{name}");
         assert!(!two["last_failure"]["error"].as_str().unwrap().is_empty());
         let human = cli.run(&["db", "status", "--tenant", &ids[1]]);
@@ -110,6 +109,24 @@ fn a_failing_tenant_fails_alone_is_recorded_and_resumes() {
         let two = cli.status(&ids[1]);
         assert_eq!(applied_pending(&two), (ALL, 0));
         assert!(two["last_failure"].is_null(), "{name}: a successful run clears the failure");
+    }
+}
+
+#[test]
+fn a_new_database_that_fails_keeps_none_of_its_migrations_where_ddl_is_transactional() {
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::PostgresSchema, Backend::MySql] {
+        let Some(cli) = Cli::new(backend) else { continue };
+        let name = backend.name();
+        cli.ok(&["init"]);
+        let id = cli.ok(&["tenant", "create", "--name", "Legacy", "--no-migrate"]).trim().to_owned();
+        cli.execute(&id, "CREATE TABLE users (legacy INTEGER)");
+        let run = cli.run(&["db", "migrate", "--tenant", &id]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        let kept = if backend == Backend::MySql { BEFORE_USERS } else { 0 };
+        assert_eq!(applied_pending(&cli.status(&id)), (kept, ALL - kept), "{name}: all or nothing, except on MySQL");
+        cli.execute(&id, "DROP TABLE users");
+        cli.ok(&["db", "migrate", "--tenant", &id]);
+        assert_eq!(applied_pending(&cli.status(&id)), (ALL, 0), "{name}: a rerun finishes the job");
     }
 }
 
@@ -211,7 +228,10 @@ fn a_migration_reported_as_applied_survives_a_killed_process() {
     // prove nothing, so such an attempt is made again with a new tenant.
     let mut killed = None;
     for attempt in 0..5 {
-        let id = cli.ok(&["tenant", "create", "--name", &format!("Durable {attempt}"), "--no-migrate"]).trim().to_owned();
+        // An existing database (not a new one, migrated in one transaction): core's tables are
+        // there, the application's migrations are each committed as they are reported.
+        let id = cli.create(&format!("Durable {attempt}"), &[]);
+        cli.ok(&["db", "rollback", "--tenant", &id, "--step", &(ALL - 4).to_string()]);
         let mut child = cli
             .tenancy_process()
             .args(["db", "migrate", "--tenant", &id, "--json"])
@@ -251,4 +271,43 @@ fn a_migration_reported_as_applied_survives_a_killed_process() {
     let resumed = cli.run(&["db", "migrate", "--tenant", &id]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(applied_pending(&cli.status(&id)), (ALL, 0), "a rerun finishes the job");
+}
+
+#[test]
+fn a_run_says_how_many_tenants_it_works_on_at_once_and_why() {
+    let cli = Cli::sqlite();
+    cli.create("One", &[]);
+    cli.create("Two", &[]);
+    let help = cli.run(&["db", "migrate", "--help"]);
+    let help_text = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help_text.contains("[default: 12 (connection_budget 64 / pool_size 5)]"), "{}", help.stdout);
+
+    let run = cli.run(&["db", "migrate", "--all"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Migrating 2 tenants, 12 at once (the default: connection_budget 64 / pool_size 5)"),
+        "the first line says the concurrency and where it comes from: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("2 tenants in") && run.stderr.contains("2 succeeded (2 had nothing to do)"), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("nothing to do").count(), 3, "piped, each tenant keeps its line: {}", run.stderr);
+
+    let chosen = cli.run(&["db", "rollback", "--all", "--concurrency", "3"]);
+    assert!(chosen.stderr.contains("Rolling back 2 tenants, 3 at once\n"), "{}", chosen.stderr);
+
+    let json = cli.run(&["db", "migrate", "--all", "--json"]);
+    let first: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["event"].as_str(), first["tenants"].as_u64(), first["concurrency"].as_u64()),
+        (Some("fleet_started"), Some(2), Some(12))
+    );
+}
+
+#[test]
+fn pretend_counts_the_migrations_it_would_run() {
+    let cli = Cli::sqlite();
+    let id = cli.ok(&["tenant", "create", "--name", "Bare", "--no-migrate"]).trim().to_owned();
+    let run = cli.run(&["db", "migrate", "--tenant", &id, "--pretend"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("1 tenant in") && run.stderr.contains(&format!("; {ALL} migrations")), "{}", run.stderr);
 }

@@ -60,7 +60,7 @@ fn db_seed_offers_a_numbered_picker_with_the_default_first() {
     session.send("Countries").unwrap();
     session.exp_string("CountriesTableSeeder").unwrap();
     session.send_line("").unwrap();
-    session.exp_string("Seeded 1 tenants").unwrap();
+    session.exp_string("Seeded 1 tenant in").unwrap();
     session.exp_eof().unwrap();
     assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM countries"), Some(249));
     assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM airports"), Some(0), "only the chosen seeder ran");
@@ -76,7 +76,7 @@ fn db_migrate_without_a_selection_asks_which_tenants() {
     session.exp_string("Passed over").unwrap();
     session.send(" ").unwrap(); // select the first (highlighted) tenant
     session.send_line("").unwrap();
-    session.exp_string("Migrated 1 tenants").unwrap();
+    session.exp_string("Migrated 1 tenant in").unwrap();
     session.exp_eof().unwrap();
     assert_eq!(common::applied_pending(&cli.status(&first)).1, 0);
     assert_eq!(common::applied_pending(&cli.status(&second)).0, 0, "the tenant not picked was left alone");
@@ -96,7 +96,26 @@ fn db_reset_asks_before_destroying_anything() {
     let mut session = spawn(&cli, &format!("db reset --tenant {id}"));
     session.exp_string("Continue?").unwrap();
     session.send_line("y").unwrap();
-    session.exp_string("Reset 1 tenants").unwrap();
+    session.exp_string("Reset 1 tenant in").unwrap();
     session.exp_eof().unwrap();
     assert_eq!(common::applied_pending(&cli.status(&id)).0, 0, "after yes, every migration is rolled back");
+}
+
+#[test]
+fn on_a_terminal_tenants_with_nothing_to_do_are_counted_not_listed() {
+    let cli = Cli::sqlite();
+    for name in ["One", "Two", "Three"] {
+        cli.create(name, &[]);
+    }
+    let mut session = spawn(&cli, "db migrate --all");
+    let before = session.exp_string("Migrated 3 tenants in").unwrap();
+    session.exp_string("3 succeeded (3 had nothing to do)").unwrap();
+    session.exp_eof().unwrap();
+    assert!(before.contains("Migrating 3 tenants, 12 at once"), "the first line says how many at once: {before}");
+    assert!(!before.contains("Up to date"), "no line per tenant with nothing to do: {before}");
+
+    let mut verbose = spawn(&cli, "db migrate --all -v");
+    let listed = verbose.exp_string("Migrated 3 tenants in").unwrap();
+    verbose.exp_eof().unwrap();
+    assert_eq!(listed.matches("Up to date").count(), 3, "-v lists them: {listed}");
 }

@@ -10,6 +10,7 @@ use sea_orm_migration::prelude::*;
 use tenancy_core::migrate::SeaOrmMigrator;
 use tenancy_core::provisioning::{DeleteOptions, Provisioner, Provisioning, ProvisioningStep, StepOutcome, TenantRequest};
 use tenancy_core::{BoxError, Domain, Seeder, Tenancy, TenantContext, TenantName, TenantStatus};
+use tenancy_tests::migrators::BrokenMigrator;
 use tenancy_tests::{Backend, TestEnv, table_names};
 
 async fn open(env: &TestEnv) -> Tenancy {
@@ -85,40 +86,6 @@ async fn a_step_added_on_the_builder_runs_in_create_tenant_and_its_failure_undoe
         assert_eq!(err.step, "injected failure", "{}", backend.name());
         assert_nothing_left(&env, &tenancy).await;
         tenancy.close().await;
-    }
-}
-
-/// A migration that fails half-way through its work.
-struct BrokenMigrator;
-
-impl MigratorTrait for BrokenMigrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateThings), Box::new(Broken)]
-    }
-}
-
-#[derive(DeriveMigrationName)]
-struct CreateThings;
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateThings {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_table(Table::create().table("things").col(ColumnDef::new("id").integer().primary_key()).to_owned()).await
-    }
-}
-
-struct Broken;
-
-impl MigrationName for Broken {
-    fn name(&self) -> &str {
-        "m2_broken"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Broken {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared("CREATE TABLE things (id INTEGER)").await.map(drop)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use clap::Args;
 use tenancy_core::migrate::fleet::FleetOptions;
-use tenancy_core::{Tenancy, Tenant, TenantStatus};
+use tenancy_core::{Config, Tenancy, Tenant, TenantStatus};
 
 use crate::exit::UsageError;
 use crate::output::Output;
@@ -69,11 +69,14 @@ impl TenantSelection {
     }
 }
 
+/// The id of `--concurrency`, whose help [`show_default_concurrency`] completes.
+const CONCURRENCY: &str = "concurrency";
+
 /// How many tenants at once.
 #[derive(Debug, Args)]
 pub struct ConcurrencyArg {
     /// Tenants worked on at once [default: as many as the connection budget has room for]
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long = CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: Option<u16>,
 }
 
@@ -82,6 +85,48 @@ impl ConcurrencyArg {
     pub fn get(&self, tenancy: &Tenancy) -> usize {
         self.concurrency.map_or_else(|| FleetOptions::default_concurrency(tenancy.config()), usize::from)
     }
+
+    /// `12 at once (the default: …)` or `4 at once`, for the first line of a run.
+    pub fn describe(&self, tenancy: &Tenancy) -> String {
+        match self.concurrency {
+            Some(n) => format!("{n} at once"),
+            None => format!("{} at once ({})", self.get(tenancy), default_concurrency_reason(tenancy.config())),
+        }
+    }
+}
+
+/// Where the default concurrency comes from: `connection_budget 64 / pool_size 5`, and
+/// `max_open_pools` when that is lower.
+fn default_concurrency_reason(config: &Config) -> String {
+    let db = &config.tenant_database;
+    let by_budget = db.connection_budget / db.pool_size.max(1);
+    let mut reason = format!("the default: connection_budget {} / pool_size {}", db.connection_budget, db.pool_size);
+    if by_budget > db.max_open_pools {
+        reason.push_str(&format!(", at most max_open_pools {}", db.max_open_pools));
+    }
+    reason
+}
+
+/// Writes the default `--concurrency` this configuration gives into the help of every command
+/// that has the flag: `[default: 12, the default: connection_budget 64 / pool_size 5]`.
+pub fn show_default_concurrency(command: clap::Command, config: &Config) -> clap::Command {
+    let help = format!(
+        "Tenants worked on at once [default: {} ({})]",
+        FleetOptions::default_concurrency(config),
+        default_concurrency_reason(config).trim_start_matches("the default: ")
+    );
+    with_concurrency_help(command, &help)
+}
+
+fn with_concurrency_help(mut command: clap::Command, help: &str) -> clap::Command {
+    if command.get_arguments().any(|arg| arg.get_id() == CONCURRENCY) {
+        command = command.mut_arg(CONCURRENCY, |arg| arg.help(help.to_owned()));
+    }
+    let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+    for name in names {
+        command = command.mut_subcommand(name, |sub| with_concurrency_help(sub, help));
+    }
+    command
 }
 
 /// How to run an operation over the tenants.

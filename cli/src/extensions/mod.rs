@@ -100,13 +100,15 @@ pub struct Extensions {
     plugins: Vec<PluginEntry>,
     searched: Vec<dynamic::Place>,
     warnings: Vec<String>,
+    /// The configuration's figures for `--concurrency`'s help, when it could be read.
+    config: Option<Config>,
 }
 
 impl Extensions {
     /// Collects the built-in plugins' commands, loads the dynamic plugins the configuration and
     /// `TENANCY_PLUGIN_PATH` point at, and finds `tenancy-*` programs on `PATH`.
     pub fn discover(builtins: &[Arc<dyn Plugin>], config: Option<&Config>) -> Self {
-        let mut found = Self { core_commands: core_command_names(), ..Self::default() };
+        let mut found = Self { core_commands: core_command_names(), config: config.cloned(), ..Self::default() };
         for plugin in builtins {
             found.add_builtin(plugin.as_ref());
         }
@@ -211,7 +213,10 @@ impl Extensions {
                 Handler::External(path) => passthrough(name, &format!("Run `{}`", path.display())),
             });
         }
-        root
+        match &self.config {
+            Some(config) => crate::commands::selection::show_default_concurrency(root, config),
+            None => root,
+        }
     }
 
     /// The handler of the command `name`, unless it is a core command.

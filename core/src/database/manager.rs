@@ -51,8 +51,11 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// How another program reaches `database`: a plugin opening its own connection.
     fn connection_target(&self, database: &DatabaseName) -> ConnectionTarget;
 
-    /// Opens a pool on `database`.
+    /// Opens a pool of `pool_size` connections on `database`.
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError>;
+
+    /// Opens a pool of at most `connections` connections on `database`.
+    async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError>;
 
     /// Whether `database` exists.
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError>;

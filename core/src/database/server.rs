@@ -67,7 +67,13 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
-        self.admin.open(self.connect_options(database), self.location(database)).await
+        self.open_sized(database, self.admin.settings.pool_size).await
+    }
+
+    async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+        let mut options = self.connect_options(database);
+        options.max_connections(connections);
+        self.admin.open(options, self.location(database)).await
     }
 
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {

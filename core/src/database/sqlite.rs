@@ -73,12 +73,18 @@ impl DatabaseManager for SqliteManager {
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
+        self.open_sized(database, self.settings.pool_size).await
+    }
+
+    async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+        let mut options = self.connect_options(database);
+        options.max_connections(connections);
         // Switching a new file to WAL takes a lock that SQLite does not wait for: when another
         // process opens the same new tenant at that moment (two `db migrate` at once), the open is
         // refused as busy. Such an open is tried again, as long as a busy connection would wait.
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         loop {
-            match connect(self.connect_options(database), None, self.location(database)).await {
+            match connect(options.clone(), None, self.location(database)).await {
                 Err(DatabaseError::Connect { source, .. })
                     if source.0.contains("database is locked") && std::time::Instant::now() < deadline =>
                 {

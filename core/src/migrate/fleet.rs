@@ -109,6 +109,15 @@ pub struct TenantReport {
 }
 
 impl TenantReport {
+    /// Whether the tenant succeeded without anything to do (up to date, nothing to roll back).
+    pub fn had_nothing_to_do(&self) -> bool {
+        self.failure.is_none()
+            && self.skipped.is_none()
+            && self.migrations.is_empty()
+            && self.seeders.is_empty()
+            && self.pretended.is_empty()
+    }
+
     fn new(tenant: Tenant) -> Self {
         Self {
             tenant,
@@ -228,15 +237,29 @@ impl Tenancy {
             return fail(report, "recreate database".into(), error_chain(&err));
         }
         let result = match operation {
-            Operation::Migrate | Operation::Fresh => {
-                self.run(tenant, |ctx| async move { runner::migrate(ctx.db(), set, meter, observer).await }).await
+            Operation::Migrate => {
+                self.run_with_one_connection(tenant, |ctx| async move { runner::migrate(ctx.db(), set, meter, observer).await }).await
+            }
+            Operation::Fresh => {
+                self.run_with_one_connection(
+                    tenant,
+                    |ctx| async move { runner::migrate_new_database(ctx.db(), set, meter, observer).await },
+                )
+                .await
             }
             Operation::Rollback { steps } => {
-                self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, Some(*steps), meter, observer).await }).await
+                self.run_with_one_connection(
+                    tenant,
+                    |ctx| async move { runner::rollback(ctx.db(), set, Some(*steps), meter, observer).await },
+                )
+                .await
             }
-            Operation::Reset => self.run(tenant, |ctx| async move { runner::rollback(ctx.db(), set, None, meter, observer).await }).await,
+            Operation::Reset => {
+                self.run_with_one_connection(tenant, |ctx| async move { runner::rollback(ctx.db(), set, None, meter, observer).await })
+                    .await
+            }
             Operation::Refresh => {
-                self.run(tenant, |ctx| async move {
+                self.run_with_one_connection(tenant, |ctx| async move {
                     let mut runs = runner::rollback(ctx.db(), set, None, meter, observer).await?;
                     runs.extend(runner::migrate(ctx.db(), set, meter, observer).await.map_err(|mut failure| {
                         failure.completed.splice(0..0, runs.iter().cloned());
@@ -247,7 +270,7 @@ impl Tenancy {
                 .await
             }
             Operation::Pretend => {
-                match self.run(tenant, |ctx| async move { runner::pretend(ctx.db(), set).await }).await {
+                match self.run_with_one_connection(tenant, |ctx| async move { runner::pretend(ctx.db(), set).await }).await {
                     Ok(Ok(pretended)) => {
                         for migration in &pretended {
                             reporter.on_pretended(tenant, migration);

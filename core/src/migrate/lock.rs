@@ -37,11 +37,49 @@ pub(crate) enum Held {
     ByTransaction,
     /// PostgreSQL (session scope) or MySQL: released by a statement on the same connection.
     BySession,
-    /// SQLite: the lock file, unlocked when closed.
-    File(#[allow(dead_code)] std::fs::File),
 }
 
-/// Takes the migration lock of the database `conn` is connected to.
+/// The lock file of one SQLite tenant database, found and opened once per run and locked for
+/// each migration.
+pub(crate) struct LockFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl LockFile {
+    /// Opens (creating it if missing) the lock file beside the database `conn` is connected to.
+    pub(crate) async fn open(conn: &impl ConnectionTrait) -> Result<Self, DbErr> {
+        let database = scalar::<String>(conn, "SELECT file FROM pragma_database_list WHERE name = 'main'").await?;
+        let path = PathBuf::from(format!("{database}.migrate.lock"));
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| io("open", &path, e))?;
+        Ok(Self { path, file })
+    }
+
+    /// Takes the lock, waiting at most [`LOCK_WAIT`] for another process to give it back.
+    pub(crate) async fn lock(&self) -> Result<FileLockGuard<'_>, DbErr> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match self.file.try_lock() {
+                Ok(()) => return Ok(FileLockGuard(self)),
+                Err(std::fs::TryLockError::WouldBlock) => wait_or_give_up(deadline, "the migration lock file").await?,
+                Err(std::fs::TryLockError::Error(err)) => return Err(io("lock", &self.path, err)),
+            }
+        }
+    }
+}
+
+/// Unlocks the lock file when dropped, on every path out of a migration.
+#[must_use = "the lock is released when this is dropped"]
+pub(crate) struct FileLockGuard<'a>(&'a LockFile);
+
+impl Drop for FileLockGuard<'_> {
+    fn drop(&mut self) {
+        // Closing the file would unlock it too; it stays open for the next migration of the run.
+        let _ = self.0.file.unlock();
+    }
+}
+
+/// Takes the migration lock of the server database `conn` is connected to (PostgreSQL, MySQL).
 pub(crate) async fn acquire(conn: &impl ConnectionTrait, scope: Scope) -> Result<Held, DbErr> {
     match conn.get_database_backend() {
         DbBackend::Postgres => {
@@ -61,10 +99,7 @@ pub(crate) async fn acquire(conn: &impl ConnectionTrait, scope: Scope) -> Result
                 None => Err(DbErr::Custom("GET_LOCK failed for the migration lock".into())),
             }
         }
-        _ => {
-            let database = scalar::<String>(conn, "SELECT file FROM pragma_database_list WHERE name = 'main'").await?;
-            lock_file(PathBuf::from(format!("{database}.migrate.lock"))).await.map(Held::File)
-        }
+        _ => Err(DbErr::Custom("a SQLite database is locked through its `LockFile`".into())),
     }
 }
 
@@ -75,7 +110,7 @@ pub(crate) async fn release(conn: &impl ConnectionTrait, held: Held) -> Result<(
             conn.execute_unprepared(&format!("SELECT pg_advisory_unlock({POSTGRES_CLASS}, hashtext(current_schema()))")).await.map(drop)
         }
         (Held::BySession, _) => conn.execute_unprepared(&format!("SELECT RELEASE_LOCK({MYSQL_NAME})")).await.map(drop),
-        (Held::ByTransaction | Held::File(_), _) => Ok(()),
+        (Held::ByTransaction, _) => Ok(()),
     }
 }
 
@@ -106,15 +141,6 @@ fn gave_up(what: &str) -> DbErr {
     ))
 }
 
-async fn lock_file(path: PathBuf) -> Result<std::fs::File, DbErr> {
-    let io = |action: &str, path: &PathBuf, err: std::io::Error| DbErr::Custom(format!("cannot {action} `{}`: {err}", path.display()));
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| io("open", &path, e))?;
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => wait_or_give_up(deadline, "the migration lock file").await?,
-            Err(std::fs::TryLockError::Error(err)) => return Err(io("lock", &path, err)),
-        }
-    }
+fn io(action: &str, path: &std::path::Path, err: std::io::Error) -> DbErr {
+    DbErr::Custom(format!("cannot {action} `{}`: {err}", path.display()))
 }

@@ -6,6 +6,7 @@
 //! still says it is to be done: a second process migrating the same tenant waits, then skips what
 //! the first one applied.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,20 +57,56 @@ impl Step {
     fn name(&self) -> MigrationName {
         MigrationName { migrator: self.migrator.name().to_owned(), name: self.migration.name().to_owned() }
     }
+
+    fn table(&self) -> String {
+        self.migrator.tracking_table()
+    }
+}
+
+/// The migrators of a set that have migrations, with their tracking tables: a migrator without
+/// migrations has nothing to read (and its tracking table never exists, which would make the
+/// one-query read fail every time).
+struct Sources<'a> {
+    migrators: Vec<&'a Arc<dyn TenantMigrator>>,
+    tables: Vec<String>,
+}
+
+impl<'a> Sources<'a> {
+    fn of(set: &'a MigrationSet) -> Self {
+        let migrators: Vec<_> = set.migrators().iter().filter(|m| !m.migrations().is_empty()).collect();
+        let tables = migrators.iter().map(|m| m.tracking_table()).collect();
+        Self { migrators, tables }
+    }
+
+    /// Splits the migrations into applied and pending (in apply order) by what the tracking tables
+    /// recorded, one map per table of [`Sources::tables`].
+    fn plan(&self, recorded: Vec<HashMap<String, i64>>) -> Plan {
+        let mut plan = Plan { applied: Vec::new(), pending: Vec::new() };
+        for (migrator, done) in self.migrators.iter().zip(recorded) {
+            for migration in migrator.migrations() {
+                let step = Step { migrator: Arc::clone(migrator), migration, installs_tracking: false };
+                if done.contains_key(step.migration.name()) { plan.applied.push(step) } else { plan.pending.push(step) }
+            }
+        }
+        plan
+    }
+
+    /// Whether all of them may run in one transaction on `backend`: DDL must roll back with it
+    /// (not MySQL), and no migration may have opted out of transactions.
+    fn fit_one_transaction(&self, backend: DbBackend) -> bool {
+        backend != DbBackend::MySql
+            && self.migrators.iter().all(|m| m.migrations().iter().all(|migration| migration.use_transaction() != Some(false)))
+    }
+}
+
+struct Plan {
+    applied: Vec<Step>,
+    pending: Vec<Step>,
 }
 
 /// Reads every tracking table once and splits the migrations into applied and pending, in apply order.
-async fn plan(db: &DatabaseConnection, set: &MigrationSet) -> Result<(Vec<Step>, Vec<Step>), DbErr> {
-    let (mut applied, mut pending) = (Vec::new(), Vec::new());
-    let tables: Vec<String> = set.migrators().iter().map(|m| m.tracking_table()).collect();
-    let recorded = tracking::applied(db, &tables).await?;
-    for (migrator, done) in set.migrators().iter().zip(recorded) {
-        for migration in migrator.migrations() {
-            let step = Step { migrator: migrator.clone(), migration, installs_tracking: false };
-            if done.contains_key(step.migration.name()) { applied.push(step) } else { pending.push(step) }
-        }
-    }
-    Ok((applied, pending))
+async fn plan(db: &DatabaseConnection, sources: &Sources<'_>) -> Result<Plan, DbErr> {
+    Ok(sources.plan(tracking::applied(db, &sources.tables).await?))
 }
 
 /// Names of the pending migrations, in apply order. Never writes.
@@ -77,29 +114,151 @@ async fn plan(db: &DatabaseConnection, set: &MigrationSet) -> Result<(Vec<Step>,
 /// # Errors
 /// When a tracking table cannot be read.
 pub async fn pending(db: &DatabaseConnection, set: &MigrationSet) -> Result<Vec<MigrationName>, DbErr> {
-    Ok(plan(db, set).await?.1.iter().map(Step::name).collect())
+    Ok(plan(db, &Sources::of(set)).await?.pending.iter().map(Step::name).collect())
 }
 
-/// Applies every pending migration, core's first, one at a time.
+/// Applies every pending migration, core's first.
+///
+/// A database with no migration applied yet (a new tenant) gets them all in one transaction,
+/// where the backend rolls DDL back with it (PostgreSQL, SQLite) and no migration opts out of
+/// transactions: all or nothing, one commit, one lock. A database that has migrations applied
+/// gets one transaction per pending migration, so a failure keeps the ones before it.
 ///
 /// # Errors
-/// [`MigrationFailure`] at the first migration that fails; the ones before it stay applied.
+/// [`MigrationFailure`] at the first migration that fails; the ones before it stay applied, except
+/// on a new database migrated in one transaction, where nothing stays (`completed` is empty).
 pub async fn migrate(
     db: &DatabaseConnection,
     set: &MigrationSet,
     meter: Option<&dyn AllocationMeter>,
     observer: &dyn MigrationObserver,
 ) -> Result<Vec<MigrationRun>, MigrationFailure> {
-    let (_, pending) = plan(db, set).await.map_err(|err| reading_failed(&err))?;
+    let sources = Sources::of(set);
+    // One query answers the usual question (is anything pending?); it fails when a tracking table
+    // is missing, which is what a new database looks like.
+    let quick = tracking::applied_in_one_query(db, &sources.tables).await.ok().map(|recorded| sources.plan(recorded));
+    let plan = match quick {
+        Some(plan) if plan.pending.is_empty() => return Ok(Vec::new()),
+        Some(plan) if !plan.applied.is_empty() => plan,
+        _ if sources.fit_one_transaction(db.get_database_backend()) => match in_one_transaction(db, &sources, meter, observer).await? {
+            OneTransaction::Applied(runs) => return Ok(runs),
+            OneTransaction::NotNew(plan) => plan,
+        },
+        Some(plan) => plan,
+        None => plan(db, &sources).await.map_err(|err| failed_outside_a_migration(READING, &err))?,
+    };
+    one_transaction_each(db, plan.pending, meter, observer).await
+}
+
+/// [`migrate`] for a database just created (by provisioning): it skips reading the tracking
+/// tables outside the transaction, which on a new database could only find them missing.
+///
+/// # Errors
+/// As [`migrate`].
+pub async fn migrate_new_database(
+    db: &DatabaseConnection,
+    set: &MigrationSet,
+    meter: Option<&dyn AllocationMeter>,
+    observer: &dyn MigrationObserver,
+) -> Result<Vec<MigrationRun>, MigrationFailure> {
+    let sources = Sources::of(set);
+    if !sources.fit_one_transaction(db.get_database_backend()) {
+        return migrate(db, set, meter, observer).await;
+    }
+    match in_one_transaction(db, &sources, meter, observer).await? {
+        OneTransaction::Applied(runs) => Ok(runs),
+        OneTransaction::NotNew(plan) => one_transaction_each(db, plan.pending, meter, observer).await,
+    }
+}
+
+/// How [`in_one_transaction`] ended.
+enum OneTransaction {
+    /// Every migration is applied and committed.
+    Applied(Vec<MigrationRun>),
+    /// Read under the lock, the database turned out to have migrations applied (another process
+    /// got there first): nothing was done, and this is what is left to do.
+    NotNew(Plan),
+}
+
+/// Applies every migration of a database that has none applied, in one transaction with their
+/// tracking rows, holding the tenant's migration lock. The migrations are reported finished only
+/// once the commit succeeded.
+async fn in_one_transaction(
+    db: &DatabaseConnection,
+    sources: &Sources<'_>,
+    meter: Option<&dyn AllocationMeter>,
+    observer: &dyn MigrationObserver,
+) -> Result<OneTransaction, MigrationFailure> {
+    let outside = |what: &'static str| move |err: DbErr| failed_outside_a_migration(what, &err);
+    // SQLite's lock is a file, taken before the transaction (see `run_locked`).
+    let lock_file = match db.get_database_backend() {
+        DbBackend::Sqlite => Some(lock::LockFile::open(db).await.map_err(outside(LOCKING))?),
+        _ => None,
+    };
+    let _file_held = match &lock_file {
+        Some(file) => Some(file.lock().await.map_err(outside(LOCKING))?),
+        None => None,
+    };
+    let txn = db.begin().await.map_err(outside(LOCKING))?;
+    if lock_file.is_none() {
+        let _released_by_commit = lock::acquire(&txn, lock::Scope::Transaction).await.map_err(outside(LOCKING))?;
+    }
+    let plan = sources.plan(tracking::applied_checking_catalog(&txn, &sources.tables).await.map_err(outside(READING))?);
+    if !plan.applied.is_empty() || plan.pending.is_empty() {
+        txn.commit().await.map_err(outside(READING))?;
+        return Ok(OneTransaction::NotNew(plan));
+    }
+    let mut installed: Vec<String> = Vec::new();
+    let mut runs = Vec::with_capacity(plan.pending.len());
+    for step in &plan.pending {
+        let name = step.name();
+        observer.on_migration_started(&name, Direction::Up);
+        let started = Instant::now();
+        let table = step.table();
+        let install = !installed.contains(&table);
+        let apply = async {
+            if install {
+                tracking::install(&txn, &table).await?;
+            }
+            step.migration.up(&SchemaManager::new(&txn)).await?;
+            tracking::record(&txn, &table, step.migration.name()).await
+        };
+        let (result, allocated_bytes) = metered(meter, contain(apply)).await;
+        if let Err(err) = result.unwrap_or_else(|panicked| Err(DbErr::Custom(panicked.to_string()))) {
+            // Nothing of this database's migrations stays: the rollback takes every one with it.
+            let _ = txn.rollback().await;
+            return Err(failure(step, Direction::Up, &err, &[]));
+        }
+        if install {
+            installed.push(table);
+        }
+        runs.push(MigrationRun { migration: name, direction: Direction::Up, elapsed: started.elapsed(), allocated_bytes });
+    }
+    txn.commit().await.map_err(outside(COMMITTING))?;
+    for run in &runs {
+        observer.on_migration_finished(run);
+    }
+    Ok(OneTransaction::Applied(runs))
+}
+
+/// Applies `pending` in order, each in a transaction of its own.
+async fn one_transaction_each(
+    db: &DatabaseConnection,
+    pending: Vec<Step>,
+    meter: Option<&dyn AllocationMeter>,
+    observer: &dyn MigrationObserver,
+) -> Result<Vec<MigrationRun>, MigrationFailure> {
+    let lock = MigrationLock::open(db).await.map_err(|err| failed_outside_a_migration(LOCKING, &err))?;
     let mut runs = Vec::with_capacity(pending.len());
     let mut installed: Vec<String> = Vec::new();
     for mut step in pending {
-        let table = step.migrator.tracking_table();
+        let table = step.table();
         step.installs_tracking = !installed.contains(&table);
         if step.installs_tracking {
             installed.push(table);
         }
-        runs.extend(run(db, &step, Direction::Up, meter, observer).await.map_err(|err| failure(&step, Direction::Up, &err, &runs))?);
+        let ran = run(db, &lock, &step, Direction::Up, meter, observer).await;
+        runs.extend(ran.map_err(|err| failure(&step, Direction::Up, &err, &runs))?);
     }
     Ok(runs)
 }
@@ -116,17 +275,37 @@ pub async fn rollback(
     meter: Option<&dyn AllocationMeter>,
     observer: &dyn MigrationObserver,
 ) -> Result<Vec<MigrationRun>, MigrationFailure> {
-    let (applied, _) = plan(db, set).await.map_err(|err| reading_failed(&err))?;
+    let applied = plan(db, &Sources::of(set)).await.map_err(|err| failed_outside_a_migration(READING, &err))?.applied;
+    let lock = MigrationLock::open(db).await.map_err(|err| failed_outside_a_migration(LOCKING, &err))?;
     let mut runs = Vec::new();
     for step in applied.into_iter().rev().take(steps.unwrap_or(usize::MAX)) {
-        runs.extend(run(db, &step, Direction::Down, meter, observer).await.map_err(|err| failure(&step, Direction::Down, &err, &runs))?);
+        let ran = run(db, &lock, &step, Direction::Down, meter, observer).await;
+        runs.extend(ran.map_err(|err| failure(&step, Direction::Down, &err, &runs))?);
     }
     Ok(runs)
+}
+
+/// How a run over one tenant database takes its migration lock.
+enum MigrationLock {
+    /// A server lock (PostgreSQL, MySQL), taken on a connection for each migration.
+    Server,
+    /// SQLite's lock file, opened once for the run.
+    File(lock::LockFile),
+}
+
+impl MigrationLock {
+    async fn open(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        match db.get_database_backend() {
+            DbBackend::Sqlite => Ok(Self::File(lock::LockFile::open(db).await?)),
+            _ => Ok(Self::Server),
+        }
+    }
 }
 
 /// Runs one migration; `None` if another process did it meanwhile.
 async fn run(
     db: &DatabaseConnection,
+    lock: &MigrationLock,
     step: &Step,
     direction: Direction,
     meter: Option<&dyn AllocationMeter>,
@@ -135,7 +314,7 @@ async fn run(
     let name = step.name();
     observer.on_migration_started(&name, direction);
     let started = Instant::now();
-    let (result, allocated_bytes) = metered(meter, contain(run_locked(db, step, direction))).await;
+    let (result, allocated_bytes) = metered(meter, contain(run_locked(db, lock, step, direction))).await;
     if !result.map_err(|panicked| DbErr::Custom(panicked.to_string()))?? {
         observer.on_migration_skipped(&name, direction);
         return Ok(None);
@@ -146,20 +325,20 @@ async fn run(
 }
 
 /// Runs `step` holding the tenant's migration lock; says whether it ran.
-async fn run_locked(db: &DatabaseConnection, step: &Step, direction: Direction) -> Result<bool, DbErr> {
+async fn run_locked(db: &DatabaseConnection, lock: &MigrationLock, step: &Step, direction: Direction) -> Result<bool, DbErr> {
     let backend = db.get_database_backend();
     // SQLite and PostgreSQL roll DDL back with the transaction; on SQLite it also makes the
     // migration one commit instead of one per statement.
     let transactional = step.migration.use_transaction().unwrap_or(backend != DbBackend::MySql);
     // SQLite's lock is a file, taken before the transaction: one that had read before waiting
     // would hold a stale snapshot and be refused its first write. Released after the commit.
-    let file_lock = match backend {
-        DbBackend::Sqlite => Some(lock::acquire(db, lock::Scope::Session).await?),
-        _ => None,
+    let file_held = match lock {
+        MigrationLock::File(file) => Some(file.lock().await?),
+        MigrationLock::Server => None,
     };
     if transactional {
         let txn = db.begin().await?;
-        let held = match file_lock {
+        let held = match file_held {
             Some(_) => None,
             None => Some(lock::acquire(&txn, lock::Scope::Transaction).await?),
         };
@@ -170,7 +349,7 @@ async fn run_locked(db: &DatabaseConnection, step: &Step, direction: Direction) 
         txn.commit().await?;
         return Ok(ran);
     }
-    if file_lock.is_some() {
+    if file_held.is_some() {
         return apply_unless_done(&SchemaManager::new(db), step, direction).await;
     }
     // A session lock needs one connection for taking and giving it back: a transaction pins one
@@ -190,7 +369,7 @@ async fn run_locked(db: &DatabaseConnection, step: &Step, direction: Direction) 
 /// already done; says whether it ran.
 async fn apply_unless_done(manager: &SchemaManager<'_>, step: &Step, direction: Direction) -> Result<bool, DbErr> {
     let db = manager.get_connection();
-    let table = step.migrator.tracking_table();
+    let table = step.table();
     let version = step.migration.name();
     if step.installs_tracking {
         tracking::install(db, &table).await?;
@@ -215,9 +394,15 @@ fn failure(step: &Step, direction: Direction, err: &DbErr, completed: &[Migratio
     MigrationFailure { migration: step.name(), direction, error: crate::secret::scrub(&err.to_string()), completed: completed.to_vec() }
 }
 
-fn reading_failed(err: &DbErr) -> MigrationFailure {
+/// What was being done when a failure happened outside any one migration, shown where a
+/// migration's name would be.
+const READING: &str = "(reading the tracking tables)";
+const LOCKING: &str = "(taking the migration lock)";
+const COMMITTING: &str = "(committing the new database's migrations)";
+
+fn failed_outside_a_migration(what: &str, err: &DbErr) -> MigrationFailure {
     MigrationFailure {
-        migration: MigrationName { migrator: "tenancy".into(), name: "(reading the tracking tables)".into() },
+        migration: MigrationName { migrator: "tenancy".into(), name: what.into() },
         direction: Direction::Up,
         error: crate::secret::scrub(&err.to_string()),
         completed: Vec::new(),
@@ -240,7 +425,7 @@ pub struct PretendedMigration {
 /// When a tracking table cannot be read.
 pub async fn pretend(db: &DatabaseConnection, set: &MigrationSet) -> Result<Vec<PretendedMigration>, DbErr> {
     let backend = db.get_database_backend();
-    let (_, pending) = plan(db, set).await?;
+    let pending = plan(db, &Sources::of(set)).await?.pending;
     let mut pretended = Vec::with_capacity(pending.len());
     for step in pending {
         let statements = statements_of(step.migration.as_ref(), backend).await;

@@ -99,7 +99,9 @@ impl crate::Tenancy {
     pub async fn migration_status(&self, tenant: &crate::Tenant) -> Result<TenantMigrationReport, StatusError> {
         let set = self.migrations();
         let read = self
-            .run(tenant, |ctx| async move { Ok::<_, DbErr>((read(ctx.db(), set).await?, super::stats::measure(ctx.db()).await?)) })
+            .run_with_one_connection(tenant, |ctx| async move {
+                Ok::<_, DbErr>((read(ctx.db(), set).await?, super::stats::measure(ctx.db()).await?))
+            })
             .await?;
         let (status, stats) = read.map_err(|source| StatusError::Query { tenant: tenant.to_string(), source })?;
         let last_failure = self.registry().last_migration_failure(&tenant.id).await?;

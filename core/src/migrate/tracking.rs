@@ -11,37 +11,44 @@ use sea_orm_migration::seaql_migrations;
 /// missing table means nothing is applied; reading never creates one.
 ///
 /// Checking a tenant that is up to date is mostly the cost of its connection, so the usual case is
-/// one query: every table at once with `UNION ALL`. Only if that fails (a table is missing) are the
-/// tables looked up one by one, in a transaction that keeps the queries on one connection.
+/// one query ([`applied_in_one_query`]). Only if that fails (a table is missing) is the catalog
+/// asked first, in a transaction that keeps the queries on one connection.
 pub async fn applied(db: &DatabaseConnection, tables: &[String]) -> Result<Vec<HashMap<String, i64>>, DbErr> {
-    let Some(union) = tables.iter().enumerate().map(|(index, table)| select_versions(index, table)).reduce(|mut all, next| {
-        all.union(UnionType::All, next);
-        all
-    }) else {
-        return Ok(Vec::new());
-    };
-    if let Ok(rows) = db.query_all(&union.to_owned()).await {
-        let mut all = vec![HashMap::new(); tables.len()];
-        for row in rows {
-            let index: i32 = row.try_get("", "migrator")?;
-            all[index as usize].insert(row.try_get::<String>("", "version")?, row.try_get::<i64>("", "applied_at")?);
-        }
+    if let Ok(all) = applied_in_one_query(db, tables).await {
         return Ok(all);
     }
     let txn = db.begin().await?;
-    // Checked first: on PostgreSQL a failed SELECT would abort the transaction.
-    let existing = existing_tables(&txn, tables).await?;
-    let mut all = Vec::with_capacity(tables.len());
-    for (index, table) in tables.iter().enumerate() {
-        let mut versions = HashMap::new();
-        if existing.contains(table) {
-            for row in txn.query_all(&select_versions(index, table)).await? {
-                versions.insert(row.try_get::<String>("", "version")?, row.try_get::<i64>("", "applied_at")?);
-            }
-        }
-        all.push(versions);
-    }
+    let all = applied_checking_catalog(&txn, tables).await?;
     txn.commit().await?;
+    Ok(all)
+}
+
+/// [`applied`] in one query over every table at once (`UNION ALL`), which fails if one is missing.
+pub async fn applied_in_one_query(db: &impl ConnectionTrait, tables: &[String]) -> Result<Vec<HashMap<String, i64>>, DbErr> {
+    let indexed: Vec<(usize, &str)> = tables.iter().map(String::as_str).enumerate().collect();
+    read_versions(db, &indexed, tables.len()).await
+}
+
+/// [`applied`], asking the catalog which tables exist first: safe inside a transaction, where a
+/// failed query would abort it on PostgreSQL.
+pub async fn applied_checking_catalog(db: &impl ConnectionTrait, tables: &[String]) -> Result<Vec<HashMap<String, i64>>, DbErr> {
+    let existing = existing_tables(db, tables).await?;
+    let indexed: Vec<(usize, &str)> = tables.iter().map(String::as_str).enumerate().filter(|(_, t)| existing.contains(*t)).collect();
+    read_versions(db, &indexed, tables.len()).await
+}
+
+/// The rows of the tables in `indexed` (index into the result, table), in one query.
+async fn read_versions(db: &impl ConnectionTrait, indexed: &[(usize, &str)], count: usize) -> Result<Vec<HashMap<String, i64>>, DbErr> {
+    let mut all = vec![HashMap::new(); count];
+    let union = indexed.iter().map(|(index, table)| select_versions(*index, table)).reduce(|mut all, next| {
+        all.union(UnionType::All, next);
+        all
+    });
+    let Some(union) = union else { return Ok(all) };
+    for row in db.query_all(&union).await? {
+        let index: i32 = row.try_get("", "migrator")?;
+        all[index as usize].insert(row.try_get::<String>("", "version")?, row.try_get::<i64>("", "applied_at")?);
+    }
     Ok(all)
 }
 

@@ -24,7 +24,7 @@ pub async fn run(args: MigrateArgs, ctx: &CliContext<'_>) -> anyhow::Result<Exit
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out, "tenancy db migrate").await?;
         let (operation, verb) = if args.pretend { (Operation::Pretend, "Pretended") } else { (Operation::Migrate, "Migrated") };
-        Ok(run_over(tenancy, ctx.out, tenants, operation, args.fleet.options(tenancy), verb).await)
+        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, verb).await)
     })
     .await
 }

@@ -10,13 +10,14 @@ use std::time::Instant;
 
 use clap::Subcommand;
 use serde_json::json;
-use tenancy_core::migrate::fleet::{FleetOptions, Operation, TenantReport};
+use tenancy_core::migrate::fleet::{Operation, TenantReport};
 use tenancy_core::{Tenancy, Tenant};
 
 use crate::CliContext;
+use crate::commands::selection::FleetArgs;
 use crate::exit::ExitStatus;
 use crate::fleet_view::FleetView;
-use crate::output::{Output, format_duration};
+use crate::output::{Output, format_count, format_duration, plural};
 
 /// `tenancy db` subcommands.
 #[derive(Debug, Subcommand)]
@@ -55,37 +56,61 @@ async fn run_over(
     out: &Output,
     tenants: Vec<Tenant>,
     operation: Operation,
-    options: FleetOptions,
+    fleet: &FleetArgs,
     verb: &'static str,
 ) -> ExitStatus {
     let started = Instant::now();
+    let options = fleet.options(tenancy);
     let total = tenants.len();
+    if out.is_json() {
+        out.json(&json!({"event": "fleet_started", "tenants": total, "concurrency": options.concurrency}));
+    } else if total > 1 {
+        out.status(doing(verb), format!("{}, {}", plural(total, "tenant"), fleet.concurrency.describe(tenancy)));
+    }
     let view = Arc::new(FleetView::new(out, total, verb));
     let reports = tenancy.run_fleet(tenants, &operation, options, view.clone()).await;
     view.finish();
     summarize(out, &reports, verb, started.elapsed())
 }
 
+/// "Migrating" for "Migrated": the verb of a run's first line.
+fn doing(verb: &str) -> &'static str {
+    match verb {
+        "Migrated" => "Migrating",
+        "Pretended" => "Pretending",
+        "Rolled back" => "Rolling back",
+        "Reset" => "Resetting",
+        "Refreshed" => "Refreshing",
+        "Recreated" => "Recreating",
+        "Seeded" => "Seeding",
+        _ => "Working on",
+    }
+}
+
 fn summarize(out: &Output, reports: &[TenantReport], verb: &str, elapsed: std::time::Duration) -> ExitStatus {
     let failed: Vec<&TenantReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
     let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
     let succeeded = reports.len() - failed.len() - skipped;
-    let migrations: usize = reports.iter().map(|r| r.migrations.len()).sum();
+    let idle = reports.iter().filter(|r| r.had_nothing_to_do()).count();
+    let migrations: usize = reports.iter().map(|r| r.migrations.len() + r.pretended.len()).sum();
     let seeders: usize = reports.iter().map(|r| r.seeders.len()).sum();
     if out.is_json() {
         let failures: Vec<_> = failed
             .iter()
             .map(|r| json!({"tenant": r.tenant.id, "name": r.tenant.name, "step": r.failure.as_ref().map(|f| &f.step), "error": r.failure.as_ref().map(|f| &f.error)}))
             .collect();
-        out.json(&json!({"event": "summary", "tenants": reports.len(), "succeeded": succeeded, "failed": failed.len(), "skipped": skipped,
-            "migrations": migrations, "seeders": seeders, "elapsed_ms": elapsed.as_secs_f64() * 1000.0, "failures": failures}));
+        out.json(&json!({"event": "summary", "tenants": reports.len(), "succeeded": succeeded, "nothing_to_do": idle, "failed": failed.len(),
+            "skipped": skipped, "migrations": migrations, "seeders": seeders, "elapsed_ms": elapsed.as_secs_f64() * 1000.0, "failures": failures}));
     } else {
-        let work = if seeders > 0 { format!("{seeders} seeder runs") } else { format!("{migrations} migrations") };
+        let work = if seeders > 0 { plural(seeders, "seeder run") } else { plural(migrations, "migration") };
+        let idle = if idle > 0 { format!(" ({} had nothing to do)", format_count(idle as u64)) } else { String::new() };
         let line = format!(
-            "{} tenants in {}: {succeeded} succeeded, {} failed, {skipped} skipped; {work}",
-            reports.len(),
+            "{} in {}: {} succeeded{idle}, {} failed, {} skipped; {work}",
+            plural(reports.len(), "tenant"),
             format_duration(elapsed),
-            failed.len()
+            format_count(succeeded as u64),
+            format_count(failed.len() as u64),
+            format_count(skipped as u64),
         );
         if failed.is_empty() {
             out.status(verb, line)

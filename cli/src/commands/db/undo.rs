@@ -64,7 +64,7 @@ pub async fn rollback(args: RollbackArgs, ctx: &CliContext<'_>) -> anyhow::Resul
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out, "tenancy db rollback").await?;
         let operation = Operation::Rollback { steps: args.step as usize };
-        Ok(run_over(tenancy, ctx.out, tenants, operation, args.fleet.options(tenancy), "Rolled back").await)
+        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, "Rolled back").await)
     })
     .await
 }
@@ -92,7 +92,7 @@ pub async fn destructive(args: DestructiveArgs, kind: Destructive, ctx: &CliCont
             Destructive::Refresh => (Operation::Refresh, "Refreshed"),
             Destructive::Fresh => (Operation::Fresh, "Recreated"),
         };
-        Ok(run_over(tenancy, out, tenants, operation, args.fleet.options(tenancy), verb).await)
+        Ok(run_over(tenancy, out, tenants, operation, &args.fleet, verb).await)
     })
     .await
 }

@@ -199,7 +199,7 @@ async fn in_one_transaction(
         Some(file) => Some(file.lock().await.map_err(outside(LOCKING))?),
         None => None,
     };
-    let txn = db.begin().await.map_err(outside(LOCKING))?;
+    let txn = db.begin().await.map_err(outside(BEGINNING))?;
     if lock_file.is_none() {
         let _released_by_commit = lock::acquire(&txn, lock::Scope::Transaction).await.map_err(outside(LOCKING))?;
     }
@@ -398,6 +398,7 @@ fn failure(step: &Step, direction: Direction, err: &DbErr, completed: &[Migratio
 /// migration's name would be.
 const READING: &str = "(reading the tracking tables)";
 const LOCKING: &str = "(taking the migration lock)";
+const BEGINNING: &str = "(starting the new database's transaction)";
 const COMMITTING: &str = "(committing the new database's migrations)";
 
 fn failed_outside_a_migration(what: &str, err: &DbErr) -> MigrationFailure {

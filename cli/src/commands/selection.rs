@@ -90,7 +90,7 @@ impl ConcurrencyArg {
     pub fn describe(&self, tenancy: &Tenancy) -> String {
         match self.concurrency {
             Some(n) => format!("{n} at once"),
-            None => format!("{} at once ({})", self.get(tenancy), default_concurrency_reason(tenancy.config())),
+            None => format!("{} at once (the default: {})", self.get(tenancy), default_concurrency_reason(tenancy.config())),
         }
     }
 }
@@ -100,7 +100,7 @@ impl ConcurrencyArg {
 fn default_concurrency_reason(config: &Config) -> String {
     let db = &config.tenant_database;
     let by_budget = db.connection_budget / db.pool_size.max(1);
-    let mut reason = format!("the default: connection_budget {} / pool_size {}", db.connection_budget, db.pool_size);
+    let mut reason = format!("connection_budget {} / pool_size {}", db.connection_budget, db.pool_size);
     if by_budget > db.max_open_pools {
         reason.push_str(&format!(", at most max_open_pools {}", db.max_open_pools));
     }
@@ -108,12 +108,12 @@ fn default_concurrency_reason(config: &Config) -> String {
 }
 
 /// Writes the default `--concurrency` this configuration gives into the help of every command
-/// that has the flag: `[default: 12, the default: connection_budget 64 / pool_size 5]`.
+/// that has the flag: `[default: 12 (connection_budget 64 / pool_size 5)]`.
 pub fn show_default_concurrency(command: clap::Command, config: &Config) -> clap::Command {
     let help = format!(
         "Tenants worked on at once [default: {} ({})]",
         FleetOptions::default_concurrency(config),
-        default_concurrency_reason(config).trim_start_matches("the default: ")
+        default_concurrency_reason(config)
     );
     with_concurrency_help(command, &help)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cache, completions, db, doctor, init, plugin, tenant};
+use crate::commands::{cache, completions, db, doctor, init, plugin, serve, tenant};
 
 /// Database-per-tenant multi-tenancy: create, migrate and manage every tenant's database.
 #[derive(Debug, Parser)]
@@ -59,6 +59,8 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Check the registry, database servers, plugins and tenant migrations
     Doctor(doctor::DoctorArgs),
+    /// Serve tenants over HTTP: each on its own domains, inside its own context
+    Serve(serve::ServeArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }

@@ -98,31 +98,31 @@ impl Drop for Reservation {
 
 /// A tenant's connection, borrowed from the cache. While it lives, the pool stays open.
 #[derive(Debug)]
-pub struct PoolLease<'a> {
+pub struct PoolLease {
     connection: DatabaseConnection,
     in_use: Option<Arc<()>>,
-    cache: &'a ConnectionCache,
+    capacity: Arc<Notify>,
 }
 
-impl PoolLease<'_> {
+impl PoolLease {
     /// The tenant's connection pool.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
     }
 }
 
-impl Drop for PoolLease<'_> {
+impl Drop for PoolLease {
     fn drop(&mut self) {
         drop(self.in_use.take());
         // The pool may be idle now, so evictable.
-        self.cache.capacity.notify_waiters();
+        self.capacity.notify_waiters();
     }
 }
 
 /// What [`ConnectionCache::warm`] found.
-enum Warm<'a> {
+enum Warm {
     /// The tenant's pool, leased.
-    Lease(PoolLease<'a>),
+    Lease(PoolLease),
     /// An idle pool smaller than asked for, taken out of the cache: close it.
     TooSmall(OpenPool),
     /// No pool open.
@@ -179,7 +179,7 @@ impl ConnectionCache {
         tenant: &TenantId,
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
-    ) -> Result<PoolLease<'_>, DatabaseError> {
+    ) -> Result<PoolLease, DatabaseError> {
         self.lease_sized(tenant, database, manager, self.limits.pool_size).await
     }
 
@@ -196,7 +196,7 @@ impl ConnectionCache {
         tenant: &TenantId,
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
-    ) -> Result<PoolLease<'_>, DatabaseError> {
+    ) -> Result<PoolLease, DatabaseError> {
         self.lease_sized(tenant, database, manager, 1).await
     }
 
@@ -206,7 +206,7 @@ impl ConnectionCache {
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
         size: u32,
-    ) -> Result<PoolLease<'_>, DatabaseError> {
+    ) -> Result<PoolLease, DatabaseError> {
         match self.warm(tenant, size) {
             Warm::Lease(lease) => return Ok(lease),
             Warm::TooSmall(pool) => {
@@ -229,7 +229,7 @@ impl ConnectionCache {
                 }
             };
             pool.last_used = Instant::now();
-            (PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), cache: self }, surplus)
+            (PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), capacity: self.capacity.clone() }, surplus)
         };
         if let Some((connection, _room)) = surplus {
             let _ = connection.close().await;
@@ -239,14 +239,14 @@ impl ConnectionCache {
 
     /// A lease on `tenant`'s open pool if it has `size` connections or is in use (a smaller
     /// pool in use serves as it is); an idle smaller pool is taken out, to be closed and replaced.
-    fn warm(&self, tenant: &TenantId, size: u32) -> Warm<'_> {
+    fn warm(&self, tenant: &TenantId, size: u32) -> Warm {
         let mut state = self.lock();
         let Some(pool) = state.pools.get_mut(tenant) else { return Warm::Cold };
         if pool.size < size && pool.is_idle() {
             return state.pools.remove(tenant).map_or(Warm::Cold, Warm::TooSmall);
         }
         pool.last_used = Instant::now();
-        Warm::Lease(PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), cache: self })
+        Warm::Lease(PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), capacity: self.capacity.clone() })
     }
 
     /// Takes room for one pool, closing least recently used idle pools (or waiting for a lease to

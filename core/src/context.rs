@@ -55,6 +55,43 @@ pub(crate) fn held_tenants() -> Arc<[crate::TenantId]> {
     CURRENT.try_with(|ctx| ctx.held.clone()).unwrap_or_else(|_| Arc::from([]))
 }
 
+/// The tenant the current task is pinned to, if it runs in a pinned context (an identified web
+/// request): no other tenant's context may be entered from it.
+pub(crate) fn pinned_tenant() -> Option<Arc<Tenant>> {
+    CURRENT.try_with(|ctx| ctx.pinned.then(|| ctx.tenant.clone())).ok().flatten()
+}
+
+/// Runs `future` on the Tokio runtime in the context the current task runs in.
+///
+/// A task started with plain `tokio::spawn` starts outside any tenant context: `current_tenant()`
+/// is `None` there and the session store and cache cannot find their tenant. This re-enters the
+/// context in the new task, and keeps the tenant's connection pool leased until the task ends.
+///
+/// # Errors
+/// [`NoTenantContext`] when called outside a tenant context; nothing is spawned.
+///
+/// # Example
+/// ```no_run
+/// # async fn handler() -> Result<(), tenancy_core::NoTenantContext> {
+/// tenancy_core::spawn_in_tenant(async {
+///     // Still the request's tenant here, after the response has gone.
+///     assert!(tenancy_core::current_tenant().is_some());
+/// })?;
+/// # Ok(()) }
+/// ```
+pub fn spawn_in_tenant<F>(future: F) -> Result<tokio::task::JoinHandle<F::Output>, NoTenantContext>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    current_context().map(|ctx| ctx.spawn(future)).ok_or(NoTenantContext)
+}
+
+/// [`spawn_in_tenant`] was called outside any tenant context.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("not in a tenant context: spawn_in_tenant needs to be called inside Tenancy::run or an identified request")]
+pub struct NoTenantContext;
+
 /// Errors from bootstrappers, seeders and other user code: any error type will do.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -68,6 +105,10 @@ pub struct TenantContext {
     progress: Option<Arc<dyn ProgressSink>>,
     /// This tenant and those of the contexts this one is nested in: their pools are in use.
     held: Arc<[crate::TenantId]>,
+    /// Keeps the tenant's pool open (not evictable) while any clone of the context lives.
+    _lease: Arc<crate::connections::PoolLease>,
+    /// No other tenant's context may be entered from this one.
+    pinned: bool,
 }
 
 impl TenantContext {
@@ -100,6 +141,15 @@ impl TenantContext {
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.resources.get(&TypeId::of::<T>()).and_then(|value| value.downcast_ref())
     }
+
+    /// Runs `future` on the Tokio runtime in this context (see [`spawn_in_tenant`]).
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(CURRENT.scope(self.clone(), future))
+    }
 }
 
 impl fmt::Debug for TenantContext {
@@ -112,13 +162,20 @@ impl fmt::Debug for TenantContext {
 pub struct ContextBuilder {
     tenant: Arc<Tenant>,
     db: DatabaseConnection,
+    lease: Arc<crate::connections::PoolLease>,
     resources: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     progress: Option<Arc<dyn ProgressSink>>,
+    pinned: bool,
 }
 
 impl ContextBuilder {
-    pub(crate) fn new(tenant: Arc<Tenant>, db: DatabaseConnection, progress: Option<Arc<dyn ProgressSink>>) -> Self {
-        Self { tenant, db, resources: HashMap::new(), progress }
+    pub(crate) fn new(
+        tenant: Arc<Tenant>,
+        lease: crate::connections::PoolLease,
+        progress: Option<Arc<dyn ProgressSink>>,
+        pinned: bool,
+    ) -> Self {
+        Self { tenant, db: lease.connection().clone(), lease: Arc::new(lease), resources: HashMap::new(), progress, pinned }
     }
 
     /// The tenant being entered.
@@ -138,7 +195,16 @@ impl ContextBuilder {
 
     pub(crate) fn build(self) -> TenantContext {
         let held = held_tenants().iter().copied().chain([self.tenant.id]).collect();
-        TenantContext { tenant: self.tenant, db: self.db, resources: Arc::new(self.resources), progress: self.progress, held }
+        TenantContext {
+            tenant: self.tenant,
+            db: self.db,
+            resources: Arc::new(self.resources),
+            progress: self.progress,
+            held,
+            _lease: self.lease,
+            // A context nested in a pinned one is pinned too, or it would be a way out.
+            pinned: self.pinned || pinned_tenant().is_some(),
+        }
     }
 }
 
@@ -211,6 +277,14 @@ pub enum ContextError {
         tenant: String,
         /// Why.
         source: crate::database::DatabaseError,
+    },
+    /// Code pinned to one tenant (an identified web request) tried to enter another's context.
+    #[error("cannot enter tenant {requested} from a request of tenant {current}: a request runs as its own tenant only")]
+    Pinned {
+        /// The tenant of the request, `name (id)`.
+        current: String,
+        /// The tenant asked for, `name (id)`.
+        requested: String,
     },
     /// The tenant is being deleted, or was, by this process.
     #[error("tenant {tenant} is being deleted")]

@@ -42,10 +42,14 @@ pub mod sessions;
 mod tenancy;
 mod tenant;
 pub mod unwind;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use config::{Config, ConfigError};
 pub use connections::ConnectionCache;
-pub use context::{Bootstrapper, BoxError, ContextBuilder, ContextError, TenantContext, current_context, current_tenant};
+pub use context::{
+    Bootstrapper, BoxError, ContextBuilder, ContextError, NoTenantContext, TenantContext, current_context, current_tenant, spawn_in_tenant,
+};
 pub use database::Driver;
 pub use domain::{Domain, DomainError};
 pub use registry::{Registry, RegistryError, TenantRefError};

@@ -269,7 +269,18 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
-        self.enter(tenant, progress, PoolSize::Full, f).await
+        self.enter(tenant, progress, PoolSize::Full, false, f).await
+    }
+
+    /// [`Tenancy::run`] for an identified web request: code inside cannot enter another tenant's
+    /// context ([`ContextError::Pinned`]).
+    #[cfg(feature = "web")]
+    pub(crate) async fn run_pinned<F, Fut, T>(&self, tenant: &Tenant, f: F) -> Result<T, ContextError>
+    where
+        F: FnOnce(TenantContext) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.enter(tenant, None, PoolSize::Full, true, f).await
     }
 
     /// [`Tenancy::run`] for work that sends one statement at a time, such as migrations and
@@ -283,7 +294,7 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
-        self.enter(tenant, None, PoolSize::One, f).await
+        self.enter(tenant, None, PoolSize::One, false, f).await
     }
 
     async fn enter<F, Fut, T>(
@@ -291,12 +302,18 @@ impl Tenancy {
         tenant: &Tenant,
         progress: Option<Arc<dyn ProgressSink>>,
         size: PoolSize,
+        pinned: bool,
         f: F,
     ) -> Result<T, ContextError>
     where
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
+        if let Some(current) = context::pinned_tenant()
+            && current.id != tenant.id
+        {
+            return Err(ContextError::Pinned { current: current.to_string(), requested: tenant.to_string() });
+        }
         let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
         let manager = self.manager_of(tenant).map_err(database_error)?.as_ref();
         let lease = match size {
@@ -310,7 +327,7 @@ impl Tenancy {
             return Err(ContextError::Closed { tenant: tenant.to_string() });
         }
         let tenant = Arc::new(tenant.clone());
-        let mut builder = ContextBuilder::new(tenant.clone(), lease.connection().clone(), progress);
+        let mut builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
         for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
             if let Err(source) = bootstrapper.bootstrap(&mut builder).await {
                 let partial = builder.build();
@@ -321,7 +338,7 @@ impl Tenancy {
         let ctx = builder.build();
         let output = context::scope(ctx.clone(), f).await;
         self.revert(&self.bootstrappers, &ctx).await;
-        drop(lease);
+        // The pool stays leased until the last clone of `ctx` (a task it spawned) is gone.
         Ok(output)
     }
 

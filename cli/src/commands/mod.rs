@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod init;
 pub mod plugin;
 pub mod selection;
+pub mod serve;
 pub mod tenant;
 
 use std::path::Path;
@@ -72,5 +73,6 @@ pub async fn dispatch(mut invocation: Invocation<'_>, matches: &clap::ArgMatches
         Command::Db(command) => db::run(command, &invocation.context()?).await,
         Command::Plugin(command) => plugin::run(&command, invocation.extensions, invocation.out),
         Command::Doctor(args) => doctor::run(&args, invocation).await,
+        Command::Serve(args) => serve::run(&args, &invocation.context()?).await,
     }
 }

@@ -17,6 +17,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(crate::migrate::CreateCache),
             Box::new(CreateRedisDatabases),
             Box::new(crate::migrate::BinaryCacheKeys),
+            Box::new(CreateRegistryVersion),
         ]
     }
 
@@ -160,5 +161,30 @@ impl MigrationTrait for CreateRedisDatabases {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table("tenant_redis_databases").to_owned()).await
+    }
+}
+
+struct CreateRegistryVersion;
+
+impl MigrationName for CreateRegistryVersion {
+    fn name(&self) -> &str {
+        "m0005_create_tenancy_registry_version"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateRegistryVersion {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let table = super::changes::TABLE;
+        manager.create_table(Table::create().table(table).col(integer("id").primary_key()).col(big_integer("version")).to_owned()).await?;
+        manager.exec_stmt(Query::insert().into_table(table).columns(["id", "version"]).values_panic([1.into(), 0.into()]).to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(super::changes::TABLE).to_owned()).await
     }
 }

@@ -4,6 +4,7 @@
 //! starting at once migrate it once). Every read turns rows into checked [`Tenant`]s; every write that
 //! can collide (a domain taken by another tenant) says which input collided.
 
+mod changes;
 mod entity;
 mod failures;
 mod migrations;
@@ -146,6 +147,7 @@ pub struct NewTenant {
 pub struct Registry {
     db: DatabaseConnection,
     location: String,
+    changes: std::sync::Arc<changes::Changes>,
 }
 
 impl Registry {
@@ -234,7 +236,7 @@ impl Registry {
 
     async fn connect(options: ConnectOptions, server: Option<&ServerUrl>, location: String) -> Result<Self, RegistryError> {
         match crate::database::connect(options, server, location.clone()).await {
-            Ok(db) => Ok(Self { db, location }),
+            Ok(db) => Ok(Self { db, location, changes: Default::default() }),
             Err(crate::database::DatabaseError::Connect { source, .. }) => Err(RegistryError::Connect { location, source }),
             Err(other) => Err(RegistryError::Connect { location, source: DbMessage::scrubbed(None, &other) }),
         }
@@ -325,7 +327,9 @@ impl Registry {
         for (index, domain) in new.domains.iter().enumerate() {
             insert_domain(&txn, &new.id, domain, index == 0).await?;
         }
+        changes::record_change(&txn).await?;
         txn.commit().await.map_err(RegistryError::query("commit the new tenant"))?;
+        self.changes.committed();
         self.get(&new.id).await?.ok_or(RegistryError::NotFound(new.id))
     }
 
@@ -369,16 +373,21 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::NotFound`] if the tenant is gone.
     pub async fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<Tenant, RegistryError> {
+        let action = || format!("set the status of tenant `{id}`");
+        let txn = self.db.begin().await.map_err(RegistryError::query(action()))?;
         let result = tenants::Entity::update_many()
             .col_expr(tenants::Column::Status, Expr::value(status.as_str()))
             .col_expr(tenants::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(tenants::Column::Id.eq(id.to_string()))
-            .exec(&self.db)
+            .exec(&txn)
             .await
-            .map_err(RegistryError::query(format!("set the status of tenant `{id}`")))?;
+            .map_err(RegistryError::query(action()))?;
         if result.rows_affected == 0 {
             return Err(RegistryError::NotFound(*id));
         }
+        changes::record_change(&txn).await?;
+        txn.commit().await.map_err(RegistryError::query(action()))?;
+        self.changes.committed();
         self.require(id).await
     }
 
@@ -402,7 +411,10 @@ impl Registry {
         // Frees its Redis database, if it had one (the foreign key would too, where enforced).
         txn.execute(&redis_databases::release(id)).await.map_err(RegistryError::query(action()))?;
         tenants::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(RegistryError::query(action()))?;
-        txn.commit().await.map_err(RegistryError::query(action()))
+        changes::record_change(&txn).await?;
+        txn.commit().await.map_err(RegistryError::query(action()))?;
+        self.changes.committed();
+        Ok(())
     }
 
     /// Adds `domain` to a tenant; `primary` makes it the primary domain (as does being the first).
@@ -417,7 +429,9 @@ impl Registry {
             clear_primary(&txn, &tenant.id).await?;
         }
         insert_domain(&txn, &tenant.id, domain, primary).await?;
+        changes::record_change(&txn).await?;
         txn.commit().await.map_err(RegistryError::query(format!("add domain `{domain}`")))?;
+        self.changes.committed();
         self.require(&tenant.id).await
     }
 
@@ -452,7 +466,9 @@ impl Registry {
                 .await
                 .map_err(RegistryError::query(action()))?;
         }
+        changes::record_change(&txn).await?;
         txn.commit().await.map_err(RegistryError::query(action()))?;
+        self.changes.committed();
         self.require(&tenant.id).await
     }
 

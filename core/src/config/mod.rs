@@ -13,6 +13,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod web;
+
+pub use web::{CentralHost, Identify, IpRange, WebConfig};
+
 use crate::database::{DatabaseNaming, Driver, Isolation, NamingError, ServerUrl, ServerUrlError};
 pub use crate::secret::SecretUrl;
 
@@ -39,6 +43,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Where plugin libraries are found, and which are turned off.
     pub plugins: PluginsConfig,
+    /// How HTTP requests find their tenant.
+    pub web: WebConfig,
     /// Where relative paths are resolved: the configuration file's folder, or the current directory.
     #[serde(skip)]
     pub root: PathBuf,
@@ -394,6 +400,7 @@ impl Config {
             }
         }
         self.central_location().map_err(|err| ("central.url".to_owned(), err.to_string()))?;
+        self.web.validate()?;
         let redis = &self.redis;
         if !redis.prefix.contains("{tenant_id}") {
             return Err(("redis.prefix".into(), format!("`{}` has no `{{tenant_id}}`: every tenant would share one prefix", redis.prefix)));

@@ -1,0 +1,140 @@
+//! `tenancy serve`: a small web application on tenancy's `web` layer. Central domains get a
+//! page about the installation, each tenant's hosts a page with its name and a counter kept in its
+//! session and its cache, and every host `/healthz`. Plugins will add routes here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use clap::Args;
+use serde_json::json;
+use tenancy_core::Tenancy;
+use tenancy_core::web::{CurrentTenant, Routes, TenantLayer};
+use tower::Layer;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use crate::CliContext;
+use crate::exit::ExitStatus;
+use crate::output::format_duration;
+
+/// Arguments of `tenancy serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: `web.listen`, 127.0.0.1:8000); port 0 picks a free one
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<SocketAddr>,
+}
+
+pub async fn run(args: &ServeArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
+    let out = ctx.out;
+    let tenancy = Arc::new(ctx.open_tenancy().await?);
+    let address = args.listen.unwrap_or(ctx.config.web.listen);
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            close(tenancy).await;
+            anyhow::bail!("cannot listen on {address}: {err}");
+        }
+    };
+    let bound = listener.local_addr()?;
+    let web = &ctx.config.web;
+    let ways: Vec<String> = web.identify_by.iter().map(|way| format!("{way:?}").to_lowercase()).collect();
+    out.status("Serving", format!("http://{bound} (central: {}; tenants by {})", web.central_domains.join(", "), ways.join(", ")));
+    if out.is_json() {
+        out.json(&json!({"event": "listening", "address": bound.to_string()}));
+    }
+    out.line("Press Ctrl-C to stop.");
+    let started = Instant::now();
+    let app = application(tenancy.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    close(tenancy).await;
+    served?;
+    out.status("Stopped", format!("after {}", format_duration(started.elapsed())));
+    if out.is_json() {
+        out.json(&json!({"event": "stopped", "seconds": started.elapsed().as_secs_f64()}));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The service `tenancy serve` runs: the routes, sessions, and the tenant layer around them all.
+pub fn application(tenancy: Arc<Tenancy>) -> Router {
+    let sessions = SessionManagerLayer::new(tenancy.session_store())
+        .with_name("tenancy_session")
+        .with_secure(false)
+        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
+    let routes = Routes::new()
+        .central(Router::new().route("/", get(central_home)))
+        .tenant(Router::new().route("/", get(tenant_home)).route("/counter", get(counter)))
+        .universal(Router::new().route("/healthz", get(healthz)))
+        .into_router()
+        .layer(sessions);
+    let layered = TenantLayer::new(tenancy.clone()).layer(routes);
+    Router::new().fallback_service(layered).with_state(())
+}
+
+async fn close(tenancy: Arc<Tenancy>) {
+    match Arc::try_unwrap(tenancy) {
+        Ok(tenancy) => tenancy.close().await,
+        Err(shared) => shared.connections().close_all().await,
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+async fn central_home() -> Html<&'static str> {
+    Html(
+        "<!doctype html><title>tenancy</title><h1>tenancy</h1><p>This is the central domain. Tenants are served on their own domains.</p>\n",
+    )
+}
+
+async fn tenant_home(tenant: CurrentTenant) -> Html<String> {
+    Html(format!("<!doctype html><title>{0}</title><h1>{0}</h1>\n", escape(tenant.tenant().name.as_str())))
+}
+
+/// Counts visits twice: in the visitor's session (this browser) and in the tenant's cache (everyone).
+async fn counter(tenant: CurrentTenant, session: Session) -> impl IntoResponse {
+    let visits: i64 = match session.get::<i64>("visits").await {
+        Ok(count) => count.unwrap_or(0) + 1,
+        Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("session: {err}\n")).into_response(),
+    };
+    if let Err(err) = session.insert("visits", visits).await {
+        return (StatusCode::INTERNAL_SERVER_ERROR, format!("session: {err}\n")).into_response();
+    }
+    let Some(cache) = tenant.cache() else { return (StatusCode::INTERNAL_SERVER_ERROR, "no cache\n").into_response() };
+    match cache.increment("visits", 1).await {
+        Ok(total) => format!("tenant: {}\nsession visits: {visits}\ntenant visits: {total}\n", tenant.tenant().name).into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cache: {err}\n")).into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}

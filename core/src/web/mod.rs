@@ -1,0 +1,49 @@
+//! Serving tenants over HTTP with axum (the `web` feature).
+//!
+//! - [`TenantLayer`] finds the tenant of each request — by domain, subdomain of a central domain,
+//!   first path segment or header, in the order `[web] identify_by` (or the application) sets —
+//!   turns away hosts that cannot be served (400 malformed host; 404 unknown or inactive tenant;
+//!   403 suspended; 503 still being created), and runs the rest of the request inside the tenant's
+//!   context, so `current_tenant()`, the tenant's cache and [`crate::sessions::TenantSessionStore`]
+//!   work in handlers. Inside an identified request no other tenant's context can be entered.
+//! - [`Routes`] keeps central, tenant and universal routes apart; [`CurrentTenant`] and
+//!   [`MaybeTenant`] hand handlers the tenant.
+//! - [`crate::spawn_in_tenant`] carries the context into a spawned task: a plain `tokio::spawn`
+//!   starts outside it.
+//! - [`ResolverCache`] keeps host → tenant answers, invalidated at once by changes made through this
+//!   process and within `web.change_poll_millis` by changes made anywhere else.
+//!
+//! The request's host comes from the URI authority or `Host`; `Forwarded` and `X-Forwarded-Host`
+//! count only from `web.trusted_proxies`, which needs the peer address: serve with
+//! `into_make_service_with_connect_info::<SocketAddr>()`.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo(tenancy: std::sync::Arc<tenancy_core::Tenancy>) -> std::io::Result<()> {
+//! use axum::{Router, routing::get};
+//! use tenancy_core::web::{CurrentTenant, Routes, TenantLayer};
+//! use tower::Layer;
+//!
+//! let routes = Routes::new()
+//!     .central(Router::new().route("/", get(|| async { "Sign up here" })))
+//!     .tenant(Router::new().route("/", get(|tenant: CurrentTenant| async move { format!("Hello, {}", tenant.tenant().name) })))
+//!     .into_router();
+//! let app = TenantLayer::new(tenancy).layer(routes);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, tower::ServiceExt::<axum::extract::Request>::into_make_service(app)).await
+//! # }
+//! ```
+
+mod cache;
+mod door;
+mod extract;
+mod host;
+mod layer;
+mod routes;
+
+pub use cache::{Lookup, ResolverCache};
+pub use door::Admission;
+pub use extract::{CurrentTenant, MaybeTenant, TenantRejection};
+pub use host::{HostError, RequestHost, parse_host, request_host};
+pub use layer::{Identified, TenantLayer, TenantPathPrefix, TenantService};
+pub use routes::Routes;

@@ -48,6 +48,7 @@ use tenancy_core::{Config, OpenError, Seeder, Tenancy};
 
 pub use args::Cli;
 use args::GlobalArgs;
+pub use commands::serve::application as serve_application;
 use exit::ExitStatus;
 use extensions::Extensions;
 use output::Output;

@@ -6,6 +6,7 @@
 //! 127.0.0.1:3306 (`root`, no password). When one is missing, its tests are skipped with a line on
 //! stderr; when `CI` is set, a missing server fails the test instead.
 
+pub mod http;
 pub mod migrators;
 
 use std::io::Write;

@@ -14,7 +14,6 @@ use clap::Args;
 use serde_json::json;
 use tenancy_core::Tenancy;
 use tenancy_core::web::{CurrentTenant, Routes, TenantLayer};
-use tower::Layer;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::CliContext;
@@ -72,8 +71,7 @@ pub fn application(tenancy: Arc<Tenancy>) -> Router {
         .universal(Router::new().route("/healthz", get(healthz)))
         .into_router()
         .layer(sessions);
-    let layered = TenantLayer::new(tenancy.clone()).layer(routes);
-    Router::new().fallback_service(layered).with_state(())
+    TenantLayer::new(tenancy).around(routes)
 }
 
 async fn close(tenancy: Arc<Tenancy>) {

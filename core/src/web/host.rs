@@ -58,7 +58,7 @@ pub fn request_host(uri: &Uri, headers: &HeaderMap, peer: Option<IpAddr>, truste
     }
     let mut hosts = headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
-        (Some(host), None) => parse_host(host.to_str().map_err(|_| HostError::Malformed)?),
+        (Some(host), None) => parse_host(text(host)?),
         (None, _) => Err(HostError::Missing),
         // Two Host headers: which one a proxy used is anyone's guess.
         (Some(_), Some(_)) => Err(HostError::Malformed),
@@ -69,7 +69,7 @@ pub fn request_host(uri: &Uri, headers: &HeaderMap, peer: Option<IpAddr>, truste
 /// first value. The first element is the one the client-facing proxy wrote.
 fn forwarded_host(headers: &HeaderMap) -> Option<Result<String, HostError>> {
     if let Some(value) = headers.get(FORWARDED) {
-        let Ok(value) = value.to_str() else { return Some(Err(HostError::Malformed)) };
+        let Ok(value) = text(value) else { return Some(Err(HostError::Malformed)) };
         let first = value.split(',').next().unwrap_or_default();
         for pair in first.split(';') {
             if let Some((key, host)) = pair.trim().split_once('=')
@@ -80,8 +80,14 @@ fn forwarded_host(headers: &HeaderMap) -> Option<Result<String, HostError>> {
         }
     }
     let value = headers.get("x-forwarded-host")?;
-    let Ok(value) = value.to_str() else { return Some(Err(HostError::Malformed)) };
+    let Ok(value) = text(value) else { return Some(Err(HostError::Malformed)) };
     Some(Ok(value.split(',').next().unwrap_or_default().trim().to_owned()))
+}
+
+/// A header's value as UTF-8: an internationalised host sent as such (not as its `xn--` form) is
+/// converted below, not refused here.
+fn text(value: &axum::http::HeaderValue) -> Result<&str, HostError> {
+    std::str::from_utf8(value.as_bytes()).map_err(|_| HostError::Malformed)
 }
 
 /// Checks and normalises one `host[:port]`.

@@ -88,6 +88,13 @@ impl TenantLayer {
         self
     }
 
+    /// `router` behind this layer, as a `Router` again (serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` so trusted proxies can be recognised).
+    /// The layer runs before `router` routes, as it must.
+    pub fn around(self, router: axum::Router) -> axum::Router {
+        axum::Router::new().fallback_service(self.layer(router))
+    }
+
     /// The host → tenant cache.
     pub fn resolver_cache(&self) -> &ResolverCache {
         &self.shared.cache

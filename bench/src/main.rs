@@ -9,6 +9,7 @@
 mod cache;
 mod migrate;
 mod startup;
+mod web;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -65,6 +66,27 @@ enum Bench {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
         binary: std::path::PathBuf,
     },
+    /// `tenancy serve`'s tenant page against plain axum under wrk, and a warm resolver hit
+    Web {
+        /// Tenants registered, each with its own host
+        #[arg(long, default_value_t = 1000)]
+        tenants: usize,
+        /// Seconds per load run
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Keep-alive connections
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Runs of each server, interleaved; the median is shown
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The release `tenancy` binary to measure
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        binary: std::path::PathBuf,
+    },
+    /// Row (a) of `web`: plain axum answering the same page (started by `web` itself)
+    #[command(hide = true)]
+    PlainAxum,
     /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
     Startup {
         /// How many plugin libraries
@@ -122,6 +144,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Bench::Cache { operations } => cache::run(operations).await?,
         Bench::Startup { plugins, runs, binary, library } => startup::run(&binary, &library, plugins, runs)?,
+        Bench::Web { tenants, seconds, connections, runs, binary } => {
+            web::run(&web::Options { binary: &binary, tenants, seconds, connections, runs }).await?;
+        }
+        Bench::PlainAxum => web::plain_axum().await?,
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {
             anyhow::ensure!(
                 binary.is_file(),

@@ -7,7 +7,8 @@
 //! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks;
 //! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N] [--backend …] [--peer-concurrency 4,8,16]`;
 //! - `cargo xtask bench cache [--operations N]`;
-//! - `cargo xtask bench startup [--plugins N] [--runs N]`.
+//! - `cargo xtask bench startup [--plugins N] [--runs N]`;
+//! - `cargo xtask bench web [--tenants N] [--seconds S] [--connections C] [--runs R]` (installs `wrk`).
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
 
@@ -86,8 +87,25 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             step("release build and run of tenancy-bench cache");
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- cache {rest...}").run().context("the benchmark failed")
         }
-        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache, startup"),
+        "web" => {
+            step("wrk (from Debian, if missing), release builds of tenancy and tenancy-bench, then tenancy-bench web");
+            install_wrk(sh)?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo run --release --locked -p tenancy-bench -- web {rest...}").run().context("the benchmark failed")
+        }
+        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache, startup, web"),
     }
+}
+
+/// The load generator of `bench web`: Debian's `wrk`, installed when missing (as root, or through sudo).
+fn install_wrk(sh: &Shell) -> anyhow::Result<()> {
+    if cmd!(sh, "sh -c 'command -v wrk'").quiet().ignore_stdout().run().is_ok() {
+        return Ok(());
+    }
+    let install = "apt-get install -y --no-install-recommends wrk";
+    let as_root = cmd!(sh, "id -u").read()?.trim() == "0";
+    let result = if as_root { cmd!(sh, "sh -c {install}").run() } else { cmd!(sh, "sudo sh -c {install}").run() };
+    result.context("installing wrk with apt-get failed")
 }
 
 /// Habits `rustfmt` and clippy cannot check. Runs with the tests (`cargo test --workspace`).

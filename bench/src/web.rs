@@ -1,0 +1,230 @@
+//! `web`: requests per second and latency of `tenancy serve`'s tenant route against plain axum
+//! returning the same small page, both as release processes on loopback, driven by `wrk` with
+//! keep-alive connections whose requests are spread over every tenant's host; and the cost of a
+//! warm host → tenant lookup, in-process.
+//!
+//! (a) is the peer and the floor at once: an axum server with no tenancy at all, answering the
+//! same bytes. (b) identifies the tenant from the host (resolver cache), checks its status,
+//! enters its context (its connection pool leased, the cache bootstrapped) and answers its page.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tenancy_core::migrate::SeaOrmMigrator;
+use tenancy_core::provisioning::TenantRequest;
+use tenancy_core::web::{Lookup, ResolverCache, parse_host};
+use tenancy_core::{Config, Domain, Tenancy, TenantName};
+
+/// What a run is asked to do.
+pub struct Options<'a> {
+    pub binary: &'a Path,
+    pub tenants: usize,
+    pub seconds: u64,
+    pub connections: usize,
+    pub runs: usize,
+}
+
+/// The page both servers answer: what `tenancy serve` answers for a tenant named `Tenant 1`.
+pub const PAGE: &str = "<!doctype html><title>Tenant 1</title><h1>Tenant 1</h1>\n";
+
+pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        options.binary.is_file(),
+        "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-sample`",
+        options.binary.display()
+    );
+    anyhow::ensure!(Command::new("wrk").arg("--version").output().is_ok(), "`wrk` is not installed: `cargo xtask bench web` installs it");
+    let home = tempfile::tempdir()?;
+    let config = Config::defaults_at(home.path());
+    let hosts = create_tenants(config.clone(), options.tenants).await?;
+    let script = home.path().join("hosts.lua");
+    std::fs::write(&script, wrk_script(&hosts))?;
+
+    println!(
+        "web: wrk, 1 thread, {} keep-alive connections, {} s per run, {} runs interleaved; requests spread over {} tenant hosts (SQLite, default configuration)",
+        options.connections, options.seconds, options.runs, options.tenants
+    );
+    let mut plain = Vec::new();
+    let mut tenancy = Vec::new();
+    for _ in 0..options.runs {
+        let mut server = Server::start(Command::new(std::env::current_exe()?).arg("plain-axum"))?;
+        plain.push(load(server.address, &script, options)?);
+        server.stop();
+        let mut command = Command::new(options.binary);
+        command.args(["serve", "--json", "--listen", "127.0.0.1:0"]).current_dir(home.path());
+        let mut server = Server::start(&mut command)?;
+        check_answers(server.address, &hosts).await?;
+        tenancy.push(load(server.address, &script, options)?);
+        server.stop();
+    }
+    let (a, b) = (Load::median(plain), Load::median(tenancy));
+    println!("  (a) plain axum, same page       {:>9.0} req/s   p50 {:>6.3} ms   p99 {:>6.3} ms", a.rate, a.p50, a.p99);
+    println!("  (b) tenancy serve, tenant page  {:>9.0} req/s   p50 {:>6.3} ms   p99 {:>6.3} ms", b.rate, b.p50, b.p99);
+    println!("  b/a {:.2} (target ≥ 0.80)", b.rate / a.rate);
+
+    micro(config, &hosts).await
+}
+
+/// Creates `count` tenants with the sample migrations, eight at a time; returns their hosts.
+async fn create_tenants(config: Config, count: usize) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let tenancy = Tenancy::builder(config).tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default())).open().await?;
+    let hosts: Vec<String> = (1..=count).map(|i| format!("t{i}.localhost")).collect();
+    let created = futures::stream::iter(hosts.iter().enumerate())
+        .map(|(i, host)| {
+            let tenancy = &tenancy;
+            async move {
+                let mut request = TenantRequest::new(TenantName::parse(&format!("Tenant {}", i + 1))?);
+                request.domains.push(Domain::parse(host)?);
+                tenancy.create_tenant(&request, &()).await.map(drop).map_err(anyhow::Error::from)
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    created.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    tenancy.close().await;
+    eprintln!("  ({count} tenants created in {:.1} s)", started.elapsed().as_secs_f64());
+    Ok(hosts)
+}
+
+/// A wrk script sending each request to the next host, round robin.
+fn wrk_script(hosts: &[String]) -> String {
+    let list: Vec<String> = hosts.iter().map(|host| format!("\"{host}\"")).collect();
+    format!(
+        "local hosts = {{{}}}\nlocal i = math.random(#hosts)\nrequest = function()\n  i = i % #hosts + 1\n  return wrk.format(\"GET\", \"/\", {{[\"Host\"] = hosts[i]}})\nend\n",
+        list.join(",")
+    )
+}
+
+/// Every tenant host answers its own page before anything is measured.
+async fn check_answers(address: SocketAddr, hosts: &[String]) -> anyhow::Result<()> {
+    for (i, host) in hosts.iter().enumerate().step_by(97) {
+        let response = tenancy_tests::http::get(address, host, "/").await;
+        let expected = format!("<h1>Tenant {}</h1>", i + 1);
+        anyhow::ensure!(response.status == 200 && response.body.contains(&expected), "{host} answered {response:?}");
+    }
+    Ok(())
+}
+
+struct Load {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+impl Load {
+    fn median(mut runs: Vec<Load>) -> Load {
+        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        runs.swap_remove(runs.len() / 2)
+    }
+}
+
+/// Runs wrk once against `address`; refuses a run with errors or non-2xx answers.
+fn load(address: SocketAddr, script: &Path, options: &Options<'_>) -> anyhow::Result<Load> {
+    let output = Command::new("wrk")
+        .args(["-t1", &format!("-c{}", options.connections), &format!("-d{}s", options.seconds), "--latency", "-s"])
+        .arg(script)
+        .arg(format!("http://{address}/"))
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(output.status.success(), "wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+    anyhow::ensure!(!text.contains("Non-2xx") && !text.contains("Socket errors"), "errors under load:\n{text}");
+    let field = |label: &str| -> anyhow::Result<&str> {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(label).map(str::trim))
+            .ok_or_else(|| anyhow::anyhow!("no `{label}` in wrk's output:\n{text}"))
+    };
+    Ok(Load { rate: field("Requests/sec:")?.parse()?, p50: millis(field("50%")?)?, p99: millis(field("99%")?)? })
+}
+
+/// wrk's `812.00us`, `1.20ms` or `2.01s`, in milliseconds.
+fn millis(text: &str) -> anyhow::Result<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        anyhow::bail!("cannot read the latency `{text}`")
+    };
+    Ok(number.parse::<f64>()? * factor)
+}
+
+/// A server process, killed when stopped or dropped; its address is the first line it prints.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    fn start(command: &mut Command) -> anyhow::Result<Self> {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let address = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|event| event["address"].as_str().and_then(|a| a.parse().ok()))
+            .or_else(|| line.trim().parse().ok());
+        match address {
+            Some(address) => Ok(Self { child, address }),
+            None => {
+                let _ = child.kill();
+                anyhow::bail!("the server did not say where it listens: {line:?}")
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The plain axum server of row (a): prints its address, then serves [`PAGE`] on every path.
+pub async fn plain_axum() -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    let app = axum::Router::new().fallback(|| async { axum::response::Html(PAGE) });
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// A warm resolver hit and host parsing, in-process.
+async fn micro(config: Config, hosts: &[String]) -> anyhow::Result<()> {
+    let tenancy = Tenancy::builder(config.clone()).open().await?;
+    let cache = ResolverCache::new(tenancy.registry().clone(), &config.web);
+    let lookups: Vec<Lookup> = hosts.iter().map(|host| Lookup::Domain(Domain::parse(host).expect("a valid host"))).collect();
+    for lookup in &lookups {
+        anyhow::ensure!(cache.resolve(lookup).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_some(), "no tenant for {lookup:?}");
+    }
+    const ROUNDS: usize = 1_000_000;
+    let started = Instant::now();
+    for i in 0..ROUNDS {
+        std::hint::black_box(cache.resolve(&lookups[i % lookups.len()]).await.ok());
+    }
+    let hit = started.elapsed();
+    let raw: Vec<String> = hosts.iter().map(|host| format!("{}:8000", host.to_uppercase())).collect();
+    let started = Instant::now();
+    for i in 0..ROUNDS {
+        std::hint::black_box(parse_host(&raw[i % raw.len()]).ok());
+    }
+    let parse = started.elapsed();
+    let per = |total: Duration| total.as_nanos() as f64 / ROUNDS as f64;
+    println!("  warm resolver hit (moka, generation check) {:>6.0} ns   target ≤ 2,000 ns", per(hit));
+    println!("  host parse and normalise (`T1.LOCALHOST:8000`) {:>6.0} ns", per(parse));
+    tenancy.close().await;
+    Ok(())
+}

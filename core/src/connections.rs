@@ -129,6 +129,15 @@ enum Warm {
     Cold,
 }
 
+/// When a new pool connects.
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    /// At once, so an unreachable database fails the lease.
+    Now,
+    /// On its first query.
+    Lazily,
+}
+
 /// What the cache holds right now, for `monitor` and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
@@ -200,12 +209,38 @@ impl ConnectionCache {
         self.lease_sized(tenant, database, manager, 1).await
     }
 
+    /// [`ConnectionCache::lease`], except that a pool that is not open yet is made without
+    /// connecting ([`DatabaseManager::open_lazy`]): it costs no connection until a query runs. For
+    /// work that may never touch the database, such as a web request.
+    ///
+    /// # Errors
+    /// As [`ConnectionCache::lease`], except that an unreachable database fails the first query.
+    pub async fn lease_lazily(
+        &self,
+        tenant: &TenantId,
+        database: &DatabaseName,
+        manager: &dyn DatabaseManager,
+    ) -> Result<PoolLease, DatabaseError> {
+        self.lease_opened(tenant, database, manager, self.limits.pool_size, Open::Lazily).await
+    }
+
     async fn lease_sized(
         &self,
         tenant: &TenantId,
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
         size: u32,
+    ) -> Result<PoolLease, DatabaseError> {
+        self.lease_opened(tenant, database, manager, size, Open::Now).await
+    }
+
+    async fn lease_opened(
+        &self,
+        tenant: &TenantId,
+        database: &DatabaseName,
+        manager: &dyn DatabaseManager,
+        size: u32,
+        open: Open,
     ) -> Result<PoolLease, DatabaseError> {
         match self.warm(tenant, size) {
             Warm::Lease(lease) => return Ok(lease),
@@ -217,7 +252,10 @@ impl ConnectionCache {
         self.close_idle_pools().await;
         let room = self.reserve(tenant, size).await?;
         // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
-        let connection = manager.open_sized(database, size).await?;
+        let connection = match open {
+            Open::Now => manager.open_sized(database, size).await?,
+            Open::Lazily => manager.open_lazy(database, size).await?,
+        };
         let (lease, surplus) = {
             let mut state = self.lock();
             state.opened += 1;

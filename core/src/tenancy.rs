@@ -51,6 +51,9 @@ enum PoolSize {
     Full,
     /// One connection.
     One,
+    /// `pool_size` connections, none opened until a query runs (web requests).
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    Lazy,
 }
 
 /// Keeps a tenant closed while it lives; reopens it on drop unless [`ClosedTenant::keep`] is called.
@@ -273,14 +276,15 @@ impl Tenancy {
     }
 
     /// [`Tenancy::run`] for an identified web request: code inside cannot enter another tenant's
-    /// context ([`ContextError::Pinned`]).
+    /// context ([`ContextError::Pinned`]), and a pool opened for it connects on its first query, so
+    /// a request that never touches the database opens no connection.
     #[cfg(feature = "web")]
     pub(crate) async fn run_pinned<F, Fut, T>(&self, tenant: &Tenant, f: F) -> Result<T, ContextError>
     where
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
-        self.enter(tenant, None, PoolSize::Full, true, f).await
+        self.enter(tenant, None, PoolSize::Lazy, true, f).await
     }
 
     /// [`Tenancy::run`] for work that sends one statement at a time, such as migrations and
@@ -319,6 +323,7 @@ impl Tenancy {
         let lease = match size {
             PoolSize::Full => self.connections.lease(&tenant.id, &tenant.database, manager).await,
             PoolSize::One => self.connections.lease_one_connection(&tenant.id, &tenant.database, manager).await,
+            PoolSize::Lazy => self.connections.lease_lazily(&tenant.id, &tenant.database, manager).await,
         }
         .map_err(database_error)?;
         // Checked with the lease held: a delete closes the tenant, then waits for its leases to

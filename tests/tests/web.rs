@@ -333,3 +333,20 @@ async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
     assert!(http::get(address, "acme.localhost", "/who").await.body.starts_with("Acme"));
     assert_eq!(tenancy.connections().stats().pools_in_use, 0, "the panicking request's lease was returned");
 }
+
+/// A request's pool connects on its first query: a page that never touches the database is served
+/// even when the database cannot be opened, and one that does fails with 500, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_opens_its_database_only_when_it_uses_it() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = open(&env, |_| {}).await;
+    let acme = tenant(&tenancy, "Acme", &["acme.localhost"]).await;
+    let file = env.sqlite_dir().join(format!("{}.sqlite", acme.database));
+    std::fs::remove_file(&file).unwrap();
+    let server = serve_tenancy(&tenancy).await;
+    let mut connection = Connection::open(server.address).await;
+    let page = connection.get("acme.localhost", "/", &[]).await;
+    assert!(page.body.contains("<h1>Acme</h1>"), "{page:?}");
+    assert_eq!(connection.get("acme.localhost", "/counter", &[]).await.status, 500);
+    assert!(!file.exists(), "a request must never create a tenant's database");
+}

@@ -57,6 +57,14 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// Opens a pool of at most `connections` connections on `database`.
     async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError>;
 
+    /// A pool of at most `connections` connections on `database` that connects on first use: no
+    /// connection, no I/O, until a query runs (a web request that never touches its database costs
+    /// none). An unreachable database fails that first query instead of this call. The default opens
+    /// at once, as [`DatabaseManager::open_sized`].
+    async fn open_lazy(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+        self.open_sized(database, connections).await
+    }
+
     /// Whether `database` exists.
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError>;
 
@@ -226,10 +234,30 @@ impl PoolSettings {
             .idle_timeout(self.idle_timeout)
             // A ping before every acquire costs a round trip per query; a connection idle for a
             // while is still checked, so one broken by a server restart is replaced, not handed out.
-            .test_before_acquire_if_idle_for(Duration::from_secs(30))
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             .set_application_name(&self.application_name)
             .sqlx_logging(false);
         options
+    }
+
+    /// The same pool settings as [`PoolSettings::tenant_options`], for a pool built on sqlx
+    /// directly, of at most `connections` connections.
+    pub(crate) fn sqlx_pool_options<DB: sea_orm::sqlx::Database>(&self, connections: u32) -> sea_orm::sqlx::pool::PoolOptions<DB> {
+        sea_orm::sqlx::pool::PoolOptions::<DB>::new()
+            .max_connections(connections)
+            .min_connections(0)
+            .acquire_timeout(self.connect_timeout.max(Duration::from_secs(30)))
+            .idle_timeout(self.idle_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    // As `test_before_acquire_if_idle_for` below: ping only a connection idle for a while.
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sea_orm::sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 
     /// Connect options for the small administration pool of a server.
@@ -244,6 +272,9 @@ impl PoolSettings {
         options
     }
 }
+
+/// A pooled connection idle this long is pinged before it is handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 
 /// Opens `options` and turns a failure into [`DatabaseError::Connect`] naming `location`.
 /// On a server, a TCP probe runs first so that a refused connection fails at once with its reason.

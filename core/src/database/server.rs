@@ -76,6 +76,12 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         self.admin.open(options, self.location(database)).await
     }
 
+    async fn open_lazy(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+        let mut options = self.connect_options(database);
+        options.max_connections(connections).connect_lazy(true);
+        super::manager::connect_unprobed(options, Some(&self.admin.url), self.location(database)).await
+    }
+
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {
         let action = format!("check whether `{database}` exists");
         self.admin.any_row(D::EXISTS_SQL, vec![database.as_str().into()], action).await

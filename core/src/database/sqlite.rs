@@ -42,13 +42,16 @@ pub(crate) fn sqlite_url(path: &Path) -> String {
 /// The pragmas every connection of every SQLite pool gets, tenant and central alike.
 pub(crate) fn sqlite_connect_options(path: &Path, options: &mut ConnectOptions) {
     let path = path.to_path_buf();
-    options.map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
-        opts.filename(&path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-    });
+    options.map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| with_pragmas(opts, &path));
+}
+
+fn with_pragmas(options: SqliteConnectOptions, path: &Path) -> SqliteConnectOptions {
+    options
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
 }
 
 #[async_trait]
@@ -74,6 +77,15 @@ impl DatabaseManager for SqliteManager {
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
         self.open_sized(database, self.settings.pool_size).await
+    }
+
+    async fn open_lazy(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+        // Built on sqlx directly: sea-orm's connect asks SQLite for its version even when told to
+        // connect lazily, which would open the file.
+        use sea_orm::sqlx::ConnectOptions as _;
+        let options = with_pragmas(SqliteConnectOptions::new(), &self.path_of(database)).disable_statement_logging();
+        let pool = self.settings.sqlx_pool_options::<sea_orm::sqlx::Sqlite>(connections).connect_lazy_with(options);
+        Ok(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
     }
 
     async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {

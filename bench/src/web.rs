@@ -41,14 +41,13 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
     anyhow::ensure!(Command::new("wrk").arg("--version").output().is_ok(), "`wrk` is not installed: `cargo xtask bench web` installs it");
     let home = tempfile::tempdir()?;
     let config = Config::defaults_at(home.path());
-    let hosts = create_tenants(config.clone(), options.tenants).await?;
-    let script = home.path().join("hosts.lua");
-    std::fs::write(&script, wrk_script(&hosts))?;
-
     println!(
         "web: wrk, 1 thread, {} keep-alive connections, {} s per run, {} runs interleaved; requests spread over {} tenant hosts (SQLite, default configuration)",
         options.connections, options.seconds, options.runs, options.tenants
     );
+    let hosts = create_tenants(config.clone(), options.tenants).await?;
+    let script = home.path().join("hosts.lua");
+    std::fs::write(&script, wrk_script(&hosts))?;
     let mut plain = Vec::new();
     let mut tenancy = Vec::new();
     for _ in 0..options.runs {
@@ -89,7 +88,7 @@ async fn create_tenants(config: Config, count: usize) -> anyhow::Result<Vec<Stri
         .await;
     created.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     tenancy.close().await;
-    eprintln!("  ({count} tenants created in {:.1} s)", started.elapsed().as_secs_f64());
+    println!("  ({count} tenants created in {:.1} s)", started.elapsed().as_secs_f64());
     Ok(hosts)
 }
 

@@ -44,7 +44,6 @@ async fn main() -> anyhow::Result<()> {
     let app = TenantLayer::new(tenancy.clone()).around(routes);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-    println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }

@@ -22,15 +22,14 @@
 //! # async fn demo(tenancy: std::sync::Arc<tenancy_core::Tenancy>) -> std::io::Result<()> {
 //! use axum::{Router, routing::get};
 //! use tenancy_core::web::{CurrentTenant, Routes, TenantLayer};
-//! use tower::Layer;
 //!
 //! let routes = Routes::new()
 //!     .central(Router::new().route("/", get(|| async { "Sign up here" })))
 //!     .tenant(Router::new().route("/", get(|tenant: CurrentTenant| async move { format!("Hello, {}", tenant.tenant().name) })))
 //!     .into_router();
-//! let app = TenantLayer::new(tenancy).layer(routes);
+//! let app = TenantLayer::new(tenancy).around(routes);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-//! axum::serve(listener, tower::ServiceExt::<axum::extract::Request>::into_make_service(app)).await
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
 //! # }
 //! ```
 

@@ -80,6 +80,9 @@ enum Bench {
         /// Runs of each server, interleaved; the median is shown
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Only the in-process figures, no load runs
+        #[arg(long)]
+        in_process_only: bool,
         /// The release `tenancy` binary to measure
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
         binary: std::path::PathBuf,
@@ -144,8 +147,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Bench::Cache { operations } => cache::run(operations).await?,
         Bench::Startup { plugins, runs, binary, library } => startup::run(&binary, &library, plugins, runs)?,
-        Bench::Web { tenants, seconds, connections, runs, binary } => {
-            web::run(&web::Options { binary: &binary, tenants, seconds, connections, runs }).await?;
+        Bench::Web { tenants, seconds, connections, runs, in_process_only, binary } => {
+            web::run(&web::Options { binary: &binary, tenants, seconds, connections, runs, in_process_only }).await?;
         }
         Bench::PlainAxum => web::plain_axum().await?,
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {

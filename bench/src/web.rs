@@ -27,6 +27,8 @@ pub struct Options<'a> {
     pub seconds: u64,
     pub connections: usize,
     pub runs: usize,
+    /// Skip the load runs: only the in-process figures.
+    pub in_process_only: bool,
 }
 
 /// The page both servers answer: what `tenancy serve` answers for a tenant named `Tenant 1`.
@@ -48,6 +50,9 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
     let hosts = create_tenants(config.clone(), options.tenants).await?;
     let script = home.path().join("hosts.lua");
     std::fs::write(&script, wrk_script(&hosts))?;
+    if options.in_process_only {
+        return micro(config, &hosts).await;
+    }
     let mut plain = Vec::new();
     let mut tenancy = Vec::new();
     for _ in 0..options.runs {
@@ -201,9 +206,46 @@ pub async fn plain_axum() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Requests handed to a service in-process, no network: what the layers add per request.
+async fn per_request(app: axum::Router, hosts: &[String], rounds: usize) -> anyhow::Result<Duration> {
+    use tower::ServiceExt;
+    let started = Instant::now();
+    for i in 0..rounds {
+        let request = axum::http::Request::get("/").header("host", &hosts[i % hosts.len()]).body(axum::body::Body::empty())?;
+        let response = app.clone().oneshot(request).await?;
+        anyhow::ensure!(response.status() == 200, "{} answered {}", hosts[i % hosts.len()], response.status());
+    }
+    Ok(started.elapsed())
+}
+
 /// A warm resolver hit and host parsing, in-process.
 async fn micro(config: Config, hosts: &[String]) -> anyhow::Result<()> {
-    let tenancy = Tenancy::builder(config.clone()).open().await?;
+    const REQUESTS: usize = 200_000;
+    let plain = axum::Router::new().fallback(|| async { axum::response::Html(PAGE) });
+    let plain = per_request(plain, hosts, REQUESTS).await?;
+    let tenancy = Arc::new(Tenancy::builder(config.clone()).open().await?);
+    let app = tenancy_cli::serve_application(tenancy.clone());
+    per_request(app.clone(), hosts, hosts.len()).await?; // warm the resolver cache
+    let served = per_request(app, hosts, REQUESTS).await?;
+    let layer_only =
+        tenancy_core::web::TenantLayer::new(tenancy.clone()).around(axum::Router::new().fallback(|| async { axum::response::Html(PAGE) }));
+    per_request(layer_only.clone(), hosts, hosts.len()).await?;
+    let one_host = per_request(layer_only.clone(), &hosts[..1], REQUESTS).await?;
+    let spread = per_request(layer_only, hosts, REQUESTS).await?;
+    let per = |total: Duration| total.as_nanos() as f64 / REQUESTS as f64;
+    println!(
+        "  in-process, no network, ns/request: plain axum {:.0}; tenant layer around it, one host {:.0}, {} hosts {:.0}; tenancy serve's app, {} hosts {:.0}",
+        per(plain),
+        per(one_host),
+        hosts.len(),
+        per(spread),
+        hosts.len(),
+        per(served)
+    );
+    let tenancy = match Arc::try_unwrap(tenancy) {
+        Ok(tenancy) => tenancy,
+        Err(_) => anyhow::bail!("the application still holds the tenancy"),
+    };
     let cache = ResolverCache::new(tenancy.registry().clone(), &config.web);
     let lookups: Vec<Lookup> = hosts.iter().map(|host| Lookup::Domain(Domain::parse(host).expect("a valid host"))).collect();
     for lookup in &lookups {

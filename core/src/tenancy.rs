@@ -272,14 +272,14 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
-        self.enter(tenant, progress, PoolSize::Full, false, f).await
+        self.enter(Arc::new(tenant.clone()), progress, PoolSize::Full, false, f).await
     }
 
     /// [`Tenancy::run`] for an identified web request: code inside cannot enter another tenant's
     /// context ([`ContextError::Pinned`]), and a pool opened for it connects on its first query, so
     /// a request that never touches the database opens no connection.
     #[cfg(feature = "web")]
-    pub(crate) async fn run_pinned<F, Fut, T>(&self, tenant: &Tenant, f: F) -> Result<T, ContextError>
+    pub(crate) async fn run_pinned<F, Fut, T>(&self, tenant: Arc<Tenant>, f: F) -> Result<T, ContextError>
     where
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
@@ -298,12 +298,12 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
-        self.enter(tenant, None, PoolSize::One, false, f).await
+        self.enter(Arc::new(tenant.clone()), None, PoolSize::One, false, f).await
     }
 
     async fn enter<F, Fut, T>(
         &self,
-        tenant: &Tenant,
+        tenant: Arc<Tenant>,
         progress: Option<Arc<dyn ProgressSink>>,
         size: PoolSize,
         pinned: bool,
@@ -319,7 +319,7 @@ impl Tenancy {
             return Err(ContextError::Pinned { current: current.to_string(), requested: tenant.to_string() });
         }
         let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
-        let manager = self.manager_of(tenant).map_err(database_error)?.as_ref();
+        let manager = self.manager_of(&tenant).map_err(database_error)?.as_ref();
         let lease = match size {
             PoolSize::Full => self.connections.lease(&tenant.id, &tenant.database, manager).await,
             PoolSize::One => self.connections.lease_one_connection(&tenant.id, &tenant.database, manager).await,
@@ -331,7 +331,6 @@ impl Tenancy {
         if self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id) {
             return Err(ContextError::Closed { tenant: tenant.to_string() });
         }
-        let tenant = Arc::new(tenant.clone());
         let mut builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
         for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
             if let Err(source) = bootstrapper.bootstrap(&mut builder).await {

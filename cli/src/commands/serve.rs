@@ -67,10 +67,10 @@ pub fn application(tenancy: Arc<Tenancy>) -> Router {
         .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
     let routes = Routes::new()
         .central(Router::new().route("/", get(central_home)))
-        .tenant(Router::new().route("/", get(tenant_home)).route("/counter", get(counter)))
+        // Sessions only where they are used: a page that needs none pays nothing for them.
+        .tenant(Router::new().route("/", get(tenant_home)).merge(Router::new().route("/counter", get(counter)).layer(sessions)))
         .universal(Router::new().route("/healthz", get(healthz)))
-        .into_router()
-        .layer(sessions);
+        .into_router();
     TenantLayer::new(tenancy).around(routes)
 }
 

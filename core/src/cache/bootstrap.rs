@@ -191,8 +191,7 @@ impl Bootstrapper for CacheBootstrapper {
     }
 
     async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
-        let tenant = ctx.tenant().clone();
-        let cache = self.cache_for(CacheScope::Tenant(&tenant), ctx.db()).await?;
+        let cache = self.cache_for(CacheScope::Tenant(ctx.tenant()), ctx.db()).await?;
         ctx.insert(cache);
         Ok(())
     }

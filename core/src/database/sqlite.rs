@@ -19,11 +19,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteManager {
     folder: PathBuf,
     settings: PoolSettings,
+    /// The options of every lazily opened pool but the file: built once, since a web server may
+    /// open a pool per request when its tenants outnumber the pools it may keep.
+    lazy_options: SqliteConnectOptions,
 }
 
 impl SqliteManager {
     pub(crate) fn new(folder: PathBuf, settings: PoolSettings) -> Self {
-        Self { folder, settings }
+        use sea_orm::sqlx::ConnectOptions as _;
+        let lazy_options = with_pragmas(SqliteConnectOptions::new(), &folder).disable_statement_logging();
+        Self { folder, settings, lazy_options }
     }
 
     /// The file of `database`. Its name is a checked identifier, so it cannot leave the folder.
@@ -82,9 +87,15 @@ impl DatabaseManager for SqliteManager {
     async fn open_lazy(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
         // Built on sqlx directly: sea-orm's connect asks SQLite for its version even when told to
         // connect lazily, which would open the file.
-        use sea_orm::sqlx::ConnectOptions as _;
-        let options = with_pragmas(SqliteConnectOptions::new(), &self.path_of(database)).disable_statement_logging();
-        let pool = self.settings.sqlx_pool_options::<sea_orm::sqlx::Sqlite>(connections).connect_lazy_with(options);
+        let options = self.lazy_options.clone().filename(self.path_of(database));
+        // No idle timeout or lifetime: sqlx would start a maintenance task for each pool, and a web
+        // request may make one; the connection cache closes idle pools itself.
+        let pool = self
+            .settings
+            .sqlx_pool_options::<sea_orm::sqlx::Sqlite>(connections)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(options);
         Ok(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
     }
 

@@ -182,7 +182,7 @@ impl Shared {
         let id = tenant.id;
         let entered = self
             .tenancy
-            .run_pinned(&tenant, |ctx| async move {
+            .run_pinned(tenant, |ctx| async move {
                 parts.extensions.insert(Identified::Tenant(ctx));
                 // A panicking handler answers 500 and the context is still left properly.
                 crate::unwind::contain(call(&mut inner, Request::from_parts(parts, body))).await.unwrap_or_else(|panicked| {

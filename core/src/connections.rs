@@ -242,12 +242,26 @@ impl ConnectionCache {
         size: u32,
         open: Open,
     ) -> Result<PoolLease, DatabaseError> {
-        match self.warm(tenant, size) {
+        let too_small = match self.warm(tenant, size) {
             Warm::Lease(lease) => return Ok(lease),
-            Warm::TooSmall(pool) => {
-                let _ = pool.connection.close().await;
-            }
-            Warm::Cold => {}
+            Warm::TooSmall(pool) => Some(pool),
+            Warm::Cold => None,
+        };
+        // Boxed: opening is the rare path, and its future is large; a warm lease must not carry it.
+        Box::pin(self.open_cold(tenant, database, manager, size, open, too_small)).await
+    }
+
+    async fn open_cold(
+        &self,
+        tenant: &TenantId,
+        database: &DatabaseName,
+        manager: &dyn DatabaseManager,
+        size: u32,
+        open: Open,
+        too_small: Option<OpenPool>,
+    ) -> Result<PoolLease, DatabaseError> {
+        if let Some(pool) = too_small {
+            let _ = pool.connection.close().await;
         }
         self.close_idle_pools().await;
         let room = self.reserve(tenant, size).await?;

@@ -51,8 +51,8 @@ where
 }
 
 /// The tenants whose contexts the current task runs in, outermost first (empty outside any).
-pub(crate) fn held_tenants() -> Arc<[crate::TenantId]> {
-    CURRENT.try_with(|ctx| ctx.held.clone()).unwrap_or_else(|_| Arc::from([]))
+pub(crate) fn held_tenants() -> Vec<crate::TenantId> {
+    CURRENT.try_with(TenantContext::held).unwrap_or_default()
 }
 
 /// The tenant the current task is pinned to, if it runs in a pinned context (an identified web
@@ -103,8 +103,9 @@ pub struct TenantContext {
     db: DatabaseConnection,
     resources: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     progress: Option<Arc<dyn ProgressSink>>,
-    /// This tenant and those of the contexts this one is nested in: their pools are in use.
-    held: Arc<[crate::TenantId]>,
+    /// The tenants of the contexts this one is nested in, outermost first (`None` when it is not
+    /// nested, which spares every request an allocation): their pools are in use.
+    outer: Option<Arc<[crate::TenantId]>>,
     /// Keeps the tenant's pool open (not evictable) while any clone of the context lives.
     _lease: Arc<crate::connections::PoolLease>,
     /// No other tenant's context may be entered from this one.
@@ -140,6 +141,11 @@ impl TenantContext {
     /// The resource of type `T` a bootstrapper attached, if any.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.resources.get(&TypeId::of::<T>()).and_then(|value| value.downcast_ref())
+    }
+
+    /// This tenant and those of the contexts it is nested in, outermost first.
+    fn held(&self) -> Vec<crate::TenantId> {
+        self.outer.iter().flat_map(|outer| outer.iter().copied()).chain([self.tenant.id]).collect()
     }
 
     /// Runs `future` on the Tokio runtime in this context (see [`spawn_in_tenant`]).
@@ -194,13 +200,13 @@ impl ContextBuilder {
     }
 
     pub(crate) fn build(self) -> TenantContext {
-        let held = held_tenants().iter().copied().chain([self.tenant.id]).collect();
+        let outer = CURRENT.try_with(|ctx| Arc::from(ctx.held())).ok();
         TenantContext {
             tenant: self.tenant,
             db: self.db,
             resources: Arc::new(self.resources),
             progress: self.progress,
-            held,
+            outer,
             _lease: self.lease,
             // A context nested in a pinned one is pinned too, or it would be a way out.
             pinned: self.pinned || pinned_tenant().is_some(),

@@ -43,6 +43,8 @@ pub struct Tenancy {
     sessions: crate::sessions::TenantSessionStore,
     /// Tenants being deleted (or deleted) by this process: their contexts can no longer be entered.
     closed: std::sync::Mutex<std::collections::HashSet<crate::TenantId>>,
+    /// How many tenants `closed` holds, so entering a context takes no lock when it is none.
+    closing: std::sync::atomic::AtomicUsize,
 }
 
 /// The pool a context needs, if the tenant's is not open yet.
@@ -72,7 +74,9 @@ impl ClosedTenant<'_> {
 impl Drop for ClosedTenant<'_> {
     fn drop(&mut self) {
         if let Some(tenant) = self.tenant.take() {
-            self.tenancy.closed.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
+            let mut closed = self.tenancy.closed.lock().unwrap_or_else(|p| p.into_inner());
+            closed.remove(&tenant);
+            self.tenancy.closing.store(closed.len(), std::sync::atomic::Ordering::Release);
         }
     }
 }
@@ -162,6 +166,7 @@ impl TenancyBuilder {
             provisioning_steps: self.provisioning_steps,
             meter: self.meter,
             closed: Default::default(),
+            closing: Default::default(),
         })
     }
 }
@@ -328,7 +333,9 @@ impl Tenancy {
         .map_err(database_error)?;
         // Checked with the lease held: a delete closes the tenant, then waits for its leases to
         // end, so a context either started before (and is waited for) or sees it closed.
-        if self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id) {
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) > 0
+            && self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id)
+        {
             return Err(ContextError::Closed { tenant: tenant.to_string() });
         }
         let mut builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
@@ -348,7 +355,9 @@ impl Tenancy {
 
     /// Closes `tenant` in this process: [`Tenancy::run`] refuses it until the guard is dropped.
     pub(crate) fn close_tenant(&self, tenant: &crate::TenantId) -> ClosedTenant<'_> {
-        self.closed.lock().unwrap_or_else(|p| p.into_inner()).insert(*tenant);
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        closed.insert(*tenant);
+        self.closing.store(closed.len(), std::sync::atomic::Ordering::Release);
         ClosedTenant { tenancy: self, tenant: Some(*tenant) }
     }
 

@@ -113,8 +113,18 @@ impl ResolverCache {
     /// # Errors
     /// When the registry cannot be read.
     pub async fn resolve(&self, lookup: &Lookup) -> Result<Option<Arc<Tenant>>, Arc<RegistryError>> {
-        // Stale answers are dropped and loaded again; a registry changing faster than it can be
-        // read is asked directly.
+        if let Some(entry) = self.entries.get(lookup).await
+            && entry.generation == self.registry.generation()
+        {
+            return Ok(entry.tenant);
+        }
+        // Boxed: the loading future is large, and every request would carry its size.
+        Box::pin(self.load_coalesced(lookup)).await
+    }
+
+    /// Loads `lookup` once for all concurrent callers. Stale answers are dropped and loaded again;
+    /// a registry changing faster than it can be read is asked directly.
+    async fn load_coalesced(&self, lookup: &Lookup) -> Result<Option<Arc<Tenant>>, Arc<RegistryError>> {
         for _ in 0..3 {
             let generation = self.registry.generation();
             let entry = self.entries.try_get_with_by_ref(lookup, self.load(lookup, generation)).await?;

@@ -350,3 +350,50 @@ async fn a_request_opens_its_database_only_when_it_uses_it() {
     assert_eq!(connection.get("acme.localhost", "/counter", &[]).await.status, 500);
     assert!(!file.exists(), "a request must never create a tenant's database");
 }
+
+/// A tenant route asked for on a host with no tenant gets the application's answer; a path no
+/// group has is still 404, and central routes still answer on central hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_routes_on_a_host_without_a_tenant_get_the_applications_answer() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = open(&env, |_| {}).await;
+    tenant(&tenancy, "Acme", &["acme.localhost"]).await;
+    let to_signup = || async { axum::response::Redirect::to("http://localhost/signup") };
+    let routes = Routes::new()
+        .central(Router::new().route("/signup", get(|| async { "sign up" })))
+        .tenant(Router::new().route("/dashboard", get(|tenant: CurrentTenant| async move { tenant.tenant().name.to_string() })))
+        .tenant_missing(to_signup)
+        .into_router();
+    let server = serve(TenantLayer::new(tenancy.clone()).around(routes)).await;
+    let mut connection = Connection::open(server.address).await;
+    assert_eq!(connection.get("acme.localhost", "/dashboard", &[]).await.body, "Acme");
+    for host in ["localhost", "nobody.localhost"] {
+        let redirected = connection.get(host, "/dashboard", &[]).await;
+        assert_eq!((redirected.status, redirected.header("location")), (303, Some("http://localhost/signup")), "{host}");
+        assert_eq!(connection.get(host, "/nothing-here", &[]).await.status, 404, "{host}");
+    }
+    assert_eq!(connection.get("localhost", "/signup", &[]).await.body, "sign up");
+    assert_eq!(connection.get("acme.localhost", "/signup", &[]).await.status, 404);
+}
+
+/// An admission check (the hook maintenance mode will use) answers for the tenants it refuses only,
+/// before their handlers run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_check_turns_away_only_the_tenants_it_refuses() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = open(&env, |_| {}).await;
+    tenant(&tenancy, "Acme", &["acme.localhost"]).await;
+    tenant(&tenancy, "Down", &["down.localhost"]).await;
+    let routes = Routes::new().tenant(Router::new().route("/", get(|| async { "handler ran" }))).into_router();
+    let layer = TenantLayer::new(tenancy.clone()).admission(|tenant: &Tenant, request: &axum::http::request::Parts| {
+        use axum::response::IntoResponse;
+        let bypass = request.headers.contains_key("x-bypass");
+        (tenant.name.as_str() == "Down" && !bypass).then(|| (axum::http::StatusCode::SERVICE_UNAVAILABLE, "back soon").into_response())
+    });
+    let server = serve(layer.around(routes)).await;
+    let mut connection = Connection::open(server.address).await;
+    assert_eq!(connection.get("acme.localhost", "/", &[]).await.body, "handler ran");
+    let down = connection.get("down.localhost", "/", &[]).await;
+    assert_eq!((down.status, down.body.as_str()), (503, "back soon"));
+    assert_eq!(connection.get("down.localhost", "/", &[("X-Bypass", "1")]).await.body, "handler ran");
+}

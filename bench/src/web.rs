@@ -207,7 +207,10 @@ pub async fn plain_axum() -> anyhow::Result<()> {
 }
 
 /// Requests handed to a service in-process, no network: what the layers add per request.
-async fn per_request(app: axum::Router, hosts: &[String], rounds: usize) -> anyhow::Result<Duration> {
+async fn per_request<S>(app: S, hosts: &[String], rounds: usize) -> anyhow::Result<Duration>
+where
+    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = std::convert::Infallible> + Clone,
+{
     use tower::ServiceExt;
     let started = Instant::now();
     for i in 0..rounds {

@@ -6,7 +6,6 @@
 //! curl -H 'Host: acme.localhost' http://127.0.0.1:8000/
 //! ```
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -44,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let app = TenantLayer::new(tenancy.clone()).around(routes);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info()).await?;
     Ok(())
 }
 

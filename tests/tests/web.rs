@@ -14,7 +14,7 @@ use axum::Router;
 use axum::routing::get;
 use tenancy_core::config::Identify;
 use tenancy_core::provisioning::TenantRequest;
-use tenancy_core::web::{CurrentTenant, MaybeTenant, Routes, TenantLayer, TenantPathPrefix};
+use tenancy_core::web::{CurrentTenant, MaybeTenant, Routes, TenantLayer, TenantPathPrefix, TenantService};
 use tenancy_core::{Config, Domain, Tenancy, Tenant, TenantName, TenantStatus};
 use tenancy_tests::http::{self, Connection};
 use tenancy_tests::{Backend, TestEnv};
@@ -48,10 +48,10 @@ impl Drop for Server {
     }
 }
 
-async fn serve(app: Router) -> Server {
+async fn serve(app: TenantService<Router>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await });
+    let task = tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info()).await });
     Server { address, task }
 }
 

@@ -13,7 +13,7 @@ use axum::routing::get;
 use clap::Args;
 use serde_json::json;
 use tenancy_core::Tenancy;
-use tenancy_core::web::{CurrentTenant, Routes, TenantLayer};
+use tenancy_core::web::{CurrentTenant, Routes, TenantLayer, TenantService};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::CliContext;
@@ -48,7 +48,7 @@ pub async fn run(args: &ServeArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
     }
     out.line("Press Ctrl-C to stop.");
     let started = Instant::now();
-    let app = application(tenancy.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = application(tenancy.clone()).into_make_service_with_connect_info();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
     close(tenancy).await;
     served?;
@@ -60,7 +60,7 @@ pub async fn run(args: &ServeArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
 }
 
 /// The service `tenancy serve` runs: the routes, sessions, and the tenant layer around them all.
-pub fn application(tenancy: Arc<Tenancy>) -> Router {
+pub fn application(tenancy: Arc<Tenancy>) -> TenantService<Router> {
     let sessions = SessionManagerLayer::new(tenancy.session_store())
         .with_name("tenancy_session")
         .with_secure(false)

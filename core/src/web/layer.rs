@@ -88,11 +88,11 @@ impl TenantLayer {
         self
     }
 
-    /// `router` behind this layer, as a `Router` again (serve it with
-    /// `into_make_service_with_connect_info::<SocketAddr>()` so trusted proxies can be recognised).
+    /// `router` behind this layer: the service to serve, with
+    /// [`TenantService::into_make_service_with_connect_info`] so trusted proxies can be recognised.
     /// The layer runs before `router` routes, as it must.
-    pub fn around(self, router: axum::Router) -> axum::Router {
-        axum::Router::new().fallback_service(self.layer(router))
+    pub fn around(self, router: axum::Router) -> TenantService<axum::Router> {
+        self.layer(router)
     }
 
     /// The host → tenant cache.
@@ -114,6 +114,14 @@ impl<S> Layer<S> for TenantLayer {
 pub struct TenantService<S> {
     inner: S,
     shared: Arc<Shared>,
+}
+
+impl TenantService<axum::Router> {
+    /// What `axum::serve` takes: a service per connection that knows the peer's address (which
+    /// `web.trusted_proxies` is checked against).
+    pub fn into_make_service_with_connect_info(self) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Self, SocketAddr> {
+        axum::ServiceExt::<Request<axum::body::Body>>::into_make_service_with_connect_info::<SocketAddr>(self)
+    }
 }
 
 impl<S, B> Service<Request<B>> for TenantService<S>
@@ -180,17 +188,17 @@ impl Shared {
             parts.extensions.insert(TenantPathPrefix(format!("/{segment}")));
         }
         let id = tenant.id;
-        let entered = self
-            .tenancy
-            .run_pinned(tenant, |ctx| async move {
-                parts.extensions.insert(Identified::Tenant(ctx));
-                // A panicking handler answers 500 and the context is still left properly.
-                crate::unwind::contain(call(&mut inner, Request::from_parts(parts, body))).await.unwrap_or_else(|panicked| {
-                    tracing::error!(tenant = %id, error = %panicked, "a request handler panicked");
-                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
-                })
+        // Boxed: the context's future is most of a request's, and the request future is moved
+        // whole (every byte of its largest state) at least once; this keeps that small.
+        let entered = Box::pin(self.tenancy.run_pinned(tenant, |ctx| async move {
+            parts.extensions.insert(Identified::Tenant(ctx));
+            // A panicking handler answers 500 and the context is still left properly.
+            crate::unwind::contain(call(&mut inner, Request::from_parts(parts, body))).await.unwrap_or_else(|panicked| {
+                tracing::error!(tenant = %id, error = %panicked, "a request handler panicked");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
             })
-            .await;
+        }))
+        .await;
         entered.unwrap_or_else(|err| {
             tracing::error!(tenant = %id, error = crate::migrate::fleet::error_chain(&err), "cannot enter the tenant's context for a request");
             (StatusCode::SERVICE_UNAVAILABLE, "This site cannot be served right now; try again in a moment.\n").into_response()

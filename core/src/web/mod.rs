@@ -15,7 +15,7 @@
 //!
 //! The request's host comes from the URI authority or `Host`; `Forwarded` and `X-Forwarded-Host`
 //! count only from `web.trusted_proxies`, which needs the peer address: serve with
-//! `into_make_service_with_connect_info::<SocketAddr>()`.
+//! [`TenantService::into_make_service_with_connect_info`].
 //!
 //! # Example
 //! ```no_run
@@ -29,7 +29,7 @@
 //!     .into_router();
 //! let app = TenantLayer::new(tenancy).around(routes);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+//! axum::serve(listener, app.into_make_service_with_connect_info()).await
 //! # }
 //! ```
 

@@ -56,6 +56,8 @@ struct CacheState {
     pools: HashMap<TenantId, OpenPool>,
     /// Pools opened since the cache was made: a warm tenant must not add to it.
     opened: u64,
+    /// When idle pools were last looked for.
+    swept_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -365,8 +367,17 @@ impl ConnectionCache {
         let expired: Vec<OpenPool> = {
             let mut state = self.lock();
             let timeout = self.limits.idle_timeout;
-            let ids: Vec<TenantId> =
-                state.pools.iter().filter(|(_, pool)| pool.is_idle() && pool.last_used.elapsed() >= timeout).map(|(id, _)| *id).collect();
+            let now = Instant::now();
+            // A web server may open a pool per request: look at every pool only now and then.
+            if state.swept_at.is_some_and(|swept| now.duration_since(swept) < (timeout / 8).min(Duration::from_secs(1))) {
+                return;
+            }
+            state.swept_at = Some(now);
+            let expired = |pool: &OpenPool| pool.is_idle() && now.duration_since(pool.last_used) >= timeout;
+            if !state.pools.values().any(expired) {
+                return;
+            }
+            let ids: Vec<TenantId> = state.pools.iter().filter(|(_, pool)| expired(pool)).map(|(id, _)| *id).collect();
             ids.iter().filter_map(|id| state.pools.remove(id)).collect()
         };
         for pool in expired {

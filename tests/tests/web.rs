@@ -397,3 +397,25 @@ async fn an_admission_check_turns_away_only_the_tenants_it_refuses() {
     assert_eq!((down.status, down.body.as_str()), (503, "back soon"));
     assert_eq!(connection.get("down.localhost", "/", &[("X-Bypass", "1")]).await.body, "handler ran");
 }
+
+/// Many requests for one host that is not cached yet ask the registry once between them, and a
+/// warm host does not ask it at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_host_ask_the_registry_once() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = open(&env, |_| {}).await;
+    tenant(&tenancy, "Acme", &["acme.localhost"]).await;
+    let cache = tenancy_core::web::ResolverCache::new(tenancy.registry().clone(), &tenancy.config().web);
+    let lookup = tenancy_core::web::Lookup::Domain(Domain::parse("acme.localhost").unwrap());
+    let answers = futures::future::join_all((0..64).map(|_| cache.resolve(&lookup))).await;
+    assert!(answers.iter().all(|answer| answer.as_ref().unwrap().as_ref().unwrap().name.as_str() == "Acme"));
+    assert_eq!(cache.registry_lookups(), 1);
+    for _ in 0..100 {
+        cache.resolve(&lookup).await.unwrap();
+    }
+    assert_eq!(cache.registry_lookups(), 1, "a warm host must not ask the registry");
+    let missing = tenancy_core::web::Lookup::Domain(Domain::parse("nobody.localhost").unwrap());
+    futures::future::join_all((0..64).map(|_| cache.resolve(&missing))).await;
+    cache.resolve(&missing).await.unwrap();
+    assert_eq!(cache.registry_lookups(), 2, "no tenant here is cached too");
+}

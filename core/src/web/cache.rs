@@ -10,6 +10,7 @@
 //! Concurrent misses for one key wait for a single load.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -61,6 +62,8 @@ impl Expiry<Lookup, Entry> for Lifetimes {
 pub struct ResolverCache {
     entries: Cache<Lookup, Entry>,
     registry: Registry,
+    /// Registry look-ups made, for monitoring and tests.
+    lookups: Arc<AtomicU64>,
     _poller: Option<Arc<Poller>>,
 }
 
@@ -105,7 +108,7 @@ impl ResolverCache {
                 }
             })))
         });
-        Self { entries, registry, _poller: poller }
+        Self { entries, registry, lookups: Arc::default(), _poller: poller }
     }
 
     /// The tenant `lookup` finds, if any.
@@ -137,11 +140,17 @@ impl ResolverCache {
     }
 
     async fn load(&self, lookup: &Lookup, generation: u64) -> Result<Entry, RegistryError> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         let tenant = match lookup {
             Lookup::Domain(domain) => self.registry.find_by_domain(domain).await?,
             Lookup::Id(id) => self.registry.get(id).await?,
         };
         Ok(Entry { tenant: tenant.map(Arc::new), generation })
+    }
+
+    /// How many times the registry has been asked, since the cache was made.
+    pub fn registry_lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
     }
 
     /// Forgets every entry.

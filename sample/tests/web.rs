@@ -66,6 +66,7 @@ fn a_broken_web_section_is_refused_before_anything_runs() {
         ("[web]\ncentral_domains = [\"../etc\"]\n", "central_domains"),
         ("[web]\ntrusted_proxies = [\"proxy.example.com\"]\n", "trusted_proxies"),
         ("[web]\nidentify_by = [\"header\"]\ntenant_header = \"X Tenant\"\n", "tenant_header"),
+        ("[web]\ntenant_header = \"\"\n", "tenant_header"),
         ("[web]\nchange_poll_millis = 0\n", "change_poll_millis"),
     ] {
         std::fs::write(cli.dir().join("tenancy.toml"), format!("{base}\n{section}")).unwrap();

@@ -162,7 +162,8 @@ impl WebConfig {
             return Err((key("identify_by"), "`subdomain` needs a host name in `web.central_domains` to find subdomains of".into()));
         }
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if self.identify_by.contains(&Identify::Header) && (self.tenant_header.is_empty() || !self.tenant_header.chars().all(token)) {
+        // Checked even when `header` is not listed: an application may turn it on in code.
+        if self.tenant_header.is_empty() || !self.tenant_header.chars().all(token) {
             return Err((key("tenant_header"), format!("`{}` is not an HTTP header name", self.tenant_header)));
         }
         for (name, value) in [

@@ -43,12 +43,13 @@ pub struct TenantLayer {
     shared: Arc<Shared>,
 }
 
+#[derive(Clone)]
 struct Shared {
     tenancy: Arc<Tenancy>,
     ways: Vec<Identify>,
     central: Vec<CentralHost>,
     trusted_proxies: Vec<IpRange>,
-    header: Option<HeaderName>,
+    header: HeaderName,
     cache: ResolverCache,
     admissions: Vec<Arc<dyn Admission>>,
 }
@@ -62,7 +63,8 @@ impl TenantLayer {
             ways: web.identify_by.clone(),
             central: web.central_hosts(),
             trusted_proxies: web.trusted_proxy_ranges(),
-            header: HeaderName::try_from(web.tenant_header.as_str()).ok(),
+            // Checked when the configuration was loaded; the default stands in for one built in code.
+            header: HeaderName::try_from(web.tenant_header.as_str()).unwrap_or(HeaderName::from_static("x-tenant")),
             cache: ResolverCache::new(tenancy.registry().clone(), web),
             admissions: Vec::new(),
             tenancy,
@@ -71,20 +73,14 @@ impl TenantLayer {
     }
 
     /// Identifies by these ways, in this order, instead of `web.identify_by`.
-    ///
-    /// # Panics
-    /// When `header` is asked for and `web.tenant_header` is not a header name (a configuration
-    /// loaded by [`crate::Config::load`] always has a valid one).
     pub fn identify_by(mut self, ways: impl IntoIterator<Item = Identify>) -> Self {
-        let shared = Arc::get_mut(&mut self.shared).expect("configure the layer before cloning it");
-        shared.ways = ways.into_iter().collect();
-        assert!(!shared.ways.contains(&Identify::Header) || shared.header.is_some(), "web.tenant_header is not a header name");
+        Arc::make_mut(&mut self.shared).ways = ways.into_iter().collect();
         self
     }
 
     /// Adds a check every identified request passes after the status check (see [`Admission`]).
     pub fn admission(mut self, check: impl Admission) -> Self {
-        Arc::get_mut(&mut self.shared).expect("configure the layer before cloning it").admissions.push(Arc::new(check));
+        Arc::make_mut(&mut self.shared).admissions.push(Arc::new(check));
         self
     }
 
@@ -228,7 +224,7 @@ impl Shared {
                     None => continue,
                 },
                 (Identify::Header, _) => {
-                    let value = self.header.as_ref().and_then(|name| request.headers.get(name));
+                    let value = request.headers.get(&self.header);
                     match value.and_then(|v| v.to_str().ok()).and_then(|v| Lookup::parse_reference(v.trim())) {
                         Some(lookup) => (lookup, None),
                         None => continue,

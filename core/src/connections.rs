@@ -191,7 +191,7 @@ impl ConnectionCache {
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
     ) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, database, manager, self.limits.pool_size).await
+        self.lease_sized(tenant, database, manager, self.limits.pool_size, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`] for work that sends one statement at a time (migrations): a pool
@@ -208,7 +208,7 @@ impl ConnectionCache {
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
     ) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, database, manager, 1).await
+        self.lease_sized(tenant, database, manager, 1, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`], except that a pool that is not open yet is made without
@@ -223,20 +223,10 @@ impl ConnectionCache {
         database: &DatabaseName,
         manager: &dyn DatabaseManager,
     ) -> Result<PoolLease, DatabaseError> {
-        self.lease_opened(tenant, database, manager, self.limits.pool_size, Open::Lazily).await
+        self.lease_sized(tenant, database, manager, self.limits.pool_size, Open::Lazily).await
     }
 
     async fn lease_sized(
-        &self,
-        tenant: &TenantId,
-        database: &DatabaseName,
-        manager: &dyn DatabaseManager,
-        size: u32,
-    ) -> Result<PoolLease, DatabaseError> {
-        self.lease_opened(tenant, database, manager, size, Open::Now).await
-    }
-
-    async fn lease_opened(
         &self,
         tenant: &TenantId,
         database: &DatabaseName,
@@ -249,7 +239,7 @@ impl ConnectionCache {
             Warm::TooSmall(pool) => Some(pool),
             Warm::Cold => None,
         };
-        // Boxed: opening is the rare path, and its future is large; a warm lease must not carry it.
+        // Boxed: opening's future is large, and a warm lease (most requests) must not carry it.
         Box::pin(self.open_cold(tenant, database, manager, size, open, too_small)).await
     }
 

@@ -59,6 +59,15 @@ async fn serve_tenancy(tenancy: &Arc<Tenancy>) -> Server {
     serve(tenancy_cli::serve_application(tenancy.clone())).await
 }
 
+/// `tenancy serve`'s application with Acme on `acme.localhost` and Globex on `globex.localhost`.
+async fn acme_and_globex_served(env: &TestEnv) -> (Arc<Tenancy>, Server) {
+    let tenancy = open(env, |_| {}).await;
+    tenant(&tenancy, "Acme", &["acme.localhost"]).await;
+    tenant(&tenancy, "Globex", &["globex.localhost"]).await;
+    let server = serve_tenancy(&tenancy).await;
+    (tenancy, server)
+}
+
 /// Asks until `check` holds, for at most `limit`; returns how long it took.
 async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
@@ -167,10 +176,7 @@ async fn forwarded_hosts_count_from_trusted_proxies_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tenants_hammered_at_once_over_shared_connections_never_mix() {
     let env = TestEnv::new(Backend::Sqlite).unwrap();
-    let tenancy = open(&env, |_| {}).await;
-    tenant(&tenancy, "Acme", &["acme.localhost"]).await;
-    tenant(&tenancy, "Globex", &["globex.localhost"]).await;
-    let server = serve_tenancy(&tenancy).await;
+    let (_tenancy, server) = acme_and_globex_served(&env).await;
     let address = server.address;
     let clients = (0..16).map(|client| {
         tokio::spawn(async move {
@@ -192,10 +198,7 @@ async fn two_tenants_hammered_at_once_over_shared_connections_never_mix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_cookie_of_one_tenant_is_refused_by_another() {
     let env = TestEnv::new(Backend::Sqlite).unwrap();
-    let tenancy = open(&env, |_| {}).await;
-    tenant(&tenancy, "Acme", &["acme.localhost"]).await;
-    tenant(&tenancy, "Globex", &["globex.localhost"]).await;
-    let server = serve_tenancy(&tenancy).await;
+    let (_tenancy, server) = acme_and_globex_served(&env).await;
     let address = server.address;
     let mut connection = Connection::open(address).await;
     let first = connection.get("acme.localhost", "/counter", &[]).await;

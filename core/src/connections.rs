@@ -12,22 +12,34 @@
 //! the contexts that hold every pool, is refused with [`DatabaseError::NestedOverBudget`].
 //! Pools unused for `idle_timeout` are closed on the next lease. A warm tenant costs one map
 //! look-up and no reconnect.
+//!
+//! A pool opened lazily (for a web request) that never connected holds nothing on the server.
+//! When its last lease ends, or when room is needed (before any pool with connections is
+//! closed), it gives its reservation back and stays in the cache *dormant*: the next request for
+//! that tenant takes room again (a counter), with no new pool made and none closed. Without this,
+//! a server whose requests spread over more tenants than the budget has pools for made and closed
+//! a pool per request. Dormant pools are bounded by [`MAX_DORMANT_POOLS`] and the idle timeout.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 use tokio::sync::Notify;
 
 use crate::database::{DatabaseError, DatabaseManager, DatabaseName};
 use crate::{Config, TenantId};
 
+fn lock(state: &Mutex<CacheState>) -> MutexGuard<'_, CacheState> {
+    // A panic while holding this lock leaves only a map behind; its contents stay valid.
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Per-tenant pools under one connection budget.
 #[derive(Debug)]
 pub struct ConnectionCache {
-    state: Mutex<CacheState>,
+    state: Arc<Mutex<CacheState>>,
     /// What the open pools, and those being opened, hold of the limits.
     taken: Arc<Mutex<Taken>>,
     /// Woken whenever capacity comes back or a pool becomes idle.
@@ -51,9 +63,17 @@ struct Limits {
     idle_timeout: Duration,
 }
 
+/// The most dormant pools kept; beyond it the least recently used eighth of them is dropped. They
+/// hold no connection, only memory: a server that had served 1,000 SQLite tenants once had grown
+/// by 8 MiB, resolver entries included, so the bound keeps this under about 32 MiB.
+pub const MAX_DORMANT_POOLS: usize = 4096;
+
 #[derive(Debug, Default)]
 struct CacheState {
+    /// Every pool, open or dormant; change it through the methods below, which keep `open` true.
     pools: HashMap<TenantId, OpenPool>,
+    /// The pools that hold a reservation (at most `max_open_pools`, so cheap to look through).
+    open: HashSet<TenantId>,
     /// Pools opened since the cache was made: a warm tenant must not add to it.
     opened: u64,
     /// When idle pools were last looked for.
@@ -68,13 +88,108 @@ struct OpenPool {
     /// Cloned into every lease: a strong count above one means the pool is in use.
     in_use: Arc<()>,
     last_used: Instant,
-    _room: Reservation,
+    /// `None` while dormant: never connected, so holding nothing of the limits.
+    room: Option<Reservation>,
 }
 
 impl OpenPool {
     fn is_idle(&self) -> bool {
         Arc::strong_count(&self.in_use) == 1
     }
+
+    /// Idle and without a single connection: its room can go back without closing it.
+    fn can_sleep(&self) -> bool {
+        self.is_idle() && open_connections(&self.connection) == Some(0)
+    }
+
+    fn lease(&mut self, cache: &ConnectionCache, tenant: TenantId) -> PoolLease {
+        self.last_used = Instant::now();
+        PoolLease {
+            connection: self.connection.clone(),
+            in_use: Some(self.in_use.clone()),
+            capacity: cache.capacity.clone(),
+            home: (cache.state.clone(), tenant),
+        }
+    }
+}
+
+/// The connections `connection`'s pool has open now (`None` for a connection that is not a pool).
+fn open_connections(connection: &DatabaseConnection) -> Option<u32> {
+    match &connection.inner {
+        DatabaseConnectionType::SqlxSqlitePoolConnection(_) => Some(connection.get_sqlite_connection_pool().size()),
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => Some(connection.get_postgres_connection_pool().size()),
+        DatabaseConnectionType::SqlxMySqlPoolConnection(_) => Some(connection.get_mysql_connection_pool().size()),
+        _ => None,
+    }
+}
+
+impl CacheState {
+    fn insert(&mut self, tenant: TenantId, pool: OpenPool) -> &mut OpenPool {
+        if pool.room.is_some() {
+            self.open.insert(tenant);
+        }
+        self.pools.entry(tenant).insert_entry(pool).into_mut()
+    }
+
+    fn remove(&mut self, tenant: &TenantId) -> Option<OpenPool> {
+        self.open.remove(tenant);
+        self.pools.remove(tenant)
+    }
+
+    fn drain(&mut self) -> Vec<OpenPool> {
+        self.open.clear();
+        self.pools.drain().map(|(_, pool)| pool).collect()
+    }
+
+    /// Gives room back for another pool: the least recently used idle pool that never connected
+    /// goes dormant, else the least recently used idle pool is taken out, to be closed.
+    fn free_room(&mut self) -> Option<Freed> {
+        if let Some(room) = self.put_one_to_sleep() {
+            return Some(Freed::Room(room));
+        }
+        let victim = self.least_recently_used_open(OpenPool::is_idle)?;
+        self.remove(&victim).map(Freed::Pool)
+    }
+
+    /// Makes the least recently used idle pool that never connected dormant, and returns its room.
+    fn put_one_to_sleep(&mut self) -> Option<Reservation> {
+        let sleeper = self.least_recently_used_open(OpenPool::can_sleep)?;
+        self.put_to_sleep(&sleeper)
+    }
+
+    fn put_to_sleep(&mut self, tenant: &TenantId) -> Option<Reservation> {
+        self.open.remove(tenant);
+        let room = self.pools.get_mut(tenant).and_then(|pool| pool.room.take());
+        self.forget_oldest_dormant();
+        room
+    }
+
+    fn least_recently_used_open(&self, which: fn(&OpenPool) -> bool) -> Option<TenantId> {
+        let open = self.open.iter().filter_map(|id| Some((id, self.pools.get(id)?)));
+        open.filter(|(_, pool)| which(pool)).min_by_key(|(_, pool)| pool.last_used).map(|(id, _)| *id)
+    }
+
+    /// Past [`MAX_DORMANT_POOLS`], drops the least recently used eighth of the dormant pools
+    /// (they hold no connection: dropping is closing).
+    fn forget_oldest_dormant(&mut self) {
+        if self.pools.len() - self.open.len() <= MAX_DORMANT_POOLS {
+            return;
+        }
+        let mut dormant: Vec<(Instant, TenantId)> =
+            self.pools.iter().filter(|(_, pool)| pool.room.is_none()).map(|(id, pool)| (pool.last_used, *id)).collect();
+        dormant.sort_unstable();
+        for (_, id) in dormant.iter().take(MAX_DORMANT_POOLS / 8) {
+            self.pools.remove(id);
+        }
+    }
+}
+
+/// What [`CacheState::free_room`] gave back.
+enum Freed {
+    /// A dormant pool's reservation: dropping it returns the room.
+    Room(Reservation),
+    /// A pool taken out of the cache: closing it returns the room.
+    Pool(OpenPool),
 }
 
 /// Room for one pool: one of `max_open_pools` and `pool_size` connections of the budget, taken
@@ -104,6 +219,8 @@ pub struct PoolLease {
     connection: DatabaseConnection,
     in_use: Option<Arc<()>>,
     capacity: Arc<Notify>,
+    /// The cache and the tenant the pool belongs to.
+    home: (Arc<Mutex<CacheState>>, TenantId),
 }
 
 impl PoolLease {
@@ -116,9 +233,24 @@ impl PoolLease {
 impl Drop for PoolLease {
     fn drop(&mut self) {
         drop(self.in_use.take());
+        // The last lease of a pool that never connected gives its room back at once: keeping it
+        // would only make the next tenant look for a pool to put to sleep.
+        let (state, tenant) = &self.home;
+        let room = {
+            let mut state = lock(state);
+            state.pools.get(tenant).is_some_and(OpenPool::can_sleep).then(|| state.put_to_sleep(tenant)).flatten()
+        };
+        drop(room);
         // The pool may be idle now, so evictable.
         self.capacity.notify_waiters();
     }
+}
+
+/// Why [`ConnectionCache::open_cold`] was called.
+enum Cold {
+    Absent,
+    TooSmall(OpenPool),
+    Dormant(OpenPool),
 }
 
 /// What [`ConnectionCache::warm`] found.
@@ -127,6 +259,9 @@ enum Warm {
     Lease(PoolLease),
     /// An idle pool smaller than asked for, taken out of the cache: close it.
     TooSmall(OpenPool),
+    /// A dormant pool for which there was no room at once, taken out of the cache: open it again
+    /// once there is.
+    Dormant(OpenPool),
     /// No pool open.
     Cold,
 }
@@ -145,6 +280,8 @@ enum Open {
 pub struct CacheStats {
     /// Open tenant pools.
     pub open_pools: usize,
+    /// Pools made without connecting that never connected, holding none of the budget.
+    pub dormant_pools: usize,
     /// Pools with a live lease.
     pub pools_in_use: usize,
     /// Connections the open pools may hold at most (reserved from the budget).
@@ -160,7 +297,7 @@ impl ConnectionCache {
     pub fn new(config: &Config) -> Self {
         let db = &config.tenant_database;
         Self {
-            state: Mutex::new(CacheState::default()),
+            state: Arc::default(),
             taken: Arc::default(),
             capacity: Arc::new(Notify::new()),
             limits: Limits {
@@ -173,8 +310,7 @@ impl ConnectionCache {
     }
 
     fn lock(&self) -> MutexGuard<'_, CacheState> {
-        // A panic while holding this lock leaves only a map behind; its contents stay valid.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     /// The pool of `tenant`, opened through `manager` (with `pool_size` connections) if it is not
@@ -234,13 +370,14 @@ impl ConnectionCache {
         size: u32,
         open: Open,
     ) -> Result<PoolLease, DatabaseError> {
-        let too_small = match self.warm(tenant, size) {
+        let cold = match self.warm(tenant, size) {
             Warm::Lease(lease) => return Ok(lease),
-            Warm::TooSmall(pool) => Some(pool),
-            Warm::Cold => None,
+            Warm::TooSmall(pool) => Cold::TooSmall(pool),
+            Warm::Dormant(pool) => Cold::Dormant(pool),
+            Warm::Cold => Cold::Absent,
         };
         // Boxed: opening's future is large, and a warm lease (most requests) must not carry it.
-        Box::pin(self.open_cold(tenant, database, manager, size, open, too_small)).await
+        Box::pin(self.open_cold(tenant, database, manager, size, open, cold)).await
     }
 
     async fn open_cold(
@@ -250,30 +387,37 @@ impl ConnectionCache {
         manager: &dyn DatabaseManager,
         size: u32,
         open: Open,
-        too_small: Option<OpenPool>,
+        cold: Cold,
     ) -> Result<PoolLease, DatabaseError> {
-        if let Some(pool) = too_small {
-            let _ = pool.connection.close().await;
-        }
+        let dormant = match cold {
+            Cold::TooSmall(pool) => {
+                let _ = pool.connection.close().await;
+                None
+            }
+            Cold::Dormant(pool) => Some(pool),
+            Cold::Absent => None,
+        };
         self.close_idle_pools().await;
+        let (size, reopening) = dormant.as_ref().map_or((size, false), |pool| (pool.size, true));
         let room = self.reserve(tenant, size).await?;
         // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
-        let connection = match open {
-            Open::Now => manager.open_sized(database, size).await?,
-            Open::Lazily => manager.open_lazy(database, size).await?,
+        let connection = match (dormant, open) {
+            (Some(pool), _) => pool.connection,
+            (None, Open::Now) => manager.open_sized(database, size).await?,
+            (None, Open::Lazily) => manager.open_lazy(database, size).await?,
         };
         let (lease, surplus) = {
             let mut state = self.lock();
-            state.opened += 1;
-            let (pool, surplus) = match state.pools.entry(*tenant) {
+            state.opened += u64::from(!reopening);
+            match state.pools.entry(*tenant) {
                 // Another task opened this tenant's pool meanwhile: use theirs, close ours.
-                Entry::Occupied(entry) => (entry.into_mut(), Some((connection, room))),
-                Entry::Vacant(entry) => {
-                    (entry.insert(OpenPool { connection, size, in_use: Arc::new(()), last_used: Instant::now(), _room: room }), None)
+                Entry::Occupied(entry) if entry.get().room.is_some() => (entry.into_mut().lease(self, *tenant), Some((connection, room))),
+                // Absent, or dormant (another task left it here): ours replaces it.
+                _ => {
+                    let pool = OpenPool { connection, size, in_use: Arc::new(()), last_used: Instant::now(), room: Some(room) };
+                    (state.insert(*tenant, pool).lease(self, *tenant), None)
                 }
-            };
-            pool.last_used = Instant::now();
-            (PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), capacity: self.capacity.clone() }, surplus)
+            }
         };
         if let Some((connection, _room)) = surplus {
             let _ = connection.close().await;
@@ -283,14 +427,31 @@ impl ConnectionCache {
 
     /// A lease on `tenant`'s open pool if it has `size` connections or is in use (a smaller
     /// pool in use serves as it is); an idle smaller pool is taken out, to be closed and replaced.
+    /// A dormant pool is leased if room can be had without waiting or closing anything.
     fn warm(&self, tenant: &TenantId, size: u32) -> Warm {
         let mut state = self.lock();
-        let Some(pool) = state.pools.get_mut(tenant) else { return Warm::Cold };
+        let Some(pool) = state.pools.get(tenant) else { return Warm::Cold };
         if pool.size < size && pool.is_idle() {
-            return state.pools.remove(tenant).map_or(Warm::Cold, Warm::TooSmall);
+            return state.remove(tenant).map_or(Warm::Cold, Warm::TooSmall);
         }
-        pool.last_used = Instant::now();
-        Warm::Lease(PoolLease { connection: pool.connection.clone(), in_use: Some(pool.in_use.clone()), capacity: self.capacity.clone() })
+        if pool.room.is_none() {
+            let size = pool.size;
+            let room = loop {
+                if let Some(room) = self.try_reserve(size) {
+                    break room;
+                }
+                match state.put_one_to_sleep() {
+                    Some(room) => drop(room),
+                    // Room would take closing a pool or waiting: the cold path does that.
+                    None => return state.remove(tenant).map_or(Warm::Cold, Warm::Dormant),
+                }
+            };
+            let Some(pool) = state.pools.get_mut(tenant) else { return Warm::Cold };
+            pool.room = Some(room);
+            state.open.insert(*tenant);
+            state.forget_oldest_dormant();
+        }
+        state.pools.get_mut(tenant).map_or(Warm::Cold, |pool| Warm::Lease(pool.lease(self, *tenant)))
     }
 
     /// Takes room for one pool, closing least recently used idle pools (or waiting for a lease to
@@ -304,12 +465,17 @@ impl ConnectionCache {
             if let Some(room) = self.try_reserve(size) {
                 return Ok(room);
             }
-            if let Some(evicted) = self.take_least_recently_used() {
-                let _ = evicted.connection.close().await;
-                continue; // its reservation went back with it
+            let freed = self.lock().free_room();
+            match freed {
+                Some(Freed::Room(room)) => drop(room),
+                Some(Freed::Pool(evicted)) => {
+                    let _ = evicted.connection.close().await;
+                }
+                None => {
+                    self.refuse_a_wait_that_cannot_end(tenant)?;
+                    returned.await;
+                }
             }
-            self.refuse_a_wait_that_cannot_end(tenant)?;
-            returned.await;
         }
     }
 
@@ -334,22 +500,16 @@ impl ConnectionCache {
             return Ok(());
         }
         let state = self.lock();
-        let opening = self.taken.lock().unwrap_or_else(PoisonError::into_inner).pools.saturating_sub(state.pools.len());
-        let only_ours = state.pools.iter().filter(|(_, pool)| !pool.is_idle()).all(|(id, _)| held.contains(id));
+        let opening = self.taken.lock().unwrap_or_else(PoisonError::into_inner).pools.saturating_sub(state.open.len());
+        let only_ours = state.open.iter().filter(|id| state.pools.get(id).is_some_and(|pool| !pool.is_idle())).all(|id| held.contains(id));
         if opening == 0 && only_ours {
             return Err(DatabaseError::NestedOverBudget {
                 tenant: tenant.to_string(),
-                open_pools: state.pools.len(),
+                open_pools: state.open.len(),
                 budget: self.limits.connection_budget,
             });
         }
         Ok(())
-    }
-
-    fn take_least_recently_used(&self) -> Option<OpenPool> {
-        let mut state = self.lock();
-        let victim = state.pools.iter().filter(|(_, pool)| pool.is_idle()).min_by_key(|(_, pool)| pool.last_used).map(|(id, _)| *id)?;
-        state.pools.remove(&victim)
     }
 
     /// Closes every idle pool unused for longer than the idle timeout.
@@ -368,7 +528,7 @@ impl ConnectionCache {
                 return;
             }
             let ids: Vec<TenantId> = state.pools.iter().filter(|(_, pool)| expired(pool)).map(|(id, _)| *id).collect();
-            ids.iter().filter_map(|id| state.pools.remove(id)).collect()
+            ids.iter().filter_map(|id| state.remove(id)).collect()
         };
         for pool in expired {
             let _ = pool.connection.close().await;
@@ -378,7 +538,7 @@ impl ConnectionCache {
     /// Closes the pool of `tenant`, if open (before its database is dropped). Waits for connections
     /// in use to come back.
     pub async fn close(&self, tenant: &TenantId) {
-        let pool = self.lock().pools.remove(tenant);
+        let pool = self.lock().remove(tenant);
         if let Some(pool) = pool {
             let _ = pool.connection.close().await;
         }
@@ -401,17 +561,19 @@ impl ConnectionCache {
 
     /// Closes every pool, all at once.
     pub async fn close_all(&self) {
-        let pools: Vec<OpenPool> = self.lock().pools.drain().map(|(_, pool)| pool).collect();
+        let pools = self.lock().drain();
         futures::future::join_all(pools.into_iter().map(|pool| pool.connection.close())).await;
     }
 
     /// What is open now.
     pub fn stats(&self) -> CacheStats {
         let state = self.lock();
+        let open = || state.open.iter().filter_map(|id| state.pools.get(id));
         CacheStats {
-            open_pools: state.pools.len(),
-            pools_in_use: state.pools.values().filter(|pool| !pool.is_idle()).count(),
-            reserved_connections: state.pools.values().map(|pool| pool.size).sum(),
+            open_pools: state.open.len(),
+            dormant_pools: state.pools.len() - state.open.len(),
+            pools_in_use: open().filter(|pool| !pool.is_idle()).count(),
+            reserved_connections: open().map(|pool| pool.size).sum(),
             peak_reserved_connections: self.taken.lock().unwrap_or_else(PoisonError::into_inner).peak_connections,
             pools_opened: state.opened,
         }

@@ -190,3 +190,95 @@ async fn concurrent_work_on_postgres_stays_within_the_budget() {
     assert!(reserved > 0 && reserved <= BUDGET, "{reserved} connections reserved at once with a budget of {BUDGET}");
     assert!(tenancy.connections().stats().reserved_connections <= BUDGET);
 }
+
+/// Leases `tenant`'s pool the way a web request does: made without connecting.
+async fn lease_lazily(tenancy: &Tenancy, tenant: &Tenant) -> tenancy_core::connections::PoolLease {
+    let manager = tenancy.manager_of(tenant).unwrap();
+    tenancy.connections().lease_lazily(&tenant.id, &tenant.database, manager.as_ref()).await.unwrap()
+}
+
+#[tokio::test]
+async fn lazy_pools_that_never_connected_sleep_instead_of_closing() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let tenancy = tenancy_with(&env, |c| {
+            c.tenant_database.pool_size = 1;
+            c.tenant_database.connection_budget = 2;
+        })
+        .await;
+        let all = tenants(&tenancy, 6).await;
+        tenancy.connections().close_all().await;
+        let opened = tenancy.connections().stats().pools_opened;
+        for round in 0..3 {
+            for tenant in &all {
+                drop(lease_lazily(&tenancy, tenant).await);
+                let stats = tenancy.connections().stats();
+                assert!(stats.open_pools <= 2 && stats.reserved_connections <= 2, "{backend:?}: {stats:?}");
+            }
+            let stats = tenancy.connections().stats();
+            assert_eq!(stats.pools_opened, opened + 6, "{backend:?} round {round}: a sleeping pool was made again");
+            assert_eq!((stats.open_pools, stats.dormant_pools), (0, 6), "{backend:?} round {round}: they sleep as their lease ends");
+        }
+        // A pool woken up still works. Once connected it never sleeps: it keeps its room, and is
+        // closed when room is needed and no pool can sleep instead.
+        let query = |lease: tenancy_core::connections::PoolLease| async move {
+            lease.connection().execute_unprepared("SELECT 1").await.unwrap();
+        };
+        query(lease_lazily(&tenancy, &all[0]).await).await;
+        for tenant in &all[1..] {
+            drop(lease_lazily(&tenancy, tenant).await);
+        }
+        let stats = tenancy.connections().stats();
+        assert_eq!((stats.pools_opened, stats.open_pools), (opened + 6, 1), "{backend:?}: {stats:?}");
+        query(lease_lazily(&tenancy, &all[5]).await).await;
+        drop(lease_lazily(&tenancy, &all[1]).await);
+        assert_eq!(tenancy.connections().stats().pools_opened, opened + 6, "{backend:?}: a sleeping pool was made again");
+        drop(lease_lazily(&tenancy, &all[0]).await);
+        assert_eq!(tenancy.connections().stats().pools_opened, opened + 7, "{backend:?}: the connected pool was not the one closed");
+        assert!(tenancy.connections().stats().peak_reserved_connections <= 2);
+        tenancy.connections().close_all().await;
+        assert_eq!(tenancy.connections().stats().dormant_pools, 0);
+    }
+}
+
+#[tokio::test]
+async fn requests_over_many_tenants_on_postgres_stay_within_the_budget_with_sleeping_pools() {
+    let Some(env) = TestEnv::new(Backend::Postgres) else { return };
+    const BUDGET: u32 = 4;
+    let tenancy = Arc::new(
+        tenancy_with(&env, |c| {
+            c.tenant_database.pool_size = 2;
+            c.tenant_database.connection_budget = BUDGET;
+        })
+        .await,
+    );
+    let all = tenants(&tenancy, 10).await;
+    tenancy.connections().close_all().await;
+    let admin = Database::connect(format!("postgres://postgres@{POSTGRES_ADDR}/postgres")).await.unwrap();
+    let mut workers = Vec::new();
+    for n in 0..200usize {
+        let (tenancy, tenant) = (tenancy.clone(), all[n % all.len()].clone());
+        workers.push(tokio::spawn(async move {
+            let lease = lease_lazily(&tenancy, &tenant).await;
+            // One request in five touches the database; the others never connect.
+            if n % 5 == 0 {
+                lease.connection().execute_unprepared("SELECT pg_sleep(0.005)").await.unwrap();
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        for worker in workers {
+            worker.await.unwrap();
+        }
+    })
+    .await
+    .expect("leases over the budget finished");
+    let stats = tenancy.connections().stats();
+    assert!(stats.peak_reserved_connections <= BUDGET, "{stats:?}");
+    assert!(server_connections(&admin, &env.prefix).await <= BUDGET as usize);
+    assert!(stats.dormant_pools > 0, "some pools that never connected slept: {stats:?}");
+    tenancy.connections().close_all().await;
+    assert_eq!(server_connections(&admin, &env.prefix).await, 0);
+}

@@ -422,3 +422,31 @@ async fn concurrent_misses_for_one_host_ask_the_registry_once() {
     cache.resolve(&missing).await.unwrap();
     assert_eq!(cache.registry_lookups(), 2, "no tenant here is cached too");
 }
+
+/// The cache keeps at most `resolver_cache_capacity` answers, and an answer lives no longer than its
+/// lifetime: with a zero lifetime for "no tenant here", every request for an unknown host asks again.
+#[tokio::test]
+async fn the_resolver_cache_is_bounded_and_its_answers_expire() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = open(&env, |c| {
+        c.web.resolver_cache_capacity = 4;
+        c.web.resolver_negative_ttl_secs = 0;
+    })
+    .await;
+    tenant(&tenancy, "Acme", &["acme.localhost"]).await;
+    let cache = tenancy_core::web::ResolverCache::new(tenancy.registry().clone(), &tenancy.config().web);
+    let acme = tenancy_core::web::Lookup::Domain(Domain::parse("acme.localhost").unwrap());
+    for n in 0..20 {
+        let stranger = tenancy_core::web::Lookup::Domain(Domain::parse(&format!("stranger{n}.localhost")).unwrap());
+        assert!(cache.resolve(&stranger).await.unwrap().is_none());
+        assert!(cache.entry_count() <= 4, "{} answers kept with room for 4", cache.entry_count());
+    }
+    let asked = cache.registry_lookups();
+    let stranger = tenancy_core::web::Lookup::Domain(Domain::parse("stranger0.localhost").unwrap());
+    cache.resolve(&stranger).await.unwrap();
+    cache.resolve(&stranger).await.unwrap();
+    assert_eq!(cache.registry_lookups(), asked + 2, "an expired answer was served");
+    assert_eq!(cache.resolve(&acme).await.unwrap().unwrap().name.as_str(), "Acme");
+    cache.resolve(&acme).await.unwrap();
+    assert_eq!(cache.registry_lookups(), asked + 3, "a found tenant is kept for its lifetime");
+}

@@ -267,7 +267,7 @@ async fn micro(config: Config, hosts: &[String]) -> anyhow::Result<()> {
     }
     let parse = started.elapsed();
     let per = |total: Duration| total.as_nanos() as f64 / ROUNDS as f64;
-    println!("  warm resolver hit (moka, generation check) {:>6.0} ns   target ≤ 2,000 ns", per(hit));
+    println!("  warm resolver hit (map, generation check) {:>6.0} ns   target ≤ 2,000 ns", per(hit));
     println!("  host parse and normalise (`T1.LOCALHOST:8000`) {:>6.0} ns", per(parse));
     tenancy.close().await;
     Ok(())

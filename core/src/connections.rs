@@ -449,7 +449,6 @@ impl ConnectionCache {
             let Some(pool) = state.pools.get_mut(tenant) else { return Warm::Cold };
             pool.room = Some(room);
             state.open.insert(*tenant);
-            state.forget_oldest_dormant();
         }
         state.pools.get_mut(tenant).map_or(Warm::Cold, |pool| Warm::Lease(pool.lease(self, *tenant)))
     }

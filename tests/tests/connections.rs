@@ -134,20 +134,27 @@ async fn server_connections(admin: &sea_orm::DatabaseConnection, prefix: &str) -
     row.try_get_by_index::<i64>(0).unwrap() as usize
 }
 
+/// `count` PostgreSQL tenants with pools of two under `budget`, none of their pools open, and an
+/// admin connection to watch the server with.
+async fn postgres_fleet(env: &TestEnv, budget: u32, count: usize) -> (Arc<Tenancy>, Vec<Tenant>, sea_orm::DatabaseConnection) {
+    let tenancy = Arc::new(
+        tenancy_with(env, |c| {
+            c.tenant_database.pool_size = 2;
+            c.tenant_database.connection_budget = budget;
+        })
+        .await,
+    );
+    let all = tenants(&tenancy, count).await;
+    tenancy.connections().close_all().await;
+    let admin = Database::connect(format!("postgres://postgres@{POSTGRES_ADDR}/postgres")).await.unwrap();
+    (tenancy, all, admin)
+}
+
 #[tokio::test]
 async fn concurrent_work_on_postgres_stays_within_the_budget() {
     let Some(env) = TestEnv::new(Backend::Postgres) else { return };
     const BUDGET: u32 = 6;
-    let tenancy = Arc::new(
-        tenancy_with(&env, |c| {
-            c.tenant_database.pool_size = 2;
-            c.tenant_database.connection_budget = BUDGET;
-        })
-        .await,
-    );
-    let all = tenants(&tenancy, 12).await;
-    tenancy.connections().close_all().await;
-    let admin = Database::connect(format!("postgres://postgres@{POSTGRES_ADDR}/postgres")).await.unwrap();
+    let (tenancy, all, admin) = postgres_fleet(&env, BUDGET, 12).await;
     let done = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicUsize::new(0));
     let watcher = {
@@ -245,16 +252,7 @@ async fn lazy_pools_that_never_connected_sleep_instead_of_closing() {
 async fn requests_over_many_tenants_on_postgres_stay_within_the_budget_with_sleeping_pools() {
     let Some(env) = TestEnv::new(Backend::Postgres) else { return };
     const BUDGET: u32 = 4;
-    let tenancy = Arc::new(
-        tenancy_with(&env, |c| {
-            c.tenant_database.pool_size = 2;
-            c.tenant_database.connection_budget = BUDGET;
-        })
-        .await,
-    );
-    let all = tenants(&tenancy, 10).await;
-    tenancy.connections().close_all().await;
-    let admin = Database::connect(format!("postgres://postgres@{POSTGRES_ADDR}/postgres")).await.unwrap();
+    let (tenancy, all, admin) = postgres_fleet(&env, BUDGET, 10).await;
     let mut workers = Vec::new();
     for n in 0..200usize {
         let (tenancy, tenant) = (tenancy.clone(), all[n % all.len()].clone());

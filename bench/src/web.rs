@@ -227,7 +227,7 @@ async fn micro(config: Config, hosts: &[String]) -> anyhow::Result<()> {
     let plain = axum::Router::new().fallback(|| async { axum::response::Html(PAGE) });
     let plain = per_request(plain, hosts, REQUESTS).await?;
     let tenancy = Arc::new(Tenancy::builder(config.clone()).open().await?);
-    let app = tenancy_cli::serve_application(tenancy.clone());
+    let app = tenancy_cli::serve_application(tenancy.clone(), &[])?;
     per_request(app.clone(), hosts, hosts.len()).await?; // warm the resolver cache
     let served = per_request(app, hosts, REQUESTS).await?;
     let layer_only =

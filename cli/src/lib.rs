@@ -105,6 +105,16 @@ impl App {
         }
     }
 
+    /// Reads the configuration, with the sections the plugins own, and lets each check its own.
+    pub(crate) fn load_config(&self, cwd: &std::path::Path, file: Option<&std::path::Path>) -> Result<Config, tenancy_core::ConfigError> {
+        let sections: Vec<&str> = self.plugins.iter().filter_map(|plugin| plugin.config_section()).collect();
+        let config = Config::load_with_sections(cwd, file, &sections)?;
+        for plugin in &self.plugins {
+            plugin.check_config(&config)?;
+        }
+        Ok(config)
+    }
+
     /// Runs with the given arguments (the first is the program name).
     pub fn run_from<I, T>(self, args: I) -> ExitStatus
     where
@@ -124,7 +134,7 @@ impl App {
         // The configuration says where plugins are, and plugins shape the command line: so it is
         // read before the arguments are parsed, and its error reported only by commands needing it.
         let config_file = args::config_flag(&args);
-        let config = Config::load(&cwd, config_file.as_deref());
+        let config = self.load_config(&cwd, config_file.as_deref());
         let extensions = Extensions::discover(&self.plugins, config.as_ref().ok());
         let matches = match extensions.command().try_get_matches_from(&args) {
             Ok(matches) => matches,
@@ -198,6 +208,8 @@ pub struct CliContext<'a> {
     pub config: Config,
     app: &'a App,
     extensions: &'a Extensions,
+    /// The plugins' switches given to `tenant create` or `tenant delete`.
+    tenant_flags: std::collections::BTreeSet<String>,
 }
 
 impl CliContext<'_> {
@@ -213,6 +225,9 @@ impl CliContext<'_> {
             }
             for step in plugin.provisioning_steps() {
                 builder = builder.provisioning_step(step);
+            }
+            for hook in plugin.tenant_hooks() {
+                builder = builder.tenant_hook(hook);
             }
         }
         if let Some(meter) = memory::JemallocMeter::detect() {
@@ -238,6 +253,16 @@ impl CliContext<'_> {
     /// The application's seeders, the default first.
     pub fn seeders(&self) -> &[Arc<dyn Seeder>] {
         &self.app.seeders
+    }
+
+    /// The linked plugins, in the order the application added them.
+    pub fn plugins(&self) -> &[Arc<dyn Plugin>] {
+        &self.app.plugins
+    }
+
+    /// The plugins' switches given to this `tenant create` or `tenant delete`.
+    pub fn tenant_flags(&self) -> &std::collections::BTreeSet<String> {
+        &self.tenant_flags
     }
 
     /// The plugins found, and the commands they add.

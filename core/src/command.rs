@@ -42,8 +42,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::migrate::TenantMigrator;
-use crate::provisioning::ProvisioningStep;
-use crate::{Config, Seeder, Tenancy};
+use crate::provisioning::{ProvisioningStep, TenantHook};
+use crate::{Config, ConfigError, Seeder, Tenancy};
 
 /// How a command ends, and so the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,4 +153,56 @@ pub trait Plugin: Send + Sync {
     fn migrators(&self) -> Vec<Arc<dyn TenantMigrator>> {
         Vec::new()
     }
+    /// Hooks run when a tenant is deleted or loses a domain.
+    fn tenant_hooks(&self) -> Vec<Arc<dyn TenantHook>> {
+        Vec::new()
+    }
+    /// Switches it adds to `tenant create` and `tenant delete`; those given reach its steps in
+    /// [`crate::provisioning::TenantRequest::flags`] and its hooks in
+    /// [`crate::provisioning::DeleteOptions::flags`].
+    fn tenant_flags(&self) -> Vec<TenantFlag> {
+        Vec::new()
+    }
+    /// The top-level configuration section it owns (`"homepage"` for `[homepage]`), read with
+    /// [`Config::section`]. Without it a `tenancy.toml` holding the section is refused as unknown.
+    fn config_section(&self) -> Option<&str> {
+        None
+    }
+    /// Checks its section once the configuration is loaded, so a bad value is reported (naming
+    /// the key, as tenancy's own sections are) before any command runs.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`], with the origin from [`Config::origin_of`].
+    fn check_config(&self, _config: &Config) -> Result<(), ConfigError> {
+        Ok(())
+    }
+    /// Routes it adds to `tenancy serve` (and to any application serving
+    /// [`crate::web::Routes::with_plugin`]).
+    ///
+    /// # Errors
+    /// When they cannot be built (a bad configuration value); the server does not start.
+    #[cfg(feature = "web")]
+    fn web_routes(&self, _tenancy: &Arc<Tenancy>) -> anyhow::Result<crate::web::PluginRoutes> {
+        Ok(crate::web::PluginRoutes::default())
+    }
+}
+
+/// A switch a plugin adds to a tenant command, such as `tenant create --with-homepage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantFlag {
+    /// The command it belongs to.
+    pub command: TenantCommand,
+    /// The long name, without dashes: `with-homepage`.
+    pub name: &'static str,
+    /// Its line in `--help`.
+    pub help: &'static str,
+}
+
+/// The tenant commands plugins may add switches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantCommand {
+    /// `tenant create`.
+    Create,
+    /// `tenant delete`.
+    Delete,
 }

@@ -6,6 +6,7 @@
 //! without a database, and running the same request again is safe. Deletion drops the database first
 //! and the registry rows last, so an interrupted delete can simply be run again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,8 @@ pub struct TenantRequest {
     pub homepage_enabled: bool,
     /// Application data.
     pub data: serde_json::Value,
+    /// Plugins' switches given to `tenant create` (`with-homepage`), read by their steps.
+    pub flags: BTreeSet<String>,
 }
 
 impl TenantRequest {
@@ -48,6 +51,7 @@ impl TenantRequest {
             seeders: Vec::new(),
             homepage_enabled: false,
             data: serde_json::json!({}),
+            flags: BTreeSet::new(),
         }
     }
 }
@@ -361,10 +365,33 @@ fn plural(count: usize, noun: &str) -> String {
 }
 
 /// How to delete a tenant.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     /// Keep the database; remove only the registry rows.
     pub keep_database: bool,
+    /// Plugins' switches given to `tenant delete` (`keep-homepage`), read by their hooks.
+    pub flags: BTreeSet<String>,
+}
+
+/// What a plugin does when a tenant is deleted or loses a domain; creation has
+/// [`ProvisioningStep`]s. Every method does nothing by default.
+#[async_trait]
+pub trait TenantHook: Send + Sync {
+    /// A short name, for errors.
+    fn name(&self) -> &str;
+
+    /// Runs while `tenant` is deleted, after its database is dropped and before its registry rows
+    /// are removed. An error stops the deletion with the registry rows kept, and deleting again
+    /// runs the hook again: make it idempotent. Returns a line for the operator, if any.
+    async fn deleting(&self, _tenancy: &Tenancy, _tenant: &Tenant, _options: &DeleteOptions) -> Result<Option<String>, BoxError> {
+        Ok(None)
+    }
+
+    /// Runs after `domain` was removed from `tenant` (which no longer lists it). Returns a line
+    /// for the operator, if any: the removal itself is done and is not undone.
+    async fn domain_removed(&self, _tenancy: &Tenancy, _tenant: &Tenant, _domain: &Domain) -> Option<String> {
+        None
+    }
 }
 
 /// Deleting a tenant failed; what was not yet removed is still there, and deleting again is safe.
@@ -386,6 +413,17 @@ pub enum DeleteError {
     /// Removing the registry rows failed (the database is already gone).
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A plugin's [`TenantHook::deleting`] failed; the database is gone, the registry rows are
+    /// kept, and deleting again is safe.
+    #[error("plugin hook `{hook}` failed while deleting tenant {tenant}")]
+    Hook {
+        /// The hook.
+        hook: String,
+        /// `name (id)`.
+        tenant: String,
+        /// Why.
+        source: BoxError,
+    },
     /// The tenant's cache entries or sessions outside its database could not be removed; nothing
     /// was deleted.
     #[error("failed to remove the cache entries and sessions of tenant {tenant}")]
@@ -417,9 +455,11 @@ impl Tenancy {
     /// the sweep of its cache and sessions outside its database; then the database goes, and the
     /// registry rows last, so an interrupted delete can be run again.
     ///
+    /// Plugins' [`TenantHook::deleting`] run between the two; what they say is returned.
+    ///
     /// # Errors
     /// [`DeleteError`]; nothing is removed from the registry unless the database is gone.
-    pub async fn delete_tenant(&self, tenant: &Tenant, options: DeleteOptions) -> Result<(), DeleteError> {
+    pub async fn delete_tenant(&self, tenant: &Tenant, options: DeleteOptions) -> Result<Vec<String>, DeleteError> {
         if !options.keep_database && !tenant.database.belongs_to(&tenant.id) {
             return Err(DeleteError::NotATenantDatabase { database: tenant.database.clone(), tenant: tenant.to_string() });
         }
@@ -431,10 +471,36 @@ impl Tenancy {
         if !options.keep_database {
             self.manager_of(tenant)?.drop_database(&tenant.database).await?;
         }
+        let mut notes = Vec::new();
+        for hook in self.tenant_hooks() {
+            let result = contain(hook.deleting(self, tenant, &options)).await.unwrap_or_else(|panicked| Err(Box::new(panicked)));
+            match result {
+                Ok(note) => notes.extend(note),
+                Err(source) => return Err(DeleteError::Hook { hook: hook.name().to_owned(), tenant: tenant.to_string(), source }),
+            }
+        }
         self.registry().delete(&tenant.id).await?;
         self.caches().forget_tenant(&tenant.id);
         // A deleted tenant stays closed: a copy of its record elsewhere in this process cannot bring it back.
         closed.keep();
-        Ok(())
+        Ok(notes)
+    }
+
+    /// Removes `domain` from `tenant`, then tells plugins' [`TenantHook::domain_removed`]; returns
+    /// the tenant as it is now and what the hooks said.
+    ///
+    /// # Errors
+    /// When the registry refuses (the tenant does not have the domain, or it is its only
+    /// identification) or the queries fail; hooks then do not run.
+    pub async fn remove_domain(&self, tenant: &Tenant, domain: &Domain) -> Result<(Tenant, Vec<String>), RegistryError> {
+        let updated = self.registry().remove_domain(tenant, domain).await?;
+        let mut notes = Vec::new();
+        for hook in self.tenant_hooks() {
+            match contain(hook.domain_removed(self, &updated, domain)).await {
+                Ok(note) => notes.extend(note),
+                Err(panicked) => notes.push(format!("plugin hook `{}` failed after the domain was removed: {panicked}", hook.name())),
+            }
+        }
+        Ok((updated, notes))
     }
 }

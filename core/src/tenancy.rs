@@ -10,7 +10,7 @@ use crate::context::ProgressSink;
 use crate::context::{self, Bootstrapper, ContextBuilder, ContextError, TenantContext};
 use crate::database::{DatabaseError, DatabaseManager, manager_for};
 use crate::migrate::{AllocationMeter, MigrationSet, TenantMigrator};
-use crate::provisioning::ProvisioningStep;
+use crate::provisioning::{ProvisioningStep, TenantHook};
 use crate::registry::{Registry, RegistryError};
 use crate::{Config, Tenant};
 
@@ -38,6 +38,7 @@ pub struct Tenancy {
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
     migrations: MigrationSet,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
+    tenant_hooks: Vec<Arc<dyn TenantHook>>,
     meter: Option<Arc<dyn AllocationMeter>>,
     caches: Arc<CacheBootstrapper>,
     sessions: crate::sessions::TenantSessionStore,
@@ -88,6 +89,7 @@ pub struct TenancyBuilder {
     migrator: Option<Arc<dyn TenantMigrator>>,
     plugin_migrators: Vec<Arc<dyn TenantMigrator>>,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
+    tenant_hooks: Vec<Arc<dyn TenantHook>>,
     meter: Option<Arc<dyn AllocationMeter>>,
 }
 
@@ -123,6 +125,12 @@ impl TenancyBuilder {
     /// order added.
     pub fn provisioning_step(mut self, step: Arc<dyn ProvisioningStep>) -> Self {
         self.provisioning_steps.push(step);
+        self
+    }
+
+    /// Adds hooks run when a tenant is deleted or loses a domain, in the order added.
+    pub fn tenant_hook(mut self, hook: Arc<dyn TenantHook>) -> Self {
+        self.tenant_hooks.push(hook);
         self
     }
 
@@ -164,6 +172,7 @@ impl TenancyBuilder {
             bootstrappers,
             migrations: MigrationSet::new(self.migrator).with(self.plugin_migrators),
             provisioning_steps: self.provisioning_steps,
+            tenant_hooks: self.tenant_hooks,
             meter: self.meter,
             closed: Default::default(),
             closing: Default::default(),
@@ -180,6 +189,7 @@ impl Tenancy {
             migrator: None,
             plugin_migrators: Vec::new(),
             provisioning_steps: Vec::new(),
+            tenant_hooks: Vec::new(),
             meter: None,
         }
     }
@@ -227,6 +237,11 @@ impl Tenancy {
     /// The steps plugins added to tenant creation.
     pub fn provisioning_steps(&self) -> &[Arc<dyn ProvisioningStep>] {
         &self.provisioning_steps
+    }
+
+    /// The hooks run when a tenant is deleted or loses a domain.
+    pub fn tenant_hooks(&self) -> &[Arc<dyn TenantHook>] {
+        &self.tenant_hooks
     }
 
     /// The allocation meter, if the binary set one.

@@ -1,5 +1,5 @@
-//! The `tenancy` binary: the tool, with the sample application's migrations and seeders. An
-//! application's own binary looks exactly like this, with its own crates.
+//! The `tenancy` binary: the tool, with the sample application's migrations and seeders and the
+//! built-in plugins. An application's own binary looks exactly like this, with its own crates.
 
 /// jemalloc: fast with many threads, and it counts each thread's allocations, which is how
 /// migrations and seeders report the memory they used.
@@ -7,5 +7,5 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
-    tenancy_cli::App::new().tenant_migrator::<migration::Migrator>().seeders(seeders::all()).run()
+    tenancy_cli::App::new().tenant_migrator::<migration::Migrator>().seeders(seeders::all()).plugin(tenancy_homepage::HomepagePlugin).run()
 }

@@ -196,7 +196,7 @@ async fn delete_keep_database_leaves_the_database() {
     let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
     let tenancy = open(&env).await;
     let tenant = tenancy.create_tenant(&request("Keep", "keep.test"), &()).await.unwrap();
-    tenancy.delete_tenant(&tenant, DeleteOptions { keep_database: true }).await.unwrap();
+    tenancy.delete_tenant(&tenant, DeleteOptions { keep_database: true, ..DeleteOptions::default() }).await.unwrap();
     assert!(tenancy.registry().get(&tenant.id).await.unwrap().is_none());
     assert_eq!(env.count_tenant_databases().await, 1);
 }

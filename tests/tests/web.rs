@@ -56,7 +56,7 @@ async fn serve(app: TenantService<Router>) -> Server {
 }
 
 async fn serve_tenancy(tenancy: &Arc<Tenancy>) -> Server {
-    serve(tenancy_cli::serve_application(tenancy.clone())).await
+    serve(tenancy_cli::serve_application(tenancy.clone(), &[]).expect("the routes build")).await
 }
 
 /// `tenancy serve`'s application with Acme on `acme.localhost` and Globex on `globex.localhost`.

@@ -35,11 +35,11 @@ pub async fn run(
         std::fs::write(&path, Config::TEMPLATE).with_context(|| format!("failed to write `{}`", path.display()))?;
         out.status("Created", format!("`{}`", path.display()));
     }
-    let config = Config::load(cwd, Some(&path))?;
+    let config = app.load_config(cwd, Some(&path))?;
     if Registry::create_database_if_missing(&config).await? {
         out.status("Created", "the registry database");
     }
-    let ctx = CliContext { out, config, app, extensions };
+    let ctx = CliContext { out, config, app, extensions, tenant_flags: Default::default() };
     let tenancy = ctx.open_tenancy().await?;
     out.status("Ready", format!("tenant registry at `{}`", tenancy.registry().location()));
     if out.is_json() {

@@ -42,7 +42,7 @@ pub struct Invocation<'a> {
 
 impl<'a> Invocation<'a> {
     fn context(self) -> Result<CliContext<'a>, ConfigError> {
-        Ok(CliContext { out: self.out, config: self.config?, app: self.app, extensions: self.extensions })
+        Ok(CliContext { out: self.out, config: self.config?, app: self.app, extensions: self.extensions, tenant_flags: Default::default() })
     }
 }
 
@@ -68,7 +68,12 @@ pub async fn dispatch(mut invocation: Invocation<'_>, matches: &clap::ArgMatches
         Command::Init(args) => {
             init::run(&args, invocation.config_file, invocation.cwd, invocation.app, invocation.extensions, invocation.out).await
         }
-        Command::Tenant(command) => tenant::run(command, &invocation.context()?).await,
+        Command::Tenant(command) => {
+            let flags = invocation.extensions.tenant_flags_given(matches);
+            let mut ctx = invocation.context()?;
+            ctx.tenant_flags = flags;
+            tenant::run(command, &ctx).await
+        }
         Command::Cache(command) => cache::run(command, &invocation.context()?).await,
         Command::Db(command) => db::run(command, &invocation.context()?).await,
         Command::Plugin(command) => plugin::run(&command, invocation.extensions, invocation.out),

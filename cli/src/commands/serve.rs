@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
@@ -13,7 +14,8 @@ use axum::routing::get;
 use clap::Args;
 use serde_json::json;
 use tenancy_core::Tenancy;
-use tenancy_core::web::{CurrentTenant, Routes, TenantLayer, TenantService};
+use tenancy_core::command::Plugin;
+use tenancy_core::web::{CurrentTenant, Hosts, Routes, TenantLayer, TenantService};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::CliContext;
@@ -48,7 +50,13 @@ pub async fn run(args: &ServeArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
     }
     out.line("Press Ctrl-C to stop.");
     let started = Instant::now();
-    let app = application(tenancy.clone()).into_make_service_with_connect_info();
+    let app = match application(tenancy.clone(), ctx.plugins()) {
+        Ok(app) => app.into_make_service_with_connect_info(),
+        Err(err) => {
+            close(tenancy).await;
+            return Err(err);
+        }
+    };
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
     close(tenancy).await;
     served?;
@@ -59,19 +67,29 @@ pub async fn run(args: &ServeArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
     Ok(ExitStatus::Success)
 }
 
-/// The service `tenancy serve` runs: the routes, sessions, and the tenant layer around them all.
-pub fn application(tenancy: Arc<Tenancy>) -> TenantService<Router> {
+/// The service `tenancy serve` runs: the plugins' routes, the default pages where no plugin
+/// serves the path, sessions, and the tenant layer around them all.
+///
+/// # Errors
+/// When a plugin's routes cannot be built or clash with another's.
+pub fn application(tenancy: Arc<Tenancy>, plugins: &[Arc<dyn Plugin>]) -> anyhow::Result<TenantService<Router>> {
+    let mut routes = Routes::new();
+    for plugin in plugins {
+        let added = plugin.web_routes(&tenancy).with_context(|| format!("plugin `{}` cannot add its routes", plugin.name()))?;
+        routes = routes.with_plugin(plugin.name(), added)?;
+    }
     let sessions = SessionManagerLayer::new(tenancy.session_store())
         .with_name("tenancy_session")
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
-    let routes = Routes::new()
-        .central(Router::new().route("/", get(central_home)))
+    let routes = routes
+        .route_if_free(Hosts::Central, "/", get(central_home))?
+        .route_if_free(Hosts::Tenant, "/", get(tenant_home))?
         // Sessions only where they are used: a page that needs none pays nothing for them.
-        .tenant(Router::new().route("/", get(tenant_home)).merge(Router::new().route("/counter", get(counter)).layer(sessions)))
-        .universal(Router::new().route("/healthz", get(healthz)))
+        .route_if_free(Hosts::Tenant, "/counter", get(counter).layer(sessions))?
+        .route_if_free(Hosts::Universal, "/healthz", get(healthz))?
         .into_router();
-    TenantLayer::new(tenancy).around(routes)
+    Ok(TenantLayer::new(tenancy).around(routes))
 }
 
 async fn close(tenancy: Arc<Tenancy>) {

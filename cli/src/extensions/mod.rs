@@ -12,14 +12,14 @@
 pub mod dynamic;
 pub mod external;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Arg, CommandFactory};
 use serde::Serialize;
 use tenancy_core::Config;
-use tenancy_core::command::{Command, Plugin};
+use tenancy_core::command::{Command, Plugin, TenantCommand, TenantFlag};
 use tenancy_plugin::host::LoadedPlugin;
 use tenancy_plugin::{CommandSpec, OutputOptions, PluginContext, TenantInfo};
 
@@ -100,6 +100,8 @@ pub struct Extensions {
     plugins: Vec<PluginEntry>,
     searched: Vec<dynamic::Place>,
     warnings: Vec<String>,
+    /// Built-in plugins' switches for `tenant create` and `tenant delete`.
+    tenant_flags: Vec<TenantFlag>,
     /// The configuration's figures for `--concurrency`'s help, when it could be read.
     config: Option<Config>,
 }
@@ -134,7 +136,27 @@ impl Extensions {
             entry.commands.push(name.clone());
             self.claim(&mut entry, name, Handler::BuiltIn(command), &owner, true);
         }
+        for flag in plugin.tenant_flags() {
+            let taken = self.tenant_flags.iter().any(|f| f.command == flag.command && f.name == flag.name)
+                || tenant_command(&Cli::command(), flag.command).get_arguments().any(|arg| arg.get_long() == Some(flag.name));
+            if taken {
+                self.warnings.push(format!("{owner} adds `--{}`, which its command already has: ignored", flag.name));
+            } else {
+                self.tenant_flags.push(flag);
+            }
+        }
         self.plugins.push(entry);
+    }
+
+    /// The plugins' switches given in `matches` (a `tenant create` or `tenant delete` run).
+    pub fn tenant_flags_given(&self, matches: &clap::ArgMatches) -> BTreeSet<String> {
+        let Some(("tenant", tenant)) = matches.subcommand() else { return BTreeSet::new() };
+        let Some((_, command)) = tenant.subcommand() else { return BTreeSet::new() };
+        self.tenant_flags
+            .iter()
+            .filter(|flag| command.try_get_one::<bool>(flag.name).ok().flatten().copied().unwrap_or(false))
+            .map(|flag| flag.name.to_owned())
+            .collect()
     }
 
     fn add_dynamic(&mut self, path: PathBuf, disabled: &[String]) {
@@ -206,6 +228,10 @@ impl Extensions {
     /// The whole command line: the core commands and every extension's.
     pub fn command(&self) -> clap::Command {
         let mut root = Cli::command();
+        for flag in &self.tenant_flags {
+            let arg = Arg::new(flag.name).long(flag.name).help(flag.help).action(clap::ArgAction::SetTrue);
+            root = root.mut_subcommand("tenant", |tenant| tenant.mut_subcommand(subcommand_name(flag.command), |command| command.arg(arg)));
+        }
         for (name, (handler, _)) in &self.handlers {
             root = root.subcommand(match handler {
                 Handler::BuiltIn(command) => command.definition(),
@@ -299,6 +325,19 @@ fn passthrough(name: &str, about: &str) -> clap::Command {
         .disable_help_flag(true)
         .disable_version_flag(true)
         .arg(Arg::new("args").num_args(0..).trailing_var_arg(true).allow_hyphen_values(true))
+}
+
+/// `tenant create` or `tenant delete` in the core command line.
+fn tenant_command(root: &clap::Command, command: TenantCommand) -> clap::Command {
+    let name = subcommand_name(command);
+    root.find_subcommand("tenant").and_then(|tenant| tenant.find_subcommand(name)).cloned().unwrap_or_else(|| clap::Command::new(name))
+}
+
+fn subcommand_name(command: TenantCommand) -> &'static str {
+    match command {
+        TenantCommand::Create => "create",
+        TenantCommand::Delete => "delete",
+    }
 }
 
 /// The names of the core commands (and clap's `help`), which no extension can take.

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -28,8 +29,12 @@ pub const CONFIG_ENV: &str = "TENANCY_CONFIG";
 pub const ENV_PREFIX: &str = "TENANCY_";
 
 /// The whole configuration, checked.
+///
+/// Plugins own sections of their own (`[homepage]`): the binary names them when loading
+/// ([`Config::load_with_sections`]) and each plugin reads its own with [`Config::section`]. Any
+/// other top-level key is an error, as an unknown key inside a section is.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// The central registry.
     pub central: CentralConfig,
@@ -51,6 +56,9 @@ pub struct Config {
     /// The file that was read, if any.
     #[serde(skip)]
     pub file: Option<PathBuf>,
+    /// What was read, kept so plugins' sections are read with the same origins in errors.
+    #[serde(skip)]
+    sources: Option<Arc<Figment>>,
 }
 
 /// `[central]`: where the registry of tenants and domains lives.
@@ -303,6 +311,14 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file or variable, the key and the problem.
     pub fn load(cwd: &Path, file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_sections(cwd, file, &[])
+    }
+
+    /// [`Config::load`], accepting the top-level sections `plugin_sections` besides tenancy's own.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or variable, the key and the problem.
+    pub fn load_with_sections(cwd: &Path, file: Option<&Path>, plugin_sections: &[&str]) -> Result<Self, ConfigError> {
         let file = file.map(|f| cwd.join(f)).or_else(explicit_file).or_else(|| discover(cwd));
         if let Some(path) = &file
             && let Err(source) = std::fs::metadata(path)
@@ -320,11 +336,37 @@ impl Config {
         // Only `SECTION__KEY` variables are settings; `TENANCY_CONFIG` and friends are not.
         figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|key| key.as_str().contains("__")).split("__"));
 
+        refuse_unknown_sections(&figment, plugin_sections)?;
         let mut config: Config = figment.extract().map_err(|err| describe_figment_error(&figment, err))?;
         config.root = root;
         config.file = file;
         config.validate().map_err(|(key, message)| ConfigError::Invalid { origin: origin_of(&figment, &key), message })?;
+        config.sources = Some(Arc::new(figment));
         Ok(config)
+    }
+
+    /// A plugin's section, `[name]`: its defaults when the section is absent (or the configuration
+    /// was built in code).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the file or variable and the key, when a value has the
+    /// wrong type or the section has a key `T` does not know (give `T`
+    /// `#[serde(deny_unknown_fields)]`).
+    pub fn section<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
+        let Some(figment) = &self.sources else { return Ok(T::default()) };
+        if figment.find_value(name).is_err() {
+            return Ok(T::default());
+        }
+        figment.extract_inner(name).map_err(|err| describe_figment_error(figment, err))
+    }
+
+    /// Where `key` (dotted) was set, for errors about a plugin's section: the file and key, or the
+    /// environment variable.
+    pub fn origin_of(&self, key: &str) -> String {
+        match &self.sources {
+            Some(figment) => origin_of(figment, key),
+            None => format!("key `{key}`"),
+        }
     }
 
     /// The configuration with every default and no file, rooted at `root`.
@@ -496,7 +538,8 @@ impl Config {
         Duration::from_secs(self.tenant_database.connect_timeout_secs.max(1))
     }
 
-    fn resolve(&self, path: &Path) -> PathBuf {
+    /// `path` as given if absolute, else relative to [`Config::root`] (the file's folder).
+    pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { self.root.join(path) }
     }
 }
@@ -536,6 +579,28 @@ fn discover(cwd: &Path) -> Option<PathBuf> {
 }
 
 /// Says where a key's value came from: "`tenancy.toml` at key `x.y`" or "environment variable `TENANCY_X__Y`".
+/// The top-level keys tenancy itself reads.
+const OWN_SECTIONS: &[&str] = &["central", "tenant_database", "cache", "session", "redis", "plugins", "web"];
+
+/// Top-level keys are tenancy's sections and the plugins': anything else is a typo to report, as
+/// serde reports an unknown key inside a section.
+fn refuse_unknown_sections(figment: &Figment, plugin_sections: &[&str]) -> Result<(), ConfigError> {
+    let Ok(top) = figment.extract::<BTreeMap<String, figment::value::Value>>() else {
+        return Ok(()); // not a table at all: extracting the Config reports it better
+    };
+    let unknown = top.keys().find(|key| !OWN_SECTIONS.contains(&key.as_str()) && !plugin_sections.contains(&key.as_str()));
+    match unknown {
+        None => Ok(()),
+        Some(key) => {
+            let expected: Vec<String> = OWN_SECTIONS.iter().chain(plugin_sections).map(|s| format!("`{s}`")).collect();
+            Err(ConfigError::Invalid {
+                origin: origin_of(figment, key),
+                message: format!("unknown section `{key}`, expected one of {}", expected.join(", ")),
+            })
+        }
+    }
+}
+
 fn origin_of(figment: &Figment, key: &str) -> String {
     match figment.find_metadata(key) {
         Some(meta) => describe_origin(meta, &key.split('.').collect::<Vec<_>>()),

@@ -373,10 +373,28 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::NotFound`] if the tenant is gone.
     pub async fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<Tenant, RegistryError> {
-        let action = || format!("set the status of tenant `{id}`");
+        self.update_tenant(id, tenants::Column::Status, status.as_str().into(), || format!("set the status of tenant `{id}`")).await
+    }
+
+    /// Turns a tenant's homepage on or off; returns the tenant as it is now.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] when there is no such tenant; when the queries fail.
+    pub async fn set_homepage_enabled(&self, id: &TenantId, enabled: bool) -> Result<Tenant, RegistryError> {
+        self.update_tenant(id, tenants::Column::HomepageEnabled, enabled.into(), || format!("set the homepage of tenant `{id}`")).await
+    }
+
+    /// Sets one column of a tenant, announcing the change to every process's caches.
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        column: tenants::Column,
+        value: sea_orm::Value,
+        action: impl Fn() -> String,
+    ) -> Result<Tenant, RegistryError> {
         let txn = self.db.begin().await.map_err(RegistryError::query(action()))?;
         let result = tenants::Entity::update_many()
-            .col_expr(tenants::Column::Status, Expr::value(status.as_str()))
+            .col_expr(column, Expr::value(value))
             .col_expr(tenants::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(tenants::Column::Id.eq(id.to_string()))
             .exec(&txn)

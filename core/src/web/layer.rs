@@ -21,7 +21,9 @@ use super::host::{HostError, RequestHost, request_host};
 use crate::config::{CentralHost, Identify, IpRange};
 use crate::{Tenancy, Tenant, TenantContext};
 
-/// What the layer found out about a request, in its extensions for extractors and routing.
+/// What the layer found out about a request, in its extensions for extractors and routing. A
+/// tenant's request also carries the [`RequestHost`] it was identified on (after the trusted
+/// proxies' forwarded headers), so handlers need not parse the host again.
 #[derive(Debug, Clone)]
 pub enum Identified {
     /// A tenant's request, running in its context.
@@ -184,6 +186,7 @@ impl Shared {
             parts.extensions.insert(TenantPathPrefix(format!("/{segment}")));
         }
         let id = tenant.id;
+        parts.extensions.insert(host);
         // Boxed: the context's future is most of a request's, and the request future is moved
         // whole (every byte of its largest state) at least once; this keeps that small.
         let entered = Box::pin(self.tenancy.run_pinned(tenant, |ctx| async move {

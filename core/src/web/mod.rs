@@ -7,7 +7,8 @@
 //!   context, so `current_tenant()`, the tenant's cache and [`crate::sessions::TenantSessionStore`]
 //!   work in handlers. Inside an identified request no other tenant's context can be entered.
 //! - [`Routes`] keeps central, tenant and universal routes apart; [`CurrentTenant`] and
-//!   [`MaybeTenant`] hand handlers the tenant.
+//!   [`MaybeTenant`] hand handlers the tenant. Plugins add theirs as [`PluginRoutes`]
+//!   ([`Routes::with_plugin`]); two owners of one path are an error, never a panic.
 //! - [`crate::spawn_in_tenant`] carries the context into a spawned task: a plain `tokio::spawn`
 //!   starts outside it.
 //! - [`ResolverCache`] keeps host → tenant answers, invalidated at once by changes made through this
@@ -45,4 +46,4 @@ pub use door::Admission;
 pub use extract::{CurrentTenant, MaybeTenant, TenantRejection};
 pub use host::{HostError, RequestHost, parse_host, request_host};
 pub use layer::{Identified, TenantLayer, TenantPathPrefix, TenantService};
-pub use routes::Routes;
+pub use routes::{Hosts, PluginRoutes, RouteError, Routes};

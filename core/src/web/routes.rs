@@ -2,13 +2,16 @@
 //! [`super::TenantLayer`] found. The same path may exist in several groups (`/` as the sign-up
 //! page on the central domain and as each tenant's home page).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use axum::response::Response;
+use axum::routing::MethodRouter;
 use axum::routing::future::RouteFuture;
 use tower::Service;
 
@@ -29,6 +32,95 @@ pub struct Routes {
     tenant: Router,
     universal: Router,
     tenant_missing: Option<Router>,
+    /// Paths added one by one ([`Routes::with_plugin`], [`Routes::route_if_free`]) and by whom.
+    claimed: BTreeMap<(Hosts, String), String>,
+}
+
+/// Which hosts a route answers on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hosts {
+    /// Central domains only.
+    Central,
+    /// Tenants' hosts only.
+    Tenant,
+    /// Every host.
+    Universal,
+}
+
+impl std::fmt::Display for Hosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Central => "central domains",
+            Self::Tenant => "tenant hosts",
+            Self::Universal => "every host",
+        })
+    }
+}
+
+/// The routes a plugin adds to a server (its [`crate::command::Plugin::web_routes`]): paths with
+/// their handlers, by the hosts they answer on. Handlers use [`super::CurrentTenant`] as any.
+///
+/// ```
+/// use axum::routing::get;
+/// use tenancy_core::web::PluginRoutes;
+///
+/// let routes = PluginRoutes::default().universal("/metrics", get(|| async { "up 1\n" }));
+/// ```
+#[derive(Default)]
+pub struct PluginRoutes {
+    routes: Vec<(Hosts, String, MethodRouter)>,
+}
+
+impl PluginRoutes {
+    /// Adds a route answering on `hosts`.
+    pub fn route(mut self, hosts: Hosts, path: &str, handler: MethodRouter) -> Self {
+        self.routes.push((hosts, path.to_owned(), handler));
+        self
+    }
+
+    /// Adds a route answering on tenants' hosts.
+    pub fn tenant(self, path: &str, handler: MethodRouter) -> Self {
+        self.route(Hosts::Tenant, path, handler)
+    }
+
+    /// Adds a route answering on central domains.
+    pub fn central(self, path: &str, handler: MethodRouter) -> Self {
+        self.route(Hosts::Central, path, handler)
+    }
+
+    /// Adds a route answering on every host.
+    pub fn universal(self, path: &str, handler: MethodRouter) -> Self {
+        self.route(Hosts::Universal, path, handler)
+    }
+}
+
+/// A route could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// Two owners want the same path on the same hosts.
+    #[error("{owner} and {other} both serve `{path}` on {hosts}")]
+    Conflict {
+        /// Who added it second.
+        owner: String,
+        /// Who had it.
+        other: String,
+        /// The path.
+        path: String,
+        /// Where.
+        hosts: Hosts,
+    },
+    /// axum refused the path (no leading `/`, or a pattern clashing with another).
+    #[error("{owner} cannot serve `{path}` on {hosts}: {reason}")]
+    Invalid {
+        /// Who added it.
+        owner: String,
+        /// The path.
+        path: String,
+        /// Where.
+        hosts: Hosts,
+        /// axum's words.
+        reason: String,
+    },
 }
 
 impl Routes {
@@ -69,6 +161,65 @@ impl Routes {
             },
         )));
         self
+    }
+
+    /// Adds a plugin's routes, named `plugin` in errors.
+    ///
+    /// # Errors
+    /// [`RouteError`] when a path is already served on the same hosts or axum refuses it; the
+    /// routes are then left as they were before the failing one.
+    pub fn with_plugin(mut self, plugin: &str, routes: PluginRoutes) -> Result<Self, RouteError> {
+        for (hosts, path, handler) in routes.routes {
+            self = self.claim(&format!("plugin `{plugin}`"), hosts, &path, handler)?;
+        }
+        Ok(self)
+    }
+
+    /// Adds `handler` at `path` unless [`Routes::with_plugin`] already gave that path to a
+    /// plugin: how a server keeps a default page that a plugin may replace.
+    ///
+    /// # Errors
+    /// [`RouteError::Invalid`] when axum refuses the path.
+    pub fn route_if_free(self, hosts: Hosts, path: &str, handler: MethodRouter) -> Result<Self, RouteError> {
+        if self.serves(hosts, path) {
+            return Ok(self);
+        }
+        self.claim("the application", hosts, path, handler)
+    }
+
+    /// Whether a path was added on these hosts through [`Routes::with_plugin`] or
+    /// [`Routes::route_if_free`].
+    pub fn serves(&self, hosts: Hosts, path: &str) -> bool {
+        self.claimed.contains_key(&(hosts, path.to_owned()))
+    }
+
+    fn claim(mut self, owner: &str, hosts: Hosts, path: &str, handler: MethodRouter) -> Result<Self, RouteError> {
+        let key = (hosts, path.to_owned());
+        if let Some(other) = self.claimed.get(&key) {
+            return Err(RouteError::Conflict { owner: owner.to_owned(), other: other.clone(), path: path.to_owned(), hosts });
+        }
+        let invalid = |reason: String| RouteError::Invalid { owner: owner.to_owned(), path: path.to_owned(), hosts, reason };
+        if !path.starts_with('/') {
+            return Err(invalid("a path must begin with `/`".into()));
+        }
+        let group = match hosts {
+            Hosts::Central => &mut self.central,
+            Hosts::Tenant => &mut self.tenant,
+            Hosts::Universal => &mut self.universal,
+        };
+        // axum reports a clash between patterns (`/{a}` beside `/{b}`) only by panicking.
+        let router = std::mem::take(group);
+        let added = std::panic::catch_unwind(AssertUnwindSafe(|| router.clone().route(path, handler)));
+        match added {
+            Ok(router) => *group = router,
+            Err(panic) => {
+                *group = router;
+                let reason = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()));
+                return Err(invalid(reason.unwrap_or_else(|| "axum refused it".into())));
+            }
+        }
+        self.claimed.insert(key, owner.to_owned());
+        Ok(self)
     }
 
     /// The router to wrap in the [`super::TenantLayer`].

@@ -51,6 +51,7 @@ pub async fn run(args: CreateArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
     request.domains = domains;
     request.status = args.status.parse::<TenantStatus>()?;
     request.migrate = !args.no_migrate;
+    request.flags = ctx.tenant_flags().clone();
     if let Some(names) = &args.seed {
         let names: Vec<String> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
         request.seeders = crate::commands::db::seed::choose_off_terminal(&names, ctx.seeders())?;

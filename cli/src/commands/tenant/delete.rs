@@ -43,15 +43,19 @@ pub async fn run(args: DeleteArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
                     return Ok(None);
                 }
             }
-            tenancy.delete_tenant(&tenant, DeleteOptions { keep_database: args.keep_database }).await?;
+            let options = DeleteOptions { keep_database: args.keep_database, flags: ctx.tenant_flags().clone() };
+            let notes = tenancy.delete_tenant(&tenant, options).await?;
             out.status("Deleted", format!("tenant {tenant} ({what})"));
-            Ok(Some(tenant))
+            for note in &notes {
+                out.line(note);
+            }
+            Ok(Some((tenant, notes)))
         })
         .await?;
-    if let Some(tenant) = deleted
+    if let Some((tenant, notes)) = deleted
         && out.is_json()
     {
-        out.json(&serde_json::json!({"event": "tenant_deleted", "id": tenant.id, "database_dropped": !args.keep_database}));
+        out.json(&serde_json::json!({"event": "tenant_deleted", "id": tenant.id, "database_dropped": !args.keep_database, "notes": notes}));
     }
     Ok(ExitStatus::Success)
 }

@@ -54,8 +54,11 @@ pub async fn run(command: DomainCommand, ctx: &CliContext<'_>) -> anyhow::Result
                     updated
                 }
                 DomainCommand::Remove(_) => {
-                    let updated = tenancy.registry().remove_domain(&tenant, &domain).await?;
+                    let (updated, notes) = tenancy.remove_domain(&tenant, &domain).await?;
                     out.status("Removed", format!("domain `{domain}` from tenant {tenant}"));
+                    for note in notes {
+                        out.line(note);
+                    }
                     updated
                 }
             };

@@ -184,8 +184,9 @@ fn disabled_plugins_are_not_loaded_by_name_or_file() {
         std::fs::write(cli.dir().join("tenancy.toml"), format!("{config}\n[plugins]\ndisabled = [\"{disabled}\"]\n")).unwrap();
         assert_eq!(cli.run(&["hello"]).code, 2, "`{disabled}` did not disable hello");
         let plugins = json_lines(&cli.ok(&["plugin", "list", "--json"]));
-        assert_eq!(plugins.len(), 1);
-        assert_eq!(plugins[0]["disabled"], true);
+        let dynamic: Vec<_> = plugins.iter().filter(|plugin| plugin["kind"] == "dynamic").collect();
+        assert_eq!(dynamic.len(), 1);
+        assert_eq!(dynamic[0]["disabled"], true);
     }
 }
 

@@ -16,7 +16,8 @@ use common::Cli;
 #[test]
 fn serve_answers_by_host_and_stops_cleanly_on_sigterm() {
     let cli = Cli::sqlite();
-    cli.create("Acme", &["acme.localhost"]);
+    cli.ok(&["tenant", "create", "--name", "Acme", "--domain", "acme.localhost", "--with-homepage"]);
+    cli.create("Beta", &["beta.localhost"]);
     let mut server = cli.tenancy_process().args(["serve", "--json", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().unwrap();
     let (lines, received) = mpsc::channel();
     let stdout = server.stdout.take().unwrap();
@@ -30,10 +31,13 @@ fn serve_answers_by_host_and_stops_cleanly_on_sigterm() {
     let address = listening["address"].as_str().unwrap().parse().unwrap();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (acme, central) = runtime.block_on(async {
-        (tenancy_tests::http::get(address, "acme.localhost", "/").await, tenancy_tests::http::get(address, "localhost", "/").await)
+    let (acme, beta, central) = runtime.block_on(async {
+        use tenancy_tests::http::get;
+        (get(address, "acme.localhost", "/").await, get(address, "beta.localhost", "/").await, get(address, "localhost", "/").await)
     });
+    // The homepage plugin's `/`: Acme's page; Beta has none and is sent to the fallback.
     assert!(acme.body.contains("<h1>Acme</h1>"), "{acme:?}");
+    assert_eq!((beta.status, beta.header("location")), (302, Some("/login")), "{beta:?}");
     assert!(central.body.contains("central domain"), "{central:?}");
 
     let terminated = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();

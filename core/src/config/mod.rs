@@ -357,7 +357,11 @@ impl Config {
         if figment.find_value(name).is_err() {
             return Ok(T::default());
         }
-        figment.extract_inner(name).map_err(|err| describe_figment_error(figment, err))
+        figment.focus(name).extract().map_err(|mut err| {
+            // Errors inside the focused section name keys from it: put the section back in front.
+            err.path.insert(0, name.to_owned());
+            describe_figment_error(figment, err)
+        })
     }
 
     /// Where `key` (dotted) was set, for errors about a plugin's section: the file and key, or the

@@ -134,7 +134,8 @@ impl ViewRoot {
             std::fs::create_dir_all(&self.path).map_err(|source| PageError::Io { path: self.path.clone(), source })?;
         }
         let root = self.path.canonicalize().map_err(|source| PageError::Io { path: self.path.clone(), source })?;
-        match Self::owner(&folder) {
+        let previous_owner = Self::owner(&folder);
+        match previous_owner {
             Some(owner) if owner != *tenant && !options.force => return Err(PageError::OtherOwner { folder, owner }),
             _ => {}
         }
@@ -153,7 +154,7 @@ impl ViewRoot {
             write_whole(&page, template.as_bytes())?;
         }
         write_whole(&folder.join(OWNER_FILE), format!("{tenant}\n").as_bytes())?;
-        Ok(Created { page, made_folder, kept })
+        Ok(Created { page, made_folder, kept, previous_owner })
     }
 
     /// Removes the page folders that belong to `tenant`: those marked as its own, and those of
@@ -196,18 +197,21 @@ impl ViewRoot {
     /// # Errors
     /// When the disk refuses.
     pub fn undo_create(&self, created: &Created) -> Result<(), PageError> {
-        if created.kept {
-            return Ok(());
-        }
         let Some(folder) = created.page.parent() else { return Ok(()) };
-        let result = if created.made_folder {
-            std::fs::remove_dir_all(folder)
-        } else {
-            std::fs::remove_file(&created.page).and_then(|()| std::fs::remove_file(folder.join(OWNER_FILE)))
-        };
-        match result {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(PageError::Io { path: folder.to_path_buf(), source: err }),
+        let io = |source| PageError::Io { path: folder.to_path_buf(), source };
+        let gone_already = |result: io::Result<()>| match result {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
+        };
+        if created.made_folder {
+            return gone_already(std::fs::remove_dir_all(folder)).map_err(io);
+        }
+        if !created.kept {
+            gone_already(std::fs::remove_file(&created.page)).map_err(io)?;
+        }
+        match created.previous_owner {
+            Some(owner) => write_whole(&folder.join(OWNER_FILE), format!("{owner}\n").as_bytes()),
+            None => gone_already(std::fs::remove_file(folder.join(OWNER_FILE))).map_err(io),
         }
     }
 }
@@ -230,6 +234,8 @@ pub struct Created {
     pub made_folder: bool,
     /// Whether an existing page was kept.
     pub kept: bool,
+    /// The folder's owner before, restored by [`ViewRoot::undo_create`].
+    pub previous_owner: Option<TenantId>,
 }
 
 /// A page could not be made or removed.

@@ -168,6 +168,11 @@ pub trait Plugin: Send + Sync {
     fn config_section(&self) -> Option<&str> {
         None
     }
+    /// Its section as `tenancy init` writes it, commented, with the defaults: appended to
+    /// [`Config::TEMPLATE`] in the file `init` makes.
+    fn config_template(&self) -> Option<&str> {
+        None
+    }
     /// Checks its section once the configuration is loaded, so a bad value is reported (naming
     /// the key, as tenancy's own sections are) before any command runs.
     ///

@@ -32,7 +32,12 @@ pub async fn run(
     if path.exists() && !args.force {
         out.status("Keeping", format!("`{}`, which exists already (--force overwrites it)", path.display()));
     } else {
-        std::fs::write(&path, Config::TEMPLATE).with_context(|| format!("failed to write `{}`", path.display()))?;
+        let mut template = Config::TEMPLATE.to_owned();
+        for section in app.plugins.iter().filter_map(|plugin| plugin.config_template()) {
+            template.push('\n');
+            template.push_str(section);
+        }
+        std::fs::write(&path, template).with_context(|| format!("failed to write `{}`", path.display()))?;
         out.status("Created", format!("`{}`", path.display()));
     }
     let config = app.load_config(cwd, Some(&path))?;

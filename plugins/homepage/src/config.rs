@@ -8,6 +8,9 @@ use tenancy_core::{Config, ConfigError};
 /// The section's name.
 pub const SECTION: &str = "homepage";
 
+/// The section as `tenancy init` writes it: the defaults, explained.
+pub const TEMPLATE: &str = include_str!("homepage.toml.template");
+
 /// `[homepage]`: where tenants' homepages live and what happens without one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -106,6 +109,16 @@ mod tests {
         for bad in ["login", "//evil.example", "/\\evil.example", "javascript:alert(1)", "/a\r\nSet-Cookie: x", "ftp://x/", ""] {
             assert!(check_redirect(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn the_template_holds_the_defaults() {
+        #[derive(Deserialize)]
+        struct File {
+            homepage: HomepageConfig,
+        }
+        let file: File = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(file.homepage, HomepageConfig::default());
     }
 
     #[test]

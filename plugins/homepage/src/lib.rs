@@ -74,6 +74,10 @@ impl Plugin for HomepagePlugin {
         Some(config::SECTION)
     }
 
+    fn config_template(&self) -> Option<&str> {
+        Some(config::TEMPLATE)
+    }
+
     fn check_config(&self, config: &Config) -> Result<(), ConfigError> {
         HomepageConfig::load(config).map(drop)
     }

@@ -58,7 +58,17 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// What was read, kept so plugins' sections are read with the same origins in errors.
     #[serde(skip)]
-    sources: Option<Arc<Figment>>,
+    sources: Option<Sources>,
+}
+
+/// The layers a [`Config`] was read from. Its `Debug` shows nothing: the raw values hold passwords.
+#[derive(Clone)]
+struct Sources(Arc<Figment>);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sources(…)")
+    }
 }
 
 /// `[central]`: where the registry of tenants and domains lives.
@@ -341,7 +351,7 @@ impl Config {
         config.root = root;
         config.file = file;
         config.validate().map_err(|(key, message)| ConfigError::Invalid { origin: origin_of(&figment, &key), message })?;
-        config.sources = Some(Arc::new(figment));
+        config.sources = Some(Sources(Arc::new(figment)));
         Ok(config)
     }
 
@@ -353,7 +363,7 @@ impl Config {
     /// wrong type or the section has a key `T` does not know (give `T`
     /// `#[serde(deny_unknown_fields)]`).
     pub fn section<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
-        let Some(figment) = &self.sources else { return Ok(T::default()) };
+        let Some(Sources(figment)) = &self.sources else { return Ok(T::default()) };
         if figment.find_value(name).is_err() {
             return Ok(T::default());
         }
@@ -368,7 +378,7 @@ impl Config {
     /// environment variable.
     pub fn origin_of(&self, key: &str) -> String {
         match &self.sources {
-            Some(figment) => origin_of(figment, key),
+            Some(Sources(figment)) => origin_of(figment, key),
             None => format!("key `{key}`"),
         }
     }
@@ -731,6 +741,36 @@ mod tests {
         config.redis.url = "redis://:s%40cret@cache:6379".into();
         let shown = format!("{config:?}");
         assert!(!shown.contains("s%40cret") && !shown.contains("s@cret"), "{shown}");
+    }
+
+    #[test]
+    fn debug_of_a_loaded_file_shows_no_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        std::fs::write(&file, "[central]\nurl = \"postgres://app:s%40cret@db/central\"\n").unwrap();
+        let shown = format!("{:?}", Config::load(dir.path(), Some(&file)).unwrap());
+        assert!(!shown.contains("s%40cret") && !shown.contains("s@cret"), "{shown}");
+    }
+
+    #[test]
+    fn plugin_sections_are_read_with_their_origin_and_others_refused() {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct Greeting {
+            words: String,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        std::fs::write(&file, "[greeting]\nwords = \"hello\"\n").unwrap();
+        let refused = Config::load(dir.path(), Some(&file)).unwrap_err().to_string();
+        assert!(refused.contains("unknown section `greeting`"), "{refused}");
+        let config = Config::load_with_sections(dir.path(), Some(&file), &["greeting"]).unwrap();
+        assert_eq!(config.section::<Greeting>("greeting").unwrap().words, "hello");
+        assert_eq!(config.section::<Greeting>("absent").unwrap().words, "", "an absent section is its defaults");
+        std::fs::write(&file, "[greeting]\nwords = 3\n").unwrap();
+        let config = Config::load_with_sections(dir.path(), Some(&file), &["greeting"]).unwrap();
+        let wrong = config.section::<Greeting>("greeting").unwrap_err().to_string();
+        assert!(wrong.contains("at key `greeting.words`"), "{wrong}");
     }
 
     #[test]

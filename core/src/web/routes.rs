@@ -263,3 +263,38 @@ impl Service<Request<Body>> for ByHost {
         router.call(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+
+    use super::*;
+
+    #[test]
+    fn a_path_has_one_owner_per_host_kind_and_bad_paths_are_errors() {
+        let homepage = PluginRoutes::default().tenant("/", get(|| async { "home" })).tenant("/assets/{*path}", get(|| async { "" }));
+        let routes = Routes::new().with_plugin("homepage", homepage).unwrap();
+        assert!(routes.serves(Hosts::Tenant, "/") && !routes.serves(Hosts::Central, "/"));
+
+        let clash = PluginRoutes::default().tenant("/", get(|| async { "mine" }));
+        let err = Routes::new()
+            .with_plugin("homepage", PluginRoutes::default().tenant("/", get(|| async { "" })))
+            .unwrap()
+            .with_plugin("other", clash);
+        let message = err.err().unwrap().to_string();
+        assert_eq!(message, "plugin `other` and plugin `homepage` both serve `/` on tenant hosts");
+
+        // The application's default steps aside for the plugin's page, and keeps a free path.
+        let routes = routes.route_if_free(Hosts::Tenant, "/", get(|| async { "default" })).unwrap();
+        let routes = routes.route_if_free(Hosts::Central, "/", get(|| async { "central" })).unwrap();
+        assert!(routes.serves(Hosts::Central, "/"));
+
+        for bad in ["no-slash", "/{a}/{*b}/c"] {
+            let added = Routes::new().with_plugin("broken", PluginRoutes::default().universal(bad, get(|| async { "" })));
+            assert!(matches!(added, Err(RouteError::Invalid { .. })), "{bad} was accepted");
+        }
+        // axum's clash between two captures is an error too, not a panic.
+        let twins = PluginRoutes::default().universal("/{a}", get(|| async { "" })).universal("/{b}", get(|| async { "" }));
+        assert!(matches!(Routes::new().with_plugin("twins", twins), Err(RouteError::Invalid { .. })));
+    }
+}

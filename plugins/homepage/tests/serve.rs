@@ -24,6 +24,8 @@ async fn each_host_gets_its_page_the_default_or_the_redirect() {
         let acme = world.tenant("Acme <b>&</b>", &["acme.test", "acme-two.test"], true).await;
         world.tenant("Globex", &["globex.test"], true).await;
         world.tenant("Initech", &["initech.test"], false).await;
+        world.tenant("Bücher", &["xn--bcher-kva.test"], true).await;
+        world.write("xn--bcher-kva.test/home.html", "<p>{{ tenant.name }} on {{ host }}</p>");
         let hidden = world.tenant("Hidden", &["hidden.test"], true).await;
         world.tenancy.registry().set_status(&hidden.id, TenantStatus::Suspended).await.unwrap();
         world.write("acme.test/home.html", PAGE);
@@ -42,6 +44,9 @@ async fn each_host_gets_its_page_the_default_or_the_redirect() {
         assert_eq!((second.status, second.body.as_str()), (200, "<h1>Default for Acme &lt;b&gt;&amp;&lt;&#x2f;b&gt;</h1>"));
         let globex = http::get(server.address, "globex.test", "/").await;
         assert_eq!((globex.status, globex.body.as_str()), (200, "<h1>Default for Globex</h1>"));
+        // An internationalised host reaches the folder of its ASCII form.
+        let idn = http::get(server.address, "BÜCHER.test", "/").await;
+        assert_eq!((idn.status, idn.body.as_str()), (200, "<p>Bücher on xn--bcher-kva.test</p>"), "{}", backend.name());
         // Disabled: the configured redirect, 302.
         let initech = http::get(server.address, "initech.test", "/").await;
         assert_eq!((initech.status, initech.header("location")), (302, Some("/welcome")));

@@ -7,12 +7,13 @@
 //! made by another process) moves the generation, and pages are rendered again on their next
 //! request. With `homepage.reload = true` every request reads the templates again.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -23,8 +24,11 @@ use crate::config::HomepageConfig;
 use crate::render::render;
 use crate::views::{ASSETS_FOLDER, Decision, ViewRoot, file_within, page_domain};
 
-/// Pages kept in memory at most; past it, pages of older generations go first, then all.
-const MAX_CACHED_PAGES: usize = 100_000;
+/// Tenants whose pages are kept in memory at most; past it, those of older generations go
+/// first, then all.
+const MAX_CACHED_TENANTS: usize = 100_000;
+/// Hosts kept per tenant: its domains, and subdomain hosts; past it, its list starts again.
+const MAX_HOSTS_PER_TENANT: usize = 64;
 
 /// The homepage routes and their state.
 pub fn routes(config: HomepageConfig, root: PathBuf, registry: Registry) -> PluginRoutes {
@@ -36,10 +40,13 @@ struct Site {
     config: HomepageConfig,
     root: ViewRoot,
     registry: Registry,
-    pages: RwLock<HashMap<(TenantId, String), Cached>>,
+    /// Per tenant, its hosts' answers (a tenant has a handful of hosts: a short list, looked up
+    /// without building a key).
+    pages: RwLock<HashMap<TenantId, Vec<Cached>>>,
 }
 
 struct Cached {
+    host: Box<str>,
     generation: u64,
     answer: Answer,
 }
@@ -53,10 +60,16 @@ enum Answer {
     Broken,
 }
 
-async fn home(State(site): State<Arc<Site>>, tenant: CurrentTenant, host: Option<axum::Extension<RequestHost>>) -> Response {
-    let host = host.map(|axum::Extension(host)| host.to_string()).unwrap_or_default();
+async fn home(State(site): State<Arc<Site>>, tenant: CurrentTenant, request: Request) -> Response {
+    // Read in place: a tenant's request always carries the host the layer identified it by.
+    let host = match request.extensions().get::<RequestHost>() {
+        Some(RequestHost::Name(domain)) => Cow::Borrowed(domain.as_str()),
+        Some(other) => Cow::Owned(other.to_string()),
+        None => Cow::Borrowed(""),
+    };
     let tenant = tenant.tenant();
-    let answer = if site.config.reload { site.clone().answer(tenant.clone(), host).await } else { site.cached(tenant, host).await };
+    let answer =
+        if site.config.reload { site.clone().answer(tenant.clone(), host.into_owned()).await } else { site.cached(tenant, &host).await };
     match answer {
         Answer::Page(html) => Html(html).into_response(),
         Answer::Redirect => redirect(&site.config.fallback_redirect),
@@ -65,23 +78,28 @@ async fn home(State(site): State<Arc<Site>>, tenant: CurrentTenant, host: Option
 }
 
 impl Site {
-    async fn cached(self: &Arc<Self>, tenant: &Tenant, host: String) -> Answer {
+    async fn cached(self: &Arc<Self>, tenant: &Tenant, host: &str) -> Answer {
         let generation = self.registry.generation();
-        let key = (tenant.id, host);
-        if let Some(cached) = self.pages.read().unwrap_or_else(|p| p.into_inner()).get(&key)
+        if let Some(hosts) = self.pages.read().unwrap_or_else(|p| p.into_inner()).get(&tenant.id)
+            && let Some(cached) = hosts.iter().find(|cached| &*cached.host == host)
             && cached.generation == generation
         {
             return cached.answer.clone();
         }
-        let answer = self.clone().answer(tenant.clone(), key.1.clone()).await;
+        let answer = self.clone().answer(tenant.clone(), host.to_owned()).await;
         let mut pages = self.pages.write().unwrap_or_else(|p| p.into_inner());
-        if pages.len() >= MAX_CACHED_PAGES {
-            pages.retain(|_, cached| cached.generation == generation);
-            if pages.len() >= MAX_CACHED_PAGES {
+        if pages.len() >= MAX_CACHED_TENANTS {
+            pages.retain(|_, hosts| hosts.iter().any(|cached| cached.generation == generation));
+            if pages.len() >= MAX_CACHED_TENANTS {
                 pages.clear();
             }
         }
-        pages.insert(key, Cached { generation, answer: answer.clone() });
+        let hosts = pages.entry(tenant.id).or_default();
+        hosts.retain(|cached| &*cached.host != host && cached.generation == generation);
+        if hosts.len() >= MAX_HOSTS_PER_TENANT {
+            hosts.clear(); // hosts a client made up (header or path identification): start again
+        }
+        hosts.push(Cached { host: host.into(), generation, answer: answer.clone() });
         answer
     }
 

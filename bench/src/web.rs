@@ -49,7 +49,7 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
     let home = tempfile::tempdir()?;
     let config = Config::defaults_at(home.path());
     println!(
-        "web: wrk, 1 thread, {} keep-alive connections, {} s per run, {} runs interleaved; requests spread over {} tenant hosts (SQLite, default configuration)",
+        "web: wrk, 1 thread, {} keep-alive connections, {} s per run, {} runs interleaved; requests spread over {} tenant hosts (SQLite, default configuration); servers on CPU 0, wrk on CPU 1 where taskset can pin them",
         options.connections, options.seconds, options.runs, options.tenants
     );
     let hosts = create_tenants(config.clone(), options.tenants).await?;
@@ -61,11 +61,11 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
     }
     let (mut plain, mut tenant_page, mut homepage) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..options.runs {
-        let mut server = Server::start(Command::new(std::env::current_exe()?).arg("plain-axum"))?;
+        let mut server = Server::start(pinned(SERVER_CPU, &std::env::current_exe()?).arg("plain-axum"))?;
         plain.push(load(server.address, &script, options)?);
         server.stop();
         for (homepages_on, loads) in [(false, &mut tenant_page), (true, &mut homepage)] {
-            let mut command = Command::new(options.binary);
+            let mut command = pinned(SERVER_CPU, options.binary);
             command.args(["serve", "--json", "--listen", "127.0.0.1:0"]).current_dir(home.path());
             command.env("TENANCY_HOMEPAGE__ENABLED", homepages_on.to_string());
             let mut server = Server::start(&mut command)?;
@@ -152,9 +152,26 @@ impl Load {
     }
 }
 
+/// The CPU the servers run on, and the one wrk runs on: on this two-core machine a server and the
+/// load generator otherwise fight over both cores, and the figures swing by a fifth run to run.
+const SERVER_CPU: usize = 0;
+const LOAD_CPU: usize = 1;
+
+/// `program` to be run on one CPU only, through `taskset` when the machine has it and two CPUs.
+fn pinned(cpu: usize, program: &Path) -> Command {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus >= 2 && Command::new("taskset").arg("--version").output().is_ok() {
+        let mut command = Command::new("taskset");
+        command.args(["--cpu-list", &cpu.to_string()]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
 /// Runs wrk once against `address`; refuses a run with errors or non-2xx answers.
 fn load(address: SocketAddr, script: &Path, options: &Options<'_>) -> anyhow::Result<Load> {
-    let output = Command::new("wrk")
+    let output = pinned(LOAD_CPU, Path::new("wrk"))
         .args(["-t1", &format!("-c{}", options.connections), &format!("-d{}s", options.seconds), "--latency", "-s"])
         .arg(script)
         .arg(format!("http://{address}/"))

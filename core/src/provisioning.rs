@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::command::UsageError;
 use crate::database::{DatabaseError, DatabaseName};
 use crate::migrate::fleet::error_chain;
 use crate::migrate::runner;
@@ -121,6 +122,12 @@ pub trait ProvisioningStep: Send + Sync {
     /// A short name, shown on the step's line and in errors.
     fn name(&self) -> &str;
 
+    /// Looks at the request before any step runs, so that a request this step would refuse changes
+    /// nothing at all (no registry row, no database). An error here is the caller's bad input.
+    async fn check(&self, _tenancy: &Tenancy, _request: &TenantRequest) -> Result<(), BoxError> {
+        Ok(())
+    }
+
     /// Does the step.
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError>;
 
@@ -199,10 +206,12 @@ impl Provisioner {
         self.steps.insert(index, step);
     }
 
-    /// Runs every step; on failure undoes the completed ones in reverse.
+    /// Checks the request with every step ([`ProvisioningStep::check`]), then runs every step;
+    /// on failure undoes the completed ones in reverse.
     ///
     /// # Errors
-    /// [`ProvisionError`] naming the step.
+    /// [`ProvisionError`] naming the step; when a check refused the request, its source is a
+    /// [`UsageError`] and nothing was done.
     pub async fn provision(
         &self,
         tenancy: &Tenancy,
@@ -210,6 +219,19 @@ impl Provisioner {
         reporter: &dyn ProvisionReporter,
     ) -> Result<Tenant, ProvisionError> {
         let id = TenantId::new();
+        for step in &self.steps {
+            let checked = contain(step.check(tenancy, request)).await.unwrap_or_else(|panicked| Err(Box::new(panicked)));
+            if let Err(reason) = checked {
+                let source = Box::new(UsageError::new(reason.to_string(), "nothing was created; correct the request and run it again"));
+                return Err(ProvisionError {
+                    name: request.name.to_string(),
+                    id,
+                    step: step.name().to_owned(),
+                    source,
+                    undo_failures: Vec::new(),
+                });
+            }
+        }
         let mut job = Provisioning { tenancy, request, id, database: tenancy.config().naming().name_for(&id), tenant: None };
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());

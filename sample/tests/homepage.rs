@@ -118,6 +118,18 @@ fn bad_input_is_refused_and_changes_nothing() {
         assert!(!homepage_enabled(&cli, "Acme"), "{args:?} changed the registry");
     }
 
+    // A request the step refuses is refused before anything is made.
+    for args in [
+        &["tenant", "create", "--name", "Nodomain", "--with-homepage"][..],
+        &["tenant", "create", "--name", "x", "--domain", "default", "--with-homepage"],
+    ] {
+        let run = cli.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("Registered"), "refused before the first step: {}", run.stderr);
+        assert!(run.stderr.contains("homepage"), "the message says why: {}", run.stderr);
+    }
+    assert_eq!(cli.tenants().len(), 1);
+
     // An unwritable view path (a file where the folder should be): a failure, nothing changed.
     std::fs::write(&homepages, "not a folder").unwrap();
     let run = cli.run(&["homepage", "create", "--tenant", "Acme"]);

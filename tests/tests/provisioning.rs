@@ -89,6 +89,47 @@ async fn a_step_added_on_the_builder_runs_in_create_tenant_and_its_failure_undoe
     }
 }
 
+/// Refuses requests for `refused.test` when checking, before anything runs.
+struct PickyStep {
+    ran: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ProvisioningStep for PickyStep {
+    fn name(&self) -> &str {
+        "picky"
+    }
+
+    async fn check(&self, _tenancy: &Tenancy, request: &TenantRequest) -> Result<(), BoxError> {
+        match request.domains.first() {
+            Some(domain) if domain.as_str() == "refused.test" => Err("refused.test is not welcome".into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn run(&self, _job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        self.ran.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(StepOutcome::Done("ran".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_request_a_step_refuses_when_checking_is_bad_input_and_creates_nothing() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let step = Arc::new(PickyStep { ran: Default::default() });
+    env.create_central_database().await;
+    let tenancy = Tenancy::builder(env.config()).provisioning_step(step.clone()).open().await.unwrap();
+    let err = tenancy.create_tenant(&request("Acme", "refused.test"), &()).await.expect_err("refused");
+    assert_eq!(err.step, "picky");
+    assert!(err.source.is::<tenancy_core::command::UsageError>(), "bad input, exit 2: {:?}", err.source);
+    assert!(err.source.to_string().contains("not welcome"));
+    assert!(!step.ran.load(std::sync::atomic::Ordering::SeqCst));
+    assert_nothing_left(&env, &tenancy).await;
+    tenancy.create_tenant(&request("Acme", "welcome.test"), &()).await.unwrap();
+    assert!(step.ran.load(std::sync::atomic::Ordering::SeqCst));
+    tenancy.close().await;
+}
+
 #[tokio::test]
 async fn a_failing_migration_drops_the_new_database() {
     for backend in Backend::ALL {

@@ -2,10 +2,11 @@
 //! again if a later step fails), its folders removed with it, a note when it loses a domain.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use tenancy_core::provisioning::{DeleteOptions, Provisioning, ProvisioningStep, StepOutcome, TenantHook};
+use tenancy_core::provisioning::{DeleteOptions, Provisioning, ProvisioningStep, StepOutcome, TenantHook, TenantRequest};
 use tenancy_core::{BoxError, Domain, Tenancy, Tenant, TenantId};
 
 use crate::config::HomepageConfig;
@@ -25,14 +26,27 @@ impl ProvisioningStep for CreateHomepage {
         "homepage"
     }
 
+    async fn check(&self, tenancy: &Tenancy, request: &TenantRequest) -> Result<(), BoxError> {
+        if !request.flags.contains(WITH_HOMEPAGE) {
+            return Ok(());
+        }
+        if !HomepageConfig::load(tenancy.config())?.enabled {
+            return Err(format!("--{WITH_HOMEPAGE} was given, but homepages are turned off (`homepage.enabled = false`)").into());
+        }
+        match request.domains.first() {
+            None => Err(format!("--{WITH_HOMEPAGE} needs a --domain: a homepage is made for the tenant's primary domain").into()),
+            Some(domain) if ViewRoot::new(PathBuf::new()).folder_of(domain).is_none() => {
+                Err(format!("`{domain}` cannot have a homepage of its own: its folder would be the default page's").into())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
         if !job.request.flags.contains(WITH_HOMEPAGE) {
             return Ok(StepOutcome::Skipped(format!("no --{WITH_HOMEPAGE}")));
         }
         let config = HomepageConfig::load(job.tenancy.config())?;
-        if !config.enabled {
-            return Err(format!("--{WITH_HOMEPAGE} was given, but homepages are turned off (`homepage.enabled = false`)").into());
-        }
         let tenant = job.tenant()?;
         let domain = tenant.primary_domain().ok_or_else(|| format!("--{WITH_HOMEPAGE} needs the tenant to have a --domain"))?;
         let template = crate::commands::template_text(&config, job.tenancy.config())?;

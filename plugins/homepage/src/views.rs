@@ -293,8 +293,11 @@ pub fn file_within(folder: &Path, name: &str) -> Option<PathBuf> {
 }
 
 fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), PageError> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let io = |source| PageError::Io { path: path.to_path_buf(), source };
-    let temporary = path.with_extension("tmp-tenancy");
+    // Unique per process and write: two writers never share a temporary file.
+    let serial = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp-{}-{serial}", std::process::id()));
     let mut file = std::fs::File::create(&temporary).map_err(io)?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io)?;
     std::fs::rename(&temporary, path).map_err(io)

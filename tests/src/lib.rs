@@ -5,6 +5,11 @@
 //! PostgreSQL and MariaDB are expected on 127.0.0.1:5432 (user `postgres`, trust) and
 //! 127.0.0.1:3306 (`root`, no password). When one is missing, its tests are skipped with a line on
 //! stderr; when `CI` is set, a missing server fails the test instead.
+//!
+//! `TENANCY_TEST_BACKENDS` (a comma list, set by `cargo xtask test --backend …`) runs only the
+//! tests of those backends (`postgres`, `postgres-schema`, `mysql`, `redis`, `browser`); the others
+//! are skipped with a line, even under `CI`. SQLite always runs: it needs no server, and most
+//! end-to-end tests use it.
 
 pub mod http;
 pub mod migrators;
@@ -27,6 +32,9 @@ pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 /// Whether a server answers on `address`. Off CI a missing server is reported and its tests are
 /// skipped; with `CI` set it fails the test.
 pub fn service_available(name: &str, address: &str) -> bool {
+    if !selected(name) {
+        return false;
+    }
     let socket = address.parse().expect("a socket address");
     if TcpStream::connect_timeout(&socket, Duration::from_secs(2)).is_ok() {
         return true;
@@ -35,6 +43,27 @@ pub fn service_available(name: &str, address: &str) -> bool {
     // Written straight to stderr: the test harness captures `eprintln!`, and this must be seen.
     let _ = writeln!(std::io::stderr(), "SKIPPED {name} tests: no server on {address}");
     false
+}
+
+/// The variable `cargo xtask test --backend` sets.
+pub const BACKENDS_ENV: &str = "TENANCY_TEST_BACKENDS";
+
+/// Whether the tests of `name` (a backend or service) are to run: all are unless
+/// [`BACKENDS_ENV`] lists others; SQLite always. Says so on stderr when they are not.
+pub fn selected(name: &str) -> bool {
+    #[allow(clippy::disallowed_methods)] // test support reads its own selection, not tenancy configuration
+    let list = std::env::var(BACKENDS_ENV).ok();
+    let chosen = is_selected(list.as_deref(), name);
+    if !chosen {
+        let _ = writeln!(std::io::stderr(), "SKIPPED {name} tests: not in {BACKENDS_ENV}");
+    }
+    chosen
+}
+
+fn is_selected(list: Option<&str>, name: &str) -> bool {
+    let Some(list) = list.filter(|list| !list.trim().is_empty()) else { return true };
+    let listed: Vec<&str> = list.split(',').map(str::trim).collect();
+    name == "sqlite" || listed.contains(&name) || (name == "postgres-schema" && listed.contains(&"postgres"))
 }
 
 /// Whether this runs on CI: `CI` set to anything but empty, `0` or `false`.
@@ -50,6 +79,16 @@ fn means_ci(value: Option<&std::ffi::OsStr>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn backends_are_chosen_by_the_list_and_sqlite_always_runs() {
+        use super::is_selected;
+        assert!(is_selected(None, "mysql") && is_selected(Some(""), "browser"), "no list: everything");
+        assert!(is_selected(Some("postgres"), "postgres") && is_selected(Some("postgres"), "postgres-schema"));
+        assert!(is_selected(Some("postgres"), "sqlite"));
+        assert!(!is_selected(Some("postgres, redis"), "mysql") && is_selected(Some("postgres, redis"), "redis"));
+        assert!(!is_selected(Some("postgres-schema"), "postgres"));
+    }
+
     #[test]
     fn ci_is_any_value_but_empty_zero_or_false() {
         for (value, ci) in [(None, false), (Some(""), false), (Some("0"), false), (Some("false"), false), (Some("FALSE"), false)] {

@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! - `cargo xtask ci`: formatting check, clippy with warnings denied, then the whole test suite;
-//! - `cargo xtask test`: the plugin libraries, then the whole test suite (what `ci` runs last);
+//! - `cargo xtask test [--backend sqlite,postgres,postgres-schema,mysql,redis,browser] [-- FILTER]`:
+//!   the plugin libraries, then the test suite (what `ci` runs last, whole), or only the tests of
+//!   those backends (SQLite always runs) and whose names contain FILTER;
 //! - `cargo xtask plugins [--release]`: builds the plugin libraries the tests load (`cargo test`
 //!   compiles a `cdylib` only as a test harness, never as a library another test can load);
 //! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks;
@@ -24,12 +26,12 @@ fn main() -> anyhow::Result<()> {
     let rest: Vec<String> = args.collect();
     match task.as_str() {
         "ci" => ci(&sh),
-        "test" => test(&sh),
+        "test" => test_selected(&sh, &rest),
         "plugins" => build_plugins(&sh, rest.iter().any(|arg| arg == "--release")),
         "bench" => bench(&sh, &rest),
         other => {
             eprintln!(
-                "usage: cargo xtask <ci | test | plugins [--release] | bench provision [--tenants N] [--backend …] | bench migrate [--sqlite-tenants N] [--postgres-tenants N]>"
+                "usage: cargo xtask <ci | test [--backend a,b] [-- FILTER] | plugins [--release] | bench provision [--tenants N] [--backend …] | bench migrate [--sqlite-tenants N] [--postgres-tenants N]>"
             );
             if other.is_empty() { Ok(()) } else { bail!("unknown task `{other}`") }
         }
@@ -63,6 +65,39 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
     build_plugins(sh, false)?;
     step("cargo test");
     cmd!(sh, "cargo test --workspace --locked").run().context("tests failed")
+}
+
+/// The backends `--backend` may name (as the test support spells them).
+const BACKENDS: &[&str] = &["sqlite", "postgres", "postgres-schema", "mysql", "redis", "browser"];
+
+/// `cargo xtask test [--backend a,b] [-- FILTER]`.
+fn test_selected(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
+    let (options, filter) = match args.iter().position(|arg| arg == "--") {
+        Some(split) => (&args[..split], &args[split + 1..]),
+        None => (args, &[][..]),
+    };
+    let mut backends = None;
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        let value = match option.strip_prefix("--backend=") {
+            Some(value) => value.to_owned(),
+            None if option == "--backend" => options.next().context("--backend needs a list, e.g. --backend postgres,redis")?.clone(),
+            None => bail!("unknown option `{option}`; usage: cargo xtask test [--backend {}] [-- FILTER]", BACKENDS.join(",")),
+        };
+        for name in value.split(',').map(str::trim) {
+            if !BACKENDS.contains(&name) {
+                bail!("unknown backend `{name}`; choose from {}", BACKENDS.join(", "));
+            }
+        }
+        backends = Some(value);
+    }
+    if backends.is_none() && filter.is_empty() {
+        return test(sh);
+    }
+    build_plugins(sh, false)?;
+    step("cargo test (selected)");
+    let _selection = backends.map(|list| sh.push_env("TENANCY_TEST_BACKENDS", list));
+    cmd!(sh, "cargo test --workspace --locked -- {filter...}").run().context("tests failed")
 }
 
 fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {

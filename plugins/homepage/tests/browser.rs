@@ -68,6 +68,9 @@ impl Driver {
 }
 
 fn browser_installed() -> bool {
+    if !tenancy_tests::selected("browser") {
+        return false;
+    }
     let installed = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !installed {
         assert!(!on_ci(), "chromium and chromedriver are missing under CI: `.ci/services` installs them");

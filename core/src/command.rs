@@ -168,7 +168,7 @@ pub trait Plugin: Send + Sync {
     fn config_section(&self) -> Option<&str> {
         None
     }
-    /// Its section as `tenancy init` writes it, commented, with the defaults: appended to
+    /// Its section as `tenancy init` writes it (the defaults, explained in comments): appended to
     /// [`Config::TEMPLATE`] in the file `init` makes.
     fn config_template(&self) -> Option<&str> {
         None

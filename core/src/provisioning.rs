@@ -220,17 +220,21 @@ impl Provisioner {
     ) -> Result<Tenant, ProvisionError> {
         let id = TenantId::new();
         for step in &self.steps {
-            let checked = contain(step.check(tenancy, request)).await.unwrap_or_else(|panicked| Err(Box::new(panicked)));
-            if let Err(reason) = checked {
-                let source = Box::new(UsageError::new(reason.to_string(), "nothing was created; correct the request and run it again"));
-                return Err(ProvisionError {
-                    name: request.name.to_string(),
-                    id,
-                    step: step.name().to_owned(),
-                    source,
-                    undo_failures: Vec::new(),
-                });
-            }
+            let source: BoxError = match contain(step.check(tenancy, request)).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(reason)) => {
+                    Box::new(UsageError::new(reason.to_string(), "nothing was created; correct the request and run it again"))
+                }
+                // A check that panics is the step's bug, not the request's fault.
+                Err(panicked) => Box::new(panicked),
+            };
+            return Err(ProvisionError {
+                name: request.name.to_string(),
+                id,
+                step: step.name().to_owned(),
+                source,
+                undo_failures: Vec::new(),
+            });
         }
         let mut job = Provisioning { tenancy, request, id, database: tenancy.config().naming().name_for(&id), tenant: None };
         for (index, step) in self.steps.iter().enumerate() {

@@ -167,3 +167,16 @@ fn a_broken_homepage_section_is_refused_naming_the_key() {
         assert!(run.stderr.contains(key) && run.stderr.contains("tenancy.toml"), "{section}: {}", run.stderr);
     }
 }
+
+#[test]
+fn init_writes_the_homepage_section_and_the_flags_are_in_help() {
+    let cli = Cli::sqlite();
+    std::fs::remove_file(cli.dir().join("tenancy.toml")).unwrap();
+    cli.ok(&["init"]);
+    let written = std::fs::read_to_string(cli.dir().join("tenancy.toml")).unwrap();
+    assert!(written.contains("[homepage]") && written.contains("fallback_redirect = \"/login\""), "{written}");
+    cli.ok(&["tenant", "list"]); // the file init wrote is read back without complaint
+    assert!(cli.ok(&["tenant", "create", "--help"]).contains("--with-homepage"));
+    assert!(cli.ok(&["tenant", "delete", "--help"]).contains("--keep-homepage"));
+    assert!(!cli.ok(&["tenant", "list", "--help"]).contains("homepage"), "flags only where they belong");
+}

@@ -102,6 +102,8 @@ pub struct Extensions {
     warnings: Vec<String>,
     /// Built-in plugins' switches for `tenant create` and `tenant delete`.
     tenant_flags: Vec<TenantFlag>,
+    /// The long flags `tenant create` and `tenant delete` have of their own.
+    core_tenant_flags: Vec<(TenantCommand, String)>,
     /// The configuration's figures for `--concurrency`'s help, when it could be read.
     config: Option<Config>,
 }
@@ -110,7 +112,13 @@ impl Extensions {
     /// Collects the built-in plugins' commands, loads the dynamic plugins the configuration and
     /// `TENANCY_PLUGIN_PATH` point at, and finds `tenancy-*` programs on `PATH`.
     pub fn discover(builtins: &[Arc<dyn Plugin>], config: Option<&Config>) -> Self {
-        let mut found = Self { core_commands: core_command_names(), config: config.cloned(), ..Self::default() };
+        let core = Cli::command();
+        let mut found = Self {
+            core_commands: core_command_names(&core),
+            core_tenant_flags: core_tenant_flags(&core),
+            config: config.cloned(),
+            ..Self::default()
+        };
         for plugin in builtins {
             found.add_builtin(plugin.as_ref());
         }
@@ -138,7 +146,7 @@ impl Extensions {
         }
         for flag in plugin.tenant_flags() {
             let taken = self.tenant_flags.iter().any(|f| f.command == flag.command && f.name == flag.name)
-                || tenant_command(&Cli::command(), flag.command).get_arguments().any(|arg| arg.get_long() == Some(flag.name));
+                || self.core_tenant_flags.iter().any(|(command, name)| *command == flag.command && name == flag.name);
             if taken {
                 self.warnings.push(format!("{owner} adds `--{}`, which its command already has: ignored", flag.name));
             } else {
@@ -327,10 +335,16 @@ fn passthrough(name: &str, about: &str) -> clap::Command {
         .arg(Arg::new("args").num_args(0..).trailing_var_arg(true).allow_hyphen_values(true))
 }
 
-/// `tenant create` or `tenant delete` in the core command line.
-fn tenant_command(root: &clap::Command, command: TenantCommand) -> clap::Command {
-    let name = subcommand_name(command);
-    root.find_subcommand("tenant").and_then(|tenant| tenant.find_subcommand(name)).cloned().unwrap_or_else(|| clap::Command::new(name))
+/// The long flags of `tenant create` and `tenant delete` in the core command line.
+fn core_tenant_flags(root: &clap::Command) -> Vec<(TenantCommand, String)> {
+    let Some(tenant) = root.find_subcommand("tenant") else { return Vec::new() };
+    [TenantCommand::Create, TenantCommand::Delete]
+        .into_iter()
+        .filter_map(|command| tenant.find_subcommand(subcommand_name(command)).map(|sub| (command, sub)))
+        .flat_map(|(command, sub)| {
+            sub.get_arguments().filter_map(|arg| arg.get_long()).map(move |long| (command, long.to_owned())).collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn subcommand_name(command: TenantCommand) -> &'static str {
@@ -341,8 +355,7 @@ fn subcommand_name(command: TenantCommand) -> &'static str {
 }
 
 /// The names of the core commands (and clap's `help`), which no extension can take.
-fn core_command_names() -> Vec<String> {
-    let root = Cli::command();
+fn core_command_names(root: &clap::Command) -> Vec<String> {
     let mut names: Vec<String> =
         root.get_subcommands().flat_map(|sub| std::iter::once(sub.get_name()).chain(sub.get_all_aliases())).map(str::to_owned).collect();
     names.push("help".into());

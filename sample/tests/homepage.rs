@@ -180,3 +180,20 @@ fn init_writes_the_homepage_section_and_the_flags_are_in_help() {
     assert!(cli.ok(&["tenant", "delete", "--help"]).contains("--keep-homepage"));
     assert!(!cli.ok(&["tenant", "list", "--help"]).contains("homepage"), "flags only where they belong");
 }
+
+#[test]
+fn removing_a_domain_says_whether_its_folder_stays_the_tenants() {
+    let cli = Cli::sqlite();
+    cli.create("Acme", &["acme.test", "mine.test", "handmade.test"]);
+    cli.ok(&["homepage", "create", "--tenant", "Acme", "--domain", "mine.test"]);
+    std::fs::create_dir_all(cli.dir().join("homepages/handmade.test")).unwrap();
+    std::fs::write(page(&cli, "handmade.test"), "made by hand, no owner").unwrap();
+    let marked = cli.run(&["tenant", "domain", "remove", "Acme", "mine.test"]);
+    assert!(marked.stderr.contains("stays tenant"), "{}", marked.stderr);
+    let unmarked = cli.run(&["tenant", "domain", "remove", "Acme", "handmade.test"]);
+    assert!(unmarked.stderr.contains("names no owner"), "{}", unmarked.stderr);
+    let none = cli.run(&["tenant", "domain", "add", "Acme", "other.test"]);
+    assert_eq!(none.code, 0);
+    let quiet = cli.run(&["tenant", "domain", "remove", "Acme", "other.test"]);
+    assert!(!quiet.stderr.contains("homepage folder"), "no folder, no note: {}", quiet.stderr);
+}

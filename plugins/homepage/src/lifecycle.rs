@@ -94,11 +94,19 @@ impl TenantHook for HomepageHook {
     async fn domain_removed(&self, tenancy: &Tenancy, tenant: &Tenant, domain: &Domain) -> Option<String> {
         let config = HomepageConfig::load(tenancy.config()).ok()?;
         let folder = ViewRoot::new(config.view_root(tenancy.config())).folder_of(domain)?;
-        folder.is_dir().then(|| {
+        if !folder.is_dir() {
+            return None;
+        }
+        let shown = folder.display();
+        // Only a folder marked as the tenant's is kept from the domain's next owner.
+        Some(if ViewRoot::owner(&folder) == Some(tenant.id) {
             format!(
-                "the homepage folder `{}` is kept and stays tenant {}'s: whoever gets `{domain}` next is served the default page until `tenancy homepage create --tenant … --domain {domain} --force`; remove the folder when it is no longer wanted",
-                folder.display(),
+                "the homepage folder `{shown}` is kept and stays tenant {}'s: whoever gets `{domain}` next is served the default page until `tenancy homepage create --tenant … --domain {domain} --force`; remove the folder when it is no longer wanted",
                 tenant.id
+            )
+        } else {
+            format!(
+                "the homepage folder `{shown}` is kept; it names no owner, so whoever gets `{domain}` next is served it: remove it, or run `tenancy homepage create` for the next owner"
             )
         })
     }

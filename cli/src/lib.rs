@@ -35,6 +35,7 @@ mod logging;
 mod memory;
 pub mod output;
 mod prompt;
+mod tenant_progress;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -36,6 +36,9 @@
 //! }
 //! ```
 
+pub mod format;
+pub mod selection;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -43,7 +46,7 @@ use async_trait::async_trait;
 
 use crate::migrate::TenantMigrator;
 use crate::provisioning::{ProvisioningStep, TenantHook};
-use crate::{Config, ConfigError, Seeder, Tenancy};
+use crate::{Config, ConfigError, Seeder, Tenancy, Tenant};
 
 /// How a command ends, and so the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +110,63 @@ pub trait Console: Send + Sync {
     fn json(&self, value: &serde_json::Value);
     /// Whether the user asked for `--json`.
     fn is_json(&self) -> bool;
+    /// Whether a person can answer questions (stdin and stderr are terminals).
+    fn is_interactive(&self) -> bool {
+        false
+    }
+    /// Asks a yes/no question whose default is no. Ask only when [`Console::is_interactive`];
+    /// elsewhere the answer is no.
+    ///
+    /// # Errors
+    /// When the answer cannot be read.
+    fn confirm(&self, _question: &str) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+    /// Lets a person choose among `candidates`; none chosen when nobody can answer.
+    ///
+    /// # Errors
+    /// When the answer cannot be read.
+    fn pick_tenants(&self, _candidates: Vec<Tenant>) -> anyhow::Result<Vec<Tenant>> {
+        Ok(Vec::new())
+    }
+    /// How a run over `total` tenants is shown while it runs: on a terminal a bar and a live line
+    /// per tenant in flight, piped a line per tenant, nothing with `--json` (the command writes
+    /// its own events). The default prints a status line per finished tenant.
+    fn tenant_progress(&self, _total: usize) -> Box<dyn TenantProgress + '_> {
+        Box::new(LineProgress(self))
+    }
+}
+
+/// A run over many tenants as a person watches it ([`Console::tenant_progress`]). Every method is
+/// called from any worker, in any order across tenants.
+pub trait TenantProgress: Send + Sync {
+    /// Work on `tenant` began; `doing` says what (`dumping`).
+    fn started(&self, tenant: &Tenant, doing: &str);
+    /// How far the tenant's work is: `bytes` so far, and what is happening now.
+    fn advanced(&self, tenant: &Tenant, doing: &str, bytes: u64);
+    /// The tenant is done; `verb` and `message` make its line (`Backed up`, `acme: 12 MiB in 1.2s`).
+    fn finished(&self, tenant: &Tenant, verb: &str, message: &str);
+    /// The tenant failed with `error`.
+    fn failed(&self, tenant: &Tenant, error: &str);
+    /// Clears whatever is drawn; call before the summary.
+    fn finish(&self) {}
+}
+
+/// The default [`TenantProgress`]: a status line per finished or failed tenant.
+struct LineProgress<'a, C: ?Sized>(&'a C);
+
+impl<C: Console + ?Sized> TenantProgress for LineProgress<'_, C> {
+    fn started(&self, _tenant: &Tenant, _doing: &str) {}
+
+    fn advanced(&self, _tenant: &Tenant, _doing: &str, _bytes: u64) {}
+
+    fn finished(&self, _tenant: &Tenant, verb: &str, message: &str) {
+        self.0.status(verb, message);
+    }
+
+    fn failed(&self, tenant: &Tenant, error: &str) {
+        self.0.failure("Failed", &format!("{tenant}: {error}"));
+    }
 }
 
 /// What the application gives a command: its configuration, its output, and the means to open

@@ -199,6 +199,13 @@ impl Provisioner {
         self.steps.insert(index, step);
     }
 
+    /// Inserts `step` just after the step named `after` (`create database`); appends if there is
+    /// no such step.
+    pub fn insert_after(&mut self, after: &str, step: Arc<dyn ProvisioningStep>) {
+        let index = self.steps.iter().position(|s| s.name() == after).map_or(self.steps.len(), |i| i + 1);
+        self.steps.insert(index, step);
+    }
+
     /// Inserts `step` just before `activate`, where plugin steps belong: the database exists and is
     /// migrated, and the tenant is not yet visible as active. Appends if there is no `activate` step.
     pub fn add_before_activate(&mut self, step: Arc<dyn ProvisioningStep>) {
@@ -467,11 +474,17 @@ impl Tenancy {
     /// # Errors
     /// [`ProvisionError`] naming the failing step; what earlier steps did is undone.
     pub async fn create_tenant(&self, request: &TenantRequest, reporter: &dyn ProvisionReporter) -> Result<Tenant, ProvisionError> {
+        self.provisioner().provision(self, request, reporter).await
+    }
+
+    /// The steps [`Tenancy::create_tenant`] runs: the standard ones and those plugins added. A
+    /// plugin that creates tenants its own way (from a backup) inserts its step and provisions.
+    pub fn provisioner(&self) -> Provisioner {
         let mut provisioner = Provisioner::standard();
         for step in self.provisioning_steps() {
             provisioner.add_before_activate(step.clone());
         }
-        provisioner.provision(self, request, reporter).await
+        provisioner
     }
 
     /// Drops a tenant's database (unless kept) and removes it from the registry.

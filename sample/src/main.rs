@@ -7,5 +7,10 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
-    tenancy_cli::App::new().tenant_migrator::<migration::Migrator>().seeders(seeders::all()).plugin(tenancy_homepage::HomepagePlugin).run()
+    tenancy_cli::App::new()
+        .tenant_migrator::<migration::Migrator>()
+        .seeders(seeders::all())
+        .plugin(tenancy_homepage::HomepagePlugin)
+        .plugin(tenancy_backup::BackupPlugin)
+        .run()
 }

@@ -63,6 +63,18 @@ impl FleetOptions {
         let db = &config.tenant_database;
         ((db.connection_budget / db.pool_size.max(1)) as usize).clamp(1, db.max_open_pools.max(1) as usize)
     }
+
+    /// Where [`FleetOptions::default_concurrency`] comes from: `connection_budget 64 / pool_size 5`,
+    /// and `max_open_pools` when that is lower.
+    pub fn default_concurrency_reason(config: &Config) -> String {
+        let db = &config.tenant_database;
+        let by_budget = db.connection_budget / db.pool_size.max(1);
+        let mut reason = format!("connection_budget {} / pool_size {}", db.connection_budget, db.pool_size);
+        if by_budget > db.max_open_pools {
+            reason.push_str(&format!(", at most max_open_pools {}", db.max_open_pools));
+        }
+        reason
+    }
 }
 
 /// One seeder run.

@@ -1,0 +1,109 @@
+//! `tenancy backup verify`: level 1 compares the stored file with the manifest's checksum; level 2
+//! also decompresses it and has the dump tool read it; `--restore-test` restores it into a scratch
+//! database and compares its tables' row counts and migrations with the manifest's.
+
+use clap::Args;
+use serde_json::json;
+use tenancy_core::command::{ExitStatus, UsageError};
+
+use super::{Context, emit};
+use crate::engine::{self, Unpacked};
+use crate::manifest::BackupId;
+use crate::source::Source;
+use crate::store::Found;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backups to check (ids from `tenancy backup list`)
+    #[arg(value_name = "BACKUP")]
+    backups: Vec<BackupId>,
+    /// Check the newest backup of this tenant; repeat for more
+    #[arg(long = "tenant", short = 't', value_name = "TENANT")]
+    tenants: Vec<String>,
+    /// 1: the checksum; 2: also decompress it and have the dump tool read it
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    level: u8,
+    /// Also restore it into a scratch database, compare row counts and migrations, and drop it
+    #[arg(long)]
+    restore_test: bool,
+}
+
+pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus> {
+    let out = cx.out();
+    let mut chosen: Vec<Result<Found, (String, anyhow::Error)>> = Vec::new();
+    for id in &args.backups {
+        chosen.push(cx.store.find(id).map_err(|err| (id.to_string(), err.into())));
+    }
+    for tenant in cx.tenant_ids(&args.tenants).await? {
+        match cx.store.ids(&tenant)?.pop() {
+            Some(id) => chosen.push(cx.store.open(&tenant, &id).map_err(|err| (id.to_string(), err.into()))),
+            None => return Err(UsageError::new(format!("tenant {tenant} has no backup"), "tenancy backup create --tenant …").into()),
+        }
+    }
+    if chosen.is_empty() {
+        return Err(UsageError::new("no backup given", "tenancy backup verify BACKUP…  (or --tenant T for its newest)").into());
+    }
+    let mut failed = 0usize;
+    for found in chosen {
+        let (id, outcome) = match found {
+            Ok(found) => (found.manifest.id.to_string(), verify(&args, cx, &found).await),
+            Err((id, err)) => (id, Err(err)),
+        };
+        match outcome {
+            Ok(findings) => {
+                emit(out, json!({"event": "backup_verified", "backup": id, "findings": findings}));
+                out.status("Verified", &format!("backup {id}: {}", findings.join("; ")));
+            }
+            Err(err) => {
+                failed += 1;
+                let message = format!("{err:#}");
+                emit(out, json!({"event": "backup_invalid", "backup": id, "error": message}));
+                out.failure("Invalid", &format!("backup {id}: {message}"));
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitStatus::Success } else { ExitStatus::Failure })
+}
+
+async fn verify(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -> anyhow::Result<Vec<String>> {
+    engine::verify_checksum(found).await?;
+    let mut findings = vec![format!("checksum matches ({})", found.manifest.checksum.algorithm)];
+    if args.level < 2 && !args.restore_test {
+        return Ok(findings);
+    }
+    let unpacked = Unpacked::new(cx.store, found).await?;
+    findings.push(engine::check_readable(found.manifest.source.format, &unpacked).await?);
+    if args.restore_test {
+        findings.push(restore_test(cx, found, &unpacked).await?);
+    }
+    Ok(findings)
+}
+
+/// Restores into scratch and compares with the manifest.
+async fn restore_test(cx: &Context<'_>, found: &Found, unpacked: &Unpacked) -> anyhow::Result<String> {
+    let manifest = &found.manifest;
+    // The scratch copy goes to the server of the tenant if it still exists, else the default one.
+    let source = match cx.tenancy.registry().get(&manifest.tenant.id).await? {
+        Some(tenant) => Source::of(cx.tenancy, &tenant)?,
+        None => anyhow::bail!("tenant {} no longer exists; restore it with `--into-new` to test it", manifest.tenant.id),
+    };
+    engine::check_compatible(manifest, &source).map_err(anyhow::Error::msg)?;
+    let restored = engine::restore_test(cx.tenancy, cx.store, &source, manifest, unpacked).await?;
+    if restored.tables != manifest.tables {
+        let differences: Vec<String> = manifest
+            .tables
+            .keys()
+            .chain(restored.tables.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|table| manifest.tables.get(*table) != restored.tables.get(*table))
+            .map(|table| format!("{table}: {:?} in the manifest, {:?} restored", manifest.tables.get(table), restored.tables.get(table)))
+            .collect();
+        anyhow::bail!("the trial restore differs from the manifest: {}", differences.join(", "));
+    }
+    if restored.migrations != manifest.migrations {
+        anyhow::bail!("the trial restore has {} applied migrations, the manifest {}", restored.migrations.len(), manifest.migrations.len());
+    }
+    let rows: u64 = restored.tables.values().sum();
+    Ok(format!("a trial restore has the same {} tables, {rows} rows and {} migrations", restored.tables.len(), restored.migrations.len()))
+}

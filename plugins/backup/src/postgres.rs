@@ -1,0 +1,218 @@
+//! PostgreSQL: `pg_dump --format=custom` in a snapshot shared with the row counts, and a restore
+//! that replaces the tenant's schema in one transaction (a failure leaves it as it was).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use sea_orm::{AccessMode, ConnectionTrait, IsolationLevel, Statement, TransactionTrait};
+
+use crate::archive::{self, Sealed};
+use crate::census::{self, Dialect};
+use crate::engine::{Dumped, Progress};
+use crate::source::ServerLogin;
+use crate::sql::{quote_ident, quote_literal};
+use crate::tools::{self, Running};
+
+/// Dumps the tenant (its `schema` of the login's database, or the whole database) into `target`.
+///
+/// The row counts and the dump read one snapshot: a transaction exports it and `pg_dump
+/// --snapshot` takes it, so the manifest's counts are exactly the dump's.
+///
+/// # Errors
+/// When the server cannot be reached, `pg_dump` is missing or older than the server, or it fails.
+pub async fn dump(login: &ServerLogin, schema: Option<&str>, target: File, level: i32, progress: Progress) -> anyhow::Result<Dumped> {
+    let pg_dump = tools::find(&["pg_dump"], "postgresql-client")?;
+    let tool = tools::version(&pg_dump)?;
+    let db = connect(login, schema).await?;
+    let server_version = census::server_version(&db, Dialect::Postgres).await?;
+    if let (Some(client), Some(server)) = (census::major(&tool), census::major(&server_version))
+        && client < server
+    {
+        anyhow::bail!(
+            "`{tool}` cannot dump PostgreSQL {server_version}: pg_dump must be at least as new as the server (install postgresql-client-{server})"
+        );
+    }
+    let snapshot_holder = db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?;
+    let snapshot: String = snapshot_holder
+        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT pg_export_snapshot()"))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the server exported no snapshot"))?
+        .try_get_by_index(0)?;
+    let tables = census::count_rows(&snapshot_holder, Dialect::Postgres).await?;
+    let mut command = Command::new(pg_dump);
+    command.args(["--format=custom", "--compress=0", "--no-password"]).arg(format!("--snapshot={snapshot}"));
+    if let Some(schema) = schema {
+        // Double quotes make the name a literal, not a pattern.
+        command.arg(format!("--schema={}", quote_ident(schema)));
+    }
+    login.set_pg_env(&mut command);
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let sealed = tokio::task::spawn_blocking(move || pipe_into(command, target, level, &*progress)).await??;
+    snapshot_holder.commit().await?;
+    db.close().await?;
+    Ok(Dumped { sealed, tables, server_version, tool })
+}
+
+/// Runs `command` and seals what it writes on stdout into `target`.
+pub(crate) fn pipe_into(command: Command, target: File, level: i32, progress: &(dyn Fn(u64) + Send + Sync)) -> anyhow::Result<Sealed> {
+    let mut running = Running::start(command)?;
+    let mut stdout = running.child().stdout.take().ok_or_else(|| anyhow::anyhow!("the dump program has no output"))?;
+    match archive::seal(&mut stdout, target, level, progress) {
+        Ok(sealed) => {
+            // A program that failed half-way has closed its output too: its exit status decides.
+            running.wait()?;
+            Ok(sealed)
+        }
+        Err(err) => {
+            running.kill();
+            Err(anyhow::Error::new(err).context("cannot write the backup"))
+        }
+    }
+}
+
+async fn connect(login: &ServerLogin, schema: Option<&str>) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let db = login.connect().await?;
+    if let Some(schema) = schema {
+        db.execute_unprepared(&format!("SET search_path TO {}", quote_ident(schema))).await?;
+    }
+    Ok(db)
+}
+
+/// Checks that `pg_restore` can read the archive's table of contents; returns its entry count.
+///
+/// # Errors
+/// When it cannot.
+pub fn check(dump: &Path) -> anyhow::Result<String> {
+    let pg_restore = tools::find(&["pg_restore"], "postgresql-client")?;
+    let mut command = Command::new(pg_restore);
+    command.arg("--list").arg(dump).stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut running = Running::start(command)?;
+    let mut listing = String::new();
+    if let Some(stdout) = running.child().stdout.as_mut() {
+        stdout.read_to_string(&mut listing)?;
+    }
+    running.wait()?;
+    let entries = listing.lines().filter(|line| !line.starts_with(';') && !line.trim().is_empty()).count();
+    Ok(format!("pg_restore reads its table of contents ({entries} entries)"))
+}
+
+/// Where a restore goes: the tenant's schema, or its database.
+pub struct RestoreTarget<'a> {
+    /// The login on the database to restore into.
+    pub login: &'a ServerLogin,
+    /// Under schema isolation, the schema to replace and the schema the dump was made of.
+    pub schemas: Option<(&'a str, &'a str)>,
+}
+
+/// Replaces the tenant's tables with the dump's in one transaction: `pg_restore` writes SQL,
+/// `psql --single-transaction` runs it after dropping what is there. A failure (or a lock that
+/// cannot be had within `lock_timeout`) rolls everything back.
+///
+/// # Errors
+/// When a program is missing or fails.
+pub fn restore(target: &RestoreTarget<'_>, dump: &Path) -> anyhow::Result<()> {
+    let pg_restore = tools::find(&["pg_restore"], "postgresql-client")?;
+    let psql = tools::find(&["psql"], "postgresql-client")?;
+    let (before, after) = restore_statements(target.schemas);
+    let mut sql = Command::new(pg_restore);
+    sql.args(["--no-owner", "--no-privileges", "--file=-"]).arg(dump).stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut session = Command::new(psql);
+    session.args(["--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--single-transaction", "--file=-"]);
+    target.login.set_pg_env(&mut session);
+    session.stdin(Stdio::piped()).stdout(Stdio::null());
+    let mut psql = Running::start(session)?;
+    let mut producer = match Running::start(sql) {
+        Ok(producer) => producer,
+        Err(err) => {
+            psql.kill();
+            return Err(err.into());
+        }
+    };
+    let fed = feed(&mut psql, &mut producer, &before, &after);
+    let produced = producer.wait();
+    // psql's own error says why a write to it failed; ask it first.
+    psql.wait()?;
+    produced?;
+    fed?;
+    Ok(())
+}
+
+fn feed(psql: &mut Running, producer: &mut Running, before: &str, after: &str) -> std::io::Result<()> {
+    let mut stdin = psql.child().stdin.take().ok_or_else(|| std::io::Error::other("psql has no input"))?;
+    let mut stdout = producer.child().stdout.take().ok_or_else(|| std::io::Error::other("pg_restore has no output"))?;
+    stdin.write_all(before.as_bytes())?;
+    std::io::copy(&mut stdout, &mut stdin)?;
+    stdin.write_all(after.as_bytes())
+}
+
+/// The statements around the dump's: drop what the dump replaces; under schema isolation, when
+/// the dump was made of another schema (a new tenant, a scratch copy), let it create that schema
+/// and rename it, setting aside any schema of that name meanwhile.
+fn restore_statements(schemas: Option<(&str, &str)>) -> (String, String) {
+    let mut before = String::from("SET lock_timeout = '10s';\n");
+    let mut after = String::new();
+    match schemas {
+        None => {
+            // A database of its own: every schema but the system's goes, and `public` (which
+            // pg_dump leaves to the target database) comes back empty for the dump to fill.
+            before.push_str(
+                "DO $tenancy$ DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace \
+                 WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' LOOP \
+                 EXECUTE format('DROP SCHEMA %I CASCADE', s); END LOOP; END $tenancy$;\nCREATE SCHEMA public;\n",
+            );
+        }
+        Some((schema, dumped)) => {
+            before.push_str(&format!("DROP SCHEMA IF EXISTS {} CASCADE;\n", quote_ident(schema)));
+            if schema != dumped {
+                let aside = format!("{dumped}_aside");
+                before.push_str(&rename_if_exists(dumped, &aside));
+                after.push_str(&format!("ALTER SCHEMA {} RENAME TO {};\n", quote_ident(dumped), quote_ident(schema)));
+                after.push_str(&rename_if_exists(&aside, dumped));
+            }
+        }
+    }
+    (before, after)
+}
+
+fn rename_if_exists(from: &str, to: &str) -> String {
+    format!(
+        "DO $tenancy$ BEGIN IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {}) THEN EXECUTE {}; END IF; END $tenancy$;\n",
+        quote_literal(from),
+        quote_literal(&format!("ALTER SCHEMA {} RENAME TO {}", quote_ident(from), quote_ident(to)))
+    )
+}
+
+/// Creates database `name` on the login's server (for a restore test).
+///
+/// # Errors
+/// When it cannot.
+pub async fn create_database(login: &ServerLogin, name: &str) -> anyhow::Result<()> {
+    let db = login.connect().await?;
+    db.execute_unprepared(&format!("CREATE DATABASE {}", quote_ident(name))).await?;
+    db.close().await?;
+    Ok(())
+}
+
+/// Drops database `name`, closing what is connected to it.
+///
+/// # Errors
+/// When it cannot.
+pub async fn drop_database(login: &ServerLogin, name: &str) -> anyhow::Result<()> {
+    let db = login.connect().await?;
+    db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name))).await?;
+    db.close().await?;
+    Ok(())
+}
+
+/// The row counts of a restored copy: `schema` of the login's database, or its search path.
+///
+/// # Errors
+/// When it cannot be read.
+pub async fn census_of(login: &ServerLogin, schema: Option<&str>) -> anyhow::Result<(sea_orm::DatabaseConnection, BTreeMap<String, u64>)> {
+    let db = connect(login, schema).await?;
+    let counts = census::count_rows(&db, Dialect::Postgres).await?;
+    Ok((db, counts))
+}

@@ -1,0 +1,264 @@
+//! The folder of backups: `{root}/{tenant id}/{backup id}.{ext}` and `{backup id}.manifest.json`.
+//!
+//! A backup is written under a hidden staging name, renamed to its data file name, and published
+//! by its manifest, itself written to a temporary name, synced and renamed: whatever moment a crash
+//! or a full disk strikes, no manifest ever describes a data file that is not complete. Only tenant
+//! ids and backup ids, both checked, ever make a path.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tenancy_core::TenantId;
+
+use crate::manifest::{BackupId, DumpFormat, Manifest, ManifestError, data_file_name, manifest_file_name};
+
+/// Staging files left by a killed run are removed by `prune` once they are this old.
+pub const STALE_STAGING: Duration = Duration::from_secs(6 * 3600);
+
+/// The backups folder.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+/// A data file being written.
+#[derive(Debug)]
+pub struct Staged {
+    /// Where.
+    pub path: PathBuf,
+    /// Open for writing.
+    pub file: File,
+}
+
+/// A published backup, found by id.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its manifest, checked against where it was found.
+    pub manifest: Manifest,
+    /// Its data file.
+    pub data: PathBuf,
+}
+
+/// A backup that cannot be found or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No manifest of that id.
+    #[error("there is no backup {id} in `{root}` (`tenancy backup list` shows them)")]
+    Unknown {
+        /// The id asked for.
+        id: BackupId,
+        /// The folder searched.
+        root: String,
+    },
+    /// A data file with no manifest: an interrupted backup, or a manifest deleted by hand.
+    #[error(
+        "backup {id} has no manifest (`{data}` is there without one): it was interrupted, or its manifest was removed; it cannot be trusted"
+    )]
+    NoManifest {
+        /// The id.
+        id: BackupId,
+        /// The data file.
+        data: String,
+    },
+    /// Its manifest is unusable.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Its data file is gone.
+    #[error("backup {id}: its data file `{data}` is missing")]
+    NoData {
+        /// The id.
+        id: BackupId,
+        /// Where it should be.
+        data: String,
+    },
+    /// The folder cannot be read or written.
+    #[error("cannot {doing} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        doing: &'static str,
+        /// To what.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+fn io_error<'a>(doing: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { doing, path: path.display().to_string(), source }
+}
+
+impl LocalStore {
+    /// The store at `root` (created on the first backup).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A tenant's folder.
+    pub fn folder(&self, tenant: &TenantId) -> PathBuf {
+        self.root.join(tenant.to_string())
+    }
+
+    /// Where large temporary files go (unpacked dumps): on the store's file system, not in `/tmp`.
+    ///
+    /// # Errors
+    /// When it cannot be created.
+    pub fn scratch(&self) -> Result<PathBuf, StoreError> {
+        let path = self.root.join(".scratch");
+        fs::create_dir_all(&path).map_err(io_error("create the folder", &path))?;
+        Ok(path)
+    }
+
+    /// Creates the staging file of backup `id` of `tenant`.
+    ///
+    /// # Errors
+    /// When the folder cannot be made or written (read-only, full).
+    pub fn stage(&self, tenant: &TenantId, id: &BackupId) -> Result<Staged, StoreError> {
+        let folder = self.folder(tenant);
+        fs::create_dir_all(&folder).map_err(io_error("create the folder", &folder))?;
+        let path = folder.join(format!(".{id}.partial"));
+        let file = File::options().write(true).create_new(true).open(&path).map_err(io_error("write to", &path))?;
+        Ok(Staged { path, file })
+    }
+
+    /// Publishes a written backup: the data file under its name, then the manifest.
+    ///
+    /// # Errors
+    /// When a rename or a write fails; nothing is then listed, and the caller removes what was
+    /// staged with [`LocalStore::discard`].
+    pub fn publish(&self, staged: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+        let folder = self.folder(&manifest.tenant.id);
+        let data = folder.join(&manifest.data_file);
+        fs::rename(staged, &data).map_err(io_error("rename", staged))?;
+        let json = serde_json::to_vec_pretty(manifest).map_err(|err| StoreError::Io {
+            doing: "write the manifest of",
+            path: data.display().to_string(),
+            source: io::Error::other(err),
+        })?;
+        let temporary = folder.join(format!(".{}.manifest.partial", manifest.id));
+        let written = (|| {
+            let mut file = File::options().write(true).create_new(true).open(&temporary)?;
+            file.write_all(&json)?;
+            file.sync_all()?;
+            fs::rename(&temporary, folder.join(manifest_file_name(&manifest.id)))?;
+            File::open(&folder)?.sync_all()
+        })();
+        if let Err(source) = written {
+            let _ = fs::remove_file(&temporary);
+            let _ = fs::remove_file(&data);
+            return Err(StoreError::Io { doing: "write the manifest in", path: folder.display().to_string(), source });
+        }
+        Ok(())
+    }
+
+    /// Removes a staged (or renamed, unpublished) data file after a failure.
+    pub fn discard(&self, staged: &Path, tenant: &TenantId, id: &BackupId, format: DumpFormat) {
+        let _ = fs::remove_file(staged);
+        let _ = fs::remove_file(self.folder(tenant).join(data_file_name(id, format)));
+    }
+
+    /// The tenant ids that have a folder.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(io_error("read", &self.root)(err)),
+        };
+        let mut tenants: Vec<TenantId> =
+            entries.flatten().filter_map(|entry| entry.file_name().to_str().and_then(|name| TenantId::parse(name).ok())).collect();
+        tenants.sort();
+        Ok(tenants)
+    }
+
+    /// The ids of `tenant`'s published backups (those with a manifest), oldest first.
+    ///
+    /// # Errors
+    /// When the folder cannot be read.
+    pub fn ids(&self, tenant: &TenantId) -> Result<Vec<BackupId>, StoreError> {
+        let folder = self.folder(tenant);
+        let entries = match fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(io_error("read", &folder)(err)),
+        };
+        let mut ids: Vec<BackupId> = entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str().and_then(|name| name.strip_suffix(".manifest.json")?.parse().ok()))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Backup `id` of `tenant`, its manifest read and checked.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn open(&self, tenant: &TenantId, id: &BackupId) -> Result<Found, StoreError> {
+        let folder = self.folder(tenant);
+        let path = folder.join(manifest_file_name(id));
+        let bytes = fs::read(&path).map_err(io_error("read", &path))?;
+        let manifest = Manifest::parse(&bytes, id, tenant)?;
+        let data = folder.join(&manifest.data_file);
+        if !data.is_file() {
+            return Err(StoreError::NoData { id: id.clone(), data: data.display().to_string() });
+        }
+        Ok(Found { manifest, data })
+    }
+
+    /// Backup `id`, whichever tenant's it is.
+    ///
+    /// # Errors
+    /// [`StoreError::Unknown`], [`StoreError::NoManifest`], or what [`LocalStore::open`] says.
+    pub fn find(&self, id: &BackupId) -> Result<Found, StoreError> {
+        for tenant in self.tenants()? {
+            let folder = self.folder(&tenant);
+            if folder.join(manifest_file_name(id)).is_file() {
+                return self.open(&tenant, id);
+            }
+            let prefix = format!("{id}.");
+            let orphan = fs::read_dir(&folder)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find(|entry| entry.file_name().to_str().is_some_and(|name| name.starts_with(&prefix)));
+            if let Some(orphan) = orphan {
+                return Err(StoreError::NoManifest { id: id.clone(), data: orphan.path().display().to_string() });
+            }
+        }
+        Err(StoreError::Unknown { id: id.clone(), root: self.root.display().to_string() })
+    }
+
+    /// Deletes a backup: the manifest first, so a crash between the two leaves an unlisted file,
+    /// never a listed backup without data.
+    ///
+    /// # Errors
+    /// When a file cannot be removed.
+    pub fn delete(&self, found: &Found) -> Result<(), StoreError> {
+        let manifest = self.folder(&found.manifest.tenant.id).join(manifest_file_name(&found.manifest.id));
+        fs::remove_file(&manifest).map_err(io_error("remove", &manifest))?;
+        fs::remove_file(&found.data).map_err(io_error("remove", &found.data))?;
+        Ok(())
+    }
+
+    /// Removes staging files older than `age` in `tenant`'s folder (left by killed runs); returns
+    /// how many.
+    pub fn sweep_staging(&self, tenant: &TenantId, age: Duration) -> usize {
+        let Ok(entries) = fs::read_dir(self.folder(tenant)) else { return 0 };
+        let cutoff = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        entries
+            .flatten()
+            .filter(|entry| entry.file_name().to_str().is_some_and(|name| name.starts_with('.') && name.ends_with(".partial")))
+            .filter(|entry| entry.metadata().and_then(|m| m.modified()).is_ok_and(|modified| modified < cutoff))
+            .filter(|entry| fs::remove_file(entry.path()).is_ok())
+            .count()
+    }
+}

@@ -21,6 +21,9 @@ pub struct BackupConfig {
     pub path: PathBuf,
     /// zstd level, 1–19.
     pub compression_level: i32,
+    /// How long a restore waits for sessions using the tenant's tables, in seconds, before it
+    /// gives up and changes nothing.
+    pub lock_timeout_secs: u64,
     /// `prune`'s defaults.
     pub keep_last: u32,
     /// Days of which the newest backup is kept.
@@ -33,7 +36,15 @@ pub struct BackupConfig {
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("backups"), compression_level: 3, keep_last: 7, keep_daily: 7, keep_weekly: 4, keep_monthly: 6 }
+        Self {
+            path: PathBuf::from("backups"),
+            compression_level: 3,
+            lock_timeout_secs: 10,
+            keep_last: 7,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 6,
+        }
     }
 }
 
@@ -51,12 +62,20 @@ impl BackupConfig {
         if !(1..=19).contains(&backup.compression_level) {
             return Err(invalid("compression_level", format!("{} is not a zstd level from 1 to 19", backup.compression_level)));
         }
+        if backup.lock_timeout_secs == 0 {
+            return Err(invalid("lock_timeout_secs", "a restore must be allowed some time to take its locks: give 1 or more".into()));
+        }
         Ok(backup)
     }
 
     /// The backups folder, resolved against the configuration's folder.
     pub fn root(&self, config: &Config) -> PathBuf {
         config.resolve(&self.path)
+    }
+
+    /// [`BackupConfig::lock_timeout_secs`].
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lock_timeout_secs)
     }
 
     /// What `prune` keeps without flags.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tenancy_core::{Tenancy, Tenant};
@@ -14,6 +14,9 @@ use crate::manifest::{BackupId, Checksum, DumpFormat, FORMAT_VERSION, Manifest, 
 use crate::source::Source;
 use crate::store::{Found, LocalStore};
 use crate::{mysql, postgres, sqlite};
+
+/// Nothing else uses a scratch copy; a wait on it is a bug, not contention.
+const SCRATCH_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Told the dump bytes read so far.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
@@ -205,22 +208,22 @@ pub fn check_compatible(manifest: &Manifest, target: &Source) -> Result<(), Stri
 /// # Errors
 /// When the restore fails; PostgreSQL and SQLite then leave the data as it was, MySQL too unless
 /// the note case applies.
-pub async fn restore_into(target: &Source, manifest: &Manifest, dump: &Path) -> anyhow::Result<Option<String>> {
+pub async fn restore_into(target: &Source, manifest: &Manifest, dump: &Path, lock_timeout: Duration) -> anyhow::Result<Option<String>> {
     let path = dump.to_owned();
     match target {
         Source::Postgres { login, schema } => {
             let (login, schema, dumped) = (login.clone(), schema.clone(), manifest.source.container.clone());
             tokio::task::spawn_blocking(move || {
                 let schemas = schema.as_deref().map(|schema| (schema, dumped.as_str()));
-                postgres::restore(&postgres::RestoreTarget { login: &login, schemas }, &path)
+                postgres::restore(&postgres::RestoreTarget { login: &login, schemas, lock_timeout }, &path)
             })
             .await??;
             Ok(None)
         }
-        Source::MySql { login } => mysql::restore(login, &path).await,
+        Source::MySql { login } => mysql::restore(login, &path, lock_timeout).await,
         Source::Sqlite { .. } => {
             let db = target.connect().await?;
-            let restored = sqlite::restore(&db, &path).await;
+            let restored = sqlite::restore(&db, &path, lock_timeout).await;
             db.close().await?;
             restored.map(|()| None)
         }
@@ -264,7 +267,7 @@ pub async fn restore_test(
                 let target_login = on_scratch.clone();
                 tokio::task::spawn_blocking(move || {
                     let schemas = schema.then_some((dumped.as_str(), dumped.as_str()));
-                    postgres::restore(&postgres::RestoreTarget { login: &target_login, schemas }, &path)
+                    postgres::restore(&postgres::RestoreTarget { login: &target_login, schemas, lock_timeout: SCRATCH_LOCK_TIMEOUT }, &path)
                 })
                 .await??;
                 let (db, tables) = postgres::census_of(&on_scratch, schema.then_some(manifest.source.container.as_str())).await?;
@@ -291,7 +294,7 @@ pub async fn restore_test(
             let scratch = tempfile::Builder::new().prefix(".restoretest-").suffix(".sqlite").tempfile_in(store.scratch()?)?;
             let target = Source::Sqlite { path: scratch.path().to_owned() };
             let db = target.connect().await?;
-            sqlite::restore(&db, unpacked.path()).await?;
+            sqlite::restore(&db, unpacked.path(), SCRATCH_LOCK_TIMEOUT).await?;
             let tables = crate::census::count_rows(&db, crate::census::Dialect::Sqlite).await?;
             read(db, tables).await
         }

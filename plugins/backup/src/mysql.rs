@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, DatabaseConnection, IsolationLevel, Statement, TransactionTrait};
 
@@ -99,10 +100,12 @@ pub fn scratch_name(purpose: &str) -> String {
 /// # Errors
 /// When the load or the swap fails; the tenant's tables are then untouched (or, in the
 /// non-atomic case, partly loaded: run the restore again).
-pub async fn restore(login: &ServerLogin, dump: &Path) -> anyhow::Result<Option<String>> {
+pub async fn restore(login: &ServerLogin, dump: &Path, lock_timeout: Duration) -> anyhow::Result<Option<String>> {
     let target = login.database();
     let scratch = scratch_name("restore");
     let admin = login.connect().await?;
+    // RENAME TABLE waits for the metadata locks of sessions using the tables: not forever.
+    admin.execute_unprepared(&format!("SET SESSION lock_wait_timeout = {}", lock_timeout.as_secs().max(1))).await?;
     admin.execute_unprepared(&format!("CREATE DATABASE {}", quote_mysql(&scratch))).await?;
     let outcome = load_and_swap(login, &admin, &target, &scratch, dump).await;
     let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", quote_mysql(&scratch))).await;

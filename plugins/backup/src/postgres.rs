@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, IsolationLevel, Statement, TransactionTrait};
 
@@ -105,6 +106,8 @@ pub struct RestoreTarget<'a> {
     pub login: &'a ServerLogin,
     /// Under schema isolation, the schema to replace and the schema the dump was made of.
     pub schemas: Option<(&'a str, &'a str)>,
+    /// How long to wait for sessions using the tenant's tables before giving up.
+    pub lock_timeout: Duration,
 }
 
 /// Replaces the tenant's tables with the dump's in one transaction: `pg_restore` writes SQL,
@@ -116,7 +119,7 @@ pub struct RestoreTarget<'a> {
 pub fn restore(target: &RestoreTarget<'_>, dump: &Path) -> anyhow::Result<()> {
     let pg_restore = tools::find(&["pg_restore"], "postgresql-client")?;
     let psql = tools::find(&["psql"], "postgresql-client")?;
-    let (before, after) = restore_statements(target.schemas);
+    let (before, after) = restore_statements(target.schemas, target.lock_timeout);
     let mut sql = Command::new(pg_restore);
     sql.args(["--no-owner", "--no-privileges", "--file=-"]).arg(dump).stdin(Stdio::null()).stdout(Stdio::piped());
     let mut session = Command::new(psql);
@@ -151,8 +154,8 @@ fn feed(psql: &mut Running, producer: &mut Running, before: &str, after: &str) -
 /// The statements around the dump's: drop what the dump replaces; under schema isolation, when
 /// the dump was made of another schema (a new tenant, a scratch copy), let it create that schema
 /// and rename it, setting aside any schema of that name meanwhile.
-fn restore_statements(schemas: Option<(&str, &str)>) -> (String, String) {
-    let mut before = String::from("SET lock_timeout = '10s';\n");
+fn restore_statements(schemas: Option<(&str, &str)>, lock_timeout: Duration) -> (String, String) {
+    let mut before = format!("SET lock_timeout = '{}ms';\n", lock_timeout.as_millis());
     let mut after = String::new();
     match schemas {
         None => {

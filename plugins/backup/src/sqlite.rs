@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
+use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
@@ -18,18 +19,20 @@ use crate::sql::{quote_ident, quote_literal};
 /// When the snapshot or the write fails.
 pub async fn dump(db: &DatabaseConnection, staging: &Path, target: File, level: i32, progress: Progress) -> anyhow::Result<Dumped> {
     let server_version = census::server_version(db, Dialect::Sqlite).await?;
-    // VACUUM INTO wants a new or empty file; the temporary file is removed however this ends.
-    let snapshot = tempfile::Builder::new().prefix(".snapshot-").suffix(".sqlite").tempfile_in(staging)?;
-    let snapshot_path = snapshot.path().to_string_lossy().into_owned();
-    db.execute_unprepared(&format!("VACUUM INTO {}", quote_literal(&snapshot_path))).await?;
-    let tables = census_of(snapshot.path()).await?.1;
-    let file = snapshot.reopen()?;
+    // A folder of its own, removed however this ends: VACUUM INTO wants a new file, and a failed
+    // one leaves a journal beside it.
+    let folder = tempfile::Builder::new().prefix(".snapshot-").tempdir_in(staging)?;
+    let snapshot = folder.path().join("snapshot.sqlite");
+    db.execute_unprepared(&format!("VACUUM INTO {}", quote_literal(&snapshot.to_string_lossy()))).await?;
+    let (counted, tables) = census_of(&snapshot).await?;
+    counted.close().await?;
+    let file = File::open(&snapshot)?;
     let sealed = tokio::task::spawn_blocking(move || {
         let mut reader = std::io::BufReader::new(file);
         crate::archive::seal(&mut reader, target, level, &*progress)
     })
     .await??;
-    drop(snapshot);
+    drop(folder);
     Ok(Dumped { sealed, tables, server_version: server_version.clone(), tool: format!("VACUUM INTO (SQLite {server_version})") })
 }
 
@@ -72,7 +75,9 @@ pub async fn check(dump: &Path) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// When a statement fails; the transaction is then rolled back and the database is as it was.
-pub async fn restore(db: &DatabaseConnection, dump: &Path) -> anyhow::Result<()> {
+pub async fn restore(db: &DatabaseConnection, dump: &Path, lock_timeout: Duration) -> anyhow::Result<()> {
+    // Writers of the tenant's database hold it for as long as their transaction: wait, not forever.
+    db.execute_unprepared(&format!("PRAGMA busy_timeout = {}", lock_timeout.as_millis())).await?;
     db.execute_unprepared(&format!("ATTACH DATABASE {} AS backup", quote_literal(&dump.to_string_lossy()))).await?;
     db.execute_unprepared("BEGIN IMMEDIATE").await?;
     let replaced = replace_all(db).await;

@@ -219,11 +219,14 @@ impl LocalStore {
     /// # Errors
     /// [`StoreError::Unknown`], [`StoreError::NoManifest`], or what [`LocalStore::open`] says.
     pub fn find(&self, id: &BackupId) -> Result<Found, StoreError> {
-        for tenant in self.tenants()? {
-            let folder = self.folder(&tenant);
-            if folder.join(manifest_file_name(id)).is_file() {
-                return self.open(&tenant, id);
+        let tenants = self.tenants()?;
+        for tenant in &tenants {
+            if self.folder(tenant).join(manifest_file_name(id)).is_file() {
+                return self.open(tenant, id);
             }
+        }
+        for tenant in &tenants {
+            let folder = self.folder(tenant);
             let prefix = format!("{id}.");
             let orphan = fs::read_dir(&folder)
                 .into_iter()

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use clap::Args;
@@ -81,7 +82,7 @@ async fn in_place(cx: &Context<'_>, found: &Found, force: bool) -> anyhow::Resul
     if previous != TenantStatus::Inactive {
         cx.tenancy.registry().set_status(&tenant.id, TenantStatus::Inactive).await?;
     }
-    let restored = engine::restore_into(&source, manifest, unpacked.path()).await;
+    let restored = engine::restore_into(&source, manifest, unpacked.path(), cx.config.lock_timeout()).await;
     cx.tenancy.connections().close(&tenant.id).await;
     if previous != TenantStatus::Inactive {
         cx.tenancy.registry().set_status(&tenant.id, previous).await.map_err(|err| {
@@ -102,8 +103,14 @@ async fn into_new(cx: &Context<'_>, found: &Found, name: &str, domains: &[String
     let unpacked =
         Unpacked::new(cx.store, found).await.map_err(|err| err.context(format!("backup {} cannot be restored", found.manifest.id)))?;
     let mut provisioner = cx.tenancy.provisioner();
-    provisioner
-        .insert_after("create database", Arc::new(RestoreStep { manifest: found.manifest.clone(), dump: unpacked.path().to_owned() }));
+    provisioner.insert_after(
+        "create database",
+        Arc::new(RestoreStep {
+            manifest: found.manifest.clone(),
+            dump: unpacked.path().to_owned(),
+            lock_timeout: cx.config.lock_timeout(),
+        }),
+    );
     let tenant = provisioner.provision(cx.tenancy, &request, &()).await?;
     report(cx, &tenant, &found.manifest, None).await;
     Ok(ExitStatus::Success)
@@ -132,6 +139,7 @@ async fn report(cx: &Context<'_>, tenant: &Tenant, manifest: &Manifest, note: Op
 struct RestoreStep {
     manifest: Manifest,
     dump: PathBuf,
+    lock_timeout: Duration,
 }
 
 #[async_trait]
@@ -144,7 +152,7 @@ impl ProvisioningStep for RestoreStep {
         let tenant = job.tenant()?.clone();
         let source = Source::of(job.tenancy, &tenant)?;
         engine::check_compatible(&self.manifest, &source)?;
-        let note = engine::restore_into(&source, &self.manifest, &self.dump).await?;
+        let note = engine::restore_into(&source, &self.manifest, &self.dump, self.lock_timeout).await?;
         Ok(StepOutcome::Done(note.unwrap_or_else(|| format!("backup {}", self.manifest.id))))
     }
 }

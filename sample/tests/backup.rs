@@ -1,0 +1,387 @@
+//! The backup plugin end to end, through the real binary, on every backend: what is backed up comes
+//! back row for row, and every damaged backup, bad request and fault is refused with its reason,
+//! leaving tenants and the store as they were.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Cli;
+use sea_orm::{ConnectionTrait, FromQueryResult, JsonValue, Statement};
+use tenancy_tests::Backend;
+
+/// A seeded tenant and one backup of it; returns the tenant's id and the backup's id.
+fn seeded_tenant_with_backup(cli: &Cli, name: &str, domain: &str) -> (String, String) {
+    let id = cli.create(name, &[domain]);
+    cli.ok(&["db", "seed", "--tenant", &id]);
+    let backup = backup(cli, &id);
+    (id, backup)
+}
+
+/// Backs `tenant` up; returns the backup id.
+fn backup(cli: &Cli, tenant: &str) -> String {
+    let out = cli.ok(&["backup", "create", "--tenant", tenant, "--json"]);
+    events(&out)
+        .into_iter()
+        .find(|event| event["event"] == "backup_created")
+        .and_then(|event| event["backup"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no backup_created event in {out}"))
+}
+
+fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect()
+}
+
+/// The backups `backup list --json` shows.
+fn listed(cli: &Cli) -> Vec<serde_json::Value> {
+    events(&cli.ok(&["backup", "list", "--json"])).into_iter().filter(|row| row.get("error").is_none()).collect()
+}
+
+/// Every row of every table of a tenant, as JSON, in primary-key order: what a byte-for-byte
+/// comparison of two tenants compares.
+fn all_rows(cli: &Cli, reference: &str) -> BTreeMap<String, Vec<JsonValue>> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let tenancy = tenancy_core::Tenancy::builder(cli.env.config()).open().await.unwrap();
+        let tenant = tenancy.registry().resolve(reference).await.unwrap();
+        let rows = tenancy
+            .run(&tenant, |ctx| async move {
+                let db = ctx.db();
+                let mut all = BTreeMap::new();
+                for table in tenancy_tests::table_names(db).await {
+                    let quoted =
+                        if db.get_database_backend() == sea_orm::DbBackend::MySql { format!("`{table}`") } else { format!("\"{table}\"") };
+                    let statement = Statement::from_string(db.get_database_backend(), format!("SELECT * FROM {quoted} ORDER BY 1"));
+                    all.insert(table, JsonValue::find_by_statement(statement).all(db).await.unwrap());
+                }
+                all
+            })
+            .await
+            .unwrap();
+        tenancy.close().await;
+        rows
+    })
+}
+
+fn status_of(cli: &Cli, reference: &str) -> String {
+    let tenant = cli.tenants().into_iter().find(|t| t["id"] == reference).expect("the tenant exists");
+    tenant["status"].as_str().unwrap().to_owned()
+}
+
+fn tenant_folder(cli: &Cli, tenant: &str) -> PathBuf {
+    cli.dir().join("backups").join(tenant)
+}
+
+fn data_file(cli: &Cli, tenant: &str, backup: &str) -> PathBuf {
+    std::fs::read_dir(tenant_folder(cli, tenant))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with(backup) && name.ends_with(".zst")
+        })
+        .expect("the data file")
+}
+
+#[test]
+fn a_backup_restored_into_a_new_tenant_has_every_row_on_every_backend() {
+    for backend in Backend::ALL {
+        let Some(cli) = Cli::new(backend) else { continue };
+        if backend != Backend::Sqlite {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(cli.env.create_central_database());
+        }
+        let (acme, backup) = seeded_tenant_with_backup(&cli, "Acme", "acme.test");
+        let original = all_rows(&cli, &acme);
+        assert!(original.get("airports").is_some_and(|rows| rows.len() > 1000), "{backend:?}: the seeders filled airports");
+
+        let run = cli.run(&["backup", "restore", &backup, "--into-new", "Copy", "--domain", "copy.test"]);
+        assert_eq!(run.code, 0, "{backend:?}: {}", run.stderr);
+        assert_eq!(all_rows(&cli, "copy.test"), original, "{backend:?}: the new tenant has other rows");
+        assert_eq!(status_of(&cli, cli.tenants().iter().find(|t| t["name"] == "Copy").unwrap()["id"].as_str().unwrap()), "active");
+
+        let run = cli.run(&["backup", "verify", &backup, "--restore-test"]);
+        assert_eq!(run.code, 0, "{backend:?}: {}", run.stderr);
+        assert!(run.stderr.contains("trial restore has the same"), "{backend:?}: {}", run.stderr);
+
+        // Damage the tenant, then restore it in place.
+        cli.execute(&acme, "DELETE FROM airports");
+        cli.execute(&acme, "CREATE TABLE stray (id INTEGER PRIMARY KEY)");
+        let run = cli.run(&["backup", "restore", &backup, "--force"]);
+        assert_eq!(run.code, 0, "{backend:?}: {}", run.stderr);
+        assert_eq!(all_rows(&cli, &acme), original, "{backend:?}: the restore did not bring the rows back");
+        assert_eq!(status_of(&cli, &acme), "active", "{backend:?}: the tenant's status came back");
+        assert_eq!(listed(&cli).len(), 1);
+    }
+}
+
+#[test]
+fn an_older_backup_restores_and_migrate_brings_it_up_to_date() {
+    for backend in [Backend::Sqlite, Backend::PostgresSchema, Backend::MySql] {
+        let Some(cli) = Cli::new(backend) else { continue };
+        if backend != Backend::Sqlite {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(cli.env.create_central_database());
+        }
+        let id = cli.create("Acme", &["acme.test"]);
+        cli.ok(&["db", "rollback", "--tenant", &id, "--step", "2"]);
+        let backup = backup(&cli, &id);
+        cli.ok(&["db", "migrate", "--tenant", &id]);
+        let run = cli.run(&["backup", "restore", &backup, "--force"]);
+        assert_eq!(run.code, 0, "{backend:?}: {}", run.stderr);
+        assert!(run.stderr.contains("2 migrations behind"), "{backend:?}: {}", run.stderr);
+        assert_eq!(common::applied_pending(&cli.status(&id)).1, 2, "{backend:?}: the restore brought the old migration state");
+        cli.ok(&["db", "migrate", "--tenant", &id]);
+        assert_eq!(common::applied_pending(&cli.status(&id)).1, 0, "{backend:?}");
+    }
+}
+
+#[test]
+fn damaged_backups_are_refused_with_the_reason_and_change_nothing() {
+    let cli = Cli::sqlite();
+    let (acme, backup) = seeded_tenant_with_backup(&cli, "Acme", "acme.test");
+    let before = all_rows(&cli, &acme);
+    let data = data_file(&cli, &acme, &backup);
+    let pristine = std::fs::read(&data).unwrap();
+
+    // One flipped byte.
+    let mut flipped = pristine.clone();
+    flipped[pristine.len() / 2] ^= 0x01;
+    std::fs::write(&data, &flipped).unwrap();
+    let run = cli.run(&["backup", "verify", &backup, "--level", "1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(&backup) && run.stderr.contains("checksum"), "{}", run.stderr);
+    let run = cli.run(&["backup", "restore", &backup, "--force"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("corrupted"), "{}", run.stderr);
+    assert_eq!(all_rows(&cli, &acme), before);
+    assert_eq!(status_of(&cli, &acme), "active");
+
+    // Truncated.
+    std::fs::write(&data, &pristine[..pristine.len() / 3]).unwrap();
+    let run = cli.run(&["backup", "verify", &backup]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("truncated"), "{}", run.stderr);
+    let run = cli.run(&["backup", "restore", &backup, "--force"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(all_rows(&cli, &acme), before);
+    std::fs::write(&data, &pristine).unwrap();
+    cli.ok(&["backup", "verify", &backup]);
+
+    // A manifest moved into another tenant's folder.
+    let other = cli.create("Other", &["other.test"]);
+    let manifest = tenant_folder(&cli, &acme).join(format!("{backup}.manifest.json"));
+    std::fs::create_dir_all(tenant_folder(&cli, &other)).unwrap();
+    std::fs::rename(&manifest, tenant_folder(&cli, &other).join(format!("{backup}.manifest.json"))).unwrap();
+    std::fs::copy(&data, tenant_folder(&cli, &other).join(data.file_name().unwrap())).unwrap();
+    let run = cli.run(&["backup", "list"]);
+    assert!(run.stderr.contains(&format!("is for tenant {acme}")), "{}", run.stderr);
+    let run = cli.run(&["backup", "restore", &backup, "--force"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains(&format!("but it is in the folder of tenant {other}")), "{}", run.stderr);
+
+    // The manifest gone: the data file alone is no backup.
+    std::fs::remove_dir_all(tenant_folder(&cli, &other)).unwrap();
+    assert!(listed(&cli).is_empty());
+    let run = cli.run(&["backup", "verify", &backup]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("has no manifest"), "{}", run.stderr);
+
+    // Ids that are not there, or not ids.
+    let run = cli.run(&["backup", "restore", "20200101T000000.000Z-000000", "--force"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("there is no backup 20200101T000000.000Z-000000"), "{}", run.stderr);
+    let run = cli.run(&["backup", "restore", "../../etc/passwd", "--force"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("is not a backup id"), "{}", run.stderr);
+    assert_eq!(all_rows(&cli, &acme), before);
+}
+
+#[test]
+fn bad_requests_exit_2_and_change_nothing() {
+    let cli = Cli::sqlite();
+    let (acme, backup) = seeded_tenant_with_backup(&cli, "Acme", "acme.test");
+    let before = all_rows(&cli, &acme);
+    for (args, expected) in [
+        (vec!["backup", "create"], "no tenant given"),
+        (vec!["backup", "restore", backup.as_str()], "--force"),
+        (vec!["backup", "verify"], "no backup given"),
+        (vec!["backup", "prune", "--all", "--keep-last", "0"], "keeps no backup"),
+        (vec!["backup", "create", "--tenant", "nobody.test"], "nobody.test"),
+        (vec!["backup", "restore", backup.as_str(), "--into-new", "Twin", "--domain", "acme.test"], "acme.test"),
+        (vec!["backup", "restore", backup.as_str(), "--into-new", "Fresh", "--domain", "not a domain"], "not a domain"),
+    ] {
+        let run = cli.run(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(cli.tenants().len(), 1, "no tenant was created by a refused --into-new");
+    assert_eq!(listed(&cli).len(), 1);
+    assert_eq!(all_rows(&cli, &acme), before);
+
+    std::fs::write(cli.dir().join("tenancy.toml"), format!("{}\n[backup]\ncompression_level = 40\n", cli.env.config_toml())).unwrap();
+    let run = cli.run(&["backup", "list"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("backup.compression_level"), "{}", run.stderr);
+}
+
+#[test]
+fn a_target_that_cannot_be_written_leaves_nothing_behind() {
+    let cli = Cli::sqlite();
+    let acme = cli.create("Acme", &["acme.test"]);
+    cli.ok(&["db", "seed", "--tenant", &acme]);
+
+    // A folder on a read-only file system (root ignores permission bits; /proc it cannot write).
+    let run =
+        cli.command().args(["backup", "create", "--tenant", &acme]).env("TENANCY_BACKUP__PATH", "/proc/tenancy-backups").output().unwrap();
+    let run = common::Run::from(run);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("/proc/tenancy-backups"), "{}", run.stderr);
+
+    // A full disk: the file size limit makes writes fail with EFBIG (SIGXFSZ ignored, as the
+    // shell leaves it for the program it starts).
+    let tenancy = env!("CARGO_BIN_EXE_tenancy");
+    let output = cli
+        .process(Path::new("sh"))
+        .args(["-c", &format!("trap '' XFSZ; ulimit -f 256; exec '{tenancy}' backup create --tenant {acme}")])
+        .output()
+        .unwrap();
+    let run = common::Run::from(output);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("Failed"), "{}", run.stderr);
+    let left: Vec<_> = std::fs::read_dir(tenant_folder(&cli, &acme)).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "a failed backup left {left:?}");
+    assert!(listed(&cli).is_empty());
+    backup(&cli, &acme);
+}
+
+#[test]
+fn prune_keeps_what_the_policy_says_and_the_newest_backup_that_verifies() {
+    let cli = Cli::sqlite();
+    let acme = cli.create("Acme", &["acme.test"]);
+    let backups: Vec<String> = (0..4).map(|_| backup(&cli, &acme)).collect();
+
+    let run = cli.run(&["backup", "prune", "--all", "--keep-last", "2", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr.matches("Would delete").count(), 2, "{}", run.stderr);
+    assert_eq!(listed(&cli).len(), 4, "a dry run deletes nothing");
+
+    cli.ok(&["backup", "prune", "--all", "--keep-last", "2"]);
+    let left: Vec<String> = listed(&cli).iter().map(|b| b["backup"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(left, backups[2..].to_vec());
+
+    // The newest is corrupted: the policy keeps it, and the newest good one stays too.
+    let newest = data_file(&cli, &acme, &backups[3]);
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&newest, bytes).unwrap();
+    cli.ok(&["backup", "prune", "--all", "--keep-last", "1"]);
+    let left: Vec<String> = listed(&cli).iter().map(|b| b["backup"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(left, backups[2..].to_vec(), "the newest verified backup was deleted");
+}
+
+/// A PostgreSQL tenant with a table big enough that a dump takes a moment (about 40 MB).
+fn big_postgres_tenant() -> Option<(Cli, String)> {
+    let cli = Cli::new(Backend::Postgres)?;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(cli.env.create_central_database());
+    let acme = cli.create("Acme", &["acme.test"]);
+    cli.execute(&acme, "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b FROM generate_series(1, 400000) g");
+    Some((cli, acme))
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_killed_or_cut_off_backup_is_never_listed_and_a_rerun_works() {
+    let Some((cli, acme)) = big_postgres_tenant() else { return };
+    let folder = tenant_folder(&cli, &acme);
+    let staging =
+        || std::fs::read_dir(&folder).into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().ends_with(".partial"));
+
+    // SIGKILL while the dump streams.
+    let mut child = cli.tenancy_process().args(["backup", "create", "--tenant", &acme]).spawn().unwrap();
+    wait_for("the backup to start writing", Duration::from_secs(30), staging);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(listed(&cli).is_empty(), "a killed backup is listed");
+
+    // The server ends the dump's session.
+    let mut child =
+        cli.tenancy_process().args(["backup", "create", "--tenant", &acme]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin = format!("postgres://postgres@{}/postgres", tenancy_tests::POSTGRES_ADDR);
+    wait_for("pg_dump's session to be ended", Duration::from_secs(30), || {
+        runtime.block_on(async {
+            let db = sea_orm::Database::connect(&admin).await.unwrap();
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'tenancy-backup'",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let _ = db.close().await;
+            row.try_get_by_index::<i64>(0).unwrap() > 0
+        })
+    });
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("pg_dump"), "{stderr}");
+    assert!(listed(&cli).is_empty(), "a cut-off backup is listed");
+
+    let backup = backup(&cli, &acme);
+    cli.ok(&["backup", "verify", &backup]);
+    assert_eq!(listed(&cli).len(), 1);
+}
+
+#[test]
+fn a_missing_dump_tool_and_a_busy_tenant_are_clear_failures() {
+    let Some(cli) = Cli::new(Backend::Postgres) else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(cli.env.create_central_database());
+    let acme = cli.create("Acme", &["acme.test"]);
+    cli.ok(&["db", "seed", "--tenant", &acme]);
+
+    let output = cli.command().args(["backup", "create", "--tenant", &acme]).env("PATH", "/nonexistent").output().unwrap();
+    let run = common::Run::from(output);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("`pg_dump` was not found on PATH"), "{}", run.stderr);
+    assert!(listed(&cli).is_empty());
+
+    // A session holds a lock on one of the tenant's tables: the restore waits lock_timeout_secs,
+    // then gives up with the tenant as it was.
+    let backup = backup(&cli, &acme);
+    cli.execute(&acme, "DELETE FROM airports WHERE id % 2 = 0");
+    let before = all_rows(&cli, &acme);
+    let database = cli.tenants()[0]["database"].as_str().unwrap().to_owned();
+    runtime.block_on(async {
+        let url = format!("postgres://postgres@{}/{database}", tenancy_tests::POSTGRES_ADDR);
+        let holder = sea_orm::Database::connect(&url).await.unwrap();
+        let lock = sea_orm::TransactionTrait::begin(&holder).await.unwrap();
+        lock.execute_unprepared("LOCK TABLE airports IN ACCESS SHARE MODE").await.unwrap();
+        let run = common::Run::from(
+            cli.command().args(["backup", "restore", &backup, "--force"]).env("TENANCY_BACKUP__LOCK_TIMEOUT_SECS", "1").output().unwrap(),
+        );
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("lock timeout"), "{}", run.stderr);
+        lock.rollback().await.unwrap();
+        let _ = holder.close().await;
+    });
+    assert_eq!(all_rows(&cli, &acme), before, "a failed restore changed the tenant");
+    assert_eq!(status_of(&cli, &acme), "active", "a failed restore left the tenant inactive");
+    cli.ok(&["backup", "restore", &backup, "--force"]);
+    assert_ne!(all_rows(&cli, &acme), before);
+}

@@ -2,6 +2,8 @@
 //! back row for row, and every damaged backup, bad request and fault is refused with its reason,
 //! leaving tenants and the store as they were.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -317,7 +319,7 @@ fn a_killed_or_cut_off_backup_is_never_listed_and_a_rerun_works() {
     assert!(listed(&cli).is_empty(), "a killed backup is listed");
 
     // The server ends the dump's session.
-    let mut child =
+    let child =
         cli.tenancy_process().args(["backup", "create", "--tenant", &acme]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let admin = format!("postgres://postgres@{}/postgres", tenancy_tests::POSTGRES_ADDR);

@@ -83,7 +83,7 @@ fn data_file(cli: &Cli, tenant: &str, backup: &str) -> PathBuf {
         .map(|entry| entry.path())
         .find(|path| {
             let name = path.file_name().unwrap().to_string_lossy();
-            name.starts_with(backup) && name.ends_with(".zst")
+            name.starts_with(backup) && !name.ends_with(".manifest.json")
         })
         .expect("the data file")
 }
@@ -319,8 +319,7 @@ fn a_killed_or_cut_off_backup_is_never_listed_and_a_rerun_works() {
     assert!(listed(&cli).is_empty(), "a killed backup is listed");
 
     // The server ends the dump's session.
-    let child =
-        cli.tenancy_process().args(["backup", "create", "--tenant", &acme]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = cli.tenancy_process().args(["backup", "create", "--tenant", &acme]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let admin = format!("postgres://postgres@{}/postgres", tenancy_tests::POSTGRES_ADDR);
     wait_for("pg_dump's session to be ended", Duration::from_secs(30), || {
@@ -386,4 +385,46 @@ fn a_missing_dump_tool_and_a_busy_tenant_are_clear_failures() {
     assert_eq!(status_of(&cli, &acme), "active", "a failed restore left the tenant inactive");
     cli.ok(&["backup", "restore", &backup, "--force"]);
     assert_ne!(all_rows(&cli, &acme), before);
+}
+
+#[test]
+fn encrypted_backups_open_with_their_key_only() {
+    use age::secrecy::ExposeSecret;
+    let cli = Cli::sqlite();
+    let key = age::x25519::Identity::generate();
+    let stranger = age::x25519::Identity::generate();
+    std::fs::write(cli.dir().join("key.txt"), format!("{}\n", key.to_string().expose_secret())).unwrap();
+    std::fs::write(cli.dir().join("stranger.txt"), format!("{}\n", stranger.to_string().expose_secret())).unwrap();
+    std::fs::write(
+        cli.dir().join("tenancy.toml"),
+        format!("{}\n[backup]\nencrypt_to = [\"{}\"]\n", cli.env.config_toml(), key.to_public()),
+    )
+    .unwrap();
+    let (acme, backup) = seeded_tenant_with_backup(&cli, "Acme", "acme.test");
+    let before = all_rows(&cli, &acme);
+    let data = data_file(&cli, &acme, &backup);
+    assert!(data.to_string_lossy().ends_with(".sqlite.zst.age"), "{}", data.display());
+
+    // The checksum needs no key; reading the dump does.
+    cli.ok(&["backup", "verify", &backup, "--level", "1"]);
+    for (args, expected) in [
+        (vec!["backup", "verify", backup.as_str()], "give an identity file"),
+        (vec!["backup", "verify", backup.as_str(), "--identity", "stranger.txt"], "none of the given age identities"),
+        (vec!["backup", "restore", backup.as_str(), "--force", "--identity", "stranger.txt"], "none of the given age identities"),
+        (vec!["backup", "restore", backup.as_str(), "--force", "--identity", "missing.txt"], "missing.txt"),
+    ] {
+        let run = cli.run(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+    }
+    cli.execute(&acme, "DELETE FROM airports");
+    cli.ok(&["backup", "verify", &backup, "--identity", "key.txt", "--restore-test"]);
+    cli.ok(&["backup", "restore", &backup, "--force", "--identity", "key.txt"]);
+    assert_eq!(all_rows(&cli, &acme), before);
+    assert_eq!(status_of(&cli, &acme), "active");
+
+    let run =
+        common::Run::from(cli.command().args(["backup", "list"]).env("TENANCY_BACKUP__ENCRYPT_TO", "[\"age1notakey\"]").output().unwrap());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("encrypt_to[0]"), "{}", run.stderr);
 }

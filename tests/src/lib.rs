@@ -22,6 +22,9 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tenancy_core::{Config, TenantId};
 
+/// The configuration sections of the plugins linked into the sample binary.
+pub const SAMPLE_PLUGIN_SECTIONS: &[&str] = &["homepage", "backup"];
+
 /// PostgreSQL's address on test machines.
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 /// MariaDB's address on test machines.
@@ -212,9 +215,11 @@ impl TestEnv {
         toml
     }
 
-    /// The configuration, loaded from the environment's `tenancy.toml` as the binary would.
+    /// The configuration, loaded from the environment's `tenancy.toml` as the sample binary
+    /// would (its plugins' sections allowed).
     pub fn config(&self) -> Config {
-        Config::load(self.dir(), Some(&self.dir().join("tenancy.toml"))).expect("the test configuration is valid")
+        Config::load_with_sections(self.dir(), Some(&self.dir().join("tenancy.toml")), SAMPLE_PLUGIN_SECTIONS)
+            .expect("the test configuration is valid")
     }
 
     /// Creates the registry database on a server (what `tenancy init` does).

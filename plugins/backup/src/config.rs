@@ -1,9 +1,13 @@
 //! `[backup]` in `tenancy.toml`, checked when the configuration is loaded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tenancy_core::command::UsageError;
 use tenancy_core::{Config, ConfigError};
+
+use crate::archive::Identities;
 
 use crate::prune::Retention;
 
@@ -21,6 +25,12 @@ pub struct BackupConfig {
     pub path: PathBuf,
     /// zstd level, 1–19.
     pub compression_level: i32,
+    /// age recipients (`age1…` public keys) every new backup is encrypted to; empty, backups are
+    /// not encrypted.
+    pub encrypt_to: Vec<String>,
+    /// The age identity file that decrypts backups for `verify` and `restore` (`--identity`
+    /// overrides it). Keep it off the machine that makes the backups, if you can.
+    pub identity_file: Option<PathBuf>,
     /// How long a restore waits for sessions using the tenant's tables, in seconds, before it
     /// gives up and changes nothing.
     pub lock_timeout_secs: u64,
@@ -39,6 +49,8 @@ impl Default for BackupConfig {
         Self {
             path: PathBuf::from("backups"),
             compression_level: 3,
+            encrypt_to: Vec::new(),
+            identity_file: None,
             lock_timeout_secs: 10,
             keep_last: 7,
             keep_daily: 7,
@@ -62,6 +74,11 @@ impl BackupConfig {
         if !(1..=19).contains(&backup.compression_level) {
             return Err(invalid("compression_level", format!("{} is not a zstd level from 1 to 19", backup.compression_level)));
         }
+        for (index, recipient) in backup.encrypt_to.iter().enumerate() {
+            if let Err(reason) = recipient.parse::<age::x25519::Recipient>() {
+                return Err(invalid(&format!("encrypt_to[{index}]"), format!("`{recipient}` is not an age recipient (age1…): {reason}")));
+            }
+        }
         if backup.lock_timeout_secs == 0 {
             return Err(invalid("lock_timeout_secs", "a restore must be allowed some time to take its locks: give 1 or more".into()));
         }
@@ -71,6 +88,31 @@ impl BackupConfig {
     /// The backups folder, resolved against the configuration's folder.
     pub fn root(&self, config: &Config) -> PathBuf {
         config.resolve(&self.path)
+    }
+
+    /// The parsed [`BackupConfig::encrypt_to`] (checked when loaded).
+    pub fn recipients(&self) -> Arc<[age::x25519::Recipient]> {
+        self.encrypt_to.iter().filter_map(|recipient| recipient.parse().ok()).collect()
+    }
+
+    /// The identities that decrypt backups: from `flag` if given, else from `identity_file`; none
+    /// if neither is set.
+    ///
+    /// # Errors
+    /// A [`UsageError`] when the file cannot be read or holds no identity.
+    pub fn identities(&self, config: &Config, flag: Option<&Path>) -> anyhow::Result<Arc<Identities>> {
+        let Some(path) = flag.map(Path::to_owned).or_else(|| self.identity_file.as_deref().map(|path| config.resolve(path))) else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let unreadable = |reason: String| {
+            UsageError::new(format!("cannot read the age identity file `{}`: {reason}", path.display()), "age-keygen -o FILE makes one")
+        };
+        let file = age::IdentityFile::from_file(path.display().to_string()).map_err(|err| unreadable(err.to_string()))?;
+        let identities = file.into_identities().map_err(|err| unreadable(err.to_string()))?;
+        if identities.is_empty() {
+            return Err(unreadable("it holds no identity".into()).into());
+        }
+        Ok(Arc::new(identities))
     }
 
     /// [`BackupConfig::lock_timeout_secs`].

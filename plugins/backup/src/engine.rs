@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use tenancy_core::command::UsageError;
 use tenancy_core::{Tenancy, Tenant};
 
-use crate::archive::{self, Sealed};
+use crate::archive::{self, Identities, Sealed, Sealing, UnsealError};
 use crate::manifest::{BackupId, Checksum, DumpFormat, FORMAT_VERSION, Manifest, SourceInfo, TenantInfo, data_file_name};
 use crate::source::Source;
 use crate::store::{Found, LocalStore};
@@ -17,9 +18,6 @@ use crate::{mysql, postgres, sqlite};
 
 /// Nothing else uses a scratch copy; a wait on it is a bug, not contention.
 const SCRATCH_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Told the dump bytes read so far.
-pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// What an engine's dump produced.
 pub struct Dumped {
@@ -37,7 +35,7 @@ pub struct Dumped {
 ///
 /// # Errors
 /// When the dump or the write fails; nothing is then left in the store.
-pub async fn create(tenancy: &Tenancy, store: &LocalStore, level: i32, tenant: &Tenant, progress: Progress) -> anyhow::Result<Manifest> {
+pub async fn create(tenancy: &Tenancy, store: &LocalStore, tenant: &Tenant, sealing: Sealing) -> anyhow::Result<Manifest> {
     let source = Source::of(tenancy, tenant)?;
     let created_at = Utc::now();
     let clock = Instant::now();
@@ -45,11 +43,12 @@ pub async fn create(tenancy: &Tenancy, store: &LocalStore, level: i32, tenant: &
     let migrations = applied_migrations(tenancy, tenant).await?;
     let staged = store.stage(&tenant.id, &id)?;
     let staged_path = staged.path.clone();
-    let dumped = dump(&source, store, tenant, staged.file, level, progress).await;
+    let (level, encryption) = (sealing.level, sealing.encryption());
+    let dumped = dump(&source, store, tenant, staged.file, sealing).await;
     let dumped = match dumped {
         Ok(dumped) => dumped,
         Err(err) => {
-            store.discard(&staged_path, &tenant.id, &id, source.format());
+            store.discard(&staged_path);
             return Err(err);
         }
     };
@@ -71,7 +70,8 @@ pub async fn create(tenancy: &Tenancy, store: &LocalStore, level: i32, tenant: &
         },
         migrations,
         tables: dumped.tables,
-        data_file: data_file_name(&id, source.format()),
+        data_file: data_file_name(&id, source.format(), encryption.is_some()),
+        encryption,
         dump_bytes: dumped.sealed.dump_bytes,
         stored_bytes: dumped.sealed.stored_bytes,
         checksum: Checksum { algorithm: "blake3".into(), hex: dumped.sealed.checksum },
@@ -82,26 +82,19 @@ pub async fn create(tenancy: &Tenancy, store: &LocalStore, level: i32, tenant: &
         elapsed_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     if let Err(err) = store.publish(&staged_path, &manifest) {
-        store.discard(&staged_path, &tenant.id, &id, source.format());
+        store.discard(&staged_path);
         return Err(err.into());
     }
     Ok(manifest)
 }
 
-async fn dump(
-    source: &Source,
-    store: &LocalStore,
-    tenant: &Tenant,
-    file: std::fs::File,
-    level: i32,
-    progress: Progress,
-) -> anyhow::Result<Dumped> {
+async fn dump(source: &Source, store: &LocalStore, tenant: &Tenant, file: std::fs::File, sealing: Sealing) -> anyhow::Result<Dumped> {
     match source {
-        Source::Postgres { login, schema } => postgres::dump(login, schema.as_deref(), file, level, progress).await,
-        Source::MySql { login } => mysql::dump(login, file, level, progress).await,
+        Source::Postgres { login, schema } => postgres::dump(login, schema.as_deref(), file, sealing).await,
+        Source::MySql { login } => mysql::dump(login, file, sealing).await,
         Source::Sqlite { .. } => {
             let db = source.connect().await?;
-            let dumped = sqlite::dump(&db, &store.folder(&tenant.id), file, level, progress).await;
+            let dumped = sqlite::dump(&db, &store.folder(&tenant.id), file, sealing).await;
             db.close().await?;
             dumped
         }
@@ -138,24 +131,29 @@ pub struct Unpacked {
 }
 
 impl Unpacked {
-    /// Decompresses `found`.
+    /// Decompresses `found`, decrypting it with `identities` if it is encrypted.
     ///
     /// # Errors
-    /// When it cannot be read or decompressed, or its checksum or size is not the manifest's.
-    pub async fn new(store: &LocalStore, found: &Found) -> anyhow::Result<Self> {
+    /// When it cannot be read, decrypted or decompressed, or its checksum or size is not the
+    /// manifest's. A missing or wrong identity is a [`UsageError`].
+    pub async fn new(store: &LocalStore, found: &Found, identities: Arc<Identities>) -> anyhow::Result<Self> {
         let scratch = store.scratch()?;
         let file = tempfile::Builder::new().prefix(".unpacked-").tempfile_in(scratch)?;
-        let (data, mut writer) = (found.data.clone(), file.reopen()?);
+        let (data, mut writer, encryption) = (found.data.clone(), file.reopen()?, found.manifest.encryption.clone());
         let unsealed = tokio::task::spawn_blocking(move || {
             let mut buffered = std::io::BufWriter::new(&mut writer);
-            let result = archive::unseal(&data, &mut buffered);
-            std::io::Write::flush(&mut buffered)?;
+            let result = archive::unseal(&data, encryption.as_ref(), &identities, &mut buffered);
+            std::io::Write::flush(&mut buffered).map_err(|err| UnsealError::Damaged(err.to_string()))?;
             result
         })
         .await?;
         let manifest = &found.manifest;
-        let (checksum, written) =
-            unsealed.map_err(|err| anyhow::anyhow!("its data file cannot be decompressed ({err}): it is truncated or corrupted"))?;
+        let (checksum, written) = unsealed.map_err(|err| match err {
+            UnsealError::Damaged(_) => anyhow::Error::new(err),
+            _ => {
+                UsageError::new(err.to_string(), "age-keygen makes identity files; `age-keygen -y FILE` shows the public key of one").into()
+            }
+        })?;
         if checksum != manifest.checksum.hex {
             anyhow::bail!("its data file's BLAKE3 checksum does not match the manifest's: the file is corrupted");
         }

@@ -128,6 +128,15 @@ pub struct Checksum {
     pub hex: String,
 }
 
+/// How a data file is encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// `age` (age-encryption.org/v1).
+    pub scheme: String,
+    /// The public keys it is encrypted to: one of their identities decrypts it.
+    pub recipients: Vec<String>,
+}
+
 /// A backup's manifest, stored beside its data file and written last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -156,6 +165,9 @@ pub struct Manifest {
     pub compression: String,
     /// The zstd level.
     pub compression_level: i32,
+    /// Set when the data file is encrypted.
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
     /// `tenancy-backup` and its version.
     pub made_by: String,
     /// When the dump started.
@@ -216,7 +228,7 @@ impl Manifest {
                 manifest.tenant.id
             )));
         }
-        let expected = data_file_name(id, manifest.source.format);
+        let expected = data_file_name(id, manifest.source.format, manifest.encryption.is_some());
         if manifest.data_file != expected {
             return Err(inconsistent(format!("its data file is `{}`, expected `{expected}`", manifest.data_file.escape_debug())));
         }
@@ -224,9 +236,9 @@ impl Manifest {
     }
 }
 
-/// `{id}.{extension}`.
-pub fn data_file_name(id: &BackupId, format: DumpFormat) -> String {
-    format!("{id}.{}", format.extension())
+/// `{id}.{extension}`, and `.age` when encrypted.
+pub fn data_file_name(id: &BackupId, format: DumpFormat, encrypted: bool) -> String {
+    format!("{id}.{}{}", format.extension(), if encrypted { ".age" } else { "" })
 }
 
 /// `{id}.manifest.json`.

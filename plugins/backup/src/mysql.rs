@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, DatabaseConnection, IsolationLevel, Statement, TransactionTrait};
 
+use crate::archive::Sealing;
 use crate::census::{self, Dialect};
-use crate::engine::{Dumped, Progress};
+use crate::engine::Dumped;
 use crate::source::ServerLogin;
 use crate::sql::{quote_literal, quote_mysql};
 use crate::tools::{self, Running};
@@ -24,7 +25,7 @@ const COMPLETED: &str = "-- Dump completed";
 ///
 /// # Errors
 /// When the server cannot be reached, the dump program is missing, or it fails.
-pub async fn dump(login: &ServerLogin, target: File, level: i32, progress: Progress) -> anyhow::Result<Dumped> {
+pub async fn dump(login: &ServerLogin, target: File, sealing: Sealing) -> anyhow::Result<Dumped> {
     let program = tools::find(&["mariadb-dump", "mysqldump"], "mariadb-client")?;
     let tool = tools::version(&program)?;
     let db = login.connect().await?;
@@ -44,7 +45,7 @@ pub async fn dump(login: &ServerLogin, target: File, level: i32, progress: Progr
         .arg(login.database())
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    let sealed = tokio::task::spawn_blocking(move || crate::postgres::pipe_into(command, target, level, &*progress)).await??;
+    let sealed = tokio::task::spawn_blocking(move || crate::postgres::pipe_into(command, target, &sealing)).await??;
     drop(defaults);
     Ok(Dumped { sealed, tables, server_version, tool })
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, IsolationLevel, Statement, TransactionTrait};
 
+use crate::archive::Sealing;
 use crate::archive::{self, Sealed};
 use crate::census::{self, Dialect};
-use crate::engine::{Dumped, Progress};
+use crate::engine::Dumped;
 use crate::source::ServerLogin;
 use crate::sql::{quote_ident, quote_literal};
 use crate::tools::{self, Running};
@@ -24,7 +25,7 @@ use crate::tools::{self, Running};
 ///
 /// # Errors
 /// When the server cannot be reached, `pg_dump` is missing or older than the server, or it fails.
-pub async fn dump(login: &ServerLogin, schema: Option<&str>, target: File, level: i32, progress: Progress) -> anyhow::Result<Dumped> {
+pub async fn dump(login: &ServerLogin, schema: Option<&str>, target: File, sealing: Sealing) -> anyhow::Result<Dumped> {
     let pg_dump = tools::find(&["pg_dump"], "postgresql-client")?;
     let tool = tools::version(&pg_dump)?;
     let db = connect(login, schema).await?;
@@ -51,17 +52,17 @@ pub async fn dump(login: &ServerLogin, schema: Option<&str>, target: File, level
     }
     login.set_pg_env(&mut command);
     command.stdin(Stdio::null()).stdout(Stdio::piped());
-    let sealed = tokio::task::spawn_blocking(move || pipe_into(command, target, level, &*progress)).await??;
+    let sealed = tokio::task::spawn_blocking(move || pipe_into(command, target, &sealing)).await??;
     snapshot_holder.commit().await?;
     db.close().await?;
     Ok(Dumped { sealed, tables, server_version, tool })
 }
 
 /// Runs `command` and seals what it writes on stdout into `target`.
-pub(crate) fn pipe_into(command: Command, target: File, level: i32, progress: &(dyn Fn(u64) + Send + Sync)) -> anyhow::Result<Sealed> {
+pub(crate) fn pipe_into(command: Command, target: File, sealing: &Sealing) -> anyhow::Result<Sealed> {
     let mut running = Running::start(command)?;
     let mut stdout = running.child().stdout.take().ok_or_else(|| anyhow::anyhow!("the dump program has no output"))?;
-    match archive::seal(&mut stdout, target, level, progress) {
+    match archive::seal(&mut stdout, target, sealing) {
         Ok(sealed) => {
             // A program that failed half-way has closed its output too: its exit status decides.
             running.wait()?;

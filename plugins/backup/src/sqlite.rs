@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
+use crate::archive::Sealing;
 use crate::census::{self, Dialect};
-use crate::engine::{Dumped, Progress};
+use crate::engine::Dumped;
 use crate::sql::{quote_ident, quote_literal};
 
 /// Snapshots the database behind `db` into a file in `staging` and seals it into `target`.
 ///
 /// # Errors
 /// When the snapshot or the write fails.
-pub async fn dump(db: &DatabaseConnection, staging: &Path, target: File, level: i32, progress: Progress) -> anyhow::Result<Dumped> {
+pub async fn dump(db: &DatabaseConnection, staging: &Path, target: File, sealing: Sealing) -> anyhow::Result<Dumped> {
     let server_version = census::server_version(db, Dialect::Sqlite).await?;
     // A folder of its own, removed however this ends: VACUUM INTO wants a new file, and a failed
     // one leaves a journal beside it.
@@ -29,7 +30,7 @@ pub async fn dump(db: &DatabaseConnection, staging: &Path, target: File, level: 
     let file = File::open(&snapshot)?;
     let sealed = tokio::task::spawn_blocking(move || {
         let mut reader = std::io::BufReader::new(file);
-        crate::archive::seal(&mut reader, target, level, &*progress)
+        crate::archive::seal(&mut reader, target, &sealing)
     })
     .await??;
     drop(folder);

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use tenancy_core::TenantId;
 
-use crate::manifest::{BackupId, DumpFormat, Manifest, ManifestError, data_file_name, manifest_file_name};
+use crate::manifest::{BackupId, Manifest, ManifestError, manifest_file_name};
 
 /// Staging files left by a killed run are removed by `prune` once they are this old.
 pub const STALE_STAGING: Duration = Duration::from_secs(6 * 3600);
@@ -157,10 +157,10 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Removes a staged (or renamed, unpublished) data file after a failure.
-    pub fn discard(&self, staged: &Path, tenant: &TenantId, id: &BackupId, format: DumpFormat) {
+    /// Removes a staged data file after a failure (a failed [`LocalStore::publish`] removes what
+    /// it renamed itself).
+    pub fn discard(&self, staged: &Path) {
         let _ = fs::remove_file(staged);
-        let _ = fs::remove_file(self.folder(tenant).join(data_file_name(id, format)));
     }
 
     /// The tenant ids that have a folder.

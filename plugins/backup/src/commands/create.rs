@@ -14,6 +14,7 @@ use tenancy_core::command::format::{format_bytes, format_duration, plural};
 use tenancy_core::command::selection::{FleetArgs, TenantSelection};
 
 use super::{Context, emit};
+use crate::archive::Sealing;
 use crate::engine;
 
 #[derive(Debug, Args)]
@@ -33,17 +34,18 @@ pub async fn run(args: CreateArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
     if tenants.len() > 1 {
         out.status("Backing up", &format!("{}, {}", plural(tenants.len(), "tenant"), args.fleet.concurrency.describe(cx.tenancy)));
     }
+    let recipients = cx.config.recipients();
     let view = out.tenant_progress(tenants.len());
     let view = &*view;
     let failed = Arc::new(AtomicBool::new(false));
     let mut outcomes = futures::stream::iter(tenants.iter().cloned())
         .map(|tenant: Tenant| {
-            let failed = failed.clone();
+            let (failed, recipients) = (failed.clone(), recipients.clone());
             async move {
                 if options.fail_fast && failed.load(Ordering::SeqCst) {
                     return (tenant, None);
                 }
-                let outcome = back_up(cx, &tenant, view).await;
+                let outcome = back_up(cx, &tenant, recipients, view).await;
                 if outcome.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }
@@ -87,18 +89,27 @@ pub async fn run(args: CreateArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
 }
 
 /// Backs one tenant up; returns the bytes stored.
-async fn back_up(cx: &Context<'_>, tenant: &Tenant, view: &dyn tenancy_core::command::TenantProgress) -> anyhow::Result<u64> {
+async fn back_up(
+    cx: &Context<'_>,
+    tenant: &Tenant,
+    recipients: Arc<[age::x25519::Recipient]>,
+    view: &dyn tenancy_core::command::TenantProgress,
+) -> anyhow::Result<u64> {
     let out = cx.out();
     emit(out, json!({"event": "backup_started", "tenant": tenant.id, "name": tenant.name}));
     view.started(tenant, "dumping");
     // The dump reports from a blocking thread; the view is drawn from here, a few times a second.
     let dumped = Arc::new(AtomicU64::new(0));
-    let progress: engine::Progress = {
-        let dumped = dumped.clone();
-        Arc::new(move |bytes| dumped.store(bytes, Ordering::Relaxed))
+    let sealing = Sealing {
+        level: cx.config.compression_level,
+        recipients,
+        progress: {
+            let dumped = dumped.clone();
+            Arc::new(move |bytes| dumped.store(bytes, Ordering::Relaxed))
+        },
     };
     let started = Instant::now();
-    let work = engine::create(cx.tenancy, cx.store, cx.config.compression_level, tenant, progress);
+    let work = engine::create(cx.tenancy, cx.store, tenant, sealing);
     tokio::pin!(work);
     let mut redraw = tokio::time::interval(Duration::from_millis(250));
     let outcome = loop {

@@ -71,6 +71,16 @@ impl Context<'_> {
         self.app.console()
     }
 
+    /// Backup `id`; an id that is not in the store is the caller's mistake.
+    fn find(&self, id: &crate::manifest::BackupId) -> anyhow::Result<crate::store::Found> {
+        self.store.find(id).map_err(|err| match err {
+            crate::store::StoreError::Unknown { .. } => {
+                anyhow::Error::new(tenancy_core::command::UsageError::new(err.to_string(), "tenancy backup list"))
+            }
+            other => other.into(),
+        })
+    }
+
     /// The tenant ids `--tenant` names: registered tenants by any reference, or the id of a
     /// deleted tenant whose backups are still here.
     async fn tenant_ids(&self, references: &[String]) -> anyhow::Result<Vec<TenantId>> {

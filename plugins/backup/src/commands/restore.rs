@@ -14,10 +14,11 @@ use tenancy_core::provisioning::{Provisioning, ProvisioningStep, StepOutcome, Te
 use tenancy_core::{BoxError, Domain, Tenant, TenantName, TenantStatus};
 
 use super::{Context, emit};
+use crate::archive::Identities;
 use crate::engine::{self, Unpacked};
 use crate::manifest::{BackupId, Manifest};
 use crate::source::Source;
-use crate::store::{Found, StoreError};
+use crate::store::Found;
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -27,6 +28,9 @@ pub struct RestoreArgs {
     /// Replace the tenant's data without asking (required off a terminal)
     #[arg(long)]
     force: bool,
+    /// The age identity file that decrypts an encrypted backup [default: backup.identity_file]
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
     /// Create a new tenant with this name from the backup instead (through the provisioning steps; then migrated)
     #[arg(long, value_name = "NAME")]
     into_new: Option<String>,
@@ -36,17 +40,15 @@ pub struct RestoreArgs {
 }
 
 pub async fn run(args: RestoreArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus> {
-    let found = cx.store.find(&args.backup).map_err(|err| match err {
-        StoreError::Unknown { .. } => anyhow::Error::new(UsageError::new(err.to_string(), "tenancy backup list")),
-        other => other.into(),
-    })?;
+    let found = cx.find(&args.backup)?;
+    let identities = cx.config.identities(cx.tenancy.config(), args.identity.as_deref())?;
     match &args.into_new {
-        Some(name) => into_new(cx, &found, name, &args.domain).await,
-        None => in_place(cx, &found, args.force).await,
+        Some(name) => into_new(cx, &found, identities, name, &args.domain).await,
+        None => in_place(cx, &found, identities, args.force).await,
     }
 }
 
-async fn in_place(cx: &Context<'_>, found: &Found, force: bool) -> anyhow::Result<ExitStatus> {
+async fn in_place(cx: &Context<'_>, found: &Found, identities: Arc<Identities>, force: bool) -> anyhow::Result<ExitStatus> {
     let out = cx.out();
     let manifest = &found.manifest;
     let Some(tenant) = cx.tenancy.registry().get(&manifest.tenant.id).await? else {
@@ -77,7 +79,9 @@ async fn in_place(cx: &Context<'_>, found: &Found, force: bool) -> anyhow::Resul
             return Ok(ExitStatus::Success);
         }
     }
-    let unpacked = Unpacked::new(cx.store, found).await.map_err(|err| err.context(format!("backup {} cannot be restored", manifest.id)))?;
+    let unpacked = Unpacked::new(cx.store, found, identities)
+        .await
+        .map_err(|err| err.context(format!("backup {} cannot be restored", manifest.id)))?;
     let previous = tenant.status;
     if previous != TenantStatus::Inactive {
         cx.tenancy.registry().set_status(&tenant.id, TenantStatus::Inactive).await?;
@@ -95,13 +99,20 @@ async fn in_place(cx: &Context<'_>, found: &Found, force: bool) -> anyhow::Resul
     Ok(ExitStatus::Success)
 }
 
-async fn into_new(cx: &Context<'_>, found: &Found, name: &str, domains: &[String]) -> anyhow::Result<ExitStatus> {
+async fn into_new(
+    cx: &Context<'_>,
+    found: &Found,
+    identities: Arc<Identities>,
+    name: &str,
+    domains: &[String],
+) -> anyhow::Result<ExitStatus> {
     let mut request = TenantRequest::new(TenantName::parse(name)?);
     for domain in domains {
         request.domains.push(Domain::parse(domain)?);
     }
-    let unpacked =
-        Unpacked::new(cx.store, found).await.map_err(|err| err.context(format!("backup {} cannot be restored", found.manifest.id)))?;
+    let unpacked = Unpacked::new(cx.store, found, identities)
+        .await
+        .map_err(|err| err.context(format!("backup {} cannot be restored", found.manifest.id)))?;
     let mut provisioner = cx.tenancy.provisioner();
     provisioner.insert_after(
         "create database",

@@ -2,6 +2,8 @@
 //! also decompresses it and has the dump tool read it; `--restore-test` restores it into a scratch
 //! database and compares its tables' row counts and migrations with the manifest's.
 
+use std::path::PathBuf;
+
 use clap::Args;
 use serde_json::json;
 use tenancy_core::command::{ExitStatus, UsageError};
@@ -23,6 +25,9 @@ pub struct VerifyArgs {
     /// 1: the checksum; 2: also decompress it and have the dump tool read it
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     level: u8,
+    /// The age identity file that decrypts encrypted backups [default: backup.identity_file]
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
     /// Also restore it into a scratch database, compare row counts and migrations, and drop it
     #[arg(long)]
     restore_test: bool,
@@ -32,7 +37,7 @@ pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
     let out = cx.out();
     let mut chosen: Vec<Result<Found, (String, anyhow::Error)>> = Vec::new();
     for id in &args.backups {
-        chosen.push(cx.store.find(id).map_err(|err| (id.to_string(), err.into())));
+        chosen.push(cx.find(id).map_err(|err| (id.to_string(), err)));
     }
     for tenant in cx.tenant_ids(&args.tenants).await? {
         match cx.store.ids(&tenant)?.pop() {
@@ -43,7 +48,7 @@ pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
     if chosen.is_empty() {
         return Err(UsageError::new("no backup given", "tenancy backup verify BACKUP…  (or --tenant T for its newest)").into());
     }
-    let mut failed = 0usize;
+    let (mut failed, mut bad_input) = (0usize, false);
     for found in chosen {
         let (id, outcome) = match found {
             Ok(found) => (found.manifest.id.to_string(), verify(&args, cx, &found).await),
@@ -56,13 +61,19 @@ pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
             }
             Err(err) => {
                 failed += 1;
+                // A missing or wrong key is the caller's to fix, as is an unknown id.
+                bad_input |= err.chain().any(|cause| cause.is::<UsageError>());
                 let message = format!("{err:#}");
                 emit(out, json!({"event": "backup_invalid", "backup": id, "error": message}));
                 out.failure("Invalid", &format!("backup {id}: {message}"));
             }
         }
     }
-    Ok(if failed == 0 { ExitStatus::Success } else { ExitStatus::Failure })
+    Ok(match (failed, bad_input) {
+        (0, _) => ExitStatus::Success,
+        (_, true) => ExitStatus::Usage,
+        (_, false) => ExitStatus::Failure,
+    })
 }
 
 async fn verify(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -> anyhow::Result<Vec<String>> {
@@ -71,7 +82,8 @@ async fn verify(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -> anyhow::R
     if args.level < 2 && !args.restore_test {
         return Ok(findings);
     }
-    let unpacked = Unpacked::new(cx.store, found).await?;
+    let identities = cx.config.identities(cx.tenancy.config(), args.identity.as_deref())?;
+    let unpacked = Unpacked::new(cx.store, found, identities).await?;
     findings.push(engine::check_readable(found.manifest.source.format, &unpacked).await?);
     if args.restore_test {
         findings.push(restore_test(cx, found, &unpacked).await?);

@@ -428,3 +428,123 @@ fn encrypted_backups_open_with_their_key_only() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("encrypt_to[0]"), "{}", run.stderr);
 }
+
+/// A bucket of its own on the test S3 server, emptied and removed on drop.
+struct Bucket {
+    name: String,
+    client: std::sync::Arc<dyn object_store::ObjectStore>,
+}
+
+impl Bucket {
+    fn new(name: &str) -> Option<Self> {
+        if !tenancy_tests::service_available("s3", tenancy_tests::S3_ADDR) {
+            return None;
+        }
+        // moto accepts an unsigned request to create a bucket.
+        let mut socket = std::net::TcpStream::connect(tenancy_tests::S3_ADDR).unwrap();
+        std::io::Write::write_all(
+            &mut socket,
+            format!("PUT /{name} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", tenancy_tests::S3_ADDR)
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut socket, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "creating bucket {name}: {answer}");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(name)
+            .with_region("us-east-1")
+            .with_endpoint(format!("http://{}", tenancy_tests::S3_ADDR))
+            .with_allow_http(true)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .unwrap();
+        Some(Self { name: name.to_owned(), client: std::sync::Arc::new(client) })
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "\n[backup.s3]\nbucket = \"{}\"\nprefix = \"tenancy\"\nendpoint = \"http://{}\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+            self.name,
+            tenancy_tests::S3_ADDR
+        )
+    }
+
+    fn keys(&self) -> Vec<String> {
+        use futures::TryStreamExt;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(self.client.list(None).map_ok(|meta| meta.location.to_string()).try_collect()).unwrap()
+    }
+
+    fn put(&self, key: &str, bytes: Vec<u8>) {
+        use object_store::ObjectStoreExt;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(self.client.put(&key.into(), bytes.into())).unwrap();
+    }
+
+    fn get(&self, key: &str) -> Vec<u8> {
+        use object_store::ObjectStoreExt;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async { self.client.get(&key.into()).await.unwrap().bytes().await.unwrap().to_vec() })
+    }
+}
+
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        use object_store::ObjectStoreExt;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        for key in self.keys() {
+            let _ = runtime.block_on(self.client.delete(&key.as_str().into()));
+        }
+        if let Ok(mut socket) = std::net::TcpStream::connect(tenancy_tests::S3_ADDR) {
+            let request = format!("DELETE /{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.name, tenancy_tests::S3_ADDR);
+            let _ = std::io::Write::write_all(&mut socket, request.as_bytes());
+            let _ = std::io::Read::read_to_string(&mut socket, &mut String::new());
+        }
+    }
+}
+
+#[test]
+fn backups_in_an_s3_bucket_are_listed_verified_restored_and_pruned() {
+    let cli = Cli::sqlite();
+    let Some(bucket) = Bucket::new(&format!("tenancy-{}", cli.env.prefix.trim_end_matches('_'))) else { return };
+    std::fs::write(cli.dir().join("tenancy.toml"), format!("{}{}", cli.env.config_toml(), bucket.config())).unwrap();
+    let (acme, first) = seeded_tenant_with_backup(&cli, "Acme", "acme.test");
+    let second = backup(&cli, &acme);
+    let before = all_rows(&cli, &acme);
+
+    let keys = bucket.keys();
+    assert_eq!(keys.len(), 4, "two data files and two manifests: {keys:?}");
+    assert!(keys.iter().all(|key| key.starts_with(&format!("tenancy/{acme}/"))), "{keys:?}");
+    let local: Vec<_> = std::fs::read_dir(tenant_folder(&cli, &acme)).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(local.is_empty(), "the staging files stay behind: {local:?}");
+    assert_eq!(listed(&cli).len(), 2);
+
+    cli.ok(&["backup", "verify", &second, "--restore-test"]);
+    cli.execute(&acme, "DELETE FROM airports");
+    cli.ok(&["backup", "restore", &second, "--force"]);
+    assert_eq!(all_rows(&cli, &acme), before);
+
+    // A flipped byte in the bucket is caught.
+    let data_key = keys.iter().find(|key| key.contains(&first) && !key.ends_with(".manifest.json")).unwrap().clone();
+    let mut bytes = bucket.get(&data_key);
+    bytes[100] ^= 0x01;
+    bucket.put(&data_key, bytes);
+    let run = cli.run(&["backup", "verify", &first, "--level", "1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("checksum"), "{}", run.stderr);
+
+    cli.ok(&["backup", "prune", "--all", "--keep-last", "1"]);
+    let left: Vec<String> = listed(&cli).iter().map(|b| b["backup"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(left, vec![second.clone()]);
+    assert_eq!(bucket.keys().len(), 2);
+
+    // Wrong credentials: a clear failure naming the bucket, never the secret.
+    let run = common::Run::from(
+        cli.command().args(["backup", "list"]).env("TENANCY_BACKUP__S3__ENDPOINT", "http://127.0.0.1:9").output().unwrap(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(&bucket.name) && !run.stderr.contains("secret_access_key = "), "{}", run.stderr);
+}

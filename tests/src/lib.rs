@@ -7,7 +7,7 @@
 //! stderr; when `CI` is set, a missing server fails the test instead.
 //!
 //! `TENANCY_TEST_BACKENDS` (a comma list, set by `cargo xtask test --backend …`) runs only the
-//! tests of those backends (`postgres`, `postgres-schema`, `mysql`, `redis`, `browser`); the others
+//! tests of those backends (`postgres`, `postgres-schema`, `mysql`, `redis`, `browser`, `s3`); the others
 //! are skipped with a line, even under `CI`. SQLite always runs: it needs no server, and most
 //! end-to-end tests use it.
 
@@ -31,6 +31,8 @@ pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 pub const MYSQL_ADDR: &str = "127.0.0.1:3306";
 /// Redis's address on test machines.
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
+/// The S3-compatible server's (moto's, started by `.ci/services`) address on test machines.
+pub const S3_ADDR: &str = "127.0.0.1:5055";
 
 /// Whether a server answers on `address`. Off CI a missing server is reported and its tests are
 /// skipped; with `CI` set it fails the test.

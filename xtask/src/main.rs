@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! - `cargo xtask ci`: formatting check, clippy with warnings denied, then the whole test suite;
-//! - `cargo xtask test [--backend sqlite,postgres,postgres-schema,mysql,redis,browser] [-- FILTER]`:
+//! - `cargo xtask test [--backend sqlite,postgres,postgres-schema,mysql,redis,browser,s3] [-- FILTER]`:
 //!   the plugin libraries, then the test suite (what `ci` runs last, whole), or only the tests of
 //!   those backends (SQLite always runs) and whose names contain FILTER;
 //! - `cargo xtask plugins [--release]`: builds the plugin libraries the tests load (`cargo test`
@@ -68,7 +68,7 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
 }
 
 /// The backends `--backend` may name (as the test support spells them).
-const BACKENDS: &[&str] = &["sqlite", "postgres", "postgres-schema", "mysql", "redis", "browser"];
+const BACKENDS: &[&str] = &["sqlite", "postgres", "postgres-schema", "mysql", "redis", "browser", "s3"];
 
 /// `cargo xtask test [--backend a,b] [-- FILTER]`.
 fn test_selected(sh: &Shell, args: &[String]) -> anyhow::Result<()> {

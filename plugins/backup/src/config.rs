@@ -31,6 +31,9 @@ pub struct BackupConfig {
     /// The age identity file that decrypts backups for `verify` and `restore` (`--identity`
     /// overrides it). Keep it off the machine that makes the backups, if you can.
     pub identity_file: Option<PathBuf>,
+    /// Keep backups in this S3-compatible bucket instead of `path` (which then holds only
+    /// staging and scratch files).
+    pub s3: Option<S3Config>,
     /// How long a restore waits for sessions using the tenant's tables, in seconds, before it
     /// gives up and changes nothing.
     pub lock_timeout_secs: u64,
@@ -51,6 +54,7 @@ impl Default for BackupConfig {
             compression_level: 3,
             encrypt_to: Vec::new(),
             identity_file: None,
+            s3: None,
             lock_timeout_secs: 10,
             keep_last: 7,
             keep_daily: 7,
@@ -77,6 +81,16 @@ impl BackupConfig {
         for (index, recipient) in backup.encrypt_to.iter().enumerate() {
             if let Err(reason) = recipient.parse::<age::x25519::Recipient>() {
                 return Err(invalid(&format!("encrypt_to[{index}]"), format!("`{recipient}` is not an age recipient (age1…): {reason}")));
+            }
+        }
+        if let Some(s3) = &backup.s3 {
+            if s3.bucket.trim().is_empty() {
+                return Err(invalid("s3.bucket", "`bucket` must name a bucket".into()));
+            }
+            if let Some(endpoint) = &s3.endpoint
+                && !matches!(url::Url::parse(endpoint).map(|url| url.scheme().to_owned()).as_deref(), Ok("http" | "https"))
+            {
+                return Err(invalid("s3.endpoint", format!("`{endpoint}` is not an http(s) URL")));
             }
         }
         if backup.lock_timeout_secs == 0 {
@@ -126,6 +140,51 @@ impl BackupConfig {
     }
 }
 
+/// `[backup.s3]`: a bucket on AWS or any S3-compatible server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket.
+    pub bucket: String,
+    /// Keys begin with this (`tenancy/backups`); empty, at the bucket's root.
+    #[serde(default)]
+    pub prefix: String,
+    /// The region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Another server's URL (MinIO, Ceph, Garage, moto); `http://` is allowed only here.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The access key; unset, `AWS_ACCESS_KEY_ID` (and the rest of the AWS environment).
+    #[serde(default)]
+    pub access_key_id: Option<Secret>,
+    /// The secret key; unset, `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// A credential: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -140,6 +199,20 @@ mod tests {
         }
         let file: File = toml::from_str(TEMPLATE).unwrap();
         assert_eq!(file.backup, BackupConfig::default());
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        let s3 = S3Config {
+            bucket: "b".into(),
+            prefix: String::new(),
+            region: default_region(),
+            endpoint: None,
+            access_key_id: Some(Secret("AKIAEXAMPLE".into())),
+            secret_access_key: Some(Secret("wJalrXUtnFEMI".into())),
+        };
+        let shown = format!("{s3:?}");
+        assert!(!shown.contains("AKIAEXAMPLE") && !shown.contains("wJalrXUtnFEMI"), "{shown}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tenancy_core::{Tenancy, Tenant};
 use crate::archive::{self, Identities, Sealed, Sealing, UnsealError};
 use crate::manifest::{BackupId, Checksum, DumpFormat, FORMAT_VERSION, Manifest, SourceInfo, TenantInfo, data_file_name};
 use crate::source::Source;
-use crate::store::{Found, LocalStore};
+use crate::store::{Found, Store};
 use crate::{mysql, postgres, sqlite};
 
 /// Nothing else uses a scratch copy; a wait on it is a bug, not contention.
@@ -35,7 +35,7 @@ pub struct Dumped {
 ///
 /// # Errors
 /// When the dump or the write fails; nothing is then left in the store.
-pub async fn create(tenancy: &Tenancy, store: &LocalStore, tenant: &Tenant, sealing: Sealing) -> anyhow::Result<Manifest> {
+pub async fn create(tenancy: &Tenancy, store: &Store, tenant: &Tenant, sealing: Sealing) -> anyhow::Result<Manifest> {
     let source = Source::of(tenancy, tenant)?;
     let created_at = Utc::now();
     let clock = Instant::now();
@@ -81,20 +81,20 @@ pub async fn create(tenancy: &Tenancy, store: &LocalStore, tenant: &Tenant, seal
         created_at,
         elapsed_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
-    if let Err(err) = store.publish(&staged_path, &manifest) {
+    if let Err(err) = store.publish(&staged_path, &manifest).await {
         store.discard(&staged_path);
         return Err(err.into());
     }
     Ok(manifest)
 }
 
-async fn dump(source: &Source, store: &LocalStore, tenant: &Tenant, file: std::fs::File, sealing: Sealing) -> anyhow::Result<Dumped> {
+async fn dump(source: &Source, store: &Store, tenant: &Tenant, file: std::fs::File, sealing: Sealing) -> anyhow::Result<Dumped> {
     match source {
         Source::Postgres { login, schema } => postgres::dump(login, schema.as_deref(), file, sealing).await,
         Source::MySql { login } => mysql::dump(login, file, sealing).await,
         Source::Sqlite { .. } => {
             let db = source.connect().await?;
-            let dumped = sqlite::dump(&db, &store.folder(&tenant.id), file, sealing).await;
+            let dumped = sqlite::dump(&db, &store.staging(&tenant.id), file, sealing).await;
             db.close().await?;
             dumped
         }
@@ -111,9 +111,11 @@ async fn applied_migrations(tenancy: &Tenancy, tenant: &Tenant) -> anyhow::Resul
 ///
 /// # Errors
 /// When it cannot be read or does not match.
-pub async fn verify_checksum(found: &Found) -> anyhow::Result<()> {
-    let data = found.data.clone();
+pub async fn verify_checksum(store: &Store, found: &Found) -> anyhow::Result<()> {
+    let fetched = store.fetch(found).await?;
+    let data = fetched.path().to_owned();
     let (checksum, bytes) = tokio::task::spawn_blocking(move || archive::checksum_of(&data)).await??;
+    drop(fetched);
     let manifest = &found.manifest;
     if bytes != manifest.stored_bytes {
         anyhow::bail!("its data file has {bytes} bytes, the manifest says {} (truncated or replaced)", manifest.stored_bytes);
@@ -136,10 +138,11 @@ impl Unpacked {
     /// # Errors
     /// When it cannot be read, decrypted or decompressed, or its checksum or size is not the
     /// manifest's. A missing or wrong identity is a [`UsageError`].
-    pub async fn new(store: &LocalStore, found: &Found, identities: Arc<Identities>) -> anyhow::Result<Self> {
+    pub async fn new(store: &Store, found: &Found, identities: Arc<Identities>) -> anyhow::Result<Self> {
         let scratch = store.scratch()?;
         let file = tempfile::Builder::new().prefix(".unpacked-").tempfile_in(scratch)?;
-        let (data, mut writer, encryption) = (found.data.clone(), file.reopen()?, found.manifest.encryption.clone());
+        let fetched = store.fetch(found).await?;
+        let (data, mut writer, encryption) = (fetched.path().to_owned(), file.reopen()?, found.manifest.encryption.clone());
         let unsealed = tokio::task::spawn_blocking(move || {
             let mut buffered = std::io::BufWriter::new(&mut writer);
             let result = archive::unseal(&data, encryption.as_ref(), &identities, &mut buffered);
@@ -147,6 +150,7 @@ impl Unpacked {
             result
         })
         .await?;
+        drop(fetched);
         let manifest = &found.manifest;
         let (checksum, written) = unsealed.map_err(|err| match err {
             UnsealError::Damaged(_) => anyhow::Error::new(err),
@@ -243,7 +247,7 @@ pub struct Restored {
 /// When the restore or a read fails; the scratch database is dropped anyway.
 pub async fn restore_test(
     tenancy: &Tenancy,
-    store: &LocalStore,
+    store: &Store,
     tenant_source: &Source,
     manifest: &Manifest,
     unpacked: &Unpacked,

@@ -17,22 +17,22 @@ pub struct ListArgs {
 
 pub async fn run(args: ListArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus> {
     let out = cx.out();
-    let tenants = if args.tenants.is_empty() { cx.store.tenants()? } else { cx.tenant_ids(&args.tenants).await? };
+    let tenants = if args.tenants.is_empty() { cx.store.tenants().await? } else { cx.tenant_ids(&args.tenants).await? };
     let mut listed = 0usize;
     let mut broken = 0usize;
     if !out.is_json() {
         out.data(&format!("{:<30}  {:<24}  {:<20}  {:>10}  {:>10}  {}", "BACKUP", "TENANT", "CREATED (UTC)", "STORED", "DUMP", "SOURCE"));
     }
     for tenant in tenants {
-        for id in cx.store.ids(&tenant)? {
-            match cx.store.open(&tenant, &id) {
+        for id in cx.store.ids(&tenant).await? {
+            match cx.store.open(&tenant, &id).await {
                 Ok(found) => {
                     listed += 1;
                     let m = &found.manifest;
                     if out.is_json() {
                         out.json(&json!({"backup": m.id, "tenant": m.tenant.id, "name": m.tenant.name, "created_at": m.created_at,
                             "stored_bytes": m.stored_bytes, "dump_bytes": m.dump_bytes, "driver": m.source.driver, "isolation": m.source.isolation,
-                            "migrations": m.migrations.len(), "tables": m.tables.len(), "data": found.data, "checksum": m.checksum.hex}));
+                            "migrations": m.migrations.len(), "tables": m.tables.len(), "data": found.data.to_string(), "checksum": m.checksum.hex}));
                     } else {
                         out.data(&format!(
                             "{:<30}  {:<24}  {:<20}  {:>10}  {:>10}  {} {}",

@@ -12,7 +12,7 @@ use tenancy_core::command::{AppContext, Command, ExitStatus};
 use tenancy_core::{Tenancy, TenantId};
 
 use crate::config::BackupConfig;
-use crate::store::LocalStore;
+use crate::store::{LocalStore, S3Store, Store};
 
 /// `tenancy backup`.
 pub struct BackupCommand;
@@ -43,7 +43,8 @@ impl Command for BackupCommand {
     async fn run(&self, app: &dyn AppContext, args: &clap::ArgMatches) -> anyhow::Result<ExitStatus> {
         let action = Action::from_arg_matches(args)?;
         let config = BackupConfig::load(app.config())?;
-        let store = LocalStore::new(config.root(app.config()));
+        let bucket = config.s3.as_ref().map(S3Store::new).transpose()?;
+        let store = Store::new(LocalStore::new(config.root(app.config())), bucket);
         let tenancy = app.open_tenancy().await?;
         let context = Context { app, tenancy: &tenancy, config: &config, store: &store };
         let result = match action {
@@ -63,7 +64,7 @@ struct Context<'a> {
     app: &'a dyn AppContext,
     tenancy: &'a Tenancy,
     config: &'a BackupConfig,
-    store: &'a LocalStore,
+    store: &'a Store,
 }
 
 impl Context<'_> {
@@ -72,8 +73,8 @@ impl Context<'_> {
     }
 
     /// Backup `id`; an id that is not in the store is the caller's mistake.
-    fn find(&self, id: &crate::manifest::BackupId) -> anyhow::Result<crate::store::Found> {
-        self.store.find(id).map_err(|err| match err {
+    async fn find(&self, id: &crate::manifest::BackupId) -> anyhow::Result<crate::store::Found> {
+        self.store.find(id).await.map_err(|err| match err {
             crate::store::StoreError::Unknown { .. } => {
                 anyhow::Error::new(tenancy_core::command::UsageError::new(err.to_string(), "tenancy backup list"))
             }
@@ -89,7 +90,7 @@ impl Context<'_> {
             let id = match self.tenancy.registry().resolve(reference).await {
                 Ok(tenant) => tenant.id,
                 Err(err) => match TenantId::parse(reference.trim()) {
-                    Ok(id) if self.store.folder(&id).is_dir() => id,
+                    Ok(id) if self.store.tenants().await?.contains(&id) => id,
                     _ => return Err(err.into()),
                 },
             };

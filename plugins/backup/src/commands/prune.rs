@@ -57,8 +57,8 @@ pub async fn run(args: PruneArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus
     let (verb, mut deleted, mut kept, mut failed) = (if args.dry_run { "Would delete" } else { "Deleted" }, 0usize, 0usize, 0usize);
     for tenant in &tenants {
         let mut backups: Vec<Found> = Vec::new();
-        for id in cx.store.ids(&tenant.id)? {
-            match cx.store.open(&tenant.id, &id) {
+        for id in cx.store.ids(&tenant.id).await? {
+            match cx.store.open(&tenant.id, &id).await {
                 Ok(found) => backups.push(found),
                 // Never deleted by a policy that cannot date it; `list` shows it.
                 Err(err) => out.warn(&format!("{err}; left alone")),
@@ -70,7 +70,7 @@ pub async fn run(args: PruneArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus
         let mut newest_first: Vec<usize> = (0..backups.len()).collect();
         newest_first.sort_by(|a, b| created[*b].cmp(&created[*a]));
         for index in newest_first {
-            if engine::verify_checksum(&backups[index]).await.is_ok() {
+            if engine::verify_checksum(cx.store, &backups[index]).await.is_ok() {
                 keep.insert(index);
                 break;
             }
@@ -81,7 +81,7 @@ pub async fn run(args: PruneArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus
                 kept += 1;
                 continue;
             }
-            let outcome = if args.dry_run { Ok(()) } else { cx.store.delete(found) };
+            let outcome = if args.dry_run { Ok(()) } else { cx.store.delete(found).await };
             match outcome {
                 Ok(()) => {
                     deleted += 1;

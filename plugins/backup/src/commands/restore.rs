@@ -40,7 +40,7 @@ pub struct RestoreArgs {
 }
 
 pub async fn run(args: RestoreArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus> {
-    let found = cx.find(&args.backup)?;
+    let found = cx.find(&args.backup).await?;
     let identities = cx.config.identities(cx.tenancy.config(), args.identity.as_deref())?;
     match &args.into_new {
         Some(name) => into_new(cx, &found, identities, name, &args.domain).await,

@@ -37,11 +37,11 @@ pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
     let out = cx.out();
     let mut chosen: Vec<Result<Found, (String, anyhow::Error)>> = Vec::new();
     for id in &args.backups {
-        chosen.push(cx.find(id).map_err(|err| (id.to_string(), err)));
+        chosen.push(cx.find(id).await.map_err(|err| (id.to_string(), err)));
     }
     for tenant in cx.tenant_ids(&args.tenants).await? {
-        match cx.store.ids(&tenant)?.pop() {
-            Some(id) => chosen.push(cx.store.open(&tenant, &id).map_err(|err| (id.to_string(), err.into()))),
+        match cx.store.ids(&tenant).await?.pop() {
+            Some(id) => chosen.push(cx.store.open(&tenant, &id).await.map_err(|err| (id.to_string(), err.into()))),
             None => return Err(UsageError::new(format!("tenant {tenant} has no backup"), "tenancy backup create --tenant …").into()),
         }
     }
@@ -77,7 +77,7 @@ pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
 }
 
 async fn verify(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -> anyhow::Result<Vec<String>> {
-    engine::verify_checksum(found).await?;
+    engine::verify_checksum(cx.store, found).await?;
     let mut findings = vec![format!("checksum matches ({})", found.manifest.checksum.algorithm)];
     if args.level < 2 && !args.restore_test {
         return Ok(findings);

@@ -1,9 +1,8 @@
-//! The folder of backups: `{root}/{tenant id}/{backup id}.{ext}` and `{backup id}.manifest.json`.
+//! A folder of backups: `{root}/{tenant id}/{backup id}.{ext}` and `{backup id}.manifest.json`.
 //!
-//! A backup is written under a hidden staging name, renamed to its data file name, and published
-//! by its manifest, itself written to a temporary name, synced and renamed: whatever moment a crash
-//! or a full disk strikes, no manifest ever describes a data file that is not complete. Only tenant
-//! ids and backup ids, both checked, ever make a path.
+//! The data file is renamed from its staging name, and the manifest written to a temporary name,
+//! synced and renamed: whatever moment a crash or a full disk strikes, no manifest ever describes a
+//! data file that is not complete.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -12,10 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use tenancy_core::TenantId;
 
-use crate::manifest::{BackupId, Manifest, ManifestError, manifest_file_name};
-
-/// Staging files left by a killed run are removed by `prune` once they are this old.
-pub const STALE_STAGING: Duration = Duration::from_secs(6 * 3600);
+use super::{DataRef, Found, Staged, StoreError};
+use crate::manifest::{BackupId, Manifest, manifest_file_name};
 
 /// The backups folder.
 #[derive(Debug, Clone)]
@@ -23,69 +20,7 @@ pub struct LocalStore {
     root: PathBuf,
 }
 
-/// A data file being written.
-#[derive(Debug)]
-pub struct Staged {
-    /// Where.
-    pub path: PathBuf,
-    /// Open for writing.
-    pub file: File,
-}
-
-/// A published backup, found by id.
-#[derive(Debug, Clone)]
-pub struct Found {
-    /// Its manifest, checked against where it was found.
-    pub manifest: Manifest,
-    /// Its data file.
-    pub data: PathBuf,
-}
-
-/// A backup that cannot be found or read.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No manifest of that id.
-    #[error("there is no backup {id} in `{root}` (`tenancy backup list` shows them)")]
-    Unknown {
-        /// The id asked for.
-        id: BackupId,
-        /// The folder searched.
-        root: String,
-    },
-    /// A data file with no manifest: an interrupted backup, or a manifest deleted by hand.
-    #[error(
-        "backup {id} has no manifest (`{data}` is there without one): it was interrupted, or its manifest was removed; it cannot be trusted"
-    )]
-    NoManifest {
-        /// The id.
-        id: BackupId,
-        /// The data file.
-        data: String,
-    },
-    /// Its manifest is unusable.
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    /// Its data file is gone.
-    #[error("backup {id}: its data file `{data}` is missing")]
-    NoData {
-        /// The id.
-        id: BackupId,
-        /// Where it should be.
-        data: String,
-    },
-    /// The folder cannot be read or written.
-    #[error("cannot {doing} `{path}`: {source}")]
-    Io {
-        /// What was being done.
-        doing: &'static str,
-        /// To what.
-        path: String,
-        /// Why.
-        source: io::Error,
-    },
-}
-
-fn io_error<'a>(doing: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+pub(super) fn io_error<'a>(doing: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io { doing, path: path.display().to_string(), source }
 }
 
@@ -211,7 +146,7 @@ impl LocalStore {
         if !data.is_file() {
             return Err(StoreError::NoData { id: id.clone(), data: data.display().to_string() });
         }
-        Ok(Found { manifest, data })
+        Ok(Found { manifest, data: DataRef::File(data) })
     }
 
     /// Backup `id`, whichever tenant's it is.
@@ -248,7 +183,9 @@ impl LocalStore {
     pub fn delete(&self, found: &Found) -> Result<(), StoreError> {
         let manifest = self.folder(&found.manifest.tenant.id).join(manifest_file_name(&found.manifest.id));
         fs::remove_file(&manifest).map_err(io_error("remove", &manifest))?;
-        fs::remove_file(&found.data).map_err(io_error("remove", &found.data))?;
+        if let DataRef::File(data) = &found.data {
+            fs::remove_file(data).map_err(io_error("remove", data))?;
+        }
         Ok(())
     }
 

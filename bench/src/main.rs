@@ -6,7 +6,9 @@
 
 #![allow(clippy::print_stdout)] // a benchmark's output is its figures
 
+mod backup;
 mod cache;
+mod measure;
 mod migrate;
 mod startup;
 mod web;
@@ -90,6 +92,22 @@ enum Bench {
     /// Row (a) of `web`: plain axum answering the same page (started by `web` itself)
     #[command(hide = true)]
     PlainAxum,
+    /// A large PostgreSQL tenant backed up and restored, and many small ones, against pg_dump and
+    /// pg_restore by hand; see `backup.rs`
+    Backup {
+        /// Rows of the large table (about 125 bytes of dump each: 1,600,000 is about 200 MB)
+        #[arg(long, default_value_t = 1_600_000)]
+        rows: u64,
+        /// Small tenants for `backup create --all`
+        #[arg(long, default_value_t = 100)]
+        small_tenants: usize,
+        /// Runs of each pair, interleaved; the median is shown
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The release `tenancy` binary to measure
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        binary: std::path::PathBuf,
+    },
     /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
     Startup {
         /// How many plugin libraries
@@ -151,6 +169,14 @@ async fn main() -> anyhow::Result<()> {
             web::run(&web::Options { binary: &binary, tenants, seconds, connections, runs, in_process_only }).await?;
         }
         Bench::PlainAxum => web::plain_axum().await?,
+        Bench::Backup { rows, small_tenants, runs, binary } => {
+            anyhow::ensure!(
+                binary.is_file(),
+                "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-sample`",
+                binary.display()
+            );
+            backup::run(&backup::Options { binary: &binary, rows, small_tenants, runs: runs.max(1) }).await?;
+        }
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {
             anyhow::ensure!(
                 binary.is_file(),

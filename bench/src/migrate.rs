@@ -113,30 +113,10 @@ async fn create_tenants(tenancy: &Tenancy, count: usize) -> anyhow::Result<Vec<T
 
 /// Runs the release binary, output discarded, and returns its wall time and peak resident memory.
 fn cli_migrate(binary: &Path, dir: &Path, concurrency: Option<usize>) -> anyhow::Result<(Duration, u64)> {
-    let mut args = vec!["db".to_owned(), "migrate".into(), "--all".into(), "--quiet".into()];
-    args.extend(concurrency.map(|n| format!("--concurrency={n}")));
-    let started = Instant::now();
-    let mut child = Command::new(binary).args(&args).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        // VmHWM is the peak so far; read it until the process is gone.
-        if let Ok(status) = std::fs::read_to_string(&status_file)
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kib * 1024);
-        }
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let output = child.wait_with_output()?;
-    anyhow::ensure!(output.status.success(), "tenancy db migrate failed: {}", String::from_utf8_lossy(&output.stderr));
-    Ok((started.elapsed(), peak))
+    let mut command = Command::new(binary);
+    command.args(["db", "migrate", "--all", "--quiet"]).args(concurrency.map(|n| format!("--concurrency={n}"))).current_dir(dir);
+    let measured = crate::measure::run_measured(command)?;
+    Ok((measured.elapsed, measured.peak_rss))
 }
 
 async fn recreate(tenancy: &Tenancy, tenants: &[Tenant]) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@
 //! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N] [--backend …] [--peer-concurrency 4,8,16]`;
 //! - `cargo xtask bench cache [--operations N]`;
 //! - `cargo xtask bench startup [--plugins N] [--runs N]`;
+//! - `cargo xtask bench backup [--rows N] [--small-tenants N] [--runs R]` (installs `zstd`);
 //! - `cargo xtask bench web [--tenants N] [--seconds S] [--connections C] [--runs R]` (installs `wrk`).
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
@@ -124,23 +125,31 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         }
         "web" => {
             step("wrk (from Debian, if missing), release builds of tenancy and tenancy-bench, then tenancy-bench web");
-            install_wrk(sh)?;
+            install_debian_package(sh, "wrk", "wrk")?;
             cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- web {rest...}").run().context("the benchmark failed")
         }
-        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache, startup, web"),
+        "backup" => {
+            step("zstd (from Debian, if missing), release builds of tenancy and tenancy-bench, then tenancy-bench backup");
+            install_debian_package(sh, "zstd", "zstd")?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo run --release --locked -p tenancy-bench -- backup {rest...}").run().context("the benchmark failed")
+        }
+        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache, startup, web, backup"),
     }
 }
 
-/// The load generator of `bench web`: Debian's `wrk`, installed when missing (as root, or through sudo).
-fn install_wrk(sh: &Shell) -> anyhow::Result<()> {
-    if cmd!(sh, "sh -c 'command -v wrk'").quiet().ignore_stdout().run().is_ok() {
+/// A Debian package a benchmark needs (`wrk`, `zstd`), installed when `program` is missing (as
+/// root, or through sudo).
+fn install_debian_package(sh: &Shell, program: &str, package: &str) -> anyhow::Result<()> {
+    let probe = format!("command -v {program}");
+    if cmd!(sh, "sh -c {probe}").quiet().ignore_stdout().run().is_ok() {
         return Ok(());
     }
-    let install = "apt-get install -y --no-install-recommends wrk";
+    let install = format!("apt-get install -y --no-install-recommends {package}");
     let as_root = cmd!(sh, "id -u").read()?.trim() == "0";
     let result = if as_root { cmd!(sh, "sh -c {install}").run() } else { cmd!(sh, "sudo sh -c {install}").run() };
-    result.context("installing wrk with apt-get failed")
+    result.with_context(|| format!("installing {package} with apt-get failed"))
 }
 
 /// Habits `rustfmt` and clippy cannot check. Runs with the tests (`cargo test --workspace`).

@@ -261,7 +261,7 @@ pub async fn restore_test(
     };
     match tenant_source {
         Source::Postgres { login, schema } => {
-            let scratch = mysql::scratch_name("restoretest");
+            let scratch = crate::sql::scratch_name("restoretest");
             postgres::create_database(login, &scratch).await?;
             let on_scratch = login.on(&scratch);
             let result = async {
@@ -280,7 +280,7 @@ pub async fn restore_test(
             result
         }
         Source::MySql { login } => {
-            let scratch = mysql::scratch_name("restoretest");
+            let scratch = crate::sql::scratch_name("restoretest");
             mysql::create_database(login, &scratch).await?;
             let result = async {
                 let (owned_login, owned_scratch, path) = (login.clone(), scratch.clone(), unpacked.path().to_owned());

@@ -85,12 +85,6 @@ pub fn load(login: &ServerLogin, database: &str, dump: &Path) -> anyhow::Result<
     Ok(())
 }
 
-/// A database name no tenant has: `tenancy_{purpose}_{12 hex}` (MySQL allows 64 characters).
-pub fn scratch_name(purpose: &str) -> String {
-    let random = uuid::Uuid::now_v7().simple().to_string();
-    format!("tenancy_{purpose}_{}", &random[random.len() - 12..])
-}
-
 /// Replaces the tables of the login's database with the dump's.
 ///
 /// The dump is loaded into a scratch database first; then one `RENAME TABLE` moves the tenant's
@@ -103,7 +97,7 @@ pub fn scratch_name(purpose: &str) -> String {
 /// non-atomic case, partly loaded: run the restore again).
 pub async fn restore(login: &ServerLogin, dump: &Path, lock_timeout: Duration) -> anyhow::Result<Option<String>> {
     let target = login.database();
-    let scratch = scratch_name("restore");
+    let scratch = crate::sql::scratch_name("restore");
     let admin = login.connect().await?;
     // RENAME TABLE waits for the metadata locks of sessions using the tables: not forever.
     admin.execute_unprepared(&format!("SET SESSION lock_wait_timeout = {}", lock_timeout.as_secs().max(1))).await?;
@@ -144,7 +138,7 @@ async fn load_and_swap(
         ));
     }
     let current = objects(admin, target, "table_type = 'BASE TABLE'").await?;
-    let aside = scratch_name("aside");
+    let aside = crate::sql::scratch_name("aside");
     admin.execute_unprepared(&format!("CREATE DATABASE {}", quote_mysql(&aside))).await?;
     let mut renames: Vec<String> = current
         .iter()

@@ -18,6 +18,13 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// A database name for a scratch copy, `tenancy_{purpose}_{12 random hex}`: short enough for
+/// MySQL and PostgreSQL, and never a tenant's (theirs end in 32 hex digits).
+pub fn scratch_name(purpose: &str) -> String {
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!("tenancy_{purpose}_{}", &random[random.len() - 12..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,174 @@
+//! `backup`: one PostgreSQL tenant with a large table (about 200 MB dumped), backed up and restored
+//! by the release `tenancy` binary, against the floor, the same work by hand in the same run:
+//!
+//! - create: (a) `tenancy backup create` against (f) `pg_dump -Fc -Z0 | zstd -3 > file`, the
+//!   pipeline an operator would write (and the one the tool runs, minus hashing and the manifest);
+//! - restore: (r) `tenancy backup restore --force` against (rf) `zstd -dc file | pg_restore
+//!   --single-transaction --clean --if-exists`, which like ours replaces the data atomically;
+//! - many small tenants: (s) `tenancy backup create --all` against (sh) the hand pipeline run
+//!   tenant after tenant in one shell loop.
+//!
+//! Each pair runs `--runs` times, interleaved; medians are shown. The peak resident memory is the
+//! `tenancy` process's (pg_dump's is the same in both rows).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::ConnectionTrait;
+use tenancy_core::migrate::SeaOrmMigrator;
+use tenancy_core::provisioning::TenantRequest;
+use tenancy_core::{Tenancy, Tenant, TenantName};
+use tenancy_tests::{Backend, POSTGRES_ADDR, TestEnv};
+
+use crate::measure::run_measured;
+
+/// What to run.
+pub struct Options<'a> {
+    /// The release `tenancy` binary.
+    pub binary: &'a Path,
+    /// Rows of the large table (about 125 bytes of dump each).
+    pub rows: u64,
+    /// Small tenants for the `--all` case.
+    pub small_tenants: usize,
+    /// Runs of each pair.
+    pub runs: usize,
+}
+
+pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
+    let Some(env) = TestEnv::new(Backend::Postgres) else { return Ok(()) };
+    env.create_central_database().await;
+    let tenancy = Tenancy::builder(env.config()).tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default())).open().await?;
+    let big = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("Big")?), &()).await?;
+    let rows = options.rows;
+    tenancy
+        .run(&big, |ctx| async move {
+            ctx.db()
+                .execute_unprepared(&format!(
+                    "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, \
+                     repeat(chr(65 + g % 26), 40) AS c, g * 1.5 AS d FROM generate_series(1, {rows}) g; \
+                     ALTER TABLE bulk ADD PRIMARY KEY (id)"
+                ))
+                .await
+        })
+        .await??;
+    tenancy.connections().close_all().await;
+    let scratch = tempfile::tempdir()?;
+
+    let mut ours = Vec::new();
+    let mut floor = Vec::new();
+    let mut dump_bytes = 0;
+    let mut last_backup = String::new();
+    for _ in 0..options.runs {
+        let measured = tenancy_cli(options.binary, env.dir(), &["backup", "create", "--tenant", &big.id.to_string(), "--json"])?;
+        let created = created_events(&measured.stdout);
+        let event = created.first().ok_or_else(|| anyhow::anyhow!("no backup was created"))?;
+        dump_bytes = event["dump_bytes"].as_u64().unwrap_or(0);
+        last_backup = event["backup"].as_str().unwrap_or_default().to_owned();
+        ours.push((measured.elapsed, measured.peak_rss));
+        floor.push(shell(&pg_env(&big), &format!("pg_dump -Fc -Z0 | zstd -q -3 -o {}/hand.zst -f", scratch.path().display()))?);
+    }
+    let (a, peak) = median_with_peak(&ours);
+    let f = median(&floor);
+    let mib = |bytes: u64, d: Duration| bytes as f64 / 1024.0 / 1024.0 / d.as_secs_f64();
+    println!(
+        "backup: 1 PostgreSQL tenant, {:.0} MiB dumped ({} rows), medians of {} interleaved runs",
+        dump_bytes as f64 / 1048576.0,
+        rows,
+        options.runs
+    );
+    println!(
+        "  (a)  tenancy backup create           {:>7.2}s  {:>6.1} MiB/s  peak RSS {:>5.1} MiB",
+        a.as_secs_f64(),
+        mib(dump_bytes, a),
+        peak as f64 / 1048576.0
+    );
+    println!("  (f)  pg_dump -Fc -Z0 | zstd -3       {:>7.2}s  {:>6.1} MiB/s", f.as_secs_f64(), mib(dump_bytes, f));
+    println!("       create throughput a/f = {:.2} (target ≥ 0.90); peak RSS target ≤ 64 MiB", f.as_secs_f64() / a.as_secs_f64());
+
+    let mut restores = Vec::new();
+    let mut hand_restores = Vec::new();
+    for _ in 0..options.runs {
+        restores.push(tenancy_cli(options.binary, env.dir(), &["backup", "restore", &last_backup, "--force", "--quiet"])?.elapsed);
+        hand_restores.push(shell(
+            &pg_env(&big),
+            &format!(
+                "zstd -dc {}/hand.zst | pg_restore --no-owner --no-privileges --single-transaction --clean --if-exists -d \"$PGDATABASE\"",
+                scratch.path().display()
+            ),
+        )?);
+    }
+    let (r, rf) = (median(&restores), median(&hand_restores));
+    println!("  (r)  tenancy backup restore --force  {:>7.2}s  {:>6.1} MiB/s", r.as_secs_f64(), mib(dump_bytes, r));
+    println!("  (rf) zstd -dc | pg_restore -1 --clean {:>6.2}s  {:>6.1} MiB/s", rf.as_secs_f64(), mib(dump_bytes, rf));
+    println!("       restore throughput r/rf = {:.2}", rf.as_secs_f64() / r.as_secs_f64());
+
+    // Many small tenants: the big one goes, so `--all` is the small ones only.
+    tenancy.delete_tenant(&big, Default::default()).await?;
+    let mut small = Vec::new();
+    for i in 0..options.small_tenants {
+        small.push(tenancy.create_tenant(&TenantRequest::new(TenantName::parse(&format!("Small {i}"))?), &()).await?);
+    }
+    tenancy.connections().close_all().await;
+    let databases: Vec<String> = small.iter().map(|t| t.database.to_string()).collect();
+    let mut all = Vec::new();
+    let mut by_hand = Vec::new();
+    for _ in 0..options.runs {
+        all.push(tenancy_cli(options.binary, env.dir(), &["backup", "create", "--all", "--quiet"])?.elapsed);
+        let script = format!(
+            "for db in {}; do pg_dump -Fc -Z0 -d \"$db\" | zstd -q -3 -f -o {}/$db.zst || exit 1; done",
+            databases.join(" "),
+            scratch.path().display()
+        );
+        by_hand.push(shell(&pg_env(&small[0]), &script)?);
+    }
+    let (s, sh) = (median(&all), median(&by_hand));
+    println!("  (s)  tenancy backup create --all      {:>7.2}s  for {} small tenants", s.as_secs_f64(), small.len());
+    println!("  (sh) the hand pipeline, one by one    {:>7.2}s", sh.as_secs_f64());
+    println!("       --all is {:.2}× the hand loop's speed (target > 1)", sh.as_secs_f64() / s.as_secs_f64());
+    tenancy.close().await;
+    Ok(())
+}
+
+fn tenancy_cli(binary: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<crate::measure::Measured> {
+    let mut command = Command::new(binary);
+    command.args(args).current_dir(dir);
+    run_measured(command)
+}
+
+fn created_events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == "backup_created")
+        .collect()
+}
+
+/// libpq's variables for the tenant's database (the test server trusts local connections).
+fn pg_env(tenant: &Tenant) -> Vec<(&'static str, String)> {
+    let (host, port) = POSTGRES_ADDR.split_once(':').unwrap_or((POSTGRES_ADDR, "5432"));
+    vec![
+        ("PGHOST", host.to_owned()),
+        ("PGPORT", port.to_owned()),
+        ("PGUSER", "postgres".into()),
+        ("PGDATABASE", tenant.database.to_string()),
+    ]
+}
+
+fn shell(env: &[(&'static str, String)], script: &str) -> anyhow::Result<Duration> {
+    let mut command = Command::new("bash");
+    command.args(["-c", &format!("set -o pipefail; {script}")]).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    Ok(run_measured(command)?.elapsed)
+}
+
+fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn median_with_peak(values: &[(Duration, u64)]) -> (Duration, u64) {
+    let times: Vec<Duration> = values.iter().map(|(d, _)| *d).collect();
+    (median(&times), values.iter().map(|(_, p)| *p).max().unwrap_or(0))
+}

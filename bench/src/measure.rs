@@ -1,0 +1,51 @@
+//! Runs a program and measures it: wall time and peak resident memory (VmHWM, read from /proc
+//! until it exits).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a run took.
+pub struct Measured {
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Peak resident memory of the process itself (not of its children), in bytes.
+    pub peak_rss: u64,
+    /// What it printed on stdout.
+    pub stdout: String,
+}
+
+/// Runs `command` to the end; an error unless it exits with 0.
+pub fn run_measured(mut command: Command) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let status_file = format!("/proc/{}/status", child.id());
+    // stdout is read on a thread, so a chatty program never blocks on a full pipe.
+    let mut stdout_pipe = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(pipe) = stdout_pipe.as_mut() {
+            let _ = std::io::Read::read_to_string(pipe, &mut text);
+        }
+        text
+    });
+    let mut peak_rss = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_rss = peak_rss.max(kib * 1024);
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output()?;
+    let elapsed = started.elapsed();
+    let stdout = reader.join().unwrap_or_default();
+    anyhow::ensure!(output.status.success(), "{:?} failed: {}", command.get_program(), String::from_utf8_lossy(&output.stderr));
+    Ok(Measured { elapsed, peak_rss, stdout })
+}

@@ -2,7 +2,7 @@
 //! whose migration the binary does not know.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use super::{MigrationName, MigrationSet, tracking};
 
@@ -30,6 +30,11 @@ impl MigrationStatus {
         self.migrations.iter().filter(|m| m.applied_at.is_some()).count()
     }
 
+    /// `migrator/name` of each applied migration, in apply order.
+    pub fn applied_names(&self) -> Vec<String> {
+        self.migrations.iter().filter(|m| m.applied_at.is_some()).map(|m| m.migration.to_string()).collect()
+    }
+
     /// How many are pending.
     pub fn pending(&self) -> usize {
         self.migrations.len() - self.applied()
@@ -41,9 +46,24 @@ impl MigrationStatus {
 /// # Errors
 /// When a tracking table cannot be read.
 pub async fn read(db: &DatabaseConnection, set: &MigrationSet) -> Result<MigrationStatus, DbErr> {
+    Ok(assemble(set, tracking::applied(db, &tracking_tables(set)).await?))
+}
+
+/// [`read`] inside a transaction (a snapshot a backup shares): asks the catalog which tracking
+/// tables exist first, as a failed query would end the transaction on PostgreSQL.
+///
+/// # Errors
+/// When a tracking table cannot be read.
+pub async fn read_in(db: &impl ConnectionTrait, set: &MigrationSet) -> Result<MigrationStatus, DbErr> {
+    Ok(assemble(set, tracking::applied_checking_catalog(db, &tracking_tables(set)).await?))
+}
+
+fn tracking_tables(set: &MigrationSet) -> Vec<String> {
+    set.migrators().iter().map(|m| m.tracking_table()).collect()
+}
+
+fn assemble(set: &MigrationSet, recorded: Vec<std::collections::HashMap<String, i64>>) -> MigrationStatus {
     let mut status = MigrationStatus { migrations: Vec::new(), unknown: Vec::new() };
-    let tables: Vec<String> = set.migrators().iter().map(|m| m.tracking_table()).collect();
-    let recorded = tracking::applied(db, &tables).await?;
     for (migrator, mut applied) in set.migrators().iter().zip(recorded) {
         for migration in migrator.migrations() {
             let applied_at = applied.remove(migration.name()).and_then(|secs| DateTime::from_timestamp(secs, 0));
@@ -56,7 +76,7 @@ pub async fn read(db: &DatabaseConnection, set: &MigrationSet) -> Result<Migrati
         unknown.sort();
         status.unknown.extend(unknown.into_iter().map(|name| MigrationName { migrator: migrator.name().into(), name }));
     }
-    Ok(status)
+    status
 }
 
 /// Everything `db status` shows about one tenant.

@@ -11,6 +11,8 @@ use crate::manifest::Encryption;
 
 /// Bytes read from the dump per step.
 const CHUNK: usize = 256 * 1024;
+/// Bytes per zstd job: the unit compressed on the worker thread.
+const JOB_SIZE: u32 = 2 * 1024 * 1024;
 /// Progress is reported at most once per this many dump bytes.
 const REPORT_EVERY: u64 = 4 * 1024 * 1024;
 
@@ -63,6 +65,11 @@ pub fn seal(dump: &mut dyn Read, target: File, sealing: &Sealing) -> io::Result<
         Sink::Age(encryptor.wrap_output(hashing)?)
     };
     let mut encoder = zstd::Encoder::new(sink, sealing.level)?;
+    // One worker: compression runs beside this thread's reading and hashing, as the zstd program
+    // overlaps its own I/O; on two cores more workers only fight the dump program.
+    encoder.multithread(1)?;
+    // Small jobs keep its buffers (a few jobs in flight) to a few MiB.
+    encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(JOB_SIZE))?;
     let mut buffer = vec![0u8; CHUNK];
     let mut dump_bytes = 0u64;
     let mut reported = 0u64;

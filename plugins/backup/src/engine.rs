@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tenancy_core::command::UsageError;
+use tenancy_core::migrate::MigrationSet;
 use tenancy_core::{Tenancy, Tenant};
 
 use crate::archive::{self, Identities, Sealed, Sealing, UnsealError};
@@ -25,6 +26,8 @@ pub struct Dumped {
     pub sealed: Sealed,
     /// Rows per table.
     pub tables: BTreeMap<String, u64>,
+    /// Applied migrations, `migrator/name`, read from the dumped data.
+    pub migrations: Vec<String>,
     /// The server's version.
     pub server_version: String,
     /// The dump program and its version.
@@ -40,11 +43,10 @@ pub async fn create(tenancy: &Tenancy, store: &Store, tenant: &Tenant, sealing: 
     let created_at = Utc::now();
     let clock = Instant::now();
     let id = BackupId::new(created_at);
-    let migrations = applied_migrations(tenancy, tenant).await?;
     let staged = store.stage(&tenant.id, &id)?;
     let staged_path = staged.path.clone();
     let (level, encryption) = (sealing.level, sealing.encryption());
-    let dumped = dump(&source, store, tenant, staged.file, sealing).await;
+    let dumped = dump(&source, store, tenant, staged.file, tenancy.migrations(), sealing).await;
     let dumped = match dumped {
         Ok(dumped) => dumped,
         Err(err) => {
@@ -68,7 +70,7 @@ pub async fn create(tenancy: &Tenancy, store: &Store, tenant: &Tenant, sealing: 
             tool: dumped.tool,
             format: source.format(),
         },
-        migrations,
+        migrations: dumped.migrations,
         tables: dumped.tables,
         data_file: data_file_name(&id, source.format(), encryption.is_some()),
         encryption,
@@ -88,23 +90,24 @@ pub async fn create(tenancy: &Tenancy, store: &Store, tenant: &Tenant, sealing: 
     Ok(manifest)
 }
 
-async fn dump(source: &Source, store: &Store, tenant: &Tenant, file: std::fs::File, sealing: Sealing) -> anyhow::Result<Dumped> {
+async fn dump(
+    source: &Source,
+    store: &Store,
+    tenant: &Tenant,
+    file: std::fs::File,
+    migrations: &MigrationSet,
+    sealing: Sealing,
+) -> anyhow::Result<Dumped> {
     match source {
-        Source::Postgres { login, schema } => postgres::dump(login, schema.as_deref(), file, sealing).await,
-        Source::MySql { login } => mysql::dump(login, file, sealing).await,
+        Source::Postgres { login, schema } => postgres::dump(login, schema.as_deref(), file, migrations, sealing).await,
+        Source::MySql { login } => mysql::dump(login, file, migrations, sealing).await,
         Source::Sqlite { .. } => {
             let db = source.connect().await?;
-            let dumped = sqlite::dump(&db, &store.staging(&tenant.id), file, sealing).await;
+            let dumped = sqlite::dump(&db, &store.staging(&tenant.id), file, migrations, sealing).await;
             db.close().await?;
             dumped
         }
     }
-}
-
-/// `migrator/name` of every migration applied to `tenant`, in apply order.
-async fn applied_migrations(tenancy: &Tenancy, tenant: &Tenant) -> anyhow::Result<Vec<String>> {
-    let report = tenancy.migration_status(tenant).await?;
-    Ok(report.status.migrations.iter().filter(|m| m.applied_at.is_some()).map(|m| m.migration.to_string()).collect())
 }
 
 /// Level 1: the stored file has the manifest's size and checksum.
@@ -256,7 +259,7 @@ pub async fn restore_test(
     let read = |db: sea_orm::DatabaseConnection, tables: BTreeMap<String, u64>| async move {
         let status = tenancy_core::migrate::status::read(&db, set).await;
         db.close().await?;
-        let migrations = status?.migrations.iter().filter(|m| m.applied_at.is_some()).map(|m| m.migration.to_string()).collect();
+        let migrations = status?.applied_names();
         Ok::<_, anyhow::Error>(Restored { tables, migrations })
     };
     match tenant_source {

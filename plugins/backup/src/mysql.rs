@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, DatabaseConnection, IsolationLevel, Statement, TransactionTrait};
 
+use tenancy_core::migrate::MigrationSet;
+
 use crate::archive::Sealing;
 use crate::census::{self, Dialect};
 use crate::engine::Dumped;
@@ -25,7 +27,7 @@ const COMPLETED: &str = "-- Dump completed";
 ///
 /// # Errors
 /// When the server cannot be reached, the dump program is missing, or it fails.
-pub async fn dump(login: &ServerLogin, target: File, sealing: Sealing) -> anyhow::Result<Dumped> {
+pub async fn dump(login: &ServerLogin, target: File, migrations: &MigrationSet, sealing: Sealing) -> anyhow::Result<Dumped> {
     let program = tools::find(&["mariadb-dump", "mysqldump"], "mariadb-client")?;
     let tool = tools::version(&program)?;
     let db = login.connect().await?;
@@ -33,6 +35,7 @@ pub async fn dump(login: &ServerLogin, target: File, sealing: Sealing) -> anyhow
     // MySQL cannot share a snapshot with another session: count in one taken just before the dump's.
     let snapshot = db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?;
     let tables = census::count_rows(&snapshot, Dialect::MySql).await?;
+    let migrations = tenancy_core::migrate::status::read_in(&snapshot, migrations).await?.applied_names();
     snapshot.commit().await?;
     db.close().await?;
     let defaults = login.mysql_defaults()?;
@@ -47,7 +50,7 @@ pub async fn dump(login: &ServerLogin, target: File, sealing: Sealing) -> anyhow
         .stdout(Stdio::piped());
     let sealed = tokio::task::spawn_blocking(move || crate::postgres::pipe_into(command, target, &sealing)).await??;
     drop(defaults);
-    Ok(Dumped { sealed, tables, server_version, tool })
+    Ok(Dumped { sealed, tables, migrations, server_version, tool })
 }
 
 /// Checks that the dump ends with the line `mariadb-dump` writes last.

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, IsolationLevel, Statement, TransactionTrait};
 
+use tenancy_core::migrate::MigrationSet;
+
 use crate::archive::Sealing;
 use crate::archive::{self, Sealed};
 use crate::census::{self, Dialect};
@@ -21,29 +23,29 @@ use crate::tools::{self, Running};
 /// Dumps the tenant (its `schema` of the login's database, or the whole database) into `target`.
 ///
 /// The row counts and the dump read one snapshot: a transaction exports it and `pg_dump
-/// --snapshot` takes it, so the manifest's counts are exactly the dump's.
+/// --snapshot` takes it, so the manifest's counts are exactly the dump's; they are counted while
+/// the dump runs.
 ///
 /// # Errors
 /// When the server cannot be reached, `pg_dump` is missing or older than the server, or it fails.
-pub async fn dump(login: &ServerLogin, schema: Option<&str>, target: File, sealing: Sealing) -> anyhow::Result<Dumped> {
+pub async fn dump(
+    login: &ServerLogin,
+    schema: Option<&str>,
+    target: File,
+    migrations: &MigrationSet,
+    sealing: Sealing,
+) -> anyhow::Result<Dumped> {
     let pg_dump = tools::find(&["pg_dump"], "postgresql-client")?;
     let tool = tools::version(&pg_dump)?;
     let db = connect(login, schema).await?;
     let server_version = census::server_version(&db, Dialect::Postgres).await?;
-    if let (Some(client), Some(server)) = (census::major(&tool), census::major(&server_version))
-        && client < server
-    {
-        anyhow::bail!(
-            "`{tool}` cannot dump PostgreSQL {server_version}: pg_dump must be at least as new as the server (install postgresql-client-{server})"
-        );
-    }
+    check_versions(&tool, &server_version).map_err(anyhow::Error::msg)?;
     let snapshot_holder = db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?;
     let snapshot: String = snapshot_holder
         .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT pg_export_snapshot()"))
         .await?
         .ok_or_else(|| anyhow::anyhow!("the server exported no snapshot"))?
         .try_get_by_index(0)?;
-    let tables = census::count_rows(&snapshot_holder, Dialect::Postgres).await?;
     let mut command = Command::new(pg_dump);
     command.args(["--format=custom", "--compress=0", "--no-password"]).arg(format!("--snapshot={snapshot}"));
     if let Some(schema) = schema {
@@ -52,10 +54,25 @@ pub async fn dump(login: &ServerLogin, schema: Option<&str>, target: File, seali
     }
     login.set_pg_env(&mut command);
     command.stdin(Stdio::null()).stdout(Stdio::piped());
-    let sealed = tokio::task::spawn_blocking(move || pipe_into(command, target, &sealing)).await??;
+    // The rows are counted while pg_dump reads the same snapshot, not before it.
+    let dumping = tokio::task::spawn_blocking(move || pipe_into(command, target, &sealing));
+    let tables = census::count_rows(&snapshot_holder, Dialect::Postgres).await;
+    let applied = tenancy_core::migrate::status::read_in(&snapshot_holder, migrations).await;
+    let sealed = dumping.await??;
+    let (tables, migrations) = (tables?, applied?.applied_names());
     snapshot_holder.commit().await?;
     db.close().await?;
-    Ok(Dumped { sealed, tables, server_version, tool })
+    Ok(Dumped { sealed, tables, migrations, server_version, tool })
+}
+
+/// pg_dump refuses a server newer than itself, after connecting; say so first, with what to install.
+fn check_versions(tool: &str, server_version: &str) -> Result<(), String> {
+    match (census::major(tool), census::major(server_version)) {
+        (Some(client), Some(server)) if client < server => Err(format!(
+            "`{tool}` cannot dump PostgreSQL {server_version}: pg_dump must be at least as new as the server (install postgresql-client-{server})"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `command` and seals what it writes on stdout into `target`.
@@ -219,4 +236,30 @@ pub async fn census_of(login: &ServerLogin, schema: Option<&str>) -> anyhow::Res
     let db = connect(login, schema).await?;
     let counts = census::count_rows(&db, Dialect::Postgres).await?;
     Ok((db, counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_pg_dump_is_refused_with_what_to_install() {
+        let refused = check_versions("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)", "16.4").unwrap_err();
+        assert!(refused.contains("postgresql-client-16"), "{refused}");
+        assert!(check_versions("pg_dump (PostgreSQL) 16.1", "15.20 (Debian 15.20-0+deb12u1)").is_ok());
+        assert!(check_versions("pg_dump (PostgreSQL) 15.20", "15.2").is_ok());
+    }
+
+    #[test]
+    fn a_restore_replaces_only_what_the_dump_replaces() {
+        let (before, after) = restore_statements(Some(("tenant_b", "tenant_a")), Duration::from_secs(3));
+        assert!(before.starts_with("SET lock_timeout = '3000ms'"), "{before}");
+        assert!(before.contains(r#"DROP SCHEMA IF EXISTS "tenant_b" CASCADE"#), "{before}");
+        assert!(
+            before.contains(r#"RENAME TO "tenant_a_aside""#) && after.contains(r#"ALTER SCHEMA "tenant_a" RENAME TO "tenant_b""#),
+            "{after}"
+        );
+        let (before, after) = restore_statements(Some(("tenant_a", "tenant_a")), Duration::from_secs(3));
+        assert!(!before.contains("RENAME") && after.is_empty(), "{before}{after}");
+    }
 }

@@ -221,3 +221,32 @@ impl Source {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn login() -> ServerLogin {
+        ServerLogin { url: url::Url::parse("mysql://app%40ops:p%40ss%22word@db.internal:3307/tenant_x").unwrap() }
+    }
+
+    #[test]
+    fn the_password_goes_to_a_private_file_or_the_environment_never_the_command_line() {
+        let defaults = login().mysql_defaults().unwrap();
+        let mode = std::fs::metadata(defaults.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let text = std::fs::read_to_string(defaults.path()).unwrap();
+        assert!(text.contains(r#"password="p@ss\"word""#) && text.contains(r#"user="app@ops""#) && text.contains("port=3307"), "{text}");
+
+        let mut command = Command::new("pg_dump");
+        login().set_pg_env(&mut command);
+        assert!(command.get_args().next().is_none(), "the login went on the command line");
+        let env: Vec<(String, String)> =
+            command.get_envs().filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned()))).collect();
+        assert!(env.contains(&("PGPASSWORD".into(), "p@ss\"word".into())), "{env:?}");
+        assert!(env.contains(&("PGDATABASE".into(), "tenant_x".into())));
+        assert_eq!(format!("{:?}", login()), "db.internal:3307/tenant_x", "Debug shows no credentials");
+    }
+}

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
+use tenancy_core::migrate::MigrationSet;
+
 use crate::archive::Sealing;
 use crate::census::{self, Dialect};
 use crate::engine::Dumped;
@@ -18,7 +20,13 @@ use crate::sql::{quote_ident, quote_literal};
 ///
 /// # Errors
 /// When the snapshot or the write fails.
-pub async fn dump(db: &DatabaseConnection, staging: &Path, target: File, sealing: Sealing) -> anyhow::Result<Dumped> {
+pub async fn dump(
+    db: &DatabaseConnection,
+    staging: &Path,
+    target: File,
+    migrations: &MigrationSet,
+    sealing: Sealing,
+) -> anyhow::Result<Dumped> {
     let server_version = census::server_version(db, Dialect::Sqlite).await?;
     // A folder of its own, removed however this ends: VACUUM INTO wants a new file, and a failed
     // one leaves a journal beside it.
@@ -26,6 +34,7 @@ pub async fn dump(db: &DatabaseConnection, staging: &Path, target: File, sealing
     let snapshot = folder.path().join("snapshot.sqlite");
     db.execute_unprepared(&format!("VACUUM INTO {}", quote_literal(&snapshot.to_string_lossy()))).await?;
     let (counted, tables) = census_of(&snapshot).await?;
+    let migrations = tenancy_core::migrate::status::read(&counted, migrations).await?.applied_names();
     counted.close().await?;
     let file = File::open(&snapshot)?;
     let sealed = tokio::task::spawn_blocking(move || {
@@ -34,7 +43,13 @@ pub async fn dump(db: &DatabaseConnection, staging: &Path, target: File, sealing
     })
     .await??;
     drop(folder);
-    Ok(Dumped { sealed, tables, server_version: server_version.clone(), tool: format!("VACUUM INTO (SQLite {server_version})") })
+    Ok(Dumped {
+        sealed,
+        tables,
+        migrations,
+        server_version: server_version.clone(),
+        tool: format!("VACUUM INTO (SQLite {server_version})"),
+    })
 }
 
 /// Opens the SQLite file at `path` read-only and counts its rows.

@@ -107,11 +107,22 @@ fn last_lines(text: &str) -> String {
     if tail.is_empty() { "no message".to_owned() } else { tail.join(" / ") }
 }
 
-/// What `program --version` prints, first line.
+/// What `program --version` prints, first line; asked once per program and process (a run over
+/// many tenants would otherwise start it once per tenant).
 ///
 /// # Errors
 /// When it cannot be run or fails.
 pub fn version(program: &std::path::Path) -> Result<String, ToolError> {
+    static KNOWN: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    if let Some((_, known)) = KNOWN.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(path, _)| path == program) {
+        return Ok(known.clone());
+    }
+    let version = ask_version(program)?;
+    KNOWN.lock().unwrap_or_else(|p| p.into_inner()).push((program.to_owned(), version.clone()));
+    Ok(version)
+}
+
+fn ask_version(program: &std::path::Path) -> Result<String, ToolError> {
     let mut command = Command::new(program);
     command.arg("--version").stdin(Stdio::null()).stdout(Stdio::piped());
     let mut running = Running::start(command)?;

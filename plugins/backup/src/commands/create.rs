@@ -109,8 +109,8 @@ async fn back_up(
         },
     };
     let started = Instant::now();
-    let work = engine::create(cx.tenancy, cx.store, tenant, sealing);
-    tokio::pin!(work);
+    // Boxed: the whole dump pipeline is one deep future, too deep to lay out inline in release.
+    let mut work = Box::pin(engine::create(cx.tenancy, cx.store, tenant, sealing));
     let mut redraw = tokio::time::interval(Duration::from_millis(250));
     let outcome = loop {
         tokio::select! {

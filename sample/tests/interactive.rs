@@ -119,3 +119,30 @@ fn on_a_terminal_tenants_with_nothing_to_do_are_counted_not_listed() {
     verbose.exp_eof().unwrap();
     assert_eq!(listed.matches("Up to date").count(), 3, "-v lists them: {listed}");
 }
+
+#[test]
+fn backup_restore_asks_first_and_shows_the_run_on_a_terminal() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Acme", &[]);
+    let mut session = spawn(&cli, "backup create --all");
+    session.exp_string("Backed up Acme").unwrap();
+    session.exp_eof().unwrap();
+    let listed = cli.ok(&["backup", "list", "--json"]);
+    let backup: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let backup = backup["backup"].as_str().unwrap().to_owned();
+    cli.execute(&id, "CREATE TABLE added_later (id INTEGER PRIMARY KEY)");
+
+    let mut session = spawn(&cli, &format!("backup restore {backup}"));
+    session.exp_string("Replace all data of tenant Acme").unwrap();
+    session.send_line("n").unwrap();
+    session.exp_string("nothing was changed").unwrap();
+    session.exp_eof().unwrap();
+    assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM added_later"), Some(0), "a refused restore changed the tenant");
+
+    let mut session = spawn(&cli, &format!("backup restore {backup}"));
+    session.exp_string("Replace all data of tenant Acme").unwrap();
+    session.send_line("y").unwrap();
+    session.exp_string("Restored backup").unwrap();
+    session.exp_eof().unwrap();
+    assert_eq!(cli.scalar(&id, "SELECT COUNT(*) FROM added_later"), None, "the restore kept a table the backup did not have");
+}

@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, DatabaseConnection, IsolationLevel, Statement, TransactionTrait};
-
 use tenancy_core::migrate::MigrationSet;
 
 use crate::archive::Sealing;
@@ -48,7 +47,7 @@ pub async fn dump(login: &ServerLogin, target: File, migrations: &MigrationSet, 
         .arg(login.database())
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    let sealed = tokio::task::spawn_blocking(move || crate::postgres::pipe_into(command, target, &sealing)).await??;
+    let sealed = tokio::task::spawn_blocking(move || tools::seal_output_of(command, target, &sealing)).await??;
     drop(defaults);
     Ok(Dumped { sealed, tables, migrations, server_version, tool })
 }

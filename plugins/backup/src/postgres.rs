@@ -9,11 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sea_orm::{AccessMode, ConnectionTrait, IsolationLevel, Statement, TransactionTrait};
-
 use tenancy_core::migrate::MigrationSet;
 
 use crate::archive::Sealing;
-use crate::archive::{self, Sealed};
 use crate::census::{self, Dialect};
 use crate::engine::Dumped;
 use crate::source::ServerLogin;
@@ -55,7 +53,7 @@ pub async fn dump(
     login.set_pg_env(&mut command);
     command.stdin(Stdio::null()).stdout(Stdio::piped());
     // The rows are counted while pg_dump reads the same snapshot, not before it.
-    let dumping = tokio::task::spawn_blocking(move || pipe_into(command, target, &sealing));
+    let dumping = tokio::task::spawn_blocking(move || tools::seal_output_of(command, target, &sealing));
     let tables = census::count_rows(&snapshot_holder, Dialect::Postgres).await;
     let applied = tenancy_core::migrate::status::read_in(&snapshot_holder, migrations).await;
     let sealed = dumping.await??;
@@ -72,23 +70,6 @@ fn check_versions(tool: &str, server_version: &str) -> Result<(), String> {
             "`{tool}` cannot dump PostgreSQL {server_version}: pg_dump must be at least as new as the server (install postgresql-client-{server})"
         )),
         _ => Ok(()),
-    }
-}
-
-/// Runs `command` and seals what it writes on stdout into `target`.
-pub(crate) fn pipe_into(command: Command, target: File, sealing: &Sealing) -> anyhow::Result<Sealed> {
-    let mut running = Running::start(command)?;
-    let mut stdout = running.child().stdout.take().ok_or_else(|| anyhow::anyhow!("the dump program has no output"))?;
-    match archive::seal(&mut stdout, target, sealing) {
-        Ok(sealed) => {
-            // A program that failed half-way has closed its output too: its exit status decides.
-            running.wait()?;
-            Ok(sealed)
-        }
-        Err(err) => {
-            running.kill();
-            Err(anyhow::Error::new(err).context("cannot write the backup"))
-        }
     }
 }
 

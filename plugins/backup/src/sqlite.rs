@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-
 use tenancy_core::migrate::MigrationSet;
 
 use crate::archive::Sealing;

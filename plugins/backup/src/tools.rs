@@ -1,6 +1,7 @@
 //! The dump programs: found on `PATH`, run without a shell and without secrets on their command
 //! line, and their errors reported in their own words.
 
+use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -132,4 +133,24 @@ fn ask_version(program: &std::path::Path) -> Result<String, ToolError> {
     }
     running.wait()?;
     Ok(out.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+/// Runs the dump program `command` and seals what it writes on stdout into `target`.
+///
+/// # Errors
+/// When it cannot be started, fails, or its output cannot be written (it is then stopped).
+pub fn seal_output_of(command: Command, target: File, sealing: &crate::archive::Sealing) -> anyhow::Result<crate::archive::Sealed> {
+    let mut running = Running::start(command)?;
+    let mut stdout = running.child().stdout.take().ok_or_else(|| anyhow::anyhow!("the dump program has no output"))?;
+    match crate::archive::seal(&mut stdout, target, sealing) {
+        Ok(sealed) => {
+            // A program that failed half-way has closed its output too: its exit status decides.
+            running.wait()?;
+            Ok(sealed)
+        }
+        Err(err) => {
+            running.kill();
+            Err(anyhow::Error::new(err).context("cannot write the backup"))
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use clap::Args;
 use serde_json::json;
 use tenancy_core::command::ExitStatus;
-use tenancy_core::command::format::format_bytes;
+use tenancy_core::command::format::{format_bytes, plural};
 
 use super::Context;
 
@@ -57,6 +57,7 @@ pub async fn run(args: ListArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus>
             }
         }
     }
-    out.status("Listed", &format!("{listed} backups{}", if broken > 0 { format!(", {broken} unreadable") } else { String::new() }));
+    let unreadable = if broken > 0 { format!(", {broken} unreadable") } else { String::new() };
+    out.status("Listed", &format!("{}{unreadable} in {}", plural(listed, "backup"), cx.store.describe()));
     Ok(ExitStatus::Success)
 }

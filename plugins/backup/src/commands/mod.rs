@@ -21,7 +21,7 @@ pub struct BackupCommand;
 enum Action {
     /// Back tenants up (one file per tenant, published by its manifest when complete)
     Create(create::CreateArgs),
-    /// List backups, newest last
+    /// List backups, oldest first
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
     /// Check backups: checksum, readable dump, and with --restore-test a trial restore

@@ -548,3 +548,45 @@ fn backups_in_an_s3_bucket_are_listed_verified_restored_and_pruned() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains(&bucket.name) && !run.stderr.contains("secret_access_key = "), "{}", run.stderr);
 }
+
+#[test]
+fn a_busy_mysql_tenant_is_left_as_it_was_and_no_scratch_database_stays() {
+    let Some(cli) = Cli::new(Backend::MySql) else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(cli.env.create_central_database());
+    let (acme, backup) = seeded_tenant_with_backup(&cli, "Acme", "acme.test");
+    cli.execute(&acme, "DELETE FROM airports WHERE id % 2 = 0");
+    let before = all_rows(&cli, &acme);
+    let database = cli.tenants()[0]["database"].as_str().unwrap().to_owned();
+    let admin = format!("mysql://root@{}/mysql", tenancy_tests::MYSQL_ADDR);
+    let scratch_databases = |runtime: &tokio::runtime::Runtime| -> i64 {
+        runtime.block_on(async {
+            let db = sea_orm::Database::connect(&admin).await.unwrap();
+            let sql = "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'tenancy\\_restore\\_%' OR schema_name LIKE 'tenancy\\_aside\\_%'";
+            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+            let _ = db.close().await;
+            row.try_get_by_index::<i64>(0).unwrap()
+        })
+    };
+    let scratch_before = scratch_databases(&runtime);
+    runtime.block_on(async {
+        // A session in a transaction that read a table holds its metadata lock until it ends:
+        // the swap's RENAME TABLE must wait for it, and gives up after lock_timeout_secs.
+        let url = format!("mysql://root@{}/{database}", tenancy_tests::MYSQL_ADDR);
+        let holder = sea_orm::Database::connect(&url).await.unwrap();
+        let reading = sea_orm::TransactionTrait::begin(&holder).await.unwrap();
+        reading.execute_unprepared("SELECT COUNT(*) FROM airports").await.unwrap();
+        let run = common::Run::from(
+            cli.command().args(["backup", "restore", &backup, "--force"]).env("TENANCY_BACKUP__LOCK_TIMEOUT_SECS", "1").output().unwrap(),
+        );
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("Lock wait timeout"), "{}", run.stderr);
+        reading.rollback().await.unwrap();
+        let _ = holder.close().await;
+    });
+    assert_eq!(all_rows(&cli, &acme), before, "a failed restore changed the tenant");
+    assert_eq!(status_of(&cli, &acme), "active", "a failed restore left the tenant inactive");
+    assert_eq!(scratch_databases(&runtime), scratch_before, "a failed restore left a scratch database");
+    cli.ok(&["backup", "restore", &backup, "--force"]);
+    assert_ne!(all_rows(&cli, &acme), before);
+}

@@ -320,22 +320,9 @@ fn a_killed_or_cut_off_backup_is_never_listed_and_a_rerun_works() {
 
     // The server ends the dump's session.
     let child = cli.tenancy_process().args(["backup", "create", "--tenant", &acme]).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let admin = format!("postgres://postgres@{}/postgres", tenancy_tests::POSTGRES_ADDR);
     wait_for("pg_dump's session to be ended", Duration::from_secs(30), || {
-        runtime.block_on(async {
-            let db = sea_orm::Database::connect(&admin).await.unwrap();
-            let row = db
-                .query_one_raw(Statement::from_string(
-                    db.get_database_backend(),
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'tenancy-backup'",
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            let _ = db.close().await;
-            row.try_get_by_index::<i64>(0).unwrap() > 0
-        })
+        admin_scalar(&admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'tenancy-backup'") > 0
     });
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -368,19 +355,8 @@ fn a_missing_dump_tool_and_a_busy_tenant_are_clear_failures() {
     cli.execute(&acme, "DELETE FROM airports WHERE id % 2 = 0");
     let before = all_rows(&cli, &acme);
     let database = cli.tenants()[0]["database"].as_str().unwrap().to_owned();
-    runtime.block_on(async {
-        let url = format!("postgres://postgres@{}/{database}", tenancy_tests::POSTGRES_ADDR);
-        let holder = sea_orm::Database::connect(&url).await.unwrap();
-        let lock = sea_orm::TransactionTrait::begin(&holder).await.unwrap();
-        lock.execute_unprepared("LOCK TABLE airports IN ACCESS SHARE MODE").await.unwrap();
-        let run = common::Run::from(
-            cli.command().args(["backup", "restore", &backup, "--force"]).env("TENANCY_BACKUP__LOCK_TIMEOUT_SECS", "1").output().unwrap(),
-        );
-        assert_eq!(run.code, 1, "{}", run.stderr);
-        assert!(run.stderr.contains("lock timeout"), "{}", run.stderr);
-        lock.rollback().await.unwrap();
-        let _ = holder.close().await;
-    });
+    let url = format!("postgres://postgres@{}/{database}", tenancy_tests::POSTGRES_ADDR);
+    restore_while_held(&cli, &backup, &url, "LOCK TABLE airports IN ACCESS SHARE MODE", "lock timeout");
     assert_eq!(all_rows(&cli, &acme), before, "a failed restore changed the tenant");
     assert_eq!(status_of(&cli, &acme), "active", "a failed restore left the tenant inactive");
     cli.ok(&["backup", "restore", &backup, "--force"]);
@@ -559,34 +535,50 @@ fn a_busy_mysql_tenant_is_left_as_it_was_and_no_scratch_database_stays() {
     let before = all_rows(&cli, &acme);
     let database = cli.tenants()[0]["database"].as_str().unwrap().to_owned();
     let admin = format!("mysql://root@{}/mysql", tenancy_tests::MYSQL_ADDR);
-    let scratch_databases = |runtime: &tokio::runtime::Runtime| -> i64 {
-        runtime.block_on(async {
-            let db = sea_orm::Database::connect(&admin).await.unwrap();
-            let sql = "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'tenancy\\_restore\\_%' OR schema_name LIKE 'tenancy\\_aside\\_%'";
-            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
-            let _ = db.close().await;
-            row.try_get_by_index::<i64>(0).unwrap()
-        })
+    let scratch_databases = || {
+        admin_scalar(
+            &admin,
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'tenancy\\_restore\\_%' OR schema_name LIKE 'tenancy\\_aside\\_%'",
+        )
     };
-    let scratch_before = scratch_databases(&runtime);
-    runtime.block_on(async {
-        // A session in a transaction that read a table holds its metadata lock until it ends:
-        // the swap's RENAME TABLE must wait for it, and gives up after lock_timeout_secs.
-        let url = format!("mysql://root@{}/{database}", tenancy_tests::MYSQL_ADDR);
-        let holder = sea_orm::Database::connect(&url).await.unwrap();
-        let reading = sea_orm::TransactionTrait::begin(&holder).await.unwrap();
-        reading.execute_unprepared("SELECT COUNT(*) FROM airports").await.unwrap();
-        let run = common::Run::from(
-            cli.command().args(["backup", "restore", &backup, "--force"]).env("TENANCY_BACKUP__LOCK_TIMEOUT_SECS", "1").output().unwrap(),
-        );
-        assert_eq!(run.code, 1, "{}", run.stderr);
-        assert!(run.stderr.contains("Lock wait timeout"), "{}", run.stderr);
-        reading.rollback().await.unwrap();
-        let _ = holder.close().await;
-    });
+    let scratch_before = scratch_databases();
+    // A session in a transaction that read a table holds its metadata lock until it ends: the
+    // swap's RENAME TABLE must wait for it, and gives up after lock_timeout_secs.
+    let url = format!("mysql://root@{}/{database}", tenancy_tests::MYSQL_ADDR);
+    restore_while_held(&cli, &backup, &url, "SELECT COUNT(*) FROM airports", "Lock wait timeout");
     assert_eq!(all_rows(&cli, &acme), before, "a failed restore changed the tenant");
     assert_eq!(status_of(&cli, &acme), "active", "a failed restore left the tenant inactive");
-    assert_eq!(scratch_databases(&runtime), scratch_before, "a failed restore left a scratch database");
+    assert_eq!(scratch_databases(), scratch_before, "a failed restore left a scratch database");
     cli.ok(&["backup", "restore", &backup, "--force"]);
     assert_ne!(all_rows(&cli, &acme), before);
+}
+
+/// The first column of the first row of `sql`, run on its own connection to `url`.
+fn admin_scalar(url: &str, sql: &str) -> i64 {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = sea_orm::Database::connect(url).await.unwrap();
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        let _ = db.close().await;
+        row.try_get_by_index::<i64>(0).unwrap()
+    })
+}
+
+/// Restores `backup` in place while another session, in a transaction on the tenant's database at
+/// `url`, has run `hold` (and so holds its locks): the restore must give up after a second, exit 1
+/// and say `expected`.
+fn restore_while_held(cli: &Cli, backup: &str, url: &str, hold: &str, expected: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let holder = sea_orm::Database::connect(url).await.unwrap();
+        let holding = sea_orm::TransactionTrait::begin(&holder).await.unwrap();
+        holding.execute_unprepared(hold).await.unwrap();
+        let run = common::Run::from(
+            cli.command().args(["backup", "restore", backup, "--force"]).env("TENANCY_BACKUP__LOCK_TIMEOUT_SECS", "1").output().unwrap(),
+        );
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+        holding.rollback().await.unwrap();
+        let _ = holder.close().await;
+    });
 }

@@ -190,10 +190,7 @@ async fn count(admin: &DatabaseConnection, query: &str) -> anyhow::Result<i64> {
 /// # Errors
 /// When it cannot.
 pub async fn create_database(login: &ServerLogin, name: &str) -> anyhow::Result<()> {
-    let db = login.connect().await?;
-    db.execute_unprepared(&format!("CREATE DATABASE {}", quote_mysql(name))).await?;
-    db.close().await?;
-    Ok(())
+    login.execute(&format!("CREATE DATABASE {}", quote_mysql(name))).await
 }
 
 /// Drops database `name`.
@@ -201,10 +198,7 @@ pub async fn create_database(login: &ServerLogin, name: &str) -> anyhow::Result<
 /// # Errors
 /// When it cannot.
 pub async fn drop_database(login: &ServerLogin, name: &str) -> anyhow::Result<()> {
-    let db = login.connect().await?;
-    db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", quote_mysql(name))).await?;
-    db.close().await?;
-    Ok(())
+    login.execute(&format!("DROP DATABASE IF EXISTS {}", quote_mysql(name))).await
 }
 
 /// The row counts of database `name`, and a connection to it.

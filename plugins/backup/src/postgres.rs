@@ -192,10 +192,7 @@ fn rename_if_exists(from: &str, to: &str) -> String {
 /// # Errors
 /// When it cannot.
 pub async fn create_database(login: &ServerLogin, name: &str) -> anyhow::Result<()> {
-    let db = login.connect().await?;
-    db.execute_unprepared(&format!("CREATE DATABASE {}", quote_ident(name))).await?;
-    db.close().await?;
-    Ok(())
+    login.execute(&format!("CREATE DATABASE {}", quote_ident(name))).await
 }
 
 /// Drops database `name`, closing what is connected to it.
@@ -203,10 +200,7 @@ pub async fn create_database(login: &ServerLogin, name: &str) -> anyhow::Result<
 /// # Errors
 /// When it cannot.
 pub async fn drop_database(login: &ServerLogin, name: &str) -> anyhow::Result<()> {
-    let db = login.connect().await?;
-    db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name))).await?;
-    db.close().await?;
-    Ok(())
+    login.execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name))).await
 }
 
 /// The row counts of a restored copy: `schema` of the login's database, or its search path.

@@ -94,6 +94,18 @@ impl ServerLogin {
         Ok(file)
     }
 
+    /// Runs one statement on a connection of its own (creating or dropping a scratch database).
+    ///
+    /// # Errors
+    /// When the server cannot be reached or refuses it.
+    pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        let db = self.connect().await?;
+        let executed = db.execute_unprepared(sql).await;
+        db.close().await?;
+        executed?;
+        Ok(())
+    }
+
     /// One connection to the login's database.
     ///
     /// # Errors

@@ -290,4 +290,8 @@ impl AppContext for CliContext<'_> {
     fn seeders(&self) -> &[Arc<dyn Seeder>] {
         CliContext::seeders(self)
     }
+
+    fn tenant_facts(&self) -> Vec<Arc<dyn tenancy_core::command::TenantFacts>> {
+        self.plugins().iter().flat_map(|plugin| plugin.tenant_facts()).collect()
+    }
 }

@@ -39,6 +39,7 @@
 pub mod format;
 pub mod selection;
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ use async_trait::async_trait;
 
 use crate::migrate::TenantMigrator;
 use crate::provisioning::{ProvisioningStep, TenantHook};
-use crate::{Config, ConfigError, Seeder, Tenancy, Tenant};
+use crate::{Config, ConfigError, Seeder, Tenancy, Tenant, TenantId};
 
 /// How a command ends, and so the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +183,10 @@ pub trait AppContext: Send + Sync {
     async fn open_tenancy(&self) -> anyhow::Result<Tenancy>;
     /// The application's seeders, the default first.
     fn seeders(&self) -> &[Arc<dyn Seeder>];
+    /// What the linked plugins report about tenants ([`Plugin::tenant_facts`]).
+    fn tenant_facts(&self) -> Vec<Arc<dyn TenantFacts>> {
+        Vec::new()
+    }
 }
 
 /// A subcommand of the application's binary.
@@ -241,6 +246,10 @@ pub trait Plugin: Send + Sync {
     fn check_config(&self, _config: &Config) -> Result<(), ConfigError> {
         Ok(())
     }
+    /// Figures it keeps about tenants, shown beside the monitor's own (`monitor stats`).
+    fn tenant_facts(&self) -> Vec<Arc<dyn TenantFacts>> {
+        Vec::new()
+    }
     /// Routes it adds to `tenancy serve` (and to any application serving
     /// [`crate::web::Routes::with_plugin`]).
     ///
@@ -250,6 +259,28 @@ pub trait Plugin: Send + Sync {
     fn web_routes(&self, _tenancy: &Arc<Tenancy>) -> anyhow::Result<crate::web::PluginRoutes> {
         Ok(crate::web::PluginRoutes::default())
     }
+}
+
+/// Figures a plugin keeps about tenants (the backup plugin: how many backups, the newest), for
+/// commands that report on tenants, such as `monitor stats`, to show beside their own.
+#[async_trait]
+pub trait TenantFacts: Send + Sync {
+    /// The figure's name, a column heading and JSON key: `backups`.
+    fn name(&self) -> &str;
+    /// The fact about each of `tenants` that has one.
+    ///
+    /// # Errors
+    /// When the figures cannot be read at all; a tenant without them is simply left out.
+    async fn collect(&self, tenancy: &Tenancy, tenants: &[Tenant]) -> anyhow::Result<HashMap<TenantId, Fact>>;
+}
+
+/// One tenant's figure from [`TenantFacts`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fact {
+    /// For a person: `3, newest 2h ago`.
+    pub text: String,
+    /// For a machine.
+    pub value: serde_json::Value,
 }
 
 /// A switch a plugin adds to a tenant command, such as `tenant create --with-homepage`.

@@ -370,6 +370,7 @@ impl ConnectionCache {
         size: u32,
         open: Open,
     ) -> Result<PoolLease, DatabaseError> {
+        crate::metrics::pool_leased();
         let cold = match self.warm(tenant, size) {
             Warm::Lease(lease) => return Ok(lease),
             Warm::TooSmall(pool) => Cold::TooSmall(pool),
@@ -409,6 +410,9 @@ impl ConnectionCache {
         let (lease, surplus) = {
             let mut state = self.lock();
             state.opened += u64::from(!reopening);
+            if !reopening {
+                crate::metrics::pool_opened();
+            }
             match state.pools.entry(*tenant) {
                 // Another task opened this tenant's pool meanwhile: use theirs, close ours.
                 Entry::Occupied(entry) if entry.get().room.is_some() => (entry.into_mut().lease(self, *tenant), Some((connection, room))),
@@ -468,11 +472,14 @@ impl ConnectionCache {
             match freed {
                 Some(Freed::Room(room)) => drop(room),
                 Some(Freed::Pool(evicted)) => {
+                    crate::metrics::pools_evicted("budget", 1);
                     let _ = evicted.connection.close().await;
                 }
                 None => {
                     self.refuse_a_wait_that_cannot_end(tenant)?;
+                    let waiting = Instant::now();
                     returned.await;
+                    crate::metrics::budget_waited(waiting.elapsed());
                 }
             }
         }
@@ -529,6 +536,7 @@ impl ConnectionCache {
             let ids: Vec<TenantId> = state.pools.iter().filter(|(_, pool)| expired(pool)).map(|(id, _)| *id).collect();
             ids.iter().filter_map(|id| state.remove(id)).collect()
         };
+        crate::metrics::pools_evicted("idle", expired.len());
         for pool in expired {
             let _ = pool.connection.close().await;
         }

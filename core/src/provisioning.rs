@@ -248,8 +248,12 @@ impl Provisioner {
             reporter.on_step_started(step.name());
             let started = Instant::now();
             match contain(step.run(&mut job)).await.unwrap_or_else(|panicked| Err(Box::new(panicked))) {
-                Ok(outcome) => reporter.on_step_finished(step.name(), &outcome, started.elapsed()),
+                Ok(outcome) => {
+                    crate::metrics::provisioning_step(step.name(), "succeeded", started.elapsed());
+                    reporter.on_step_finished(step.name(), &outcome, started.elapsed());
+                }
                 Err(source) => {
+                    crate::metrics::provisioning_step(step.name(), "failed", started.elapsed());
                     reporter.on_step_failed(step.name(), &source);
                     let mut undo_failures = Vec::new();
                     for done in self.steps[..index].iter().rev() {

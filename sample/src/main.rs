@@ -12,5 +12,6 @@ fn main() -> std::process::ExitCode {
         .seeders(seeders::all())
         .plugin(tenancy_homepage::HomepagePlugin)
         .plugin(tenancy_backup::BackupPlugin)
+        .plugin(tenancy_monitor::MonitorPlugin)
         .run()
 }

@@ -15,7 +15,7 @@ use clap::Args;
 use serde_json::json;
 use tenancy_core::Tenancy;
 use tenancy_core::command::Plugin;
-use tenancy_core::web::{CurrentTenant, Hosts, Routes, TenantLayer, TenantService};
+use tenancy_core::web::{CurrentTenant, Hosts, Routes, TenantLayer, TenantService, shutdown_signal};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::CliContext;
@@ -96,27 +96,6 @@ async fn close(tenancy: Arc<Tenancy>) {
     match Arc::try_unwrap(tenancy) {
         Ok(tenancy) => tenancy.close().await,
         Err(shared) => shared.connections().close_all().await,
-    }
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
 

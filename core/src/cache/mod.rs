@@ -207,7 +207,9 @@ impl Cache {
     /// [`CacheError`] when the store fails or the value is of another type.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
         Self::check(key)?;
-        match self.store.get(key).await? {
+        let found = self.store.get(key).await?;
+        crate::metrics::cache_read(self.kind(), found.is_some());
+        match found {
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| CacheError::Decode { key: key.to_owned(), source }),
             None => Ok(None),
         }

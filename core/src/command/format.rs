@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use crate::migrate::fleet::error_chain;
+
 /// `1.2ms`, `340ms`, `2.41s`: short enough for a step line, precise enough to compare runs.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_secs_f64() * 1000.0;

@@ -433,7 +433,7 @@ impl ProgressSink for SeederProgress {
 }
 
 /// An error and its causes on one line.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

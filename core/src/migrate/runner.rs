@@ -236,7 +236,7 @@ async fn in_one_transaction(
     }
     txn.commit().await.map_err(outside(COMMITTING))?;
     for run in &runs {
-        observer.on_migration_finished(run);
+        finished(observer, run);
     }
     Ok(OneTransaction::Applied(runs))
 }
@@ -320,7 +320,7 @@ async fn run(
         return Ok(None);
     }
     let run = MigrationRun { migration: name, direction, elapsed: started.elapsed(), allocated_bytes };
-    observer.on_migration_finished(&run);
+    finished(observer, &run);
     Ok(Some(run))
 }
 
@@ -390,7 +390,18 @@ async fn apply_unless_done(manager: &SchemaManager<'_>, step: &Step, direction: 
     Ok(true)
 }
 
+/// Tells the observer and the metrics that `run` is done.
+fn finished(observer: &dyn MigrationObserver, run: &MigrationRun) {
+    let direction = match run.direction {
+        Direction::Up => "up",
+        Direction::Down => "down",
+    };
+    crate::metrics::migration_ran(direction, run.elapsed);
+    observer.on_migration_finished(run);
+}
+
 fn failure(step: &Step, direction: Direction, err: &DbErr, completed: &[MigrationRun]) -> MigrationFailure {
+    crate::metrics::migration_failed();
     MigrationFailure { migration: step.name(), direction, error: crate::secret::scrub(&err.to_string()), completed: completed.to_vec() }
 }
 

@@ -162,21 +162,28 @@ impl Shared {
         let host = match request_host(&parts.uri, &parts.headers, peer, &self.trusted_proxies) {
             Ok(host) => host,
             Err(err @ (HostError::Missing | HostError::Malformed)) => {
+                crate::metrics::web_request("none", "bad_host");
                 return (StatusCode::BAD_REQUEST, format!("{err}.\n")).into_response();
             }
         };
         let central = self.is_central(&host);
         let Some(Found { tenant, strip }) = (match self.find(&host, central, &parts).await {
             Ok(found) => found,
-            Err(response) => return response,
+            Err(response) => {
+                crate::metrics::web_request(if central { "central" } else { "unknown" }, "unavailable");
+                return response;
+            }
         }) else {
+            crate::metrics::web_request(if central { "central" } else { "unknown" }, "served");
             parts.extensions.insert(if central { Identified::Central } else { Identified::Unknown });
             return call(&mut inner, Request::from_parts(parts, body)).await;
         };
         if let Some(answer) = door::status_answer(&tenant) {
+            crate::metrics::web_request("tenant", "refused");
             return answer;
         }
         if let Some(answer) = self.admissions.iter().find_map(|check| check.admit(&tenant, &parts)) {
+            crate::metrics::web_request("tenant", "refused");
             return answer;
         }
         if let Some(segment) = strip {
@@ -198,6 +205,7 @@ impl Shared {
             })
         }))
         .await;
+        crate::metrics::web_request("tenant", if entered.is_ok() { "served" } else { "unavailable" });
         entered.unwrap_or_else(|err| {
             tracing::error!(tenant = %id, error = crate::migrate::fleet::error_chain(&err), "cannot enter the tenant's context for a request");
             (StatusCode::SERVICE_UNAVAILABLE, "This site cannot be served right now; try again in a moment.\n").into_response()

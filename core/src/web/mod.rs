@@ -47,3 +47,26 @@ pub use extract::{CurrentTenant, MaybeTenant, TenantRejection};
 pub use host::{HostError, RequestHost, parse_host, request_host};
 pub use layer::{Identified, TenantLayer, TenantPathPrefix, TenantService};
 pub use routes::{Hosts, PluginRoutes, RouteError, Routes};
+
+/// Resolves on Ctrl-C or SIGTERM: the graceful-shutdown signal for `axum::serve`, so a server
+/// stopped by a person or by a service manager finishes its requests and closes its pools.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

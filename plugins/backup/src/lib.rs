@@ -15,6 +15,7 @@ mod census;
 mod commands;
 pub mod config;
 mod engine;
+mod facts;
 pub mod manifest;
 mod mysql;
 mod postgres;
@@ -27,7 +28,7 @@ mod tools;
 
 use std::sync::Arc;
 
-use tenancy_core::command::{Command, Plugin};
+use tenancy_core::command::{Command, Plugin, TenantFacts};
 use tenancy_core::{Config, ConfigError};
 
 pub use config::BackupConfig;
@@ -59,5 +60,9 @@ impl Plugin for BackupPlugin {
 
     fn check_config(&self, config: &Config) -> Result<(), ConfigError> {
         BackupConfig::load(config).map(drop)
+    }
+
+    fn tenant_facts(&self) -> Vec<Arc<dyn TenantFacts>> {
+        vec![Arc::new(facts::BackupFacts)]
     }
 }

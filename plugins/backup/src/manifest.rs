@@ -246,6 +246,20 @@ pub fn manifest_file_name(id: &BackupId) -> String {
     format!("{id}.manifest.json")
 }
 
+/// The file recording that backup `id` was last verified: `{id}.verified.json`.
+pub fn verification_file_name(id: &BackupId) -> String {
+    format!("{id}.verified.json")
+}
+
+/// What `backup verify` records about a backup it found sound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// When.
+    pub verified_at: DateTime<Utc>,
+    /// Whether a trial restore was part of it.
+    pub restore_test: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use tenancy_core::command::{ExitStatus, UsageError};
 
 use super::{Context, emit};
 use crate::engine::{self, Unpacked};
-use crate::manifest::BackupId;
+use crate::manifest::{BackupId, Verification};
 use crate::source::Source;
 use crate::store::Found;
 
@@ -51,7 +51,7 @@ pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
     let (mut failed, mut bad_input) = (0usize, false);
     for found in chosen {
         let (id, outcome) = match found {
-            Ok(found) => (found.manifest.id.to_string(), verify(&args, cx, &found).await),
+            Ok(found) => (found.manifest.id.to_string(), verify_and_record(&args, cx, &found).await),
             Err((id, err)) => (id, Err(err)),
         };
         match outcome {
@@ -74,6 +74,16 @@ pub async fn run(args: VerifyArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatu
         (_, true) => ExitStatus::Usage,
         (_, false) => ExitStatus::Failure,
     })
+}
+
+/// Verifies `found` and records that it did, for `backup list` and `monitor stats`.
+async fn verify_and_record(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -> anyhow::Result<Vec<String>> {
+    let findings = verify(args, cx, found).await?;
+    let verification = Verification { verified_at: chrono::Utc::now(), restore_test: args.restore_test };
+    if let Err(err) = cx.store.record_verification(found, &verification).await {
+        cx.out().warn(&format!("backup {} verified, but that could not be recorded: {err}", found.manifest.id));
+    }
+    Ok(findings)
 }
 
 async fn verify(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -> anyhow::Result<Vec<String>> {

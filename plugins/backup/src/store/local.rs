@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use tenancy_core::TenantId;
 
 use super::{DataRef, Found, Staged, StoreError};
-use crate::manifest::{BackupId, Manifest, manifest_file_name};
+use crate::manifest::{BackupId, Manifest, Verification, manifest_file_name, verification_file_name};
 
 /// The backups folder.
 #[derive(Debug, Clone)]
@@ -186,7 +186,33 @@ impl LocalStore {
         if let DataRef::File(data) = &found.data {
             fs::remove_file(data).map_err(io_error("remove", data))?;
         }
+        let _ = fs::remove_file(self.folder(&found.manifest.tenant.id).join(verification_file_name(&found.manifest.id)));
         Ok(())
+    }
+
+    /// Records that `found` verified, replacing an earlier record.
+    ///
+    /// # Errors
+    /// When the record cannot be written.
+    pub fn record_verification(&self, found: &Found, verification: &Verification) -> Result<(), StoreError> {
+        let folder = self.folder(&found.manifest.tenant.id);
+        let path = folder.join(verification_file_name(&found.manifest.id));
+        let temporary = folder.join(format!(".{}.verified.partial", found.manifest.id));
+        let json = serde_json::to_vec(verification).map_err(|err| StoreError::Io {
+            doing: "write",
+            path: path.display().to_string(),
+            source: io::Error::other(err),
+        })?;
+        fs::write(&temporary, json).and_then(|()| fs::rename(&temporary, &path)).map_err(|err| {
+            let _ = fs::remove_file(&temporary);
+            io_error("write", &path)(err)
+        })
+    }
+
+    /// The last verification of backup `id` of `tenant`, if it has one that can be read.
+    pub fn verification(&self, tenant: &TenantId, id: &BackupId) -> Option<Verification> {
+        let bytes = fs::read(self.folder(tenant).join(verification_file_name(id))).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Removes staging files older than `age` in `tenant`'s folder (left by killed runs); returns

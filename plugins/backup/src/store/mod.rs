@@ -18,7 +18,7 @@ use tenancy_core::TenantId;
 pub use local::LocalStore;
 pub use s3::S3Store;
 
-use crate::manifest::{BackupId, Manifest, ManifestError};
+use crate::manifest::{BackupId, Manifest, ManifestError, Verification};
 
 /// Staging files left by a killed run are removed by `prune` once they are this old.
 pub const STALE_STAGING: Duration = Duration::from_secs(6 * 3600);
@@ -246,6 +246,25 @@ impl Store {
         match &self.bucket {
             None => self.local.delete(found),
             Some(bucket) => bucket.delete(found).await,
+        }
+    }
+
+    /// Records that `found` verified.
+    ///
+    /// # Errors
+    /// When the record cannot be written.
+    pub async fn record_verification(&self, found: &Found, verification: &Verification) -> Result<(), StoreError> {
+        match &self.bucket {
+            None => self.local.record_verification(found, verification),
+            Some(bucket) => bucket.record_verification(found, verification).await,
+        }
+    }
+
+    /// The last verification of backup `id` of `tenant`, if any.
+    pub async fn verification(&self, tenant: &TenantId, id: &BackupId) -> Option<Verification> {
+        match &self.bucket {
+            None => self.local.verification(tenant, id),
+            Some(bucket) => bucket.verification(tenant, id).await,
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{DataRef, Found, StoreError};
 use crate::config::S3Config;
-use crate::manifest::{BackupId, Manifest, manifest_file_name};
+use crate::manifest::{BackupId, Manifest, Verification, manifest_file_name, verification_file_name};
 
 /// Bytes per uploaded part.
 const PART: usize = 8 * 1024 * 1024;
@@ -194,7 +194,25 @@ impl S3Store {
         if let DataRef::Object(data) = &found.data {
             self.client.delete(data).await.map_err(|err| remote("delete", &self.location(data), &err))?;
         }
+        let _ = self.client.delete(&self.key(&found.manifest.tenant.id, &verification_file_name(&found.manifest.id))).await;
         Ok(())
+    }
+
+    /// Records that `found` verified, replacing an earlier record.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn record_verification(&self, found: &Found, verification: &Verification) -> Result<(), StoreError> {
+        let key = self.key(&found.manifest.tenant.id, &verification_file_name(&found.manifest.id));
+        let json = serde_json::to_vec(verification).map_err(|err| remote("write", &self.location(&key), &err))?;
+        self.client.put(&key, PutPayload::from(json)).await.map_err(|err| remote("put", &self.location(&key), &err))?;
+        Ok(())
+    }
+
+    /// The last verification of backup `id` of `tenant`, if it has one that can be read.
+    pub async fn verification(&self, tenant: &TenantId, id: &BackupId) -> Option<Verification> {
+        let got = self.client.get(&self.key(tenant, &verification_file_name(id))).await.ok()?;
+        serde_json::from_slice(&got.bytes().await.ok()?).ok()
     }
 
     /// Downloads `key` into a temporary file in `scratch`.

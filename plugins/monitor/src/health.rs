@@ -1,0 +1,104 @@
+//! `monitor health`'s checks of one tenant: its database answers (and how fast), its migrations
+//! are all applied, none failed last time, its cache answers.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Statement};
+use serde::Serialize;
+use tenancy_core::command::format::error_chain;
+use tenancy_core::registry::RecordedFailure;
+use tenancy_core::{Tenancy, Tenant, migrate};
+
+/// A key no application writes: reading it proves the cache store answers for this tenant's
+/// scope without touching any of its entries.
+const CACHE_PROBE_KEY: &str = "tenancy:monitor:probe";
+
+/// What was found about one tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantHealth {
+    /// The tenant.
+    #[serde(skip)]
+    pub tenant: Tenant,
+    /// The database: a round trip's time, or why it cannot be reached.
+    pub database: Check<Duration>,
+    /// Migrations this binary has that the database has not applied (unknown while unreachable).
+    pub pending_migrations: Option<usize>,
+    /// The last migration failure the registry remembers.
+    pub last_failure: Option<RecordedFailure>,
+    /// The cache store: its kind, or why it cannot be reached; `None` when the tenant has no cache.
+    pub cache: Option<Check<&'static str>>,
+    /// The Redis database index the tenant was given, if any.
+    pub redis_database: Option<u32>,
+    /// Whether its homepage is served.
+    pub homepage: bool,
+}
+
+/// A check's result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check<T> {
+    /// It answered.
+    Ok(T),
+    /// It did not; why.
+    Failed(String),
+}
+
+impl TenantHealth {
+    /// Why the tenant is unhealthy; empty when it is not.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Check::Failed(why) = &self.database {
+            problems.push(format!("database unreachable: {why}"));
+        }
+        if let Some(pending) = self.pending_migrations.filter(|&n| n > 0) {
+            problems.push(format!("{pending} pending migration{}", if pending == 1 { "" } else { "s" }));
+        }
+        if let Some(failure) = &self.last_failure {
+            problems.push(format!("migration {} failed at {}", failure.migration, failure.failed_at.format("%Y-%m-%d %H:%M:%S UTC")));
+        }
+        if let Some(Check::Failed(why)) = &self.cache {
+            problems.push(format!("cache unreachable: {why}"));
+        }
+        problems
+    }
+
+    /// Whether nothing is wrong.
+    pub fn is_healthy(&self) -> bool {
+        self.problems().is_empty()
+    }
+}
+
+/// Checks `tenant` with one connection; `last_failure` and `redis_database` come from the
+/// registry, read once for the whole run.
+pub async fn check(tenancy: &Tenancy, tenant: &Tenant, last_failure: Option<RecordedFailure>, redis_database: Option<u32>) -> TenantHealth {
+    let migrations = tenancy.migrations();
+    let entered = tenancy
+        .run_with_one_connection(tenant, |ctx| async move {
+            let db = ctx.db();
+            let started = Instant::now();
+            let round_trip = match db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT 1")).await {
+                Ok(_) => Check::Ok(started.elapsed()),
+                Err(err) => return (Check::Failed(error_chain(&err)), None, None),
+            };
+            let pending = migrate::status::read(db, migrations).await.ok().map(|status| status.pending());
+            let cache = match ctx.cache() {
+                Some(cache) => Some(match cache.get::<serde_json::Value>(CACHE_PROBE_KEY).await {
+                    Ok(_) => Check::Ok(cache.kind()),
+                    Err(err) => Check::Failed(error_chain(&err)),
+                }),
+                None => None,
+            };
+            (round_trip, pending, cache)
+        })
+        .await;
+    let (database, pending_migrations, cache) = entered.unwrap_or_else(|err| (Check::Failed(error_chain(&err)), None, None));
+    TenantHealth {
+        tenant: tenant.clone(),
+        database,
+        pending_migrations,
+        last_failure,
+        cache,
+        redis_database,
+        homepage: tenant.homepage_enabled,
+    }
+}

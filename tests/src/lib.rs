@@ -13,6 +13,7 @@
 
 pub mod http;
 pub mod migrators;
+pub mod prometheus;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -23,7 +24,7 @@ use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tenancy_core::{Config, TenantId};
 
 /// The configuration sections of the plugins linked into the sample binary.
-pub const SAMPLE_PLUGIN_SECTIONS: &[&str] = &["homepage", "backup"];
+pub const SAMPLE_PLUGIN_SECTIONS: &[&str] = &["homepage", "backup", "monitor"];
 
 /// PostgreSQL's address on test machines.
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";

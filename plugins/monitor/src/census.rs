@@ -100,6 +100,23 @@ async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
     Database::connect(options).await
 }
 
+/// MariaDB: the bytes of each database's InnoDB files, as allocated on disk. `data_length` in
+/// `information_schema.tables` comes from InnoDB's sampled statistics, which lag behind a bulk
+/// load until they are recalculated; the files do not.
+const MARIADB_FILES: &str = "SELECT s.schema_name, CAST(COALESCE(f.bytes, 0) AS SIGNED), COALESCE(c.sessions, 0) \
+     FROM information_schema.schemata s \
+     LEFT JOIN (SELECT SUBSTRING_INDEX(name, '/', 1) AS db, SUM(allocated_size) AS bytes \
+                FROM information_schema.innodb_sys_tablespaces GROUP BY 1) f ON f.db = s.schema_name \
+     LEFT JOIN (SELECT db, COUNT(*) AS sessions FROM information_schema.processlist WHERE db IS NOT NULL GROUP BY db) c \
+               ON c.db = s.schema_name \
+     WHERE FIND_IN_SET(s.schema_name, ?)";
+
+/// MySQL: the table statistics' data and index lengths.
+const MYSQL_STATISTICS: &str = "SELECT s.schema_name, CAST(COALESCE(SUM(t.data_length + t.index_length), 0) AS SIGNED), \
+     (SELECT COUNT(*) FROM information_schema.processlist p WHERE p.db = s.schema_name) \
+     FROM information_schema.schemata s LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name \
+     WHERE FIND_IN_SET(s.schema_name, ?) GROUP BY s.schema_name";
+
 /// `(database or schema name, footprint)` for the names in `names` (comma-separated; database
 /// names are checked identifiers, so they hold no comma).
 async fn query(db: &DatabaseConnection, driver: Driver, isolation: Isolation, names: String) -> anyhow::Result<Vec<(String, Footprint)>> {
@@ -117,15 +134,15 @@ async fn query(db: &DatabaseConnection, driver: Driver, isolation: Isolation, na
              FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid \
              WHERE n.nspname = ANY(string_to_array($1, ',')) GROUP BY n.nspname",
         ),
-        _ => (
-            DbBackend::MySql,
-            "SELECT s.schema_name, CAST(COALESCE(SUM(t.data_length + t.index_length), 0) AS SIGNED), \
-             (SELECT COUNT(*) FROM information_schema.processlist p WHERE p.db = s.schema_name) \
-             FROM information_schema.schemata s LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name \
-             WHERE FIND_IN_SET(s.schema_name, ?) GROUP BY s.schema_name",
-        ),
+        _ => (DbBackend::MySql, MARIADB_FILES),
     };
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [Value::from(names)])).await?;
+    let rows = match db.query_all_raw(Statement::from_sql_and_values(backend, sql, [Value::from(names.clone())])).await {
+        // MySQL 8 has no `innodb_sys_tablespaces`: the table statistics are what it has.
+        Err(_) if backend == DbBackend::MySql => {
+            db.query_all_raw(Statement::from_sql_and_values(backend, MYSQL_STATISTICS, [Value::from(names)])).await?
+        }
+        rows => rows?,
+    };
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
         let name: String = row.try_get_by_index(0)?;

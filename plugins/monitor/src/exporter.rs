@@ -3,7 +3,8 @@
 //! at ten tenants as at ten thousand; the sampler asks the registry and one query per database
 //! server every `sample_interval_secs`, at most `sample_queries` at once.
 
-use std::sync::{Arc, OnceLock};
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use metrics::{counter, describe_counter, describe_gauge, gauge};
@@ -53,7 +54,7 @@ const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
 static RECORDER: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
 /// The process's Prometheus recorder, installed on first use. Gauges not refreshed for three
-/// sample intervals are dropped, so a tenant that leaves the top K loses its series.
+/// sample intervals are dropped (a server no longer in the configuration, say).
 ///
 /// # Errors
 /// When the application installed another `metrics` recorder first.
@@ -80,7 +81,6 @@ fn describe() {
     describe_gauge!(POOLS_OPEN, "Tenant pools open in this process");
     describe_gauge!(POOL_CONNECTIONS_RESERVED, "Connections reserved by this process's pools");
     describe_gauge!(CONNECTION_BUDGET, "Connection budget of this process");
-    describe_gauge!(TENANT_BYTES, metrics::Unit::Bytes, "Bytes of the largest tenants' databases; the rest as tenant=\"other\"");
     describe_gauge!(TENANT_SERIES_FOLDED, "Tenants summed into tenant=\"other\"");
     describe_counter!(SAMPLES, "Fleet samples taken");
     describe_counter!(SAMPLE_ERRORS, "Fleet samples that failed");
@@ -168,6 +168,11 @@ pub async fn sample(tenancy: &Tenancy, config: &MonitorConfig) {
     gauge!(SAMPLE_TIME).set(chrono::Utc::now().timestamp() as f64);
 }
 
+/// The per-tenant series of the last sample, in the text format. Kept here rather than as
+/// gauges of the recorder, which cannot remove a series: a tenant that leaves the top K must
+/// lose its series at once, not show a stale figure until an idle timeout.
+static LARGEST: RwLock<String> = RwLock::new(String::new());
+
 /// The `k` largest tenants get a series each; the rest are summed under `tenant="other"`.
 fn record_largest(census: &Census, k: usize) {
     if k == 0 {
@@ -176,15 +181,27 @@ fn record_largest(census: &Census, k: usize) {
     let mut sizes: Vec<_> = census.tenants.iter().map(|(id, footprint)| (footprint.size_bytes, *id)).collect();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
     let folded = sizes.split_off(k.min(sizes.len()));
-    for (bytes, id) in sizes {
-        gauge!(TENANT_BYTES, "tenant" => id.to_string()).set(bytes as f64);
+    let mut text = format!(
+        "# HELP {TENANT_BYTES} Bytes of the largest tenants' databases; the rest as tenant=\"{OTHER}\"\n# TYPE {TENANT_BYTES} gauge\n"
+    );
+    for (bytes, id) in &sizes {
+        // Tenant ids are UUIDs: nothing in them needs escaping.
+        let _ = writeln!(text, "{TENANT_BYTES}{{tenant=\"{id}\"}} {bytes}");
     }
-    gauge!(TENANT_BYTES, "tenant" => OTHER).set(folded.iter().map(|(bytes, _)| *bytes as f64).sum::<f64>());
+    let _ = writeln!(text, "{TENANT_BYTES}{{tenant=\"{OTHER}\"}} {}", folded.iter().map(|(bytes, _)| bytes).sum::<u64>());
+    *LARGEST.write().unwrap_or_else(PoisonError::into_inner) = text;
     gauge!(TENANT_SERIES_FOLDED).set(folded.len() as f64);
+}
+
+/// The exposition: what the recorder holds, then the per-tenant series of the last sample.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut text = handle.render();
+    text.push_str(&LARGEST.read().unwrap_or_else(PoisonError::into_inner));
+    text
 }
 
 /// The `/metrics` handler's answer: the text format, version 0.0.4.
 pub fn scrape(handle: &PrometheusHandle) -> axum::response::Response {
     use axum::response::IntoResponse;
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render(handle)).into_response()
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use serde::Serialize;
 use tenancy_core::command::format::error_chain;
 use tenancy_core::registry::RecordedFailure;
@@ -76,8 +76,9 @@ pub async fn check(tenancy: &Tenancy, tenant: &Tenant, last_failure: Option<Reco
         .run_with_one_connection(tenant, |ctx| async move {
             let db = ctx.db();
             let started = Instant::now();
-            let round_trip = match db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT 1")).await {
-                Ok(_) => Check::Ok(started.elapsed()),
+            let round_trip = match is_there(db).await {
+                Ok(true) => Check::Ok(started.elapsed()),
+                Ok(false) => return (Check::Failed(MISSING_SCHEMA.to_owned()), None, None),
                 Err(err) => return (Check::Failed(error_chain(&err)), None, None),
             };
             let pending = migrate::status::read(db, migrations).await.ok().map(|status| status.pending());
@@ -101,4 +102,20 @@ pub async fn check(tenancy: &Tenancy, tenant: &Tenant, last_failure: Option<Reco
         redis_database,
         homepage: tenant.homepage_enabled,
     }
+}
+
+/// Why a PostgreSQL schema tenant whose connection works is unreachable all the same.
+pub const MISSING_SCHEMA: &str = "its schema does not exist";
+
+/// One round trip that also tells whether the tenant's data is there: a connection to a
+/// PostgreSQL schema tenant succeeds even when the schema was dropped, but `current_schema()` is
+/// then NULL.
+pub async fn is_there(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT current_schema() IS NOT NULL",
+        _ => "SELECT 1 = 1",
+    };
+    let row = db.query_one_raw(Statement::from_string(backend, sql)).await?;
+    Ok(row.map(|row| row.try_get_by_index::<bool>(0)).transpose()?.unwrap_or(false))
 }

@@ -97,6 +97,9 @@ pub async fn inside(tenancy: &Tenancy, tenant: &Tenant) -> Reading {
     let read = tenancy
         .run_with_one_connection(tenant, |ctx| async move {
             let db = ctx.db();
+            if !crate::health::is_there(db).await? {
+                return Err(DbErr::Custom(crate::health::MISSING_SCHEMA.to_owned()));
+            }
             let (tables, rows) = tables_and_rows(db).await?;
             let status = migrate::status::read(db, migrations).await?;
             let cache = match ctx.cache() {

@@ -38,6 +38,19 @@ pub struct GlobalArgs {
     /// Say more: -v shows what tenancy is doing, -vv debug detail (RUST_LOG overrides both)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How log events (warnings, and more with -v) are written to stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people (`warning: …`), with the output's own modes (`--json` turns warnings into events)
+    #[default]
+    Text,
+    /// One JSON object per event on stderr, with its fields and its spans (`tenant.id`), for a log collector
+    Json,
 }
 
 /// Every command.

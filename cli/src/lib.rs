@@ -154,7 +154,7 @@ impl App {
         let mut global = GlobalArgs::from_arg_matches(&matches).unwrap_or_default();
         let extension_args = extensions.arguments_of(&matches, &mut global);
         let out = Output::new(global.json, global.quiet, global.no_color).verbosity(global.verbose);
-        logging::install(&out, global.verbose);
+        logging::install(&out, global.verbose, global.log_format);
         extensions.print_warnings(&out);
         let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime,

@@ -1,20 +1,26 @@
 //! Core's `tracing` events, shown through [`Output`]: warnings always (as `warning:` lines, or JSON
 //! events with `--json`), informational and debug events with `-v` and `-vv`, and whatever
-//! `RUST_LOG` asks for when it is set. Nothing is written past `Output`, so plain and JSON modes hold.
+//! `RUST_LOG` asks for when it is set. Nothing is written past `Output`, so plain and JSON modes
+//! hold. Each line ends with the fields of the spans it happened in (`tenant.id=…`).
+//! `--log-format json` writes every event as a JSON object on stderr instead, spans included, for
+//! log collectors.
 
 use std::fmt::Write as _;
 
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::args::LogFormat;
 use crate::output::Output;
 
 /// Installs the subscriber for this process; `verbose` counts `-v` flags. A second call (a test
 /// running the app twice) keeps the first.
-pub fn install(out: &Output, verbose: u8) {
+pub fn install(out: &Output, verbose: u8, format: LogFormat) {
     #[allow(clippy::disallowed_methods)] // RUST_LOG is the tracing convention, not tenancy configuration
     let filter = match std::env::var_os("RUST_LOG") {
         Some(_) => EnvFilter::from_default_env(),
@@ -25,18 +31,40 @@ pub fn install(out: &Output, verbose: u8) {
             _ => "debug",
         }),
     };
-    let _ = tracing_subscriber::registry().with(filter).with(OutputLayer { out: out.clone() }).try_init();
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Text => registry.with(OutputLayer { out: out.clone() }).try_init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_current_span(false).with_span_list(true).with_writer(std::io::stderr))
+            .try_init(),
+    };
 }
+
+/// The fields a span was created with, as ` name=value` text.
+struct SpanFields(String);
 
 /// Turns each event into one line of output.
 struct OutputLayer {
     out: Output,
 }
 
-impl<S: Subscriber> Layer<S> for OutputLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for OutputLayer {
+    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Line::default();
+        attributes.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields.text));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut line = Line::default();
         event.record(&mut line);
+        for span in ctx.event_scope(event).into_iter().flat_map(|scope| scope.from_root()) {
+            if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
+                line.text.push_str(fields);
+            }
+        }
         let metadata = event.metadata();
         match *metadata.level() {
             Level::ERROR | Level::WARN => self.out.warn(line.text),

@@ -333,6 +333,24 @@ impl Tenancy {
         F: FnOnce(TenantContext) -> Fut,
         Fut: Future<Output = T>,
     {
+        // Every event while in a tenant's context (a bootstrapper's warning, a migration's log)
+        // carries `tenant.id`. Error level, so the span is on whenever any event is.
+        let span = tracing::error_span!("tenant", tenant.id = %tenant.id);
+        tracing::Instrument::instrument(self.enter_in_span(tenant, progress, size, pinned, f), span).await
+    }
+
+    async fn enter_in_span<F, Fut, T>(
+        &self,
+        tenant: Arc<Tenant>,
+        progress: Option<Arc<dyn ProgressSink>>,
+        size: PoolSize,
+        pinned: bool,
+        f: F,
+    ) -> Result<T, ContextError>
+    where
+        F: FnOnce(TenantContext) -> Fut,
+        Fut: Future<Output = T>,
+    {
         if let Some(current) = context::pinned_tenant()
             && current.id != tenant.id
         {
@@ -362,6 +380,7 @@ impl Tenancy {
             }
         }
         let ctx = builder.build();
+        tracing::debug!(bootstrappers = self.bootstrappers.len(), "entered the tenant's context");
         let output = context::scope(ctx.clone(), f).await;
         self.revert(&self.bootstrappers, &ctx).await;
         // The pool stays leased until the last clone of `ctx` (a task it spawned) is gone.

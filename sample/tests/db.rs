@@ -311,3 +311,25 @@ fn pretend_counts_the_migrations_it_would_run() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("1 tenant in") && run.stderr.contains(&format!("; {ALL} migrations")), "{}", run.stderr);
 }
+
+#[test]
+fn log_events_name_their_tenant_and_can_be_json_for_a_collector() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Acme", &["acme.test"]);
+    let run = cli.run(&["-vv", "db", "status", "--tenant", "acme.test"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run.stderr.lines().find(|l| l.contains("entered the tenant's context")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(line.starts_with("debug: ") && line.contains(&format!("tenant.id={id}")), "{line}");
+
+    let run = cli.run(&["-vv", "--log-format", "json", "db", "status", "--tenant", "acme.test"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let events: Vec<serde_json::Value> =
+        run.stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not a JSON log line: {l}"))).collect();
+    let entered = events.iter().find(|e| e["fields"]["message"] == "entered the tenant's context").expect("the event");
+    assert_eq!(entered["level"], "DEBUG");
+    assert_eq!(entered["spans"][0]["tenant.id"], id.as_str(), "{entered}");
+    assert!(!run.stdout.is_empty() && !run.stdout.starts_with('{'), "the command's own output stays as it was: {}", run.stdout);
+
+    let run = cli.run(&["--log-format", "yaml", "tenant", "list"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}

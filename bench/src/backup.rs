@@ -13,17 +13,16 @@
 //! `tenancy` process's (pg_dump's is the same in both rows).
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::ConnectionTrait;
 use tenancy_core::migrate::SeaOrmMigrator;
 use tenancy_core::provisioning::TenantRequest;
-use tenancy_core::{Tenancy, Tenant, TenantName};
-use tenancy_tests::{Backend, POSTGRES_ADDR, TestEnv};
+use tenancy_core::{Tenancy, TenantName};
+use tenancy_tests::{Backend, TestEnv};
 
-use crate::measure::run_measured;
+use crate::measure::{median, pg_env, shell, tenancy_cli};
 
 /// What to run.
 pub struct Options<'a> {
@@ -70,8 +69,8 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
         last_backup = event["backup"].as_str().unwrap_or_default().to_owned();
         ours.push((measured.elapsed, measured.peak_rss));
         let hand = format!("pg_dump -Fc -Z0 | zstd -q -3 -f -o {}/hand.zst", scratch.path().display());
-        floor.push(shell(&pg_env(&big), &hand)?);
-        floor_synced.push(shell(&pg_env(&big), &format!("{hand} && sync {}/hand.zst", scratch.path().display()))?);
+        floor.push(shell(&pg_env(big.database.as_str()), &hand)?);
+        floor_synced.push(shell(&pg_env(big.database.as_str()), &format!("{hand} && sync {}/hand.zst", scratch.path().display()))?);
     }
     let (a, peak) = median_with_peak(&ours);
     let (f, fs) = (median(&floor), median(&floor_synced));
@@ -101,7 +100,7 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
     for _ in 0..options.runs {
         restores.push(tenancy_cli(options.binary, env.dir(), &["backup", "restore", &last_backup, "--force", "--quiet"])?.elapsed);
         hand_restores.push(shell(
-            &pg_env(&big),
+            &pg_env(big.database.as_str()),
             &format!(
                 "zstd -dc {}/hand.zst | pg_restore --no-owner --no-privileges --single-transaction --clean --if-exists -d \"$PGDATABASE\"",
                 scratch.path().display()
@@ -130,7 +129,7 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
             databases.join(" "),
             scratch.path().display()
         );
-        by_hand.push(shell(&pg_env(&small[0]), &script)?);
+        by_hand.push(shell(&pg_env(small[0].database.as_str()), &script)?);
     }
     let (s, sh) = (median(&all), median(&by_hand));
     println!("  (s)  tenancy backup create --all      {:>7.2}s  for {} small tenants", s.as_secs_f64(), small.len());
@@ -140,41 +139,12 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tenancy_cli(binary: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<crate::measure::Measured> {
-    let mut command = Command::new(binary);
-    command.args(args).current_dir(dir);
-    run_measured(command)
-}
-
 fn created_events(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|event| event["event"] == "backup_created")
         .collect()
-}
-
-/// libpq's variables for the tenant's database (the test server trusts local connections).
-fn pg_env(tenant: &Tenant) -> Vec<(&'static str, String)> {
-    let (host, port) = POSTGRES_ADDR.split_once(':').unwrap_or((POSTGRES_ADDR, "5432"));
-    vec![
-        ("PGHOST", host.to_owned()),
-        ("PGPORT", port.to_owned()),
-        ("PGUSER", "postgres".into()),
-        ("PGDATABASE", tenant.database.to_string()),
-    ]
-}
-
-fn shell(env: &[(&'static str, String)], script: &str) -> anyhow::Result<Duration> {
-    let mut command = Command::new("bash");
-    command.args(["-c", &format!("set -o pipefail; {script}")]).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    Ok(run_measured(command)?.elapsed)
-}
-
-fn median(values: &[Duration]) -> Duration {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
 }
 
 fn median_with_peak(values: &[(Duration, u64)]) -> (Duration, u64) {

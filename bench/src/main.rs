@@ -10,6 +10,7 @@ mod backup;
 mod cache;
 mod measure;
 mod migrate;
+mod monitor;
 mod startup;
 mod web;
 
@@ -108,6 +109,22 @@ enum Bench {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
         binary: std::path::PathBuf,
     },
+    /// `monitor stats --all` and `monitor health --all` against the same reads by hand, and a
+    /// scrape of `/metrics` at 10 and 1,000 tenants; see `monitor.rs`
+    Monitor {
+        /// SQLite tenants
+        #[arg(long, default_value_t = 1000)]
+        sqlite_tenants: usize,
+        /// PostgreSQL tenants
+        #[arg(long, default_value_t = 200)]
+        postgres_tenants: usize,
+        /// Runs of each pair, interleaved; the median is shown
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The release `tenancy` binary to measure
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        binary: std::path::PathBuf,
+    },
     /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
     Startup {
         /// How many plugin libraries
@@ -176,6 +193,14 @@ async fn main() -> anyhow::Result<()> {
                 binary.display()
             );
             backup::run(&backup::Options { binary: &binary, rows, small_tenants, runs: runs.max(1) }).await?;
+        }
+        Bench::Monitor { sqlite_tenants, postgres_tenants, runs, binary } => {
+            anyhow::ensure!(
+                binary.is_file(),
+                "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-sample`",
+                binary.display()
+            );
+            monitor::run(&monitor::Options { binary: &binary, sqlite_tenants, postgres_tenants, runs: runs.max(1) }).await?;
         }
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {
             anyhow::ensure!(

@@ -1,6 +1,7 @@
 //! Runs a program and measures it: wall time and peak resident memory (VmHWM, read from /proc
 //! until it exits).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,4 +49,31 @@ pub fn run_measured(mut command: Command) -> anyhow::Result<Measured> {
     let stdout = reader.join().unwrap_or_default();
     anyhow::ensure!(output.status.success(), "{:?} failed: {}", command.get_program(), String::from_utf8_lossy(&output.stderr));
     Ok(Measured { elapsed, peak_rss, stdout })
+}
+
+/// Runs the `tenancy` binary at `binary` in `dir`.
+pub fn tenancy_cli(binary: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<crate::measure::Measured> {
+    let mut command = Command::new(binary);
+    command.args(args).current_dir(dir);
+    run_measured(command)
+}
+
+/// Runs a bash script with `env`; its wall time.
+pub fn shell(env: &[(&'static str, String)], script: &str) -> anyhow::Result<Duration> {
+    let mut command = Command::new("bash");
+    command.args(["-c", &format!("set -o pipefail; {script}")]).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    Ok(run_measured(command)?.elapsed)
+}
+
+/// The median.
+pub fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+/// libpq's variables for `database` on the test server (which trusts local connections).
+pub fn pg_env(database: &str) -> Vec<(&'static str, String)> {
+    let (host, port) = tenancy_tests::POSTGRES_ADDR.split_once(':').unwrap_or((tenancy_tests::POSTGRES_ADDR, "5432"));
+    vec![("PGHOST", host.to_owned()), ("PGPORT", port.to_owned()), ("PGUSER", "postgres".into()), ("PGDATABASE", database.to_owned())]
 }

@@ -107,10 +107,9 @@ fn stats_and_health_measure_every_backend() {
         let health = events(&run.stdout);
         let healthy = event_of(&health, "tenant_health", &seeded);
         assert_eq!(healthy["healthy"], true, "{backend:?}: {healthy}");
-        assert!(
-            healthy["database"]["ok"]["secs"].is_u64() || healthy["database"]["ok"].is_object(),
-            "{backend:?}: a round trip: {healthy}"
-        );
+        assert_eq!(healthy["database"]["ok"], true, "{backend:?}: {healthy}");
+        assert!(healthy["database"]["round_trip_ms"].as_f64().unwrap() > 0.0, "{backend:?}: a round trip, timed: {healthy}");
+        assert_eq!(healthy["cache"], serde_json::json!({"ok": true, "store": "database"}), "{backend:?}");
         let dropped = event_of(&health, "tenant_health", &empty);
         assert_eq!(dropped["healthy"], false);
         assert!(dropped["problems"][0].as_str().unwrap().starts_with("database unreachable"), "{backend:?}: {dropped}");
@@ -145,6 +144,16 @@ fn stats_sorts_limits_and_refuses_bad_input() {
     assert!(lines[0].starts_with("TENANT") && lines[0].contains("SIZE") && lines[0].contains("BACKUPS"), "{out}");
     assert!(lines[1].starts_with("Seeded"), "the largest first: {out}");
     assert!(lines[2].starts_with("total (2 tenants)"), "totals count every tenant, shown or not: {out}");
+    cli.ok(&["backup", "create", "--tenant", "seeded.test"]);
+    let out = cli.ok(&["monitor", "stats", "--all"]);
+    assert!(out.lines().nth(1).unwrap().contains(", not verified"), "{out}");
+    cli.ok(&["backup", "verify", "--tenant", "seeded.test"]);
+    let stats = events(&cli.ok(&["monitor", "stats", "--tenant", "seeded.test", "--json"]));
+    let backups = &stats[0]["facts"]["backups"];
+    assert_eq!(backups["value"]["count"], 1, "{backups}");
+    assert!(backups["value"]["newest"]["verified_at"].is_string(), "backup verify recorded when: {backups}");
+    assert!(backups["text"].as_str().unwrap().starts_with("1, newest ") && backups["text"].as_str().unwrap().ends_with(", verified"));
+
     let by_name = cli.ok(&["monitor", "stats", "--all", "--sort", "name"]);
     assert!(by_name.lines().nth(1).unwrap().starts_with("Aardvark"), "{by_name}");
 
@@ -164,6 +173,20 @@ fn stats_sorts_limits_and_refuses_bad_input() {
     let run = cli.run(&["monitor", "stats", "--all"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("monitor.tenant_series") && run.stderr.contains("more than 100"), "{}", run.stderr);
+}
+
+#[test]
+fn a_cache_whose_redis_is_down_makes_tenants_unhealthy_and_says_why() {
+    let cli = Cli::sqlite();
+    let acme = cli.create("Acme", &["acme.test"]);
+    std::fs::write(cli.dir().join("tenancy.toml"), "[cache]\nstore = \"redis\"\n\n[redis]\nurl = \"redis://127.0.0.1:1\"\n").unwrap();
+    let run = cli.run(&["monitor", "health", "--all", "--json"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let health = events(&run.stdout);
+    let acme = event_of(&health, "tenant_health", &acme);
+    assert!(acme["database"].is_null(), "the database answered; it is not blamed: {acme}");
+    let problem = acme["problems"][0].as_str().unwrap();
+    assert!(problem.starts_with("cannot enter its context") && problem.contains("cache"), "{problem}");
 }
 
 #[test]

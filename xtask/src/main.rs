@@ -11,7 +11,8 @@
 //! - `cargo xtask bench cache [--operations N]`;
 //! - `cargo xtask bench startup [--plugins N] [--runs N]`;
 //! - `cargo xtask bench backup [--rows N] [--small-tenants N] [--runs R]` (installs `zstd`);
-//! - `cargo xtask bench web [--tenants N] [--seconds S] [--connections C] [--runs R]` (installs `wrk`).
+//! - `cargo xtask bench web [--tenants N] [--seconds S] [--connections C] [--runs R]` (installs `wrk`);
+//! - `cargo xtask bench monitor [--sqlite-tenants N] [--postgres-tenants N] [--runs R]`.
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
 
@@ -128,6 +129,11 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             install_debian_package(sh, "wrk", "wrk")?;
             cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- web {rest...}").run().context("the benchmark failed")
+        }
+        "monitor" => {
+            step("release builds of tenancy and tenancy-bench, then tenancy-bench monitor");
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo run --release --locked -p tenancy-bench -- monitor {rest...}").run().context("the benchmark failed")
         }
         "backup" => {
             step("zstd (from Debian, if missing), release builds of tenancy and tenancy-bench, then tenancy-bench backup");

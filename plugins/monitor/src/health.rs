@@ -4,23 +4,26 @@
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
-use serde::Serialize;
+use serde_json::json;
 use tenancy_core::command::format::error_chain;
 use tenancy_core::registry::RecordedFailure;
-use tenancy_core::{Tenancy, Tenant, migrate};
+use tenancy_core::{ContextError, Tenancy, Tenant, migrate};
 
 /// A key no application writes: reading it proves the cache store answers for this tenant's
 /// scope without touching any of its entries.
 const CACHE_PROBE_KEY: &str = "tenancy:monitor:probe";
 
 /// What was found about one tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TenantHealth {
     /// The tenant.
-    #[serde(skip)]
     pub tenant: Tenant,
-    /// The database: a round trip's time, or why it cannot be reached.
-    pub database: Check<Duration>,
+    /// The database: a round trip's time, or why it cannot be reached; `None` when it was reached
+    /// but the tenant's context could not be entered ([`TenantHealth::context`]).
+    pub database: Option<Check<Duration>>,
+    /// Why the tenant's context could not be entered past its database (a bootstrapper failed:
+    /// the cache's Redis is down, say).
+    pub context: Option<String>,
     /// Migrations this binary has that the database has not applied (unknown while unreachable).
     pub pending_migrations: Option<usize>,
     /// The last migration failure the registry remembers.
@@ -34,8 +37,7 @@ pub struct TenantHealth {
 }
 
 /// A check's result.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Check<T> {
     /// It answered.
     Ok(T),
@@ -47,8 +49,11 @@ impl TenantHealth {
     /// Why the tenant is unhealthy; empty when it is not.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Check::Failed(why) = &self.database {
+        if let Some(Check::Failed(why)) = &self.database {
             problems.push(format!("database unreachable: {why}"));
+        }
+        if let Some(why) = &self.context {
+            problems.push(format!("cannot enter its context: {why}"));
         }
         if let Some(pending) = self.pending_migrations.filter(|&n| n > 0) {
             problems.push(format!("{pending} pending migration{}", if pending == 1 { "" } else { "s" }));
@@ -65,6 +70,26 @@ impl TenantHealth {
     /// Whether nothing is wrong.
     pub fn is_healthy(&self) -> bool {
         self.problems().is_empty()
+    }
+
+    /// The `tenant_health` event of `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let database = match &self.database {
+            Some(Check::Ok(round_trip)) => json!({"ok": true, "round_trip_ms": round_trip.as_secs_f64() * 1000.0}),
+            Some(Check::Failed(error)) => json!({"ok": false, "error": error}),
+            None => serde_json::Value::Null,
+        };
+        let cache = match &self.cache {
+            Some(Check::Ok(store)) => json!({"ok": true, "store": store}),
+            Some(Check::Failed(error)) => json!({"ok": false, "error": error}),
+            None => serde_json::Value::Null,
+        };
+        json!({
+            "event": "tenant_health", "tenant": self.tenant.id, "name": self.tenant.name, "healthy": self.is_healthy(),
+            "problems": self.problems(), "database": database, "context_error": self.context,
+            "pending_migrations": self.pending_migrations, "last_failure": self.last_failure, "cache": cache,
+            "redis_database": self.redis_database, "homepage": self.homepage,
+        })
     }
 }
 
@@ -92,10 +117,16 @@ pub async fn check(tenancy: &Tenancy, tenant: &Tenant, last_failure: Option<Reco
             (round_trip, pending, cache)
         })
         .await;
-    let (database, pending_migrations, cache) = entered.unwrap_or_else(|err| (Check::Failed(error_chain(&err)), None, None));
+    let (database, context, pending_migrations, cache) = match entered {
+        Ok((database, pending, cache)) => (Some(database), None, pending, cache),
+        // The pool was leased before the bootstrappers ran: the database answered.
+        Err(err @ ContextError::Bootstrap { .. }) => (None, Some(error_chain(&err)), None, None),
+        Err(err) => (Some(Check::Failed(error_chain(&err))), None, None, None),
+    };
     TenantHealth {
         tenant: tenant.clone(),
         database,
+        context,
         pending_migrations,
         last_failure,
         cache,

@@ -46,13 +46,7 @@ pub async fn run(args: HealthArgs, app: &dyn AppContext, tenancy: &Tenancy) -> a
     let unhealthy = found.iter().filter(|h| !h.is_healthy()).count();
     for health in &found {
         if out.is_json() {
-            let mut event = serde_json::to_value(health)?;
-            event["event"] = json!("tenant_health");
-            event["tenant"] = json!(health.tenant.id);
-            event["name"] = json!(health.tenant.name);
-            event["healthy"] = json!(health.is_healthy());
-            event["problems"] = json!(health.problems());
-            out.json(&event);
+            out.json(&health.to_json());
         } else {
             out.data(&line(health));
         }
@@ -79,9 +73,8 @@ pub async fn run(args: HealthArgs, app: &dyn AppContext, tenancy: &Tenancy) -> a
 /// `ok   acme (0190…)  database 0.4ms · migrations applied · cache database · homepage on`
 fn line(health: &TenantHealth) -> String {
     let mut parts = Vec::new();
-    match &health.database {
-        Check::Ok(round_trip) => parts.push(format!("database {}", format_duration(*round_trip))),
-        Check::Failed(_) => {}
+    if let Some(Check::Ok(round_trip)) = &health.database {
+        parts.push(format!("database {}", format_duration(*round_trip)));
     }
     if health.pending_migrations == Some(0) && health.last_failure.is_none() {
         parts.push("migrations applied".to_owned());

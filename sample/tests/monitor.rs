@@ -211,7 +211,7 @@ fn watch_draws_on_a_terminal_and_q_restores_it() {
     command.args(["-c", "stty cols 100 rows 30 && exec \"$0\" monitor watch --interval 1", env!("CARGO_BIN_EXE_tenancy")]);
     let mut session = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
     // ratatui moves the cursor between words, so words, in drawing order, are what can be expected.
-    for word in ["monitor", "tenants", "active)", "connections", "largest", "Seeded", "failures", "quits"] {
+    for word in ["monitor", "tenant", "active)", "connections", "largest", "Seeded", "failures", "quits"] {
         session.exp_string(word).unwrap();
     }
     session.send("q").unwrap();

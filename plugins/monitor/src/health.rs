@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use serde_json::json;
-use tenancy_core::command::format::error_chain;
+use tenancy_core::command::format::{error_chain, plural};
 use tenancy_core::registry::RecordedFailure;
 use tenancy_core::{ContextError, Tenancy, Tenant, migrate};
 
@@ -56,7 +56,7 @@ impl TenantHealth {
             problems.push(format!("cannot enter its context: {why}"));
         }
         if let Some(pending) = self.pending_migrations.filter(|&n| n > 0) {
-            problems.push(format!("{pending} pending migration{}", if pending == 1 { "" } else { "s" }));
+            problems.push(plural(pending, "pending migration"));
         }
         if let Some(failure) = &self.last_failure {
             problems.push(format!("migration {} failed at {}", failure.migration, failure.failed_at.format("%Y-%m-%d %H:%M:%S UTC")));

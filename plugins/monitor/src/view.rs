@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Gauge, List, ListItem, Paragraph, Row, Table};
-use tenancy_core::command::format::{format_bytes, format_count, format_duration};
+use tenancy_core::command::format::{format_bytes, format_count, format_duration, plural};
 
 use crate::snapshot::{Snapshot, TenantFigure};
 
@@ -67,8 +67,8 @@ pub fn draw(frame: &mut Frame, snapshot: &Snapshot, interval_secs: u64) {
 fn totals(snapshot: &Snapshot) -> String {
     let statuses: Vec<String> = snapshot.tenants.iter().filter(|(_, n)| **n > 0).map(|(status, n)| format!("{n} {status}")).collect();
     format!(
-        "{} tenants ({}) · {} of data",
-        format_count(snapshot.tenant_count() as u64),
+        "{} ({}) · {} of data",
+        plural(snapshot.tenant_count(), "tenant"),
         if statuses.is_empty() { "none".to_owned() } else { statuses.join(", ") },
         format_bytes(snapshot.total_bytes)
     )

@@ -12,9 +12,12 @@
 //! - `cargo xtask bench startup [--plugins N] [--runs N]`;
 //! - `cargo xtask bench backup [--rows N] [--small-tenants N] [--runs R]` (installs `zstd`);
 //! - `cargo xtask bench web [--tenants N] [--seconds S] [--connections C] [--runs R]` (installs `wrk`);
-//! - `cargo xtask bench monitor [--sqlite-tenants N] [--postgres-tenants N] [--runs R]`.
+//! - `cargo xtask bench monitor [--sqlite-tenants N] [--postgres-tenants N] [--runs R]`;
+//! - `cargo xtask release [--version X.Y.Z | --bump major|minor|patch] [--dry-run]`: see `release.rs`.
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
+
+mod release;
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
@@ -31,9 +34,10 @@ fn main() -> anyhow::Result<()> {
         "test" => test_selected(&sh, &rest),
         "plugins" => build_plugins(&sh, rest.iter().any(|arg| arg == "--release")),
         "bench" => bench(&sh, &rest),
+        "release" => release::release(&sh, &rest),
         other => {
             eprintln!(
-                "usage: cargo xtask <ci | test [--backend a,b] [-- FILTER] | plugins [--release] | bench provision [--tenants N] [--backend …] | bench migrate [--sqlite-tenants N] [--postgres-tenants N]>"
+                "usage: cargo xtask <ci | test [--backend a,b] [-- FILTER] | plugins [--release] | bench <provision | migrate | cache | startup | web | backup | monitor> [options] | release [--version X.Y.Z | --bump major|minor|patch] [--dry-run]>"
             );
             if other.is_empty() { Ok(()) } else { bail!("unknown task `{other}`") }
         }

@@ -320,3 +320,45 @@ fn tenancy_serve_answers_metrics_on_central_hosts_only() {
     assert_eq!(server.get("acme.localhost", "/metrics").status, 404, "the fleet's figures are not a tenant's to see");
     assert_eq!(server.stop(), 0);
 }
+
+#[test]
+fn a_server_that_does_not_answer_is_named_and_nothing_hangs() {
+    let Some(cli) = Cli::new(Backend::Postgres) else { return };
+    tokio::runtime::Runtime::new().unwrap().block_on(cli.env.create_central_database());
+    let acme = cli.create("Acme", &["acme.test"]);
+    // The tenants' server moves to a port nothing listens on; the registry stays where it is.
+    let config = cli.env.config_toml();
+    let moved: String = config
+        .lines()
+        .map(|line| {
+            if line.starts_with("default = ") {
+                "default = \"postgres://postgres@127.0.0.1:1/postgres\"".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(cli.dir().join("tenancy.toml"), moved).unwrap();
+    let started = Instant::now();
+
+    let run = cli.run(&["monitor", "stats", "--all", "--json"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    // With --json the warning is an event of its own.
+    let stats = events(&run.stdout);
+    let warning =
+        stats.iter().find(|e| e.to_string().contains("server `default` could not be asked")).unwrap_or_else(|| panic!("{stats:?}"));
+    assert!(warning.to_string().contains("127.0.0.1:1"), "{warning}");
+    assert!(event_of(&stats, "tenant_stats", &acme)["error"].is_string());
+
+    let run = cli.run(&["monitor", "health", "--all", "--json"]);
+    assert_eq!(run.code, 1);
+    let health = events(&run.stdout);
+    assert!(event_of(&health, "tenant_health", &acme)["problems"][0].as_str().unwrap().starts_with("database unreachable"));
+
+    let out = cli.ok(&["monitor", "watch", "--count", "1"]);
+    let snapshot: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(snapshot["problems"][0].as_str().unwrap().starts_with("server default"), "{snapshot}");
+    assert!(snapshot["missing"].as_array().unwrap().is_empty(), "a tenant on a server that cannot be asked is not called missing");
+    assert!(started.elapsed() < Duration::from_secs(60), "a refused connection fails fast");
+}

@@ -66,7 +66,7 @@ enum Bench {
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::Postgres, BackendArg::PostgresSchema])]
         backend: Vec<BackendArg>,
         /// The release `tenancy` binary to measure
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy-sample"))]
         binary: std::path::PathBuf,
     },
     /// `tenancy serve`'s tenant page against plain axum under wrk, and a warm resolver hit
@@ -87,7 +87,7 @@ enum Bench {
         #[arg(long)]
         in_process_only: bool,
         /// The release `tenancy` binary to measure
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy-sample"))]
         binary: std::path::PathBuf,
     },
     /// Row (a) of `web`: plain axum answering the same page (started by `web` itself)
@@ -106,7 +106,7 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// The release `tenancy` binary to measure
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy-sample"))]
         binary: std::path::PathBuf,
     },
     /// `monitor stats --all` and `monitor health --all` against the same reads by hand, and a
@@ -122,7 +122,7 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// The release `tenancy` binary to measure
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy-sample"))]
         binary: std::path::PathBuf,
     },
     /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
@@ -134,7 +134,7 @@ enum Bench {
         #[arg(long, default_value_t = 50)]
         runs: usize,
         /// The release `tenancy` binary to measure
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy-sample"))]
         binary: std::path::PathBuf,
         /// The plugin library to load
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/libtenancy_hello.so"))]

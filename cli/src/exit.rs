@@ -33,6 +33,8 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
                 TenantRefError::Ambiguous { .. } => hints.push("name the tenant by its full id, or a longer id prefix".into()),
                 TenantRefError::Registry(_) => {}
             }
+        } else if let Some(ConfigError::SqlFiles(_)) = cause.downcast_ref::<ConfigError>() {
+            hints.push("migrations are `migrations/NNNN_name.up.sql` with a `.down.sql` each, seeders `seeders/NAME.sql`; `tenancy init --sql` writes examples".into());
         } else if cause.is::<ConfigError>() {
             hints.push("every key is described in the README's configuration reference; `tenancy init` writes a commented file".into());
         } else if let Some(DatabaseError::Connect { .. }) = cause.downcast_ref::<DatabaseError>() {

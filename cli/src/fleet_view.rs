@@ -129,7 +129,11 @@ impl FleetReporter for FleetView {
         }
         self.out.data(format!("-- {} {}", tenant.name, migration.migration));
         match &migration.statements {
-            Ok(statements) => statements.iter().for_each(|sql| self.out.data(format!("{sql};"))),
+            // A SQL file's script usually ends with its own semicolon.
+            Ok(statements) => statements.iter().for_each(|sql| {
+                let sql = sql.trim_end();
+                self.out.data(if sql.ends_with(';') { sql.to_owned() } else { format!("{sql};") });
+            }),
             Err(reason) => self.out.data(format!("-- cannot show: {reason}")),
         }
     }

@@ -45,6 +45,7 @@ use clap::FromArgMatches;
 use sea_orm_migration::MigratorTrait;
 use tenancy_core::command::{AppContext, Console, Plugin};
 use tenancy_core::migrate::{SeaOrmMigrator, TenantMigrator};
+use tenancy_core::sql_files::{self, SqlMigrator, SqlSeeder};
 use tenancy_core::{Config, OpenError, Seeder, Tenancy};
 
 pub use args::Cli;
@@ -60,6 +61,7 @@ pub struct App {
     migrator: Option<Arc<dyn TenantMigrator>>,
     seeders: Vec<Arc<dyn Seeder>>,
     plugins: Vec<Arc<dyn Plugin>>,
+    sql_files: bool,
 }
 
 impl App {
@@ -77,6 +79,14 @@ impl App {
     /// The seeders `--seed` and `db seed` can run; the first is the default.
     pub fn seeders(mut self, seeders: Vec<Arc<dyn Seeder>>) -> Self {
         self.seeders = seeders;
+        self
+    }
+
+    /// Tenant migrations and seeders from SQL files beside `tenancy.toml`: `migrations/` and
+    /// `seeders/` (see [`tenancy_core::sql_files`]), read when the configuration is. For a tool
+    /// that serves an application written in another language, or before it has Rust of its own.
+    pub fn sql_files(mut self) -> Self {
+        self.sql_files = true;
         self
     }
 
@@ -116,8 +126,21 @@ impl App {
         Ok(config)
     }
 
+    /// With [`App::sql_files`], reads `migrations/` and `seeders/` beside the configuration; a bad
+    /// file is reported as the configuration's error is, by the commands that need it.
+    fn load_sql_files(&mut self, config: &Config) -> Result<(), tenancy_core::ConfigError> {
+        if !self.sql_files {
+            return Ok(());
+        }
+        let migrator = SqlMigrator::load(&config.root.join(sql_files::MIGRATIONS_FOLDER))?;
+        let seeders = SqlSeeder::load_all(&config.root.join(sql_files::SEEDERS_FOLDER))?;
+        self.migrator = Some(Arc::new(migrator));
+        self.seeders = seeders.into_iter().map(|seeder| Arc::new(seeder) as Arc<dyn Seeder>).collect();
+        Ok(())
+    }
+
     /// Runs with the given arguments (the first is the program name).
-    pub fn run_from<I, T>(self, args: I) -> ExitStatus
+    pub fn run_from<I, T>(mut self, args: I) -> ExitStatus
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -135,7 +158,7 @@ impl App {
         // The configuration says where plugins are, and plugins shape the command line: so it is
         // read before the arguments are parsed, and its error reported only by commands needing it.
         let config_file = args::config_flag(&args);
-        let config = self.load_config(&cwd, config_file.as_deref());
+        let config = self.load_config(&cwd, config_file.as_deref()).and_then(|config| self.load_sql_files(&config).map(|()| config));
         let extensions = Extensions::discover(&self.plugins, config.as_ref().ok());
         let matches = match extensions.command().try_get_matches_from(&args) {
             Ok(matches) => matches,

@@ -40,6 +40,7 @@ pub mod registry;
 pub mod secret;
 pub mod seeder;
 pub mod sessions;
+pub mod sql_files;
 mod tenancy;
 mod tenant;
 pub mod unwind;

@@ -246,7 +246,7 @@ fn a_target_that_cannot_be_written_leaves_nothing_behind() {
 
     // A full disk: the file size limit makes writes fail with EFBIG (SIGXFSZ ignored, as the
     // shell leaves it for the program it starts).
-    let tenancy = env!("CARGO_BIN_EXE_tenancy");
+    let tenancy = env!("CARGO_BIN_EXE_tenancy-sample");
     let output = cli
         .process(Path::new("sh"))
         .args(["-c", &format!("trap '' XFSZ; ulimit -f 256; exec '{tenancy}' backup create --tenant {acme}")])

@@ -144,3 +144,12 @@ fn an_unreachable_server_is_a_failure_that_hides_the_password() {
     assert_eq!(registry.code, 1);
     assert!(registry.stderr.contains("127.0.0.1:9") && !registry.stderr.contains("hunter2"), "{}", registry.stderr);
 }
+
+#[test]
+fn init_sql_is_refused_by_a_binary_whose_migrations_are_rust() {
+    let cli = Cli::sqlite();
+    let run = cli.run(&["init", "--sql"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("written in Rust") && run.stderr.contains("stock `tenancy` binary"), "{}", run.stderr);
+    assert!(!cli.dir().join("migrations").exists() && !cli.dir().join("seeders").exists(), "nothing was written");
+}

@@ -208,7 +208,7 @@ fn watch_draws_on_a_terminal_and_q_restores_it() {
     cli.create("Seeded", &["seeded.test"]);
     // A pty starts with no size; a real terminal has one.
     let mut command = cli.process(std::path::Path::new("sh"));
-    command.args(["-c", "stty cols 100 rows 30 && exec \"$0\" monitor watch --interval 1", env!("CARGO_BIN_EXE_tenancy")]);
+    command.args(["-c", "stty cols 100 rows 30 && exec \"$0\" monitor watch --interval 1", env!("CARGO_BIN_EXE_tenancy-sample")]);
     let mut session = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
     // ratatui moves the cursor between words, so words, in drawing order, are what can be expected.
     for word in ["monitor", "tenant", "active)", "connections", "largest", "Seeded", "failures", "quits"] {

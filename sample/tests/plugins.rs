@@ -14,7 +14,7 @@ use tenancy_tests::Backend;
 
 /// `target/debug`, where cargo put the binary and the plugin libraries.
 fn build_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_tenancy")).parent().expect("the binary is in a folder").to_path_buf()
+    Path::new(env!("CARGO_BIN_EXE_tenancy-sample")).parent().expect("the binary is in a folder").to_path_buf()
 }
 
 /// The library the workspace package `package` builds.
@@ -234,7 +234,7 @@ fn external_programs_on_path_become_commands_with_their_exit_code() {
     assert_eq!(run.status.code(), Some(7));
     assert!(stdout.contains("args: a --b --json"), "{stdout}");
     assert!(stdout.contains("registry: sqlite://") && stdout.contains("central.sqlite"), "{stdout}");
-    assert!(stdout.contains(&format!("bin: {}", env!("CARGO_BIN_EXE_tenancy"))), "{stdout}");
+    assert!(stdout.contains(&format!("bin: {}", env!("CARGO_BIN_EXE_tenancy-sample"))), "{stdout}");
 
     let help = cli.command().arg("--help").env("PATH", &path).output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("foo"));

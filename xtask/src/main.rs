@@ -115,12 +115,12 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         }
         "migrate" => {
             step("release build of tenancy, then tenancy-bench migrate");
-            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy-sample").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- migrate {rest...}").run().context("the benchmark failed")
         }
         "startup" => {
             step("release builds of tenancy and the plugin libraries, then tenancy-bench startup");
-            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy-sample").run().context("building tenancy failed")?;
             build_plugins(sh, true)?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- startup {rest...}").run().context("the benchmark failed")
         }
@@ -131,12 +131,12 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         "web" => {
             step("wrk (from Debian, if missing), release builds of tenancy and tenancy-bench, then tenancy-bench web");
             install_debian_package(sh, "wrk", "wrk")?;
-            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy-sample").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- web {rest...}").run().context("the benchmark failed")
         }
         "monitor" => {
             step("release builds of tenancy and tenancy-bench, then tenancy-bench monitor");
-            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy-sample").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- monitor {rest...}").run().context("the benchmark failed")
         }
         "backup" => {

@@ -132,7 +132,7 @@ pub fn release(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         cmd!(sh, "cargo update --workspace --offline").run().context("updating Cargo.lock to the new version failed")?;
         crate::ci(sh)?;
         step("release builds of tenancy and the plugin libraries");
-        cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy").run().context("building tenancy failed")?;
+        cmd!(sh, "cargo build --release --locked -p tenancy --bin tenancy").run().context("building tenancy failed")?;
         crate::build_plugins(sh, true)?;
         pack(sh, &archive)?;
         package_crates(sh, &crates, next)?;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
+use tenancy_core::command::UsageError;
 use tenancy_core::config::FILE_NAME;
 use tenancy_core::{Config, Registry};
 
@@ -18,7 +19,35 @@ pub struct InitArgs {
     /// Overwrite an existing configuration file
     #[arg(long)]
     pub force: bool,
+    /// Also write an example tenant migration (`migrations/`) and seeder (`seeders/`) as SQL files
+    #[arg(long)]
+    pub sql: bool,
 }
+
+/// What `init --sql` writes: one migration (with the engines' own ways to number rows) and the
+/// default seeder. Existing files are never replaced.
+const SQL_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "migrations/0001_create_notes.up.sql",
+        "-- Every tenant database gets this table. Migrations run in number order, each once, each in a\n\
+         -- transaction where the engine allows (PostgreSQL, SQLite). Engines differ? Add\n\
+         -- 0001_create_notes.postgres.up.sql (or .mysql., .sqlite.): it is used there instead.\n\
+         CREATE TABLE notes (\n    id INTEGER PRIMARY KEY,\n    body TEXT NOT NULL\n);\n",
+    ),
+    (
+        "migrations/0001_create_notes.postgres.up.sql",
+        "CREATE TABLE notes (\n    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    body TEXT NOT NULL\n);\n",
+    ),
+    (
+        "migrations/0001_create_notes.mysql.up.sql",
+        "CREATE TABLE notes (\n    id BIGINT AUTO_INCREMENT PRIMARY KEY,\n    body TEXT NOT NULL\n);\n",
+    ),
+    ("migrations/0001_create_notes.down.sql", "-- What `tenancy db rollback` runs.\nDROP TABLE notes;\n"),
+    (
+        "seeders/default.sql",
+        "-- `tenancy db seed` (and `tenant create --seed`) run this in each tenant, in one transaction.\nINSERT INTO notes (body) VALUES ('Welcome to your new tenant.');\n",
+    ),
+];
 
 pub async fn run(
     args: &InitArgs,
@@ -28,6 +57,13 @@ pub async fn run(
     extensions: &Extensions,
     out: &Output,
 ) -> anyhow::Result<ExitStatus> {
+    if args.sql && !app.sql_files {
+        return Err(UsageError::new(
+            "this tenancy's migrations and seeders are written in Rust, so SQL examples would not be used",
+            "tenancy init  (without --sql), or the stock `tenancy` binary for SQL files",
+        )
+        .into());
+    }
     let path = cwd.join(config_file.unwrap_or(Path::new(FILE_NAME)));
     if path.exists() && !args.force {
         out.status("Keeping", format!("`{}`, which exists already (--force overwrites it)", path.display()));
@@ -41,6 +77,9 @@ pub async fn run(
         out.status("Created", format!("`{}`", path.display()));
     }
     let config = app.load_config(cwd, Some(&path))?;
+    if args.sql {
+        write_sql_examples(&config.root, out)?;
+    }
     if Registry::create_database_if_missing(&config).await? {
         out.status("Created", "the registry database");
     }
@@ -52,4 +91,20 @@ pub async fn run(
     }
     tenancy.close().await;
     Ok(ExitStatus::Success)
+}
+
+fn write_sql_examples(root: &Path, out: &Output) -> anyhow::Result<()> {
+    for (name, text) in SQL_EXAMPLES {
+        let path = root.join(name);
+        if path.exists() {
+            out.status("Keeping", format!("`{}`, which exists already", path.display()));
+            continue;
+        }
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).with_context(|| format!("failed to create `{}`", folder.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))?;
+        out.status("Created", format!("`{}`", path.display()));
+    }
+    Ok(())
 }

@@ -309,6 +309,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// The SQL migrations or seeders beside the configuration cannot be used.
+    #[error(transparent)]
+    SqlFiles(#[from] crate::sql_files::SqlFilesError),
 }
 
 impl Config {

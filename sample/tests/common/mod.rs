@@ -30,7 +30,7 @@ impl Cli {
 
     /// The binary, in the environment's folder, with no `TENANCY_*` variable inherited.
     pub fn command(&self) -> assert_cmd::Command {
-        self.program(Path::new(env!("CARGO_BIN_EXE_tenancy")))
+        self.program(Path::new(env!("CARGO_BIN_EXE_tenancy-sample")))
     }
 
     /// Another binary (an application's own `tenancy`), run as [`Cli::command`] runs ours.
@@ -53,7 +53,7 @@ impl Cli {
 
     /// [`Cli::process`] of the `tenancy` binary.
     pub fn tenancy_process(&self) -> std::process::Command {
-        self.process(Path::new(env!("CARGO_BIN_EXE_tenancy")))
+        self.process(Path::new(env!("CARGO_BIN_EXE_tenancy-sample")))
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

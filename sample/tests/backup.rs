@@ -83,7 +83,7 @@ fn data_file(cli: &Cli, tenant: &str, backup: &str) -> PathBuf {
         .map(|entry| entry.path())
         .find(|path| {
             let name = path.file_name().unwrap().to_string_lossy();
-            name.starts_with(backup) && !name.ends_with(".manifest.json")
+            name.starts_with(backup) && !name.ends_with(".manifest.json") && !name.ends_with(".verified.json")
         })
         .expect("the data file")
 }
@@ -515,7 +515,9 @@ fn backups_in_an_s3_bucket_are_listed_verified_restored_and_pruned() {
     cli.ok(&["backup", "prune", "--all", "--keep-last", "1"]);
     let left: Vec<String> = listed(&cli).iter().map(|b| b["backup"].as_str().unwrap().to_owned()).collect();
     assert_eq!(left, vec![second.clone()]);
-    assert_eq!(bucket.keys().len(), 2);
+    let kept = bucket.keys();
+    assert_eq!(kept.len(), 3, "the kept backup's data, manifest and verification record: {kept:?}");
+    assert!(kept.iter().all(|key| key.contains(&second)), "nothing of the pruned backup is left: {kept:?}");
 
     // Wrong credentials: a clear failure naming the bucket, never the secret.
     let run = common::Run::from(

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value};
-use serde::Serialize;
 use tenancy_core::command::format::error_chain;
 use tenancy_core::database::Isolation;
 use tenancy_core::database::ServerUrl;
@@ -19,7 +18,7 @@ use tenancy_core::{Driver, Tenancy, Tenant, TenantId};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One tenant, as its server sees it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Footprint {
     /// Bytes of its tables and indexes (SQLite: the file and its WAL).
     pub size_bytes: u64,
@@ -29,7 +28,7 @@ pub struct Footprint {
 }
 
 /// The fleet, as its servers see it.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct Census {
     /// Tenants found; a tenant missing here has no database (or schema, or file).
     pub tenants: HashMap<TenantId, Footprint>,

@@ -157,9 +157,10 @@ impl Run {
     }
 }
 
-/// Replaces what changes from run to run: the temporary folder, UUIDs, database names, timings.
+/// Replaces what changes from run to run (the temporary folder, UUIDs, database names, timings)
+/// and from release to release (the workspace's version, which built-in plugins report).
 pub fn filter(text: &str, dir: &Path) -> String {
-    let mut text = text.replace(&dir.display().to_string(), "[TEMP_DIR]");
+    let mut text = text.replace(&dir.display().to_string(), "[TEMP_DIR]").replace(env!("CARGO_PKG_VERSION"), "[VERSION]");
     if let Ok(canonical) = dir.canonicalize() {
         text = text.replace(&canonical.display().to_string(), "[TEMP_DIR]");
     }

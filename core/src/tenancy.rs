@@ -336,55 +336,47 @@ impl Tenancy {
         // Every event while in a tenant's context (a bootstrapper's warning, a migration's log)
         // carries `tenant.id`. Error level, so the span is on whenever any event is.
         let span = tracing::error_span!("tenant", tenant.id = %tenant.id);
-        tracing::Instrument::instrument(self.enter_in_span(tenant, progress, size, pinned, f), span).await
-    }
-
-    async fn enter_in_span<F, Fut, T>(
-        &self,
-        tenant: Arc<Tenant>,
-        progress: Option<Arc<dyn ProgressSink>>,
-        size: PoolSize,
-        pinned: bool,
-        f: F,
-    ) -> Result<T, ContextError>
-    where
-        F: FnOnce(TenantContext) -> Fut,
-        Fut: Future<Output = T>,
-    {
-        if let Some(current) = context::pinned_tenant()
-            && current.id != tenant.id
-        {
-            return Err(ContextError::Pinned { current: current.to_string(), requested: tenant.to_string() });
-        }
-        let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
-        let manager = self.manager_of(&tenant).map_err(database_error)?.as_ref();
-        let lease = match size {
-            PoolSize::Full => self.connections.lease(&tenant.id, &tenant.database, manager).await,
-            PoolSize::One => self.connections.lease_one_connection(&tenant.id, &tenant.database, manager).await,
-            PoolSize::Lazy => self.connections.lease_lazily(&tenant.id, &tenant.database, manager).await,
-        }
-        .map_err(database_error)?;
-        // Checked with the lease held: a delete closes the tenant, then waits for its leases to
-        // end, so a context either started before (and is waited for) or sees it closed.
-        if self.closing.load(std::sync::atomic::Ordering::Acquire) > 0
-            && self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id)
-        {
-            return Err(ContextError::Closed { tenant: tenant.to_string() });
-        }
-        let mut builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
-        for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
-            if let Err(source) = bootstrapper.bootstrap(&mut builder).await {
-                let partial = builder.build();
-                self.revert(&self.bootstrappers[..index], &partial).await;
-                return Err(ContextError::Bootstrap { bootstrapper: bootstrapper.name().to_owned(), tenant: tenant.to_string(), source });
+        let entered = async move {
+            if let Some(current) = context::pinned_tenant()
+                && current.id != tenant.id
+            {
+                return Err(ContextError::Pinned { current: current.to_string(), requested: tenant.to_string() });
             }
-        }
-        let ctx = builder.build();
-        tracing::debug!(bootstrappers = self.bootstrappers.len(), "entered the tenant's context");
-        let output = context::scope(ctx.clone(), f).await;
-        self.revert(&self.bootstrappers, &ctx).await;
-        // The pool stays leased until the last clone of `ctx` (a task it spawned) is gone.
-        Ok(output)
+            let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
+            let manager = self.manager_of(&tenant).map_err(database_error)?.as_ref();
+            let lease = match size {
+                PoolSize::Full => self.connections.lease(&tenant.id, &tenant.database, manager).await,
+                PoolSize::One => self.connections.lease_one_connection(&tenant.id, &tenant.database, manager).await,
+                PoolSize::Lazy => self.connections.lease_lazily(&tenant.id, &tenant.database, manager).await,
+            }
+            .map_err(database_error)?;
+            // Checked with the lease held: a delete closes the tenant, then waits for its leases to
+            // end, so a context either started before (and is waited for) or sees it closed.
+            if self.closing.load(std::sync::atomic::Ordering::Acquire) > 0
+                && self.closed.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant.id)
+            {
+                return Err(ContextError::Closed { tenant: tenant.to_string() });
+            }
+            let mut builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
+            for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
+                if let Err(source) = bootstrapper.bootstrap(&mut builder).await {
+                    let partial = builder.build();
+                    self.revert(&self.bootstrappers[..index], &partial).await;
+                    return Err(ContextError::Bootstrap {
+                        bootstrapper: bootstrapper.name().to_owned(),
+                        tenant: tenant.to_string(),
+                        source,
+                    });
+                }
+            }
+            let ctx = builder.build();
+            tracing::debug!(bootstrappers = self.bootstrappers.len(), "entered the tenant's context");
+            let output = context::scope(ctx.clone(), f).await;
+            self.revert(&self.bootstrappers, &ctx).await;
+            // The pool stays leased until the last clone of `ctx` (a task it spawned) is gone.
+            Ok::<_, ContextError>(output)
+        };
+        tracing::Instrument::instrument(entered, span).await
     }
 
     /// Closes `tenant` in this process: [`Tenancy::run`] refuses it until the guard is dropped.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cache, completions, db, doctor, init, plugin, serve, tenant};
+use crate::commands::{cache, completions, db, doctor, init, plugin, queue, serve, tenant};
 
 /// Database-per-tenant multi-tenancy: create, migrate and manage every tenant's database.
 #[derive(Debug, Parser)]
@@ -74,6 +74,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Serve tenants over HTTP: each on its own domains, inside its own context
     Serve(serve::ServeArgs),
+    /// Run, inspect, retry and clear queued jobs; each runs in its own tenant's context
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }

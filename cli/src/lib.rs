@@ -62,6 +62,7 @@ pub struct App {
     seeders: Vec<Arc<dyn Seeder>>,
     plugins: Vec<Arc<dyn Plugin>>,
     sql_files: bool,
+    jobs: tenancy_core::queue::JobSet,
 }
 
 impl App {
@@ -87,6 +88,12 @@ impl App {
     /// that serves an application written in another language, or before it has Rust of its own.
     pub fn sql_files(mut self) -> Self {
         self.sql_files = true;
+        self
+    }
+
+    /// The job types `tenancy queue work` runs and `tenancy queue dispatch` accepts.
+    pub fn jobs(mut self, jobs: tenancy_core::queue::JobSet) -> Self {
+        self.jobs = std::mem::take(&mut self.jobs).merge(jobs);
         self
     }
 
@@ -277,6 +284,11 @@ impl CliContext<'_> {
     /// The application's seeders, the default first.
     pub fn seeders(&self) -> &[Arc<dyn Seeder>] {
         &self.app.seeders
+    }
+
+    /// The job types the application registers.
+    pub fn jobs(&self) -> &tenancy_core::queue::JobSet {
+        &self.app.jobs
     }
 
     /// The linked plugins, in the order the application added them.

@@ -36,6 +36,8 @@ mod domain;
 pub mod metrics;
 pub mod migrate;
 pub mod provisioning;
+#[cfg(feature = "queue")]
+pub mod queue;
 pub mod registry;
 pub mod secret;
 pub mod seeder;

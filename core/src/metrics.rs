@@ -36,6 +36,12 @@ pub const PROVISIONING_STEP_SECONDS: &str = "tenancy_provisioning_step_duration_
 /// Requests through the web layer, by how they were identified (`central`, `tenant`, `unknown`,
 /// `none` for a malformed host) and `outcome` (`served`, `bad_host`, `unavailable`, `refused`).
 pub const WEB_REQUESTS: &str = "tenancy_web_requests_total";
+/// Jobs queued.
+pub const JOBS_DISPATCHED: &str = "tenancy_jobs_dispatched_total";
+/// Jobs a worker finished with, by `outcome` (`done`, `retry`, `failed`, `waiting`).
+pub const JOBS_RUN: &str = "tenancy_jobs_total";
+/// How long each job ran.
+pub const JOB_SECONDS: &str = "tenancy_job_duration_seconds";
 
 /// Gives every series above its help text and unit, for recorders that show them. Call once
 /// after installing a recorder.
@@ -51,6 +57,9 @@ pub fn describe() {
     describe_counter!(CACHE_HITS, "Cache reads that found their key, by store");
     describe_counter!(CACHE_MISSES, "Cache reads that did not, by store");
     describe_histogram!(PROVISIONING_STEP_SECONDS, Unit::Seconds, "Duration of each tenant provisioning step, by step and outcome");
+    describe_counter!(JOBS_DISPATCHED, "Jobs queued");
+    describe_counter!(JOBS_RUN, "Jobs a worker finished with, by outcome");
+    describe_histogram!(JOB_SECONDS, Unit::Seconds, "Duration of each job run");
     describe_counter!(WEB_REQUESTS, "Requests through the tenant layer, by identification and outcome");
 }
 
@@ -95,4 +104,15 @@ pub(crate) fn provisioning_step(step: &str, outcome: &'static str, took: Duratio
 #[cfg(feature = "web")]
 pub(crate) fn web_request(identified: &'static str, outcome: &'static str) {
     counter!(WEB_REQUESTS, "identified" => identified, "outcome" => outcome).increment(1);
+}
+
+#[cfg(feature = "queue")]
+pub(crate) fn job_dispatched() {
+    counter!(JOBS_DISPATCHED).increment(1);
+}
+
+#[cfg(feature = "queue")]
+pub(crate) fn job_ran(outcome: &'static str, took: Duration) {
+    counter!(JOBS_RUN, "outcome" => outcome).increment(1);
+    histogram!(JOB_SECONDS).record(took.as_secs_f64());
 }

@@ -46,6 +46,8 @@ pub struct Tenancy {
     closed: std::sync::Mutex<std::collections::HashSet<crate::TenantId>>,
     /// How many tenants `closed` holds, so entering a context takes no lock when it is none.
     closing: std::sync::atomic::AtomicUsize,
+    #[cfg(feature = "queue")]
+    queue: Arc<crate::queue::Queue>,
 }
 
 /// The pool a context needs, if the tenant's is not open yet.
@@ -162,20 +164,32 @@ impl TenancyBuilder {
         let caches = Arc::new(CacheBootstrapper::new(&self.config, registry.clone()));
         let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> = vec![caches.clone()];
         bootstrappers.extend(self.bootstrappers);
+        let config = Arc::new(self.config);
+        #[allow(unused_mut)]
+        let mut tenant_hooks = self.tenant_hooks;
+        #[cfg(feature = "queue")]
+        let queue = {
+            let queue = Arc::new(crate::queue::Queue::new(config.clone()));
+            bootstrappers.push(Arc::new(crate::queue::QueueBootstrapper(queue.clone())));
+            tenant_hooks.push(Arc::new(crate::queue::ClearJobsOnDelete(queue.clone())));
+            queue
+        };
         Ok(Tenancy {
-            sessions: crate::sessions::TenantSessionStore::new(&self.config),
+            sessions: crate::sessions::TenantSessionStore::new(&config),
             caches,
-            connections: ConnectionCache::new(&self.config),
-            config: Arc::new(self.config),
+            connections: ConnectionCache::new(&config),
+            config,
             registry,
             managers,
             bootstrappers,
             migrations: MigrationSet::new(self.migrator).with(self.plugin_migrators),
             provisioning_steps: self.provisioning_steps,
-            tenant_hooks: self.tenant_hooks,
+            tenant_hooks,
             meter: self.meter,
             closed: Default::default(),
             closing: Default::default(),
+            #[cfg(feature = "queue")]
+            queue,
         })
     }
 }
@@ -192,6 +206,12 @@ impl Tenancy {
             tenant_hooks: Vec::new(),
             meter: None,
         }
+    }
+
+    /// The job queue (see [`crate::queue`]).
+    #[cfg(feature = "queue")]
+    pub fn queue(&self) -> &Arc<crate::queue::Queue> {
+        &self.queue
     }
 
     /// The configuration.

@@ -6,10 +6,13 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod jobs;
+
 fn main() -> std::process::ExitCode {
     tenancy_cli::App::new()
         .tenant_migrator::<migration::Migrator>()
         .seeders(seeders::all())
+        .jobs(jobs::all())
         .plugin(tenancy_homepage::HomepagePlugin)
         .plugin(tenancy_backup::BackupPlugin)
         .plugin(tenancy_monitor::MonitorPlugin)

@@ -352,3 +352,6 @@ pub async fn table_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
     let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("list tables");
     rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("a table name")).collect()
 }
+
+/// NATS (with JetStream)'s address on test machines.
+pub const NATS_ADDR: &str = "127.0.0.1:4222";

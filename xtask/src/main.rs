@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! - `cargo xtask ci`: formatting check, clippy with warnings denied, then the whole test suite;
-//! - `cargo xtask test [--backend sqlite,postgres,postgres-schema,mysql,redis,browser,s3] [-- FILTER]`:
+//! - `cargo xtask test [--backend sqlite,postgres,postgres-schema,mysql,redis,nats,browser,s3] [-- FILTER]`:
 //!   the plugin libraries, then the test suite (what `ci` runs last, whole), or only the tests of
 //!   those backends (SQLite always runs) and whose names contain FILTER;
 //! - `cargo xtask plugins [--release]`: builds the plugin libraries the tests load (`cargo test`
@@ -19,12 +19,18 @@
 
 mod release;
 
+use std::path::PathBuf;
+
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
 fn main() -> anyhow::Result<()> {
     let sh = Shell::new()?;
-    sh.change_dir(env!("CARGO_MANIFEST_DIR"));
+    // The folder cargo ran us from, not the one we were compiled in: two clones sharing one
+    // target folder (the release tests) run whichever build of xtask is there.
+    #[allow(clippy::disallowed_methods)] // cargo's own variable, not tenancy configuration
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    sh.change_dir(manifest_dir);
     sh.change_dir("..");
     let mut args = std::env::args().skip(1);
     let task = args.next().unwrap_or_default();
@@ -74,7 +80,7 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
 }
 
 /// The backends `--backend` may name (as the test support spells them).
-const BACKENDS: &[&str] = &["sqlite", "postgres", "postgres-schema", "mysql", "redis", "browser", "s3"];
+const BACKENDS: &[&str] = &["sqlite", "postgres", "postgres-schema", "mysql", "redis", "nats", "browser", "s3"];
 
 /// `cargo xtask test [--backend a,b] [-- FILTER]`.
 fn test_selected(sh: &Shell, args: &[String]) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod doctor;
 pub mod init;
 pub mod plugin;
+pub mod queue;
 pub mod selection;
 pub mod serve;
 pub mod tenant;
@@ -79,5 +80,6 @@ pub async fn dispatch(mut invocation: Invocation<'_>, matches: &clap::ArgMatches
         Command::Plugin(command) => plugin::run(&command, invocation.extensions, invocation.out),
         Command::Doctor(args) => doctor::run(&args, invocation).await,
         Command::Serve(args) => serve::run(&args, &invocation.context()?).await,
+        Command::Queue(command) => queue::run(command, &invocation.context()?).await,
     }
 }

@@ -92,7 +92,8 @@ pub fn application(tenancy: Arc<Tenancy>, plugins: &[Arc<dyn Plugin>]) -> anyhow
     Ok(TenantLayer::new(tenancy).around(routes))
 }
 
-async fn close(tenancy: Arc<Tenancy>) {
+/// Closes a tenancy shared with tasks: fully if this is the last handle, else its pools.
+pub(crate) async fn close(tenancy: Arc<Tenancy>) {
     match Arc::try_unwrap(tenancy) {
         Ok(tenancy) => tenancy.close().await,
         Err(shared) => shared.connections().close_all().await,

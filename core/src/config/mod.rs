@@ -14,8 +14,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod queue;
 mod web;
 
+pub use queue::{MAX_QUEUE_NAME, QueueConfig, QueueEngineKind, SuspendedJobs, check_queue_name};
 pub use web::{CentralHost, Identify, IpRange, WebConfig};
 
 use crate::database::{DatabaseNaming, Driver, Isolation, NamingError, ServerUrl, ServerUrlError};
@@ -50,6 +52,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// How HTTP requests find their tenant.
     pub web: WebConfig,
+    /// Where tenant-aware jobs are kept.
+    pub queue: QueueConfig,
     /// Where relative paths are resolved: the configuration file's folder, or the current directory.
     #[serde(skip)]
     pub root: PathBuf,
@@ -460,6 +464,7 @@ impl Config {
         }
         self.central_location().map_err(|err| ("central.url".to_owned(), err.to_string()))?;
         self.web.validate()?;
+        self.queue.validate()?;
         let redis = &self.redis;
         if !redis.prefix.contains("{tenant_id}") {
             return Err(("redis.prefix".into(), format!("`{}` has no `{{tenant_id}}`: every tenant would share one prefix", redis.prefix)));
@@ -597,7 +602,7 @@ fn discover(cwd: &Path) -> Option<PathBuf> {
 
 /// Says where a key's value came from: "`tenancy.toml` at key `x.y`" or "environment variable `TENANCY_X__Y`".
 /// The top-level keys tenancy itself reads.
-const OWN_SECTIONS: &[&str] = &["central", "tenant_database", "cache", "session", "redis", "plugins", "web"];
+const OWN_SECTIONS: &[&str] = &["central", "tenant_database", "cache", "session", "redis", "plugins", "web", "queue"];
 
 /// Top-level keys are tenancy's sections and the plugins': anything else is a typo to report, as
 /// serde reports an unknown key inside a section.

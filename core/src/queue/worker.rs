@@ -1,0 +1,166 @@
+//! The worker: takes jobs from an engine and runs each in exactly its own tenant's context.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::engine::{IncomingJob, JobRunner, Outcome, Scope, backoff};
+use super::jobs::{Handler, JobSet};
+use super::{Queue, QueueError};
+use crate::config::SuspendedJobs;
+use crate::unwind::contain;
+use crate::{ContextError, Tenancy, TenantStatus};
+
+/// What a worker reports after each job, for a log line or a test.
+#[derive(Debug, Clone)]
+pub struct JobEvent {
+    /// The engine's id of the job.
+    pub id: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its job type, if it had one.
+    pub name: Option<String>,
+    /// Its tenant id, or `central`, if it had one.
+    pub tenant: Option<String>,
+    /// Which run this was.
+    pub attempt: u32,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// How long the run took.
+    pub took: Duration,
+}
+
+type Listener = Arc<dyn Fn(&JobEvent) + Send + Sync>;
+
+/// Runs queued jobs: `tenancy queue work` is a thin shell around it.
+pub struct Worker {
+    tenancy: Arc<Tenancy>,
+    jobs: JobSet,
+    listener: Option<Listener>,
+}
+
+impl Worker {
+    /// A worker for `tenancy`'s queue that can run the jobs in `jobs`.
+    pub fn new(tenancy: Arc<Tenancy>, jobs: JobSet) -> Self {
+        Self { tenancy, jobs, listener: None }
+    }
+
+    /// Calls `listener` after every job (from the job's task; keep it quick).
+    pub fn on_job(mut self, listener: impl Fn(&JobEvent) + Send + Sync + 'static) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Runs jobs from `queues`, at most `concurrency` at once, until `stop` turns true; then
+    /// lets the running jobs finish and returns.
+    ///
+    /// # Errors
+    /// When the engine cannot be reached or fails.
+    pub async fn work(self, queues: &[String], concurrency: usize, stop: watch::Receiver<bool>) -> Result<(), QueueError> {
+        let queue: &Queue = self.tenancy.queue();
+        let engine = queue.engine().await?.clone();
+        let runner: Arc<dyn JobRunner> = Arc::new(self);
+        engine.work(queues, concurrency, runner, stop).await?;
+        Ok(())
+    }
+
+    /// Runs one job as a worker would, and says what became of it.
+    pub async fn run_one(&self, job: IncomingJob) -> Outcome {
+        let started = Instant::now();
+        let event = |outcome: &Outcome| JobEvent {
+            id: job.id.clone(),
+            queue: job.queue.clone(),
+            name: job.name.clone(),
+            tenant: job.scope.map(|scope| scope.encode()),
+            attempt: job.attempt,
+            outcome: outcome.clone(),
+            took: started.elapsed(),
+        };
+        let outcome = self.decide(&job).await;
+        crate::metrics::job_ran(
+            match outcome {
+                Outcome::Done => "done",
+                Outcome::Retry { .. } => "retry",
+                Outcome::Fail { .. } => "failed",
+                Outcome::Wait { .. } => "waiting",
+            },
+            started.elapsed(),
+        );
+        let event = event(&outcome);
+        match &event.outcome {
+            Outcome::Done => tracing::debug!(job = ?event.name, tenant = ?event.tenant, "job done"),
+            Outcome::Retry { error, .. } => tracing::warn!(job = ?event.name, tenant = ?event.tenant, %error, "job failed, will retry"),
+            Outcome::Fail { reason } => tracing::warn!(job = ?event.name, tenant = ?event.tenant, %reason, "job failed for good"),
+            Outcome::Wait { reason, .. } => tracing::info!(job = ?event.name, tenant = ?event.tenant, %reason, "job waits"),
+        }
+        if let Some(listener) = &self.listener {
+            listener(&event);
+        }
+        outcome
+    }
+
+    /// Checks the job's name and tenant, then runs it. Fails closed: anything that does not
+    /// name a registered job and an active tenant is never run.
+    async fn decide(&self, job: &IncomingJob) -> Outcome {
+        let fail = |reason: String| Outcome::Fail { reason };
+        let Some(name) = job.name.as_deref() else {
+            return fail("the job names no job type in its metadata".into());
+        };
+        let Some(handler) = self.jobs.handler(name) else {
+            return fail(format!("no job named `{name}` is registered in this worker (known: {})", self.jobs.names().join(", ")));
+        };
+        let Some(scope) = job.scope else {
+            return fail("the job names no tenant in its metadata; it is never run without one".into());
+        };
+        let result = match (scope, handler) {
+            (Scope::Central, Handler::Central(run)) => contain(run(job.payload.clone(), self.tenancy.clone())).await,
+            (Scope::Tenant(id), Handler::Tenant(run)) => {
+                let config = &self.tenancy.config().queue;
+                let wait = Duration::from_secs(config.wait_secs);
+                let tenant = match self.tenancy.registry().get(&id).await {
+                    Ok(Some(tenant)) => tenant,
+                    Ok(None) => return fail(format!("tenant {id} does not exist (deleted?)")),
+                    Err(err) => return Outcome::Wait { reason: format!("the registry cannot be read: {err}"), after: wait },
+                };
+                match tenant.status {
+                    TenantStatus::Active => {}
+                    TenantStatus::Creating => {
+                        return Outcome::Wait { reason: format!("tenant {tenant} is still being created"), after: wait };
+                    }
+                    TenantStatus::Suspended if config.suspended == SuspendedJobs::Wait => {
+                        return Outcome::Wait { reason: format!("tenant {tenant} is suspended"), after: wait };
+                    }
+                    status => return fail(format!("tenant {tenant} is {status}")),
+                }
+                let run = run.clone();
+                let payload = job.payload.clone();
+                match self.tenancy.run(&tenant, move |ctx| contain(run(payload, ctx))).await {
+                    Ok(result) => result,
+                    Err(ContextError::Closed { .. }) => return fail(format!("tenant {tenant} is being deleted")),
+                    Err(err) => Ok(Err(crate::migrate::fleet::error_chain(&err).into())),
+                }
+            }
+            (Scope::Central, Handler::Tenant(_)) => return fail(format!("`{name}` is a tenant job but this one names no tenant")),
+            (Scope::Tenant(id), Handler::Central(_)) => return fail(format!("`{name}` is a central job but this one names tenant {id}")),
+        };
+        let error = match result {
+            Ok(Ok(())) => return Outcome::Done,
+            Ok(Err(error)) => crate::migrate::fleet::error_chain(error.as_ref()),
+            Err(panicked) => format!("the job panicked: {panicked}"),
+        };
+        if job.attempt >= job.max_attempts {
+            return fail(format!("failed after {} attempt(s): {error}", job.attempt));
+        }
+        let config = &self.tenancy.config().queue;
+        let after = backoff(Duration::from_secs(config.backoff_secs), Duration::from_secs(config.max_backoff_secs), job.attempt);
+        Outcome::Retry { error, after }
+    }
+}
+
+#[async_trait::async_trait]
+impl JobRunner for Worker {
+    async fn run(&self, job: IncomingJob) -> Outcome {
+        self.run_one(job).await
+    }
+}

@@ -148,6 +148,48 @@ impl DatabaseEngine {
         Ok(())
     }
 
+    /// Works one queue until `stop`. An apalis worker stops by itself only when its storage
+    /// failed (the server restarted, the file went away): another one is started a second later,
+    /// and the first one's running jobs go to it once their heartbeats are missed.
+    async fn work_queue(&self, queue: &str, shared: Arc<Shared>, concurrency: usize, stop: watch::Receiver<bool>) {
+        loop {
+            let result = self.run_worker(queue, shared.clone(), concurrency, stop.clone()).await;
+            if *stop.borrow() {
+                return;
+            }
+            let error = result.err().unwrap_or_else(|| "it stopped".into());
+            tracing::warn!(queue, %error, "the job worker stopped; starting another in a second");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stopped(stop.clone()) => return,
+            }
+        }
+    }
+
+    /// One apalis worker on `queue`, until `stop` or until it fails.
+    async fn run_worker(&self, queue: &str, shared: Arc<Shared>, concurrency: usize, stop: watch::Receiver<bool>) -> Result<(), String> {
+        let until = async move {
+            stopped(stop).await;
+            Ok::<_, std::io::Error>(())
+        };
+        let name = worker_name(queue);
+        // The same worker over either storage (their types differ, so a macro rather than a function).
+        macro_rules! worker_on {
+            ($storage:expr) => {
+                WorkerBuilder::new(name).backend($storage).data(shared).concurrency(concurrency).build(handle).run_until(until).await
+            };
+        }
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => {
+                worker_on!(apalis_sqlite::SqliteStorage::<serde_json::Value>::new(pool).with_config(self.storage_config(queue)))
+            }
+            Pool::Postgres(pool) => {
+                worker_on!(apalis_postgres::PostgresStorage::<serde_json::Value>::new(pool).with_config(self.storage_config(queue)))
+            }
+        };
+        result.map_err(|err| err.to_string())
+    }
+
     async fn rows(&self, tenant: Option<&TenantId>) -> Result<Vec<Row>, sqlx::Error> {
         // Done jobs are apalis' history, not work: leave them out.
         match &self.pool {
@@ -399,35 +441,12 @@ impl QueueEngine for DatabaseEngine {
     ) -> Result<(), EngineError> {
         let engine = Arc::new(self.clone());
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut workers = Vec::new();
-        for queue in queues {
+        let workers = queues.iter().map(|queue| {
             let shared =
                 Arc::new(Shared { runner: runner.clone(), engine: engine.clone(), permits: permits.clone(), queue: queue.clone() });
-            let stop = stopped(stop.clone());
-            let name = worker_name(queue);
-            // The same worker over either storage (their types differ, so a macro rather than a function).
-            macro_rules! worker_on {
-                ($storage:expr) => {{
-                    let worker = WorkerBuilder::new(name).backend($storage).data(shared).concurrency(concurrency.max(1)).build(handle);
-                    let until = async move {
-                        stop.await;
-                        Ok::<_, std::io::Error>(())
-                    };
-                    Box::pin(async move { worker.run_until(until).await.map_err(|e| e.to_string()) })
-                }};
-            }
-            let run: futures::future::BoxFuture<'_, Result<(), String>> = match &self.pool {
-                Pool::Sqlite(pool) => {
-                    worker_on!(apalis_sqlite::SqliteStorage::<serde_json::Value>::new(pool).with_config(self.storage_config(queue)))
-                }
-                Pool::Postgres(pool) => {
-                    worker_on!(apalis_postgres::PostgresStorage::<serde_json::Value>::new(pool).with_config(self.storage_config(queue)))
-                }
-            };
-            workers.push(run);
-        }
-        // One queue's worker failing stops them all: a worker that silently skips a queue is worse.
-        futures::future::try_join_all(workers).await.map_err(|err| self.error(format!("a worker stopped: {err}")))?;
+            self.work_queue(queue, shared, concurrency.max(1), stop.clone())
+        });
+        futures::future::join_all(workers).await;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod cache;
 mod measure;
 mod migrate;
 mod monitor;
+mod queue;
 mod startup;
 mod web;
 
@@ -125,6 +126,21 @@ enum Bench {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy-sample"))]
         binary: std::path::PathBuf,
     },
+    /// Jobs per second, dispatch to completion, on each engine with tenancy and without; see `queue.rs`
+    Queue {
+        /// Tenants the jobs are spread over
+        #[arg(long, default_value_t = 100)]
+        tenants: usize,
+        /// Jobs per run
+        #[arg(long, default_value_t = 2000)]
+        jobs: usize,
+        /// Jobs run at once
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Runs of each pair, interleaved; the median is shown
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
     Startup {
         /// How many plugin libraries
@@ -181,6 +197,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Bench::Cache { operations } => cache::run(operations).await?,
+        Bench::Queue { tenants, jobs, concurrency, runs } => {
+            queue::run(&queue::Options { tenants: tenants.max(1), jobs, concurrency: concurrency.max(1), runs: runs.max(1) }).await?;
+        }
         Bench::Startup { plugins, runs, binary, library } => startup::run(&binary, &library, plugins, runs)?,
         Bench::Web { tenants, seconds, connections, runs, in_process_only, binary } => {
             web::run(&web::Options { binary: &binary, tenants, seconds, connections, runs, in_process_only }).await?;

@@ -262,3 +262,35 @@ fn a_job_of_a_killed_worker_is_completed_by_the_next_worker_on_nats() {
     killed_worker_mid_job(&cli);
     drop_streams(&cli);
 }
+
+fn sigterm_lets_the_running_job_finish(cli: &Cli) {
+    let tenant = cli.create("Acme", &["acme.test"]);
+    cli.ok(&["queue", "dispatch", "recount-airports", "--tenant", "acme.test", "--payload", "{\"pause_ms\": 2000}"]);
+    let worker = Worker::start(cli);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total(&queue_status(cli), "running") == 0 {
+        assert!(Instant::now() < deadline, "the job was never taken");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Stopped mid-job: it exits 0 once the job is done, and the job is not left behind.
+    assert_eq!(worker.stop(), 0);
+    assert_eq!(cached_count(cli, &tenant), Some(0), "the running job did not finish");
+    let status = queue_status(cli);
+    assert_eq!((total(&status, "pending"), total(&status, "running"), total(&status, "failed")), (0, 0, 0), "{status}");
+}
+
+#[test]
+fn sigterm_lets_the_running_job_finish_on_the_database_engine() {
+    sigterm_lets_the_running_job_finish(&Cli::sqlite());
+}
+
+#[test]
+fn sigterm_lets_the_running_job_finish_on_nats() {
+    if !service_available("nats", NATS_ADDR) {
+        return;
+    }
+    let cli = Cli::sqlite();
+    use_nats(&cli, 30);
+    sigterm_lets_the_running_job_finish(&cli);
+    drop_streams(&cli);
+}

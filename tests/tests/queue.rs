@@ -398,3 +398,68 @@ async fn the_database_engine_says_plainly_that_it_has_no_mariadb_storage() {
     assert!(err.contains("queue.engine = \"nats\""), "{err}");
     close(tenancy, QueueEngineKind::Database).await;
 }
+
+static CENTRAL_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// Runs outside any tenant: it must find no current tenant.
+#[derive(Serialize, Deserialize)]
+struct Nightly {}
+
+impl tenancy_core::queue::CentralJob for Nightly {
+    const NAME: &'static str = "nightly";
+
+    async fn run(&self, tenancy: &Tenancy) -> Result<(), BoxError> {
+        if current_tenant().is_some() {
+            return Err("a central job ran inside a tenant's context".into());
+        }
+        tenancy.registry().list(None).await?;
+        CENTRAL_RUNS.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_jobs_delayed_jobs_and_a_queue_per_tenant() {
+    for setup in SETUPS {
+        let Some(env) = setup.env() else { continue };
+        let tenancy = open(&env, setup.engine, |config| config.queue.default_queue = "tenant_{tenant_id}".into()).await;
+        let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
+        let b = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("B").unwrap()), &()).await.unwrap();
+        let queues = tenancy.queue().default_queues(&tenancy).await.unwrap();
+        let mut expected = vec!["central".to_owned(), format!("tenant_{}", a.id), format!("tenant_{}", b.id)];
+        expected.sort();
+        let mut sorted = queues.clone();
+        sorted.sort();
+        assert_eq!(sorted, expected, "{}", setup.name());
+        let before = CENTRAL_RUNS.load(Ordering::SeqCst);
+        tenancy.queue().dispatch_central(&Nightly {}, DispatchOptions::default()).await.unwrap();
+        tenancy.dispatch(&a, &Record { number: 1, meant_for: a.id.to_string() }).await.unwrap();
+        let later = DispatchOptions { delay: Some(Duration::from_secs(4)), ..Default::default() };
+        tenancy.dispatch_with(&b, &Record { number: 2, meant_for: b.id.to_string() }, later).await.unwrap();
+        let status = tenancy.queue().engine().await.unwrap().status().await.unwrap();
+        let names: Vec<&str> = status.queues.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names.len(), 3, "{}: {status:?}", setup.name());
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn({
+            let tenancy = tenancy.clone();
+            let jobs = JobSet::new().tenant::<Record>().central::<Nightly>();
+            async move { Worker::new(tenancy, jobs).work(&queues, 4, stopped).await }
+        });
+        let started = Instant::now();
+        while job_emails(&tenancy, &a).await.is_empty() || CENTRAL_RUNS.load(Ordering::SeqCst) == before {
+            assert!(started.elapsed() < Duration::from_secs(30), "{}: the undelayed jobs did not run", setup.name());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(job_emails(&tenancy, &b).await.is_empty(), "{}: the delayed job ran at once", setup.name());
+        while job_emails(&tenancy, &b).await.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(30), "{}: the delayed job never ran", setup.name());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_secs(2), "{}: the delayed job ran after {:?}", setup.name(), started.elapsed());
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), worker).await.unwrap().unwrap().unwrap();
+        assert!(tenancy.queue().engine().await.unwrap().failed(None).await.unwrap().is_empty(), "{}", setup.name());
+        close(tenancy, setup.engine).await;
+    }
+}

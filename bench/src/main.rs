@@ -140,6 +140,9 @@ enum Bench {
         /// Runs of each pair, interleaved; the median is shown
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Which engines: sqlite, postgres (the database engine on that registry), nats
+        #[arg(long, value_delimiter = ',')]
+        engine: Vec<String>,
     },
     /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
     Startup {
@@ -197,8 +200,10 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Bench::Cache { operations } => cache::run(operations).await?,
-        Bench::Queue { tenants, jobs, concurrency, runs } => {
-            queue::run(&queue::Options { tenants: tenants.max(1), jobs, concurrency: concurrency.max(1), runs: runs.max(1) }).await?;
+        Bench::Queue { tenants, jobs, concurrency, runs, engine } => {
+            let options =
+                queue::Options { tenants: tenants.max(1), jobs, concurrency: concurrency.max(1), runs: runs.max(1), engines: engine };
+            queue::run(&options).await?;
         }
         Bench::Startup { plugins, runs, binary, library } => startup::run(&binary, &library, plugins, runs)?,
         Bench::Web { tenants, seconds, connections, runs, in_process_only, binary } => {

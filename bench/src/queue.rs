@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use apalis::prelude::{BoxDynError, Data, TaskSink, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink, WorkerBuilder, WorkerBuilderExt};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tenancy_core::config::QueueEngineKind;
@@ -36,6 +36,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Runs of each pair.
     pub runs: usize,
+    /// Which engines (`sqlite`, `postgres`, `nats`); all when empty.
+    pub engines: Vec<String>,
 }
 
 static DONE: AtomicUsize = AtomicUsize::new(0);
@@ -58,11 +60,14 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         "queue: {} no-op jobs over {} tenants, {} at once, dispatch to completion; medians of {} interleaved runs",
         options.jobs, options.tenants, options.concurrency, options.runs
     );
-    for (label, backend, engine) in [
-        ("database engine, SQLite registry", Backend::Sqlite, QueueEngineKind::Database),
-        ("database engine, PostgreSQL registry (schema tenants)", Backend::PostgresSchema, QueueEngineKind::Database),
-        ("NATS JetStream engine", Backend::Sqlite, QueueEngineKind::Nats),
+    for (name, label, backend, engine) in [
+        ("sqlite", "database engine, SQLite registry", Backend::Sqlite, QueueEngineKind::Database),
+        ("postgres", "database engine, PostgreSQL registry (schema tenants)", Backend::PostgresSchema, QueueEngineKind::Database),
+        ("nats", "NATS JetStream engine", Backend::Sqlite, QueueEngineKind::Nats),
     ] {
+        if !options.engines.is_empty() && !options.engines.iter().any(|engine| engine == name) {
+            continue;
+        }
         if engine == QueueEngineKind::Nats && !tenancy_tests::service_available("nats", NATS_ADDR) {
             continue;
         }
@@ -196,7 +201,7 @@ impl Direct {
                 let worker = tokio::spawn(worker.run_until(until));
                 let mut sink = storage;
                 for _ in 0..options.jobs {
-                    sink.push(serde_json::json!({})).await?;
+                    sink.push_task(TaskBuilder::new(serde_json::json!({})).build()).await?;
                 }
                 until_done(options.jobs).await?;
                 let took = started.elapsed();
@@ -215,7 +220,7 @@ impl Direct {
                 let worker = tokio::spawn(worker.run_until(until));
                 let mut sink = storage;
                 for _ in 0..options.jobs {
-                    sink.push(serde_json::json!({})).await?;
+                    sink.push_task(TaskBuilder::new(serde_json::json!({})).build()).await?;
                 }
                 until_done(options.jobs).await?;
                 let took = started.elapsed();

@@ -57,7 +57,7 @@ enum PoolSize {
     /// One connection.
     One,
     /// `pool_size` connections, none opened until a query runs (web requests).
-    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "web", feature = "queue")), allow(dead_code))]
     Lazy,
 }
 
@@ -315,10 +315,10 @@ impl Tenancy {
         self.enter(Arc::new(tenant.clone()), progress, PoolSize::Full, false, f).await
     }
 
-    /// [`Tenancy::run`] for an identified web request: code inside cannot enter another tenant's
-    /// context ([`ContextError::Pinned`]), and a pool opened for it connects on its first query, so
-    /// a request that never touches the database opens no connection.
-    #[cfg(feature = "web")]
+    /// [`Tenancy::run`] for an identified web request or a queued job: code inside cannot enter
+    /// another tenant's context ([`ContextError::Pinned`]), and a pool opened for it connects on its
+    /// first query, so a request or job that never touches the database opens no connection.
+    #[cfg(any(feature = "web", feature = "queue"))]
     pub(crate) async fn run_pinned<F, Fut, T>(&self, tenant: Arc<Tenant>, f: F) -> Result<T, ContextError>
     where
         F: FnOnce(TenantContext) -> Fut,

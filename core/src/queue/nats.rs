@@ -183,7 +183,9 @@ impl NatsEngine {
         let mut running = tokio::task::JoinSet::new();
         while !*stop.borrow() {
             let wanted = permits.available_permits().max(1);
-            let batch = consumer.fetch().max_messages(wanted).expires(Duration::from_secs(1)).messages().await;
+            // A pull request the server fills as jobs arrive, open for at most a quarter second
+            // (`fetch` would return at once when the queue is empty, and spin).
+            let batch = consumer.batch().max_messages(wanted).expires(Duration::from_millis(250)).messages().await;
             let mut batch = match batch {
                 Ok(batch) => batch,
                 Err(err) => {
@@ -268,9 +270,11 @@ impl NatsEngine {
             }
         };
         match settled {
-            // Acknowledged only once the next step is stored: a crash in between runs it again.
+            // Acknowledged only once the next step is stored: a crash in between runs it again,
+            // and its next step, published under the same id, is dropped as a duplicate. An ack
+            // that is lost does the same, so it is not waited for.
             Ok(()) => {
-                if let Err(err) = message.double_ack().await {
+                if let Err(err) = message.ack().await {
                     tracing::warn!(job = %job.id, error = %err, "a finished job could not be acknowledged; it may run again");
                 }
             }

@@ -38,12 +38,52 @@ pub struct Worker {
     tenancy: Arc<Tenancy>,
     jobs: JobSet,
     listener: Option<Listener>,
+    tenants: TenantCache,
+}
+
+/// The tenants of recent jobs, each stamped with the registry generation it was read at: a
+/// change made in this process moves the generation at once; one made by another process (a
+/// suspension, a deletion) is seen within `web.change_poll_millis`, when the change counter is
+/// next read. Spares every job two registry queries.
+#[derive(Default)]
+struct TenantCache {
+    entries: std::sync::Mutex<std::collections::HashMap<crate::TenantId, (u64, Arc<crate::Tenant>)>>,
+    /// When the change counter was last read; held while one job reads it, so the others do not.
+    polled: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl TenantCache {
+    async fn get(&self, tenancy: &Tenancy, id: &crate::TenantId) -> Result<Option<Arc<crate::Tenant>>, crate::RegistryError> {
+        let registry = tenancy.registry();
+        if let Ok(mut polled) = self.polled.try_lock() {
+            let every = Duration::from_millis(tenancy.config().web.change_poll_millis);
+            if polled.is_none_or(|at| at.elapsed() >= every) {
+                // An error moves the generation on too: every entry is read again.
+                let _ = registry.poll_changes().await;
+                *polled = Some(Instant::now());
+            }
+        }
+        let generation = registry.generation();
+        if let Some((seen, tenant)) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(id)
+            && *seen == generation
+        {
+            return Ok(Some(tenant.clone()));
+        }
+        // The generation is taken before the read: a change during it leaves the entry stale.
+        let tenant = registry.get(id).await?.map(Arc::new);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match &tenant {
+            Some(tenant) => entries.insert(*id, (generation, tenant.clone())),
+            None => entries.remove(id),
+        };
+        Ok(tenant)
+    }
 }
 
 impl Worker {
     /// A worker for `tenancy`'s queue that can run the jobs in `jobs`.
     pub fn new(tenancy: Arc<Tenancy>, jobs: JobSet) -> Self {
-        Self { tenancy, jobs, listener: None }
+        Self { tenancy, jobs, listener: None, tenants: TenantCache::default() }
     }
 
     /// Calls `listener` after every job (from the job's task; keep it quick).
@@ -118,7 +158,7 @@ impl Worker {
             (Scope::Tenant(id), Handler::Tenant(run)) => {
                 let config = &self.tenancy.config().queue;
                 let wait = Duration::from_secs(config.wait_secs);
-                let tenant = match self.tenancy.registry().get(&id).await {
+                let tenant = match self.tenants.get(&self.tenancy, &id).await {
                     Ok(Some(tenant)) => tenant,
                     Ok(None) => return fail(format!("tenant {id} does not exist (deleted?)")),
                     Err(err) => return Outcome::Wait { reason: format!("the registry cannot be read: {err}"), after: wait },
@@ -135,7 +175,9 @@ impl Worker {
                 }
                 let run = run.clone();
                 let payload = job.payload.clone();
-                match self.tenancy.run(&tenant, move |ctx| contain(run(payload, ctx))).await {
+                // Pinned: a job is its tenant's, and cannot enter another's. Lazy: a job that never
+                // queries opens no connection.
+                match self.tenancy.run_pinned(tenant.clone(), move |ctx| contain(run(payload, ctx))).await {
                     Ok(result) => result,
                     Err(ContextError::Closed { .. }) => return fail(format!("tenant {tenant} is being deleted")),
                     Err(err) => Ok(Err(crate::migrate::fleet::error_chain(&err).into())),

@@ -5,7 +5,8 @@
 //!   (concurrency C) runs them, each in its tenant's context (registry look-up, pool lease,
 //!   bootstrappers, revert), until the last is done;
 //! - (d) direct: the same engine as a user would drive it without tenancy: apalis' storage on the
-//!   same database with a `WorkerBuilder` at concurrency C, or a JetStream work-queue stream with a
+//!   same database with a `WorkerBuilder` at concurrency C, beating every second as ours does (an
+//!   idle apalis worker looks for jobs at its heartbeat), or a JetStream work-queue stream with a
 //!   pull consumer handling C messages at once; the same N jobs, the same no-op body.
 //!
 //! Runs are interleaved; medians are shown. Target: (t) within 15% of (d).
@@ -191,7 +192,7 @@ impl Direct {
         let started = Instant::now();
         match self {
             Self::Sqlite(pool) => {
-                let config = apalis_sqlite::Config::default().queue("direct").batch_size(10);
+                let config = apalis_sqlite::Config::default().queue("direct").batch_size(10).heartbeat_interval(Duration::from_secs(1));
                 let storage = apalis_sqlite::SqliteStorage::<serde_json::Value>::new(pool).with_config(config);
                 let worker = WorkerBuilder::new(format!("direct-{}", started.elapsed().as_nanos()))
                     .backend(storage.clone())
@@ -210,7 +211,7 @@ impl Direct {
                 Ok(took)
             }
             Self::Postgres(pool) => {
-                let config = apalis_postgres::Config::default().queue("direct").batch_size(10);
+                let config = apalis_postgres::Config::default().queue("direct").batch_size(10).heartbeat_interval(Duration::from_secs(1));
                 let storage = apalis_postgres::PostgresStorage::<serde_json::Value>::new(pool).with_config(config);
                 let worker = WorkerBuilder::new(format!("direct-{}", started.elapsed().as_nanos()))
                     .backend(storage.clone())

@@ -463,3 +463,32 @@ async fn central_jobs_delayed_jobs_and_a_queue_per_tenant() {
         close(tenancy, setup.engine).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_takes_a_new_job_promptly() {
+    for setup in SETUPS {
+        let Some(env) = setup.env() else { continue };
+        // A long visibility timeout: the database engine's heartbeat is then minutes apart.
+        let tenancy = open(&env, setup.engine, |config| config.queue.visibility_timeout_secs = 600).await;
+        let tenant = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
+        let queues = tenancy.queue().default_queues(&tenancy).await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn({
+            let tenancy = tenancy.clone();
+            async move { Worker::new(tenancy, JobSet::new().tenant::<Record>()).work(&queues, 2, stopped).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let dispatched = Instant::now();
+        tenancy.dispatch(&tenant, &Record { number: 1, meant_for: tenant.id.to_string() }).await.unwrap();
+        while job_emails(&tenancy, &tenant).await.is_empty() {
+            if dispatched.elapsed() > Duration::from_secs(5) {
+                let engine = tenancy.queue().engine().await.unwrap();
+                panic!("{}: an idle worker did not take a new job within 5 s: {:?}", setup.name(), engine.status().await.unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), worker).await.unwrap().unwrap().unwrap();
+        close(tenancy, setup.engine).await;
+    }
+}

@@ -21,7 +21,8 @@ pub struct QueueConfig {
     /// The most a retry waits.
     pub max_backoff_secs: u64,
     /// How long a job may run before another worker takes it as abandoned (its worker died):
-    /// JetStream's `ack_wait`, and twice the database engine's heartbeat interval.
+    /// JetStream's `ack_wait`; on the database engine, how long a worker's heartbeats (one a
+    /// second) may be missed.
     pub visibility_timeout_secs: u64,
     /// What a worker does with a job of a suspended tenant: `fail` it (shown by `queue failed`)
     /// or `wait` until the tenant is reactivated, looking again every `wait_secs`.

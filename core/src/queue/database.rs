@@ -26,6 +26,12 @@ use super::engine::{
 use crate::config::CentralLocation;
 use crate::{Config, TenantId};
 
+/// How often a worker beats. An apalis worker that found its queue empty looks again at its next
+/// heartbeat (a test measured it: an interval poll strategy did not wake it here), so this is also
+/// the longest a new job waits for an idle worker. A worker is dead after `visibility_timeout_secs`
+/// of missed heartbeats.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 const TENANT_KEY: &str = "tenancy_tenant";
 const JOB_KEY: &str = "tenancy_job";
 /// apalis' migration records, apart from any `_sqlx_migrations` of the application's.
@@ -115,7 +121,8 @@ impl DatabaseEngine {
     }
 
     fn storage_config<C: StorageConfig>(&self, queue: &str) -> C {
-        C::new(queue, self.visibility_timeout / 2)
+        let missed = (self.visibility_timeout.as_secs() / HEARTBEAT.as_secs()).max(2) as usize;
+        C::new(queue, missed)
     }
 
     /// Moves a job's `run_at` (before apalis records its failure) and, for a wait, gives it the
@@ -305,19 +312,19 @@ fn unix_now() -> i64 {
 
 /// The two storages' `Config`s, built the same way.
 trait StorageConfig {
-    fn new(queue: &str, heartbeat: Duration) -> Self;
+    /// A worker that missed `missed` heartbeats is dead: its jobs go to the next worker.
+    fn new(queue: &str, missed: usize) -> Self;
 }
 
 impl StorageConfig for apalis_sqlite::Config {
-    fn new(queue: &str, heartbeat: Duration) -> Self {
-        // A worker that missed two heartbeats is dead: its jobs go to the next worker.
-        apalis_sqlite::Config::default().queue(queue).heartbeat_interval(heartbeat).missed_heartbeats(2).batch_size(10)
+    fn new(queue: &str, missed: usize) -> Self {
+        apalis_sqlite::Config::default().queue(queue).heartbeat_interval(HEARTBEAT).missed_heartbeats(missed).batch_size(10)
     }
 }
 
 impl StorageConfig for apalis_postgres::Config {
-    fn new(queue: &str, heartbeat: Duration) -> Self {
-        apalis_postgres::Config::default().queue(queue).heartbeat_interval(heartbeat).missed_heartbeats(2).batch_size(10)
+    fn new(queue: &str, missed: usize) -> Self {
+        apalis_postgres::Config::default().queue(queue).heartbeat_interval(HEARTBEAT).missed_heartbeats(missed).batch_size(10)
     }
 }
 

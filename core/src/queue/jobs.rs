@@ -19,8 +19,9 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The name jobs of this type are queued and registered under; unique in an application.
     const NAME: &'static str;
 
-    /// Does the work. An error is retried with backoff until the job's attempts are spent; a
-    /// panic counts as an error.
+    /// Does the work, in the job's tenant's context (no other tenant's can be entered from it).
+    /// An error is retried with backoff until the job's attempts are spent; a panic counts as an
+    /// error.
     fn run(&self, ctx: &TenantContext) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 

@@ -110,6 +110,16 @@ impl Queue {
         &self.config.queue
     }
 
+    /// Whether the configured engine can hold jobs here at all: the database engine has no
+    /// MySQL/MariaDB storage (opening it says so).
+    fn can_keep_jobs(&self) -> bool {
+        let mysql_registry = matches!(
+            self.config.central_location(),
+            Ok(crate::config::CentralLocation::Server(url)) if url.driver() == crate::Driver::MySql
+        );
+        !(self.config.queue.engine == QueueEngineKind::Database && mysql_registry)
+    }
+
     /// The engine, connected (and its tables or streams set up) on first use.
     ///
     /// # Errors
@@ -298,9 +308,18 @@ impl crate::provisioning::TenantHook for ClearJobsOnDelete {
         tenant: &Tenant,
         _options: &crate::provisioning::DeleteOptions,
     ) -> Result<Option<String>, crate::BoxError> {
-        // No job was ever queued through an engine this process has not opened, unless another
-        // process did: so the engine is opened either way (a database engine costs a query).
-        let removed = self.0.engine().await?.clear(&tenant.id).await?;
-        Ok((removed > 0).then(|| format!("removed {removed} queued job(s) of the tenant")))
+        if !self.0.can_keep_jobs() {
+            return Ok(None);
+        }
+        // Never a reason to keep the tenant: a job left behind fails closed ("does not exist").
+        let removed = match self.0.engine().await {
+            Ok(engine) => engine.clear(&tenant.id).await.map_err(QueueError::from),
+            Err(err) => Err(err),
+        };
+        Ok(match removed {
+            Ok(0) => None,
+            Ok(removed) => Some(format!("removed {removed} queued job(s) of the tenant")),
+            Err(err) => Some(format!("its queued jobs could not be removed ({err}); they will fail, naming a tenant that does not exist")),
+        })
     }
 }

@@ -182,6 +182,7 @@ impl Direct {
     }
 
     async fn run(&self, options: &Options) -> anyhow::Result<Duration> {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
         DONE.store(0, Ordering::Relaxed);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until = async move {
@@ -190,45 +191,28 @@ impl Direct {
             Ok::<_, std::io::Error>(())
         };
         let started = Instant::now();
+        // Worker names are unique in apalis' table.
+        let name = format!("direct-{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
+        macro_rules! apalis_run {
+            ($crate_:ident, $storage:ident, $pool:expr) => {{
+                let config = $crate_::Config::default().queue("direct").batch_size(10).heartbeat_interval(Duration::from_secs(1));
+                let mut storage = $crate_::$storage::<serde_json::Value>::new($pool).with_config(config);
+                let worker = WorkerBuilder::new(name).backend(storage.clone()).data(()).concurrency(options.concurrency).build(noop);
+                let worker = tokio::spawn(worker.run_until(until));
+                for _ in 0..options.jobs {
+                    storage.push_task(TaskBuilder::new(serde_json::json!({})).build()).await?;
+                }
+                until_done(options.jobs).await?;
+                let took = started.elapsed();
+                stop.send(true)?;
+                worker.await??;
+                Ok(took)
+            }};
+        }
         match self {
-            Self::Sqlite(pool) => {
-                let config = apalis_sqlite::Config::default().queue("direct").batch_size(10).heartbeat_interval(Duration::from_secs(1));
-                let storage = apalis_sqlite::SqliteStorage::<serde_json::Value>::new(pool).with_config(config);
-                let worker = WorkerBuilder::new(format!("direct-{}", started.elapsed().as_nanos()))
-                    .backend(storage.clone())
-                    .data(())
-                    .concurrency(options.concurrency)
-                    .build(noop);
-                let worker = tokio::spawn(worker.run_until(until));
-                let mut sink = storage;
-                for _ in 0..options.jobs {
-                    sink.push_task(TaskBuilder::new(serde_json::json!({})).build()).await?;
-                }
-                until_done(options.jobs).await?;
-                let took = started.elapsed();
-                stop.send(true)?;
-                worker.await??;
-                Ok(took)
-            }
-            Self::Postgres(pool) => {
-                let config = apalis_postgres::Config::default().queue("direct").batch_size(10).heartbeat_interval(Duration::from_secs(1));
-                let storage = apalis_postgres::PostgresStorage::<serde_json::Value>::new(pool).with_config(config);
-                let worker = WorkerBuilder::new(format!("direct-{}", started.elapsed().as_nanos()))
-                    .backend(storage.clone())
-                    .data(())
-                    .concurrency(options.concurrency)
-                    .build(noop);
-                let worker = tokio::spawn(worker.run_until(until));
-                let mut sink = storage;
-                for _ in 0..options.jobs {
-                    sink.push_task(TaskBuilder::new(serde_json::json!({})).build()).await?;
-                }
-                until_done(options.jobs).await?;
-                let took = started.elapsed();
-                stop.send(true)?;
-                worker.await??;
-                Ok(took)
-            }
+            // The same run over either storage (their types differ, so a macro rather than a function).
+            Self::Sqlite(pool) => apalis_run!(apalis_sqlite, SqliteStorage, pool),
+            Self::Postgres(pool) => apalis_run!(apalis_postgres, PostgresStorage, pool),
             Self::Nats(context, prefix) => {
                 let stream = context.get_stream(prefix).await?;
                 let consumer: async_nats::jetstream::consumer::PullConsumer = stream

@@ -71,14 +71,31 @@ async fn close(tenancy: Arc<Tenancy>, engine: QueueEngineKind) {
     Arc::try_unwrap(tenancy).ok().unwrap().close().await;
 }
 
+/// A `Worker` on the default queues, in a task of its own.
+struct RunningWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), tenancy_core::queue::QueueError>>,
+}
+
+impl RunningWorker {
+    async fn start(tenancy: &Arc<Tenancy>, jobs: JobSet, concurrency: usize) -> Self {
+        let queues = tenancy.queue().default_queues(tenancy).await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tenancy = tenancy.clone();
+        let task = tokio::spawn(async move { Worker::new(tenancy, jobs).work(&queues, concurrency, stopped).await });
+        Self { stop, task }
+    }
+
+    /// Stops it; it must end, without error, within 30 s.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the worker stops within 30 s").unwrap().unwrap();
+    }
+}
+
 /// Runs a worker until every job is done or failed (or `limit` passes), then stops it.
 async fn work_until_idle(tenancy: &Arc<Tenancy>, jobs: JobSet, concurrency: usize, limit: Duration) {
-    let queues = tenancy.queue().default_queues(tenancy).await.unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn({
-        let tenancy = tenancy.clone();
-        async move { Worker::new(tenancy, jobs).work(&queues, concurrency, stopped).await }
-    });
+    let worker = RunningWorker::start(tenancy, jobs, concurrency).await;
     let engine = tenancy.queue().engine().await.unwrap().clone();
     let started = Instant::now();
     loop {
@@ -88,11 +105,10 @@ async fn work_until_idle(tenancy: &Arc<Tenancy>, jobs: JobSet, concurrency: usiz
         if busy == 0 {
             break;
         }
-        assert!(!worker.is_finished(), "the worker stopped by itself: {:?}", worker.await);
+        assert!(!worker.task.is_finished(), "the worker stopped by itself: {:?}", worker.task.await);
         assert!(started.elapsed() < limit, "jobs still pending after {limit:?}: {status:?}");
     }
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), worker).await.expect("the worker stops within 30 s").unwrap().unwrap();
+    worker.stop().await;
 }
 
 /// Writes a row into its tenant's database and counts in its tenant's cache, after checking that
@@ -344,12 +360,7 @@ async fn a_suspended_tenants_jobs_can_wait_for_it() {
         let tenant = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
         tenancy.dispatch(&tenant, &Record { number: 1, meant_for: tenant.id.to_string() }).await.unwrap();
         tenancy.registry().set_status(&tenant.id, TenantStatus::Suspended).await.unwrap();
-        let queues = tenancy.queue().default_queues(&tenancy).await.unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn({
-            let tenancy = tenancy.clone();
-            async move { Worker::new(tenancy, JobSet::new().tenant::<Record>()).work(&queues, 2, stopped).await }
-        });
+        let worker = RunningWorker::start(&tenancy, JobSet::new().tenant::<Record>(), 2).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(job_emails(&tenancy, &tenant).await.is_empty(), "{}: ran while suspended", setup.name());
         tenancy.registry().set_status(&tenant.id, TenantStatus::Active).await.unwrap();
@@ -358,8 +369,7 @@ async fn a_suspended_tenants_jobs_can_wait_for_it() {
             assert!(started.elapsed() < Duration::from_secs(30), "{}: the job did not run once the tenant was active", setup.name());
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), worker).await.unwrap().unwrap().unwrap();
+        worker.stop().await;
         assert!(tenancy.queue().engine().await.unwrap().failed(None).await.unwrap().is_empty(), "{}", setup.name());
         close(tenancy, setup.engine).await;
     }
@@ -428,7 +438,7 @@ async fn central_jobs_delayed_jobs_and_a_queue_per_tenant() {
         let queues = tenancy.queue().default_queues(&tenancy).await.unwrap();
         let mut expected = vec!["central".to_owned(), format!("tenant_{}", a.id), format!("tenant_{}", b.id)];
         expected.sort();
-        let mut sorted = queues.clone();
+        let mut sorted = queues;
         sorted.sort();
         assert_eq!(sorted, expected, "{}", setup.name());
         let before = CENTRAL_RUNS.load(Ordering::SeqCst);
@@ -440,12 +450,7 @@ async fn central_jobs_delayed_jobs_and_a_queue_per_tenant() {
         let names: Vec<&str> = status.queues.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names.len(), 3, "{}: {status:?}", setup.name());
 
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn({
-            let tenancy = tenancy.clone();
-            let jobs = JobSet::new().tenant::<Record>().central::<Nightly>();
-            async move { Worker::new(tenancy, jobs).work(&queues, 4, stopped).await }
-        });
+        let worker = RunningWorker::start(&tenancy, JobSet::new().tenant::<Record>().central::<Nightly>(), 4).await;
         let started = Instant::now();
         while job_emails(&tenancy, &a).await.is_empty() || CENTRAL_RUNS.load(Ordering::SeqCst) == before {
             assert!(started.elapsed() < Duration::from_secs(30), "{}: the undelayed jobs did not run", setup.name());
@@ -457,8 +462,7 @@ async fn central_jobs_delayed_jobs_and_a_queue_per_tenant() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(started.elapsed() >= Duration::from_secs(2), "{}: the delayed job ran after {:?}", setup.name(), started.elapsed());
-        stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), worker).await.unwrap().unwrap().unwrap();
+        worker.stop().await;
         assert!(tenancy.queue().engine().await.unwrap().failed(None).await.unwrap().is_empty(), "{}", setup.name());
         close(tenancy, setup.engine).await;
     }
@@ -471,12 +475,7 @@ async fn an_idle_worker_takes_a_new_job_promptly() {
         // A long visibility timeout: the database engine's heartbeat is then minutes apart.
         let tenancy = open(&env, setup.engine, |config| config.queue.visibility_timeout_secs = 600).await;
         let tenant = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
-        let queues = tenancy.queue().default_queues(&tenancy).await.unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn({
-            let tenancy = tenancy.clone();
-            async move { Worker::new(tenancy, JobSet::new().tenant::<Record>()).work(&queues, 2, stopped).await }
-        });
+        let worker = RunningWorker::start(&tenancy, JobSet::new().tenant::<Record>(), 2).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let dispatched = Instant::now();
         tenancy.dispatch(&tenant, &Record { number: 1, meant_for: tenant.id.to_string() }).await.unwrap();
@@ -487,8 +486,7 @@ async fn an_idle_worker_takes_a_new_job_promptly() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), worker).await.unwrap().unwrap().unwrap();
+        worker.stop().await;
         close(tenancy, setup.engine).await;
     }
 }

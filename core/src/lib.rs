@@ -33,6 +33,7 @@ pub mod connections;
 mod context;
 pub mod database;
 mod domain;
+pub mod maintenance;
 pub mod metrics;
 pub mod migrate;
 pub mod provisioning;

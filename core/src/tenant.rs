@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Domain;
 use crate::database::DatabaseName;
+use crate::maintenance::Maintenance;
 
 /// A tenant's id: a UUID v7, so ids sort by creation time and index well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -172,6 +173,8 @@ pub struct Tenant {
     pub server: String,
     /// Free-form data the application keeps with the tenant.
     pub data: serde_json::Value,
+    /// Set while the tenant is down for maintenance.
+    pub maintenance: Option<Maintenance>,
     /// Its domains, the primary one first.
     pub domains: Vec<TenantDomain>,
     /// When it was created.

@@ -333,3 +333,25 @@ fn log_events_name_their_tenant_and_can_be_json_for_a_collector() {
     let run = cli.run(&["--log-format", "yaml", "tenant", "list"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+#[test]
+fn down_during_brings_every_tenant_up_again_even_after_a_failing_migration() {
+    let cli = Cli::sqlite();
+    let ids: Vec<String> =
+        ["One", "Two", "Kept"].iter().map(|n| cli.ok(&["tenant", "create", "--name", n, "--no-migrate"]).trim().to_owned()).collect();
+    cli.ok(&["db", "migrate", "--tenant", &ids[1]]);
+    cli.ok(&["db", "rollback", "--tenant", &ids[1], "--step", &(ALL - BEFORE_USERS).to_string()]);
+    cli.execute(&ids[1], "CREATE TABLE users (legacy INTEGER)"); // so Two's next migration fails
+    cli.ok(&["tenant", "down", &ids[2], "--message", "Moving house."]);
+
+    let run = cli.run(&["db", "migrate", "--all", "--down-during", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["failed"].as_u64(), summary["succeeded"].as_u64()), (Some(1), Some(2)), "{summary}");
+    for tenant in cli.tenants() {
+        let expected = if tenant["id"] == ids[2].as_str() { Some("operator") } else { None };
+        assert_eq!(tenant["maintenance"]["origin"].as_str(), expected, "{tenant}");
+    }
+    assert_eq!(applied_pending(&cli.status(&ids[0])), (ALL, 0));
+    assert_eq!(cli.run(&["db", "migrate", "--all", "--pretend", "--down-during"]).code, 2, "--pretend changes nothing to go down for");
+}

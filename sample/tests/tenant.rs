@@ -128,3 +128,55 @@ fn completions_and_help() {
     }
     assert_eq!(cli.run(&["tenant", "frobnicate"]).code, 2);
 }
+
+#[test]
+fn down_and_up_for_maintenance_shown_by_list_show_and_doctor() {
+    let cli = Cli::sqlite();
+    let id = cli.create("Acme", &["acme.test"]);
+    cli.create("Beta", &["beta.test"]);
+    let maintenance = |reference: &str| {
+        let shown: serde_json::Value = serde_json::from_str(cli.ok(&["tenant", "show", reference, "--json"]).trim()).unwrap();
+        shown["maintenance"].clone()
+    };
+
+    // Bad input changes nothing, with exit code 2.
+    for (args, says) in [
+        (vec!["tenant", "down", "acme.test", "--secret", "short"], "invalid bypass secret"),
+        (vec!["tenant", "down", "acme.test", "--secret", "../../etc/passwd"], "invalid bypass secret"),
+        (vec!["tenant", "down", "acme.test", "--message", "\x1b[31mred"], "control character"),
+        (vec!["tenant", "down", "acme.test", "--retry-after", "soon"], "--retry-after"),
+        (vec!["tenant", "down", "nobody.test"], "unknown tenant"),
+        (vec!["tenant", "up", "nobody.test"], "unknown tenant"),
+    ] {
+        let run = cli.run(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    assert!(maintenance(&id).is_null());
+
+    let run =
+        cli.run(&["tenant", "down", "acme.test", "--message", "Back at 14:00.", "--retry-after", "120", "--secret", "let-me-in-2026"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("answers 503 (Retry-After: 120 s)"), "{}", run.stderr);
+    let down = maintenance(&id);
+    assert_eq!((down["message"].as_str(), down["retry_after_secs"].as_u64()), (Some("Back at 14:00."), Some(120)), "{down}");
+    assert_eq!((down["origin"].as_str(), down["bypass"].as_bool()), (Some("operator"), Some(true)), "{down}");
+    let everything = cli.ok(&["tenant", "list", "--json"]) + &cli.ok(&["tenant", "show", "acme.test"]) + &cli.run(&["doctor"]).stdout;
+    assert!(!everything.contains("let-me-in-2026"), "the secret is never shown: {everything}");
+
+    let list = cli.ok(&["tenant", "list"]);
+    let line = |name: &str| list.lines().find(|line| line.contains(name)).unwrap().to_owned();
+    assert!(line("Acme").contains("active (down)") && !line("Beta").contains("down"), "{list}");
+    let show = cli.ok(&["tenant", "show", "acme.test"]);
+    assert!(show.contains("down since") && show.contains("Retry-After 120 s, bypass secret set: \"Back at 14:00.\""), "{show}");
+    let doctor = cli.run(&["doctor"]);
+    assert!(doctor.stdout.lines().any(|l| l.contains("maintenance") && l.contains("1 tenant down: Acme")), "{}", doctor.stdout);
+
+    let again = cli.run(&["tenant", "down", "acme.test"]);
+    assert!(again.stderr.contains("Updated"), "taking it down again replaces the settings: {}", again.stderr);
+    assert_eq!(maintenance(&id)["bypass"], serde_json::Value::Null);
+    assert!(cli.run(&["tenant", "up", "acme.test"]).stderr.contains("served again"));
+    assert!(maintenance(&id).is_null());
+    assert!(cli.run(&["tenant", "up", "acme.test"]).stderr.contains("Unchanged"));
+    assert!(cli.run(&["doctor"]).stdout.contains("no tenant is down"));
+}

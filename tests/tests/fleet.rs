@@ -1,5 +1,6 @@
 //! Operations over many tenants: a concurrent migrate on PostgreSQL never holds more server
-//! connections than the budget, and the reporter sees every tenant start and finish.
+//! connections than the budget, the reporter sees every tenant start and finish, and
+//! `down_during` keeps a tenant down for maintenance exactly while its schema changes.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
 
@@ -8,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, Statement};
+use tenancy_core::maintenance::{Maintenance, MaintenanceOrigin};
 use tenancy_core::migrate::fleet::{FleetOptions, FleetReporter, Operation, TenantReport};
-use tenancy_core::migrate::{MigrationRun, SeaOrmMigrator};
+use tenancy_core::migrate::{Direction, MigrationName, MigrationRun, SeaOrmMigrator};
 use tenancy_core::provisioning::TenantRequest;
 use tenancy_core::{Tenancy, Tenant, TenantName};
 use tenancy_tests::{Backend, POSTGRES_ADDR, TestEnv};
@@ -68,8 +70,9 @@ async fn a_concurrent_migrate_on_postgres_stays_within_the_budget() {
         })
     };
     let recorder = Arc::new(Recorder::default());
-    let reports =
-        tenancy.run_fleet(tenants, &Operation::Migrate, FleetOptions { concurrency: 10, fail_fast: false }, recorder.clone()).await;
+    let reports = tenancy
+        .run_fleet(tenants, &Operation::Migrate, FleetOptions { concurrency: 10, fail_fast: false, down_during: false }, recorder.clone())
+        .await;
     done.store(true, Ordering::SeqCst);
     watcher.await.unwrap();
 
@@ -166,4 +169,72 @@ async fn three_hundred_tenants_working_at_once_hold_at_most_twenty_connections()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(left, 0, "server connections of idle tenants were closed");
+}
+
+/// Records, as each migration starts, how the registry has its tenant's maintenance.
+struct MaintenanceWitness {
+    registry: tenancy_core::Registry,
+    seen: Mutex<Vec<(String, Option<MaintenanceOrigin>)>>,
+}
+
+impl FleetReporter for MaintenanceWitness {
+    fn on_migration_started(&self, tenant: &Tenant, _migration: &MigrationName, _direction: Direction) {
+        // The reporter is called synchronously in the middle of the migration: exactly the moment to look.
+        let now = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.registry.require(&tenant.id))).unwrap();
+        self.seen.lock().unwrap().push((tenant.name.to_string(), now.maintenance.map(|m| m.origin)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_during_takes_a_tenant_down_only_while_its_schema_changes_and_always_brings_it_up() {
+    use tenancy_tests::migrators::{BrokenMigrator, OlderMigrator};
+    for backend in Backend::ALL {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let name = backend.name();
+        env.create_central_database().await;
+        let mut config = env.config();
+        config.web.change_poll_millis = 50;
+        let older =
+            Tenancy::builder(config.clone()).tenant_migrator(Arc::new(SeaOrmMigrator::<OlderMigrator>::default())).open().await.unwrap();
+        let create = async |name: &str, migrate: bool| {
+            let mut request = TenantRequest::new(TenantName::parse(name).unwrap());
+            request.migrate = migrate;
+            older.create_tenant(&request, &()).await.unwrap()
+        };
+        let fresh = create("Fresh", false).await;
+        let by_operator = create("Operator", false).await;
+        let left_down = create("Left", true).await;
+        older.registry().set_maintenance(&by_operator.id, Some(&Maintenance::new(MaintenanceOrigin::Operator))).await.unwrap();
+        older.registry().set_maintenance(&left_down.id, Some(&Maintenance::new(MaintenanceOrigin::Migration))).await.unwrap();
+        let tenants = older.registry().list(None).await.unwrap();
+        let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: true };
+
+        let witness = Arc::new(MaintenanceWitness { registry: older.registry().clone(), seen: Mutex::default() });
+        let reports = older.run_fleet(tenants.clone(), &Operation::Migrate, options, witness.clone()).await;
+        assert!(reports.iter().all(|r| r.failure.is_none()), "{name}: {reports:?}");
+        let mut seen = witness.seen.lock().unwrap().clone();
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        let expected =
+            [("Fresh".to_owned(), Some(MaintenanceOrigin::Migration)), ("Operator".to_owned(), Some(MaintenanceOrigin::Operator))];
+        // Core's tables migrate first: each tenant is seen at several migrations, always down.
+        assert!(seen.iter().all(|s| expected.contains(s)), "{name}: {seen:?}");
+        assert!(seen.contains(&expected[0]) && seen.contains(&expected[1]), "{name}: {seen:?}");
+        let origin = async |id| older.registry().require(id).await.unwrap().maintenance.map(|m| m.origin);
+        assert_eq!(origin(&fresh.id).await, None, "{name}: up again after migrating");
+        assert_eq!(origin(&by_operator.id).await, Some(MaintenanceOrigin::Operator), "{name}: the operator's maintenance is theirs to end");
+        assert_eq!(origin(&left_down.id).await, None, "{name}: what an interrupted run left down is brought up");
+
+        // The next release's migration fails: the tenant still comes back up.
+        let broken =
+            Tenancy::builder(config.clone()).tenant_migrator(Arc::new(SeaOrmMigrator::<BrokenMigrator>::default())).open().await.unwrap();
+        let witness = Arc::new(MaintenanceWitness { registry: broken.registry().clone(), seen: Mutex::default() });
+        let reports = broken
+            .run_fleet(vec![broken.registry().require(&fresh.id).await.unwrap()], &Operation::Migrate, options, witness.clone())
+            .await;
+        assert_eq!(reports[0].failure.as_ref().map(|f| f.step.as_str()), Some("app/m2_broken"), "{name}: {reports:?}");
+        assert_eq!(witness.seen.lock().unwrap().clone(), [("Fresh".to_owned(), Some(MaintenanceOrigin::Migration))], "{name}");
+        assert_eq!(origin(&fresh.id).await, None, "{name}: up again after a failed migration");
+        broken.close().await;
+        older.close().await;
+    }
 }

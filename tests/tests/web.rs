@@ -450,3 +450,77 @@ async fn the_resolver_cache_is_bounded_and_its_answers_expire() {
     cache.resolve(&acme).await.unwrap();
     assert_eq!(cache.registry_lookups(), asked + 3, "a found tenant is kept for its lifetime");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_down_for_maintenance_answers_503_except_to_holders_of_its_secret() {
+    use tenancy_core::maintenance::{BypassSecret, Maintenance, MaintenanceOrigin};
+    for backend in Backend::ALL {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let name = backend.name();
+        let (tenancy, server) = acme_and_globex_served(&env).await;
+        let mut connection = Connection::open(server.address).await;
+        assert_eq!(connection.get("acme.localhost", "/", &[]).await.status, 200, "{name}");
+
+        // Taken down by another process (as `tenancy tenant down` is): seen within the bound.
+        let other = Tenancy::builder(tenancy.config().clone()).open().await.unwrap();
+        let acme = other.registry().find_by_domain(&Domain::parse("acme.localhost").unwrap()).await.unwrap().unwrap();
+        let secret = BypassSecret::parse("let-me-in-2026").unwrap();
+        let down =
+            Maintenance::new(MaintenanceOrigin::Operator).with_message("Back at 14:00.").unwrap().with_retry_after(90).with_bypass(&secret);
+        other.registry().set_maintenance(&acme.id, Some(&down)).await.unwrap();
+        let took = within(POLL * 10, async || connection.get("acme.localhost", "/", &[]).await.status == 503).await;
+        assert!(took <= POLL * 3, "{name}: served for {took:?} after going down");
+        let refused = connection.get("acme.localhost", "/counter", &[]).await;
+        assert_eq!((refused.status, refused.header("retry-after")), (503, Some("90")), "{name}: {refused:?}");
+        assert!(refused.body.contains("down for maintenance") && refused.body.contains("Back at 14:00."), "{refused:?}");
+        assert_eq!(refused.header("cache-control"), Some("no-store"));
+        assert!(!refused.body.contains("Acme"), "the answer names no tenant: {refused:?}");
+        assert_eq!(connection.get("globex.localhost", "/", &[]).await.status, 200, "{name}: other tenants are served");
+
+        // The secret: a wrong one is just another refused path; the right one sets the cookie.
+        assert_eq!(connection.get("acme.localhost", "/let-me-in-2025", &[]).await.status, 503);
+        let visit = connection.get("acme.localhost", "/let-me-in-2026", &[]).await;
+        assert_eq!((visit.status, visit.header("location")), (303, Some("/")), "{name}: {visit:?}");
+        let cookie = visit.cookie().unwrap();
+        assert_eq!(cookie, "tenancy_bypass=let-me-in-2026");
+        assert!(visit.header("set-cookie").unwrap().contains("HttpOnly"), "{visit:?}");
+        let through = connection.get("acme.localhost", "/", &[("Cookie", &format!("theme=dark; {cookie}"))]).await;
+        assert!(through.body.contains("<h1>Acme</h1>"), "{name}: {through:?}");
+        for wrong in ["tenancy_bypass=let-me-in-2025", "tenancy_bypass=", "tenancy_bypass", "xtenancy_bypass=let-me-in-2026"] {
+            assert_eq!(connection.get("acme.localhost", "/", &[("Cookie", wrong)]).await.status, 503, "{wrong}");
+        }
+        // Acme's secret opens nothing of Globex's, down with a secret of its own.
+        let globex = other.registry().find_by_domain(&Domain::parse("globex.localhost").unwrap()).await.unwrap().unwrap();
+        let globex_down = Maintenance::new(MaintenanceOrigin::Operator).with_bypass(&BypassSecret::parse("globex-only-key").unwrap());
+        other.registry().set_maintenance(&globex.id, Some(&globex_down)).await.unwrap();
+        within(POLL * 10, async || connection.get("globex.localhost", "/", &[]).await.status == 503).await;
+        assert_eq!(connection.get("globex.localhost", "/", &[("Cookie", &cookie)]).await.status, 503, "{name}");
+        assert_eq!(connection.get("globex.localhost", "/let-me-in-2026", &[]).await.status, 503, "{name}");
+
+        // Up again: served to everyone.
+        other.registry().set_maintenance(&acme.id, None).await.unwrap();
+        within(POLL * 10, async || connection.get("acme.localhost", "/", &[]).await.status == 200).await;
+        other.close().await;
+        drop(server);
+        tenancy.connections().close_all().await;
+    }
+}
+
+#[tokio::test]
+async fn a_bypass_cookie_under_path_identification_is_kept_to_its_tenants_path() {
+    use tenancy_core::maintenance::{BypassSecret, Maintenance, MaintenanceOrigin};
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = open(&env, |config| config.web.identify_by = vec![Identify::Path]).await;
+    let acme = tenant(&tenancy, "Acme", &["acme.localhost"]).await;
+    let down = Maintenance::new(MaintenanceOrigin::Operator).with_bypass(&BypassSecret::parse("let-me-in-2026").unwrap());
+    tenancy.registry().set_maintenance(&acme.id, Some(&down)).await.unwrap();
+    let routes = Routes::new().tenant(Router::new().route("/", get(async |t: CurrentTenant| t.tenant().name.to_string()))).into_router();
+    let server = serve(TenantLayer::new(tenancy.clone()).around(routes)).await;
+    let mut connection = Connection::open(server.address).await;
+    assert_eq!(connection.get("localhost", "/acme.localhost/", &[]).await.status, 503);
+    let visit = connection.get("localhost", "/acme.localhost/let-me-in-2026", &[]).await;
+    assert_eq!((visit.status, visit.header("location")), (303, Some("/acme.localhost/")), "{visit:?}");
+    assert!(visit.header("set-cookie").unwrap().contains("Path=/acme.localhost;"), "{visit:?}");
+    let through = connection.get("localhost", "/acme.localhost/", &[("Cookie", &visit.cookie().unwrap())]).await;
+    assert_eq!(through.body, "Acme");
+}

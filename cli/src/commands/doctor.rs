@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tenancy_core::config::{CacheStoreKind, SessionStoreKind};
 use tenancy_core::database::manager_for;
+use tenancy_core::maintenance::MaintenanceOrigin;
 use tenancy_core::{Config, Tenancy, Tenant};
 
 use crate::CliContext;
@@ -143,12 +144,40 @@ async fn check_registry_and_tenants(args: &DoctorArgs, ctx: CliContext<'_>, repo
         }
         Err(err) => report.add("registry", Verdict::Fail, chain(err), Some(started.elapsed())),
     }
+    if let Ok(tenants) = &tenants {
+        check_maintenance(tenants, report);
+    }
     check_redis(&tenancy, report).await;
     match &tenants {
         Ok(tenants) => check_migrations(&tenancy, tenants, args.concurrency.get(&tenancy), report).await,
         Err(_) => report.add("migrations", Verdict::Skip, "the registry cannot be read", None),
     }
     tenancy.close().await;
+}
+
+/// Tenants down for maintenance: a warning, so that one left down (by an interrupted
+/// `db migrate --down-during`, or forgotten) is noticed.
+fn check_maintenance(tenants: &[Tenant], report: &mut Report<'_>) {
+    let down: Vec<String> = tenants
+        .iter()
+        .filter_map(|tenant| {
+            let maintenance = tenant.maintenance.as_ref()?;
+            let since = maintenance.since.format("%Y-%m-%d %H:%M UTC");
+            Some(match maintenance.origin {
+                MaintenanceOrigin::Operator => format!("{tenant} since {since}"),
+                MaintenanceOrigin::Migration => {
+                    format!(
+                        "{tenant} since {since}, by a `db migrate --down-during` that did not finish (run it again, or `tenancy tenant up`)"
+                    )
+                }
+            })
+        })
+        .collect();
+    if down.is_empty() {
+        report.add("maintenance", Verdict::Ok, "no tenant is down", None);
+    } else {
+        report.add("maintenance", Verdict::Warn, format!("{} down: {}", tenant_count(down.len()), down.join("; ")), None);
+    }
 }
 
 async fn check_redis(tenancy: &Tenancy, report: &mut Report<'_>) {

@@ -16,6 +16,7 @@ use super::meter::metered;
 use super::runner::{self, MigrationFailure, MigrationObserver, PretendedMigration};
 use super::{Direction, MigrationName, MigrationRun};
 use crate::context::ProgressSink;
+use crate::maintenance::{Maintenance, MaintenanceOrigin};
 use crate::unwind::contain;
 use crate::{Config, Seeder, Tenancy, Tenant};
 
@@ -46,6 +47,49 @@ impl Operation {
     fn migrates_up(&self) -> bool {
         matches!(self, Self::Migrate | Self::Refresh | Self::Fresh)
     }
+
+    /// Whether this operation changes a tenant's schema (and so may take it down for maintenance).
+    fn changes_schema(&self) -> bool {
+        !matches!(self, Self::Pretend | Self::Seed(_))
+    }
+}
+
+/// The step a failure to take a tenant down, or bring it up, is reported under.
+const MAINTENANCE_STEP: &str = "(maintenance mode)";
+
+/// What [`Tenancy::down_while`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DownWhile {
+    /// Nothing to do, or the operator had it down already: it stays as it is.
+    NotNeeded,
+    /// Down for this operation (or left down by an interrupted one): to bring up afterwards.
+    TakenDown,
+}
+
+impl Tenancy {
+    /// Takes `tenant` down for maintenance before `operation` changes its schema, unless there is
+    /// nothing to migrate or its operator took it down already (then it stays down afterwards).
+    /// A tenant an interrupted run left down ([`MaintenanceOrigin::Migration`]) is this run's to
+    /// bring up. After taking it down this waits one `web.change_poll_millis`, the longest other
+    /// processes serving it take to notice, so no request reaches it while its schema changes.
+    async fn down_while(&self, tenant: &Tenant, operation: &Operation) -> Result<DownWhile, crate::BoxError> {
+        let current = self.registry().require(&tenant.id).await?;
+        match current.maintenance.map(|m| m.origin) {
+            Some(MaintenanceOrigin::Operator) => return Ok(DownWhile::NotNeeded),
+            Some(MaintenanceOrigin::Migration) => return Ok(DownWhile::TakenDown),
+            None => {}
+        }
+        if let Operation::Migrate = operation {
+            let set = self.migrations();
+            let status = self.run_with_one_connection(tenant, |ctx| async move { super::status::read(ctx.db(), set).await }).await??;
+            if status.pending() == 0 {
+                return Ok(DownWhile::NotNeeded);
+            }
+        }
+        self.registry().set_maintenance(&tenant.id, Some(&Maintenance::new(MaintenanceOrigin::Migration))).await?;
+        tokio::time::sleep(Duration::from_millis(self.config().web.change_poll_millis)).await;
+        Ok(DownWhile::TakenDown)
+    }
 }
 
 /// How to run over the tenants.
@@ -55,6 +99,9 @@ pub struct FleetOptions {
     pub concurrency: usize,
     /// Start no new tenant after one fails.
     pub fail_fast: bool,
+    /// Take each tenant down for maintenance while the operation changes its schema, and up
+    /// again afterwards, even when it fails (see [`Tenancy::down_while`]).
+    pub down_during: bool,
 }
 
 impl FleetOptions {
@@ -191,7 +238,8 @@ impl Tenancy {
         futures::stream::iter(tenants)
             .map(|tenant| {
                 let had_failure = failed_before.contains_key(&tenant.id);
-                self.run_one(tenant, operation, RunFlags { fail_fast: options.fail_fast, had_failure }, &stop, reporter.clone())
+                let flags = RunFlags { fail_fast: options.fail_fast, had_failure, down_during: options.down_during };
+                self.run_one(tenant, operation, flags, &stop, reporter.clone())
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -214,10 +262,29 @@ impl Tenancy {
         }
         reporter.on_tenant_started(&tenant);
         let started = Instant::now();
-        // A panic the steps below did not contain (in tenancy itself, or a bootstrapper) fails this
-        // tenant only; the others go on and the run ends with its summary.
-        if let Err(panicked) = contain(self.work_on(&tenant, operation, &mut report, reporter.clone())).await {
-            report.failure = Some(TenantFailure { step: "(working on the tenant)".into(), error: panicked.to_string() });
+        let down = match flags.down_during && operation.changes_schema() {
+            true => self.down_while(&tenant, operation).await,
+            false => Ok(DownWhile::NotNeeded),
+        };
+        match &down {
+            // A panic the steps below did not contain (in tenancy itself, or a bootstrapper) fails
+            // this tenant only; the others go on and the run ends with its summary.
+            Ok(_) => {
+                if let Err(panicked) = contain(self.work_on(&tenant, operation, &mut report, reporter.clone())).await {
+                    report.failure = Some(TenantFailure { step: "(working on the tenant)".into(), error: panicked.to_string() });
+                }
+            }
+            Err(err) => report.failure = Some(TenantFailure { step: MAINTENANCE_STEP.into(), error: error_chain(err.as_ref()) }),
+        }
+        if let Ok(DownWhile::TakenDown) = down
+            && let Err(err) = self.registry().set_maintenance(&tenant.id, None).await
+        {
+            let error =
+                format!("it is still down for maintenance: {}; bring it up with `tenancy tenant up {}`", error_chain(&err), tenant.id);
+            match report.failure {
+                None => report.failure = Some(TenantFailure { step: MAINTENANCE_STEP.into(), error }),
+                Some(_) => report.warnings.push(error),
+            }
         }
         report.elapsed = started.elapsed();
         if let Some(failure) = &report.failure {
@@ -361,6 +428,8 @@ struct RunFlags {
     fail_fast: bool,
     /// The registry has a failure recorded for it, to clear if it now succeeds.
     had_failure: bool,
+    /// Take it down for maintenance while its schema changes.
+    down_during: bool,
 }
 
 /// Forwards one tenant's migration events to the fleet reporter, and counts the migrations

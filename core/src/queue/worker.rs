@@ -173,6 +173,10 @@ impl Worker {
                     }
                     status => return fail(format!("tenant {tenant} is {status}")),
                 }
+                if tenant.maintenance.is_some() {
+                    // As its web requests do, its jobs wait until it is up again (its schema may be changing).
+                    return Outcome::Wait { reason: format!("tenant {tenant} is down for maintenance"), after: wait };
+                }
                 let run = run.clone();
                 let payload = job.payload.clone();
                 // Pinned: a job is its tenant's, and cannot enter another's. Lazy: a job that never

@@ -24,6 +24,8 @@ pub mod tenants {
         pub server: String,
         /// Application data.
         pub data: Json,
+        /// Maintenance mode, when the tenant is down (`crate::maintenance::Maintenance`).
+        pub maintenance: Option<Json>,
         /// Creation time.
         pub created_at: DateTimeUtc,
         /// Last change.

@@ -18,6 +18,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(CreateRedisDatabases),
             Box::new(crate::migrate::BinaryCacheKeys),
             Box::new(CreateRegistryVersion),
+            Box::new(AddTenantMaintenance),
         ]
     }
 
@@ -186,5 +187,29 @@ impl MigrationTrait for CreateRegistryVersion {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(super::changes::TABLE).to_owned()).await
+    }
+}
+
+struct AddTenantMaintenance;
+
+impl MigrationName for AddTenantMaintenance {
+    fn name(&self) -> &str {
+        "m0006_add_tenant_maintenance"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddTenantMaintenance {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // NULL: serving. A JSON object (`crate::maintenance::Maintenance`): down for maintenance.
+        manager.alter_table(Table::alter().table("tenants").add_column(json_null("maintenance")).to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table("tenants").drop_column("maintenance").to_owned()).await
     }
 }

@@ -28,6 +28,7 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::config::{CentralLocation, Config};
 use crate::database::{DatabaseName, DbMessage, ServerUrl};
+use crate::maintenance::Maintenance;
 use crate::{Domain, Tenant, TenantDomain, TenantId, TenantName, TenantStatus};
 use entity::{domains, migration_failures, tenants};
 
@@ -318,6 +319,7 @@ impl Registry {
             database: Set(new.database.as_str().to_owned()),
             server: Set(new.server.clone()),
             data: Set(new.data.clone()),
+            maintenance: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -382,6 +384,17 @@ impl Registry {
     /// [`RegistryError::NotFound`] when there is no such tenant; when the queries fail.
     pub async fn set_homepage_enabled(&self, id: &TenantId, enabled: bool) -> Result<Tenant, RegistryError> {
         self.update_tenant(id, tenants::Column::HomepageEnabled, enabled.into(), || format!("set the homepage of tenant `{id}`")).await
+    }
+
+    /// Takes a tenant down for maintenance (`Some`) or brings it back up (`None`); returns the
+    /// tenant as it is now. Every process serving it sees the change at its next registry poll.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] when there is no such tenant; when the queries fail.
+    pub async fn set_maintenance(&self, id: &TenantId, maintenance: Option<&Maintenance>) -> Result<Tenant, RegistryError> {
+        let value = sea_orm::Value::Json(maintenance.map(|m| Box::new(m.to_stored())));
+        let action = || format!("set the maintenance mode of tenant `{id}`");
+        self.update_tenant(id, tenants::Column::Maintenance, value, action).await
     }
 
     /// Sets one column of a tenant, announcing the change to every process's caches.
@@ -555,6 +568,12 @@ fn tenant_from_row(row: tenants::Model, domains: Vec<TenantDomain>) -> Result<Te
         database: DatabaseName::parse(&row.database).map_err(|err| corrupt(err.to_string()))?,
         server: row.server.clone(),
         data: row.data.clone(),
+        maintenance: row
+            .maintenance
+            .as_ref()
+            .map(Maintenance::from_stored)
+            .transpose()
+            .map_err(|err| corrupt(format!("its maintenance record is unreadable ({err})")))?,
         domains,
         created_at: row.created_at,
         updated_at: row.updated_at,

@@ -178,19 +178,20 @@ impl Shared {
             parts.extensions.insert(if central { Identified::Central } else { Identified::Unknown });
             return call(&mut inner, Request::from_parts(parts, body)).await;
         };
-        if let Some(answer) = door::status_answer(&tenant) {
-            crate::metrics::web_request("tenant", "refused");
-            return answer;
-        }
-        if let Some(answer) = self.admissions.iter().find_map(|check| check.admit(&tenant, &parts)) {
-            crate::metrics::web_request("tenant", "refused");
-            return answer;
-        }
-        if let Some(segment) = strip {
+        let prefix = strip.map(|segment| {
             let original = parts.uri.clone();
             parts.uri = without_first_segment(&original, &segment);
             parts.extensions.insert(OriginalUri(original));
-            parts.extensions.insert(TenantPathPrefix(format!("/{segment}")));
+            let prefix = format!("/{segment}");
+            parts.extensions.insert(TenantPathPrefix(prefix.clone()));
+            prefix
+        });
+        let answer = door::status_answer(&tenant)
+            .or_else(|| door::maintenance_answer(&tenant, &parts, prefix.as_deref()))
+            .or_else(|| self.admissions.iter().find_map(|check| check.admit(&tenant, &parts)));
+        if let Some(answer) = answer {
+            crate::metrics::web_request("tenant", "refused");
+            return answer;
         }
         let id = tenant.id;
         parts.extensions.insert(host);

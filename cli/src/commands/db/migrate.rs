@@ -3,7 +3,7 @@
 use clap::Args;
 use tenancy_core::migrate::fleet::Operation;
 
-use super::run_over;
+use super::{DownDuringArg, run_over};
 use crate::CliContext;
 use crate::commands::selection::{FleetArgs, TenantSelection};
 use crate::exit::ExitStatus;
@@ -15,8 +15,10 @@ pub struct MigrateArgs {
     pub selection: TenantSelection,
     #[command(flatten)]
     pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub down: DownDuringArg,
     /// Print the SQL each pending migration would run, and change nothing
-    #[arg(long)]
+    #[arg(long, conflicts_with = "down_during")]
     pub pretend: bool,
 }
 
@@ -24,7 +26,7 @@ pub async fn run(args: MigrateArgs, ctx: &CliContext<'_>) -> anyhow::Result<Exit
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out, "tenancy db migrate").await?;
         let (operation, verb) = if args.pretend { (Operation::Pretend, "Pretended") } else { (Operation::Migrate, "Migrated") };
-        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, verb).await)
+        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, args.down.down_during, verb).await)
     })
     .await
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use clap::Subcommand;
 use serde_json::json;
-use tenancy_core::migrate::fleet::{Operation, TenantReport};
+use tenancy_core::migrate::fleet::{FleetOptions, Operation, TenantReport};
 use tenancy_core::{Tenancy, Tenant};
 
 use crate::CliContext;
@@ -50,6 +50,15 @@ pub async fn run(command: DbCommand, ctx: &CliContext<'_>) -> anyhow::Result<Exi
     }
 }
 
+/// `--down-during`, for the commands that change tenants' schemas.
+#[derive(Debug, clap::Args)]
+pub struct DownDuringArg {
+    /// Take each tenant down for maintenance (503 for its visitors) while its schema changes, and
+    /// up again afterwards, even when that fails
+    #[arg(long)]
+    pub down_during: bool,
+}
+
 /// Runs `operation` over `tenants` with a [`FleetView`], prints the summary and says how it ended.
 async fn run_over(
     tenancy: &Tenancy,
@@ -57,10 +66,11 @@ async fn run_over(
     tenants: Vec<Tenant>,
     operation: Operation,
     fleet: &FleetArgs,
+    down_during: bool,
     verb: &'static str,
 ) -> ExitStatus {
     let started = Instant::now();
-    let options = fleet.options(tenancy);
+    let options = FleetOptions { down_during, ..fleet.options(tenancy) };
     let total = tenants.len();
     if out.is_json() {
         out.json(&json!({"event": "fleet_started", "tenants": total, "concurrency": options.concurrency}));

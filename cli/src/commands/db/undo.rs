@@ -4,7 +4,7 @@
 use clap::Args;
 use tenancy_core::migrate::fleet::Operation;
 
-use super::run_over;
+use super::{DownDuringArg, run_over};
 use crate::CliContext;
 use crate::commands::selection::{FleetArgs, TenantSelection};
 use crate::exit::{ExitStatus, UsageError};
@@ -17,6 +17,8 @@ pub struct RollbackArgs {
     pub selection: TenantSelection,
     #[command(flatten)]
     pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub down: DownDuringArg,
     /// How many migrations to roll back, newest first
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub step: u32,
@@ -29,6 +31,8 @@ pub struct DestructiveArgs {
     pub selection: TenantSelection,
     #[command(flatten)]
     pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub down: DownDuringArg,
     /// Do not ask for confirmation (required when not on a terminal)
     #[arg(long, short)]
     pub force: bool,
@@ -64,7 +68,7 @@ pub async fn rollback(args: RollbackArgs, ctx: &CliContext<'_>) -> anyhow::Resul
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out, "tenancy db rollback").await?;
         let operation = Operation::Rollback { steps: args.step as usize };
-        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, "Rolled back").await)
+        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, args.down.down_during, "Rolled back").await)
     })
     .await
 }
@@ -92,7 +96,7 @@ pub async fn destructive(args: DestructiveArgs, kind: Destructive, ctx: &CliCont
             Destructive::Refresh => (Operation::Refresh, "Refreshed"),
             Destructive::Fresh => (Operation::Fresh, "Recreated"),
         };
-        Ok(run_over(tenancy, out, tenants, operation, &args.fleet, verb).await)
+        Ok(run_over(tenancy, out, tenants, operation, &args.fleet, args.down.down_during, verb).await)
     })
     .await
 }

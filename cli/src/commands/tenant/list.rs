@@ -40,7 +40,7 @@ pub async fn run(args: ListArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
     Ok(ExitStatus::Success)
 }
 
-/// Aligned columns: id, status, name, primary domain (+ how many more), created.
+/// Aligned columns: id, status (`(down)` in maintenance), name, primary domain (+ how many more), created.
 fn table(tenants: &[Tenant]) -> Vec<String> {
     let rows: Vec<[String; 5]> = tenants
         .iter()
@@ -50,7 +50,8 @@ fn table(tenants: &[Tenant]) -> Vec<String> {
                 (Some(d), 1) => d.to_string(),
                 (Some(d), n) => format!("{d} (+{})", n - 1),
             };
-            [t.id.to_string(), t.status.to_string(), t.name.to_string(), domain, t.created_at.format("%Y-%m-%d %H:%M").to_string()]
+            let status = if t.maintenance.is_some() { format!("{} (down)", t.status) } else { t.status.to_string() };
+            [t.id.to_string(), status, t.name.to_string(), domain, t.created_at.format("%Y-%m-%d %H:%M").to_string()]
         })
         .collect();
     let header = ["ID", "STATUS", "NAME", "DOMAIN", "CREATED"].map(String::from);

@@ -4,6 +4,7 @@ mod create;
 mod delete;
 mod domain;
 mod list;
+mod maintenance;
 mod show;
 mod status;
 
@@ -28,6 +29,10 @@ pub enum TenantCommand {
     Deactivate(status::StatusArgs),
     /// Set a tenant's status to suspended
     Suspend(status::StatusArgs),
+    /// Take a tenant down for maintenance: its requests get 503 with Retry-After
+    Down(maintenance::DownArgs),
+    /// Bring a tenant back from maintenance
+    Up(maintenance::UpArgs),
     /// Delete a tenant and drop its database
     #[command(visible_alias = "rm")]
     Delete(delete::DeleteArgs),
@@ -45,7 +50,23 @@ pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result
         TenantCommand::Activate(args) => status::run(args, Active, ctx).await,
         TenantCommand::Deactivate(args) => status::run(args, Inactive, ctx).await,
         TenantCommand::Suspend(args) => status::run(args, Suspended, ctx).await,
+        TenantCommand::Down(args) => maintenance::down(args, ctx).await,
+        TenantCommand::Up(args) => maintenance::up(args, ctx).await,
         TenantCommand::Delete(args) => delete::run(args, ctx).await,
         TenantCommand::Domain(command) => domain::run(command, ctx).await,
     }
+}
+
+/// The tenant named by `reference`, refused while it is still being created (its database may be
+/// missing or half migrated).
+async fn provisioned(tenancy: &tenancy_core::Tenancy, reference: &str) -> anyhow::Result<tenancy_core::Tenant> {
+    let tenant = tenancy.registry().resolve(reference).await?;
+    if tenant.status == tenancy_core::TenantStatus::Creating {
+        return Err(crate::exit::UsageError::new(
+            format!("tenant {tenant} is still being created, or its creation was interrupted"),
+            format!("delete it with `tenancy tenant delete {} --force` and create it again", tenant.id),
+        )
+        .into());
+    }
+    Ok(tenant)
 }

@@ -1,6 +1,7 @@
 //! `tenancy tenant show TENANT`: everything the registry knows about one tenant.
 
 use clap::Args;
+use tenancy_core::maintenance::MaintenanceOrigin;
 
 use crate::CliContext;
 use crate::exit::ExitStatus;
@@ -35,6 +36,22 @@ pub async fn run(args: ShowArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let maintenance = match &tenant.maintenance {
+        None => "-".to_owned(),
+        Some(down) => {
+            let by = match down.origin {
+                MaintenanceOrigin::Operator => "the operator",
+                MaintenanceOrigin::Migration => "db migrate --down-during",
+            };
+            let bypass = if down.has_bypass() { ", bypass secret set" } else { "" };
+            let message = down.message.as_deref().map(|m| format!(": {m:?}")).unwrap_or_default();
+            format!(
+                "down since {} by {by}, Retry-After {} s{bypass}{message}",
+                down.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                down.retry_after_secs
+            )
+        }
+    };
     let fields = [
         ("id", tenant.id.to_string()),
         ("name", tenant.name.to_string()),
@@ -43,13 +60,14 @@ pub async fn run(args: ShowArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
         ("database", tenant.database.to_string()),
         ("server", tenant.server.clone()),
         ("location", location.unwrap_or_else(|| "-".into())),
+        ("maintenance", maintenance),
         ("homepage", if tenant.homepage_enabled { "enabled" } else { "disabled" }.into()),
         ("data", tenant.data.to_string()),
         ("created", tenant.created_at.to_rfc3339()),
         ("updated", tenant.updated_at.to_rfc3339()),
     ];
     for (key, value) in fields {
-        out.data(format!("{key:<10}{value}"));
+        out.data(format!("{key:<13}{value}"));
     }
     Ok(ExitStatus::Success)
 }

@@ -4,7 +4,7 @@ use clap::Args;
 use tenancy_core::TenantStatus;
 
 use crate::CliContext;
-use crate::exit::{ExitStatus, UsageError};
+use crate::exit::ExitStatus;
 
 /// Arguments of the status commands.
 #[derive(Debug, Args)]
@@ -17,15 +17,7 @@ pub async fn run(args: StatusArgs, status: TenantStatus, ctx: &CliContext<'_>) -
     let out = ctx.out;
     let tenant = ctx
         .with_tenancy(async |tenancy| {
-            let tenant = tenancy.registry().resolve(&args.tenant).await?;
-            if tenant.status == TenantStatus::Creating {
-                // Its provisioning never finished: its database may be missing or half migrated.
-                return Err(UsageError::new(
-                    format!("tenant {tenant} is still being created, or its creation was interrupted"),
-                    format!("delete it with `tenancy tenant delete {} --force` and create it again", tenant.id),
-                )
-                .into());
-            }
+            let tenant = super::provisioned(tenancy, &args.tenant).await?;
             if tenant.status == status {
                 out.status("Unchanged", format!("tenant {tenant} is already {status}"));
                 return Ok(tenant);

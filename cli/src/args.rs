@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cache, completions, db, doctor, init, plugin, queue, serve, tenant};
+use crate::commands::{cache, completions, db, doctor, init, plugin, queue, run, serve, tenant};
 
 /// Database-per-tenant multi-tenancy: create, migrate and manage every tenant's database.
 #[derive(Debug, Parser)]
@@ -77,6 +77,8 @@ pub enum Command {
     /// Run, inspect, retry and clear queued jobs; each runs in its own tenant's context
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Run a program once per tenant, with its DATABASE_URL and TENANCY_TENANT_* in the environment
+    Run(run::RunArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }

@@ -121,6 +121,12 @@ impl Output {
         }
     }
 
+    /// A line another program wrote to its stderr, passed on to ours (above any bars), even with
+    /// `--quiet`: it may be the only word of why that program failed.
+    pub fn program_stderr(&self, line: &str) {
+        self.stderr_line(line);
+    }
+
     /// A line on stderr for people (not shown with `--json` or `--quiet`), printed above any bars.
     pub fn line(&self, line: impl std::fmt::Display) {
         if self.quiet || self.is_json() {

@@ -33,6 +33,7 @@ pub mod connections;
 mod context;
 pub mod database;
 mod domain;
+pub mod each;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrate;

@@ -130,3 +130,49 @@ async fn a_failing_bootstrapper_stops_the_context_and_reverts_the_others() {
     assert_eq!(ran.load(Ordering::SeqCst), 0, "the closure must not run");
     assert_eq!(*log.lock().unwrap(), vec!["bootstrap A", "revert A"]);
 }
+
+#[tokio::test]
+async fn for_each_runs_in_every_tenants_own_context_within_its_limit_and_a_panic_fails_one() {
+    use tenancy_core::each::EachError;
+    for backend in Backend::ALL {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let name = backend.name();
+        let tenancy = tenancy_with(&env, Vec::new()).await;
+        let mut tenants = Vec::new();
+        for n in ["A", "B", "C", "D", "E"] {
+            tenants.push(tenancy.create_tenant(&TenantRequest::new(TenantName::parse(n).unwrap()), &()).await.unwrap());
+        }
+        let (alive, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let outcomes = tenancy
+            .for_each(tenants.clone(), 2, |ctx| {
+                let (alive, most) = (&alive, &most);
+                async move {
+                    most.fetch_max(alive.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    let email = format!("{}@each.test", ctx.tenant().name);
+                    ctx.db().execute_unprepared(&format!("INSERT INTO accounts (name, email) VALUES ('x', '{email}')")).await.unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    alive.fetch_sub(1, Ordering::SeqCst);
+                    assert_ne!(ctx.tenant().name.as_str(), "C", "C's work panics");
+                    (current_tenant().unwrap(), emails(&ctx).await)
+                }
+            })
+            .await;
+        assert_eq!(most.load(Ordering::SeqCst), 2, "{name}: at most 2 at once, and 2 together");
+        let order: Vec<_> = outcomes.iter().map(|(tenant, _)| tenant.name.to_string()).collect();
+        assert_eq!(order, ["A", "B", "C", "D", "E"], "{name}: in the order given");
+        for (tenant, outcome) in &outcomes {
+            match outcome {
+                Ok((current, emails)) => {
+                    assert_eq!(current.id, tenant.id, "{name}");
+                    assert_eq!(*emails, [format!("{}@each.test", tenant.name)], "{name}: only its own row");
+                }
+                Err(EachError::Panicked(panicked)) => {
+                    assert_eq!(tenant.name.as_str(), "C", "{name}");
+                    assert!(panicked.to_string().contains("C's work panics"), "{name}: {panicked}");
+                }
+                Err(err) => panic!("{name}: {tenant}: {err}"),
+            }
+        }
+        tenancy.close().await;
+    }
+}

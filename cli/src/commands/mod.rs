@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod init;
 pub mod plugin;
 pub mod queue;
+pub mod run;
 pub mod selection;
 pub mod serve;
 pub mod tenant;
@@ -81,5 +82,6 @@ pub async fn dispatch(mut invocation: Invocation<'_>, matches: &clap::ArgMatches
         Command::Doctor(args) => doctor::run(&args, invocation).await,
         Command::Serve(args) => serve::run(&args, &invocation.context()?).await,
         Command::Queue(command) => queue::run(command, &invocation.context()?).await,
+        Command::Run(args) => run::run(args, &invocation.context()?).await,
     }
 }

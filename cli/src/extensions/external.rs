@@ -35,6 +35,18 @@ pub fn scan() -> BTreeMap<String, PathBuf> {
     found
 }
 
+/// Where `program` is: as given when it names a path (`./tool`, `/usr/bin/env`), else the first
+/// executable of that name on `PATH`, as the shell would find it.
+pub fn find_program(program: &std::ffi::OsStr) -> Option<PathBuf> {
+    let given = Path::new(program);
+    if given.components().count() > 1 {
+        return is_executable(given).then(|| given.to_owned());
+    }
+    #[allow(clippy::disallowed_methods)] // PATH is the operating system's, not tenancy configuration
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
+}
+
 #[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

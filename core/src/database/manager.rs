@@ -88,6 +88,22 @@ pub struct ConnectionTarget {
     pub schema: Option<String>,
 }
 
+impl ConnectionTarget {
+    /// One URL another program's driver understands (`DATABASE_URL`): under schema isolation the
+    /// schema rides on the URL's `options` parameter (`-csearch_path=…`), which libpq, sqlx and
+    /// the drivers built on them honour. Credentials included: never print it.
+    pub fn database_url(&self) -> String {
+        match &self.schema {
+            None => self.url.clone(),
+            // Schema names are checked identifiers (`a-z`, `0-9`, `_`): nothing to escape.
+            Some(schema) => {
+                let separator = if self.url.contains('?') { '&' } else { '?' };
+                format!("{}{separator}options=-csearch_path%3D{schema}", self.url)
+            }
+        }
+    }
+}
+
 impl fmt::Debug for ConnectionTarget {
     /// Without the URL, which may hold a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -138,6 +138,11 @@ impl TenantContext {
         self.get::<crate::cache::Cache>()
     }
 
+    /// The tenant's own files (`{files.root}/{tenant_id}/files`); no path reaches outside them.
+    pub fn files(&self) -> &crate::files::TenantFiles {
+        self.get::<crate::files::TenantFiles>().expect("the files bootstrapper is always installed")
+    }
+
     /// The resource of type `T` a bootstrapper attached, if any.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.resources.get(&TypeId::of::<T>()).and_then(|value| value.downcast_ref())

@@ -34,6 +34,7 @@ mod context;
 pub mod database;
 mod domain;
 pub mod each;
+pub mod files;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrate;

@@ -404,7 +404,7 @@ fn plural(count: usize, noun: &str) -> String {
 /// How to delete a tenant.
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
-    /// Keep the database; remove only the registry rows.
+    /// Keep the database and the tenant's files; remove only the registry rows.
     pub keep_database: bool,
     /// Plugins' switches given to `tenant delete` (`keep-homepage`), read by their hooks.
     pub flags: BTreeSet<String>,
@@ -470,6 +470,15 @@ pub enum DeleteError {
         /// Why.
         source: crate::cache::CacheError,
     },
+    /// The tenant's files could not be removed; its database is gone, the registry rows are kept,
+    /// and deleting again is safe.
+    #[error("failed to remove the files of tenant {tenant}")]
+    Files {
+        /// `name (id)`.
+        tenant: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl Tenancy {
@@ -513,6 +522,11 @@ impl Tenancy {
         self.connections().close(&tenant.id).await;
         if !options.keep_database {
             self.manager_of(tenant)?.drop_database(&tenant.database).await?;
+            // Its files are its data as much as its database is, and go (or stay) with it.
+            let root = self.config().resolve(&self.config().files.root);
+            crate::files::remove_tenant_folder(&root, &tenant.id)
+                .await
+                .map_err(|source| DeleteError::Files { tenant: tenant.to_string(), source })?;
         }
         let mut notes = Vec::new();
         for hook in self.tenant_hooks() {

@@ -162,7 +162,9 @@ impl TenancyBuilder {
             managers.insert(server, manager);
         }
         let caches = Arc::new(CacheBootstrapper::new(&self.config, registry.clone()));
-        let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> = vec![caches.clone()];
+        let files_root = self.config.resolve(&self.config.files.root);
+        let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> =
+            vec![caches.clone(), Arc::new(crate::files::FilesBootstrapper::new(files_root))];
         bootstrappers.extend(self.bootstrappers);
         let config = Arc::new(self.config);
         #[allow(unused_mut)]

@@ -176,3 +176,98 @@ async fn for_each_runs_in_every_tenants_own_context_within_its_limit_and_a_panic
         tenancy.close().await;
     }
 }
+
+#[tokio::test]
+async fn each_tenant_reaches_only_its_own_files_and_they_go_with_it() {
+    use tenancy_core::files::FilesError;
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = tenancy_with(&env, Vec::new()).await;
+    let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
+    let b = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("B").unwrap()), &()).await.unwrap();
+    assert!(!tenancy.files_of(&a).root().exists(), "nothing is made before the first write");
+    tenancy
+        .run(&a, |ctx| async move {
+            let files = ctx.files();
+            files.write("invoices/2026/03.pdf", b"first").await.unwrap();
+            files.write("invoices/2026/03.pdf", b"second").await.unwrap();
+            files.write("notes.txt", "hello").await.unwrap();
+            assert_eq!(files.read("invoices/2026/03.pdf").await.unwrap(), b"second");
+            let listed: Vec<_> = files.list("").await.unwrap().into_iter().map(|e| (e.path, e.is_dir, e.size)).collect();
+            assert_eq!(listed, [("invoices".into(), true, 0), ("notes.txt".into(), false, 5)]);
+            assert_eq!(files.list("invoices/2026").await.unwrap()[0].path, "invoices/2026/03.pdf");
+            assert!(files.list("nothing/here").await.unwrap().is_empty());
+            assert!(files.delete("notes.txt").await.unwrap());
+            assert!(!files.delete("notes.txt").await.unwrap());
+            assert!(!files.exists("notes.txt").await.unwrap());
+        })
+        .await
+        .unwrap();
+    tenancy
+        .run(&b, |ctx| async move {
+            assert!(matches!(ctx.files().read("invoices/2026/03.pdf").await, Err(FilesError::NotFound { .. })), "B does not see A's file");
+            assert!(ctx.files().list("").await.unwrap().is_empty());
+        })
+        .await
+        .unwrap();
+    assert!(tenancy.files_of(&a).root().ends_with(format!("storage/tenants/{}/files", a.id)));
+
+    tenancy.delete_tenant(&a, Default::default()).await.unwrap();
+    assert!(!tenancy.files_of(&a).root().parent().unwrap().exists(), "its files went with it");
+    tenancy.close().await;
+}
+
+#[tokio::test]
+async fn hostile_file_paths_and_planted_links_are_refused_on_every_call() {
+    use tenancy_core::files::FilesError;
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let tenancy = tenancy_with(&env, Vec::new()).await;
+    let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
+    let b = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("B").unwrap()), &()).await.unwrap();
+    tenancy.files_of(&b).write("secret.txt", "B's secret").await.unwrap();
+    let outside = env.dir().join("outside.txt");
+    std::fs::write(&outside, "outside").unwrap();
+    let files = tenancy.files_of(&a);
+    files.write("ok.txt", "fine").await.unwrap();
+
+    let b_root = tenancy.files_of(&b).root().to_path_buf();
+    let hostile = [
+        "../../../outside.txt".to_owned(),
+        format!("../../{}/files/secret.txt", b.id),
+        outside.display().to_string(),
+        b_root.join("secret.txt").display().to_string(),
+        "..\\..\\outside.txt".into(),
+        "ok.txt\0.png".into(),
+        "C:\\Windows\\win.ini".into(),
+        "a//b".into(),
+        "./ok.txt".into(),
+        String::new(),
+    ];
+    for path in &hostile {
+        let refused = |result: Result<(), FilesError>| assert!(matches!(result, Err(FilesError::BadPath { .. })), "{path:?}: {result:?}");
+        refused(files.write(path, "x").await);
+        refused(files.read(path).await.map(drop));
+        refused(files.exists(path).await.map(drop));
+        refused(files.delete(path).await.map(drop));
+        if !path.is_empty() {
+            refused(files.list(path).await.map(drop));
+        }
+    }
+
+    // Links planted inside A's folder (by something other than this API) lead nowhere.
+    std::os::unix::fs::symlink(&b_root, files.root().join("to_b")).unwrap();
+    std::os::unix::fs::symlink(&outside, files.root().join("outside_link")).unwrap();
+    for path in ["to_b/secret.txt", "to_b/new.txt", "outside_link"] {
+        let link = |result: Result<(), FilesError>| assert!(matches!(result, Err(FilesError::Link { .. })), "{path}: {result:?}");
+        link(files.write(path, "overwritten").await);
+        link(files.read(path).await.map(drop));
+        link(files.exists(path).await.map(drop));
+    }
+    assert!(matches!(files.list("to_b").await, Err(FilesError::Link { .. })));
+    assert!(matches!(files.list("").await, Err(FilesError::Link { .. })), "a listing does not hide a planted link");
+    assert!(files.delete("to_b").await.unwrap(), "deleting removes the link itself");
+    assert!(files.delete("outside_link").await.unwrap());
+    assert_eq!(std::fs::read_to_string(b_root.join("secret.txt")).unwrap(), "B's secret", "B's file untouched");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "outside", "the outside file untouched");
+    assert_eq!(files.list("").await.unwrap().len(), 1);
+    tenancy.close().await;
+}

@@ -54,6 +54,8 @@ pub struct Config {
     pub web: WebConfig,
     /// Where tenant-aware jobs are kept.
     pub queue: QueueConfig,
+    /// Where each tenant's files live.
+    pub files: FilesConfig,
     /// Where relative paths are resolved: the configuration file's folder, or the current directory.
     #[serde(skip)]
     pub root: PathBuf,
@@ -194,6 +196,21 @@ pub enum SessionStoreKind {
     Database,
     /// Redis, under the tenant's key prefix.
     Redis,
+}
+
+/// `[files]`: where each tenant's files live (`ctx.files()`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// The folder of every tenant's files: a tenant's are in `{root}/{tenant_id}/files`. Relative
+    /// to the configuration file's folder.
+    pub root: PathBuf,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self { root: PathBuf::from("storage/tenants") }
+    }
 }
 
 /// `[redis]`: the server and how tenants' keys are told apart.
@@ -602,7 +619,7 @@ fn discover(cwd: &Path) -> Option<PathBuf> {
 
 /// Says where a key's value came from: "`tenancy.toml` at key `x.y`" or "environment variable `TENANCY_X__Y`".
 /// The top-level keys tenancy itself reads.
-const OWN_SECTIONS: &[&str] = &["central", "tenant_database", "cache", "session", "redis", "plugins", "web", "queue"];
+const OWN_SECTIONS: &[&str] = &["central", "tenant_database", "cache", "session", "redis", "plugins", "web", "queue", "files"];
 
 /// Top-level keys are tenancy's sections and the plugins': anything else is a typo to report, as
 /// serde reports an unknown key inside a section.

@@ -11,19 +11,15 @@ mod cache;
 mod measure;
 mod migrate;
 mod monitor;
+mod provision;
 mod queue;
 mod startup;
 mod web;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tenancy_core::migrate::SeaOrmMigrator;
-use tenancy_core::provisioning::{ProvisionReporter, StepOutcome, TenantRequest};
-use tenancy_core::{Domain, Tenancy, TenantName};
-use tenancy_tests::{Backend, TestEnv};
+use tenancy_tests::Backend;
 
 #[derive(Parser)]
 struct Args {
@@ -33,7 +29,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// Create N tenants one after another: registry row, database, migrations, activation
+    /// Create N tenants one after another: registry row, database, migrations (or a copy of the
+    /// template), activation
     Provision {
         /// How many tenants per backend
         #[arg(long, default_value_t = 100)]
@@ -41,6 +38,13 @@ enum Bench {
         /// Which backends (default: sqlite and postgres)
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::Postgres])]
         backend: Vec<BackendArg>,
+        /// How each tenant gets its tables: `migrations`, `template` (mysql: migrations only)
+        #[arg(long, value_delimiter = ',', default_values_t = [ProvisionArg::Migrations, ProvisionArg::Template])]
+        provision: Vec<ProvisionArg>,
+        /// Migrations added to the sample's 15 (a small table with an index each), one run per
+        /// value: 0,25 shows 15 and 40
+        #[arg(long, value_delimiter = ',', default_values_t = [0, 25])]
+        extra_migrations: Vec<usize>,
     },
     /// Cache operations per second on each store, against a raw Redis client; warm context entry
     Cache {
@@ -161,6 +165,21 @@ enum Bench {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProvisionArg {
+    Migrations,
+    Template,
+}
+
+impl std::fmt::Display for ProvisionArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Migrations => "migrations",
+            Self::Template => "template",
+        })
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
     Sqlite,
@@ -180,24 +199,18 @@ impl From<BackendArg> for Backend {
     }
 }
 
-/// Adds up the time of each provisioning step.
-#[derive(Default)]
-struct StepTimes(Mutex<BTreeMap<String, Duration>>);
-
-impl ProvisionReporter for StepTimes {
-    fn on_step_finished(&self, step: &str, _outcome: &StepOutcome, elapsed: Duration) {
-        *self.0.lock().expect("not poisoned").entry(step.to_owned()).or_default() += elapsed;
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
-        Bench::Provision { tenants, backend } => {
-            println!("provision: {tenants} tenants per backend, created one after another, with the sample migrations");
-            for backend in backend {
-                provision(backend.into(), tenants).await?;
-            }
+        Bench::Provision { tenants, backend, provision: ways, extra_migrations } => {
+            let backends: Vec<Backend> = backend.into_iter().map(Backend::from).collect();
+            provision::run(&provision::Options {
+                tenants: tenants.max(1),
+                backends: &backends,
+                ways: &ways,
+                extra_migrations: &extra_migrations,
+            })
+            .await?;
         }
         Bench::Cache { operations } => cache::run(operations).await?,
         Bench::Queue { tenants, jobs, concurrency, runs, engine } => {
@@ -240,42 +253,6 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
-}
-
-async fn provision(backend: Backend, count: usize) -> anyhow::Result<()> {
-    let Some(env) = TestEnv::new(backend) else { return Ok(()) };
-    env.create_central_database().await;
-    let tenancy = Tenancy::builder(env.config()).tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default())).open().await?;
-    // One tenant first, so the figures do not include opening the registry and the admin pool.
-    tenancy.create_tenant(&TenantRequest::new(TenantName::parse("warm-up")?), &()).await?;
-
-    let steps = StepTimes::default();
-    let mut per_tenant = Vec::with_capacity(count);
-    let started = Instant::now();
-    for i in 0..count {
-        let mut request = TenantRequest::new(TenantName::parse(&format!("Tenant {i}"))?);
-        request.domains.push(Domain::parse(&format!("t{i}.bench.test"))?);
-        let one = Instant::now();
-        tenancy.create_tenant(&request, &steps).await?;
-        per_tenant.push(one.elapsed());
-    }
-    let total = started.elapsed();
-    per_tenant.sort();
-    let pct = |p: f64| ms(per_tenant[((per_tenant.len() as f64 - 1.0) * p).round() as usize]);
-    let breakdown: Vec<String> =
-        steps.0.lock().expect("not poisoned").iter().map(|(step, time)| format!("{step} {:.2}", ms(*time) / count as f64)).collect();
-    println!(
-        "  {:<16} total {:>7.2}s   per tenant ms: mean {:>6.2}  p50 {:>6.2}  p95 {:>6.2}  max {:>6.2}   steps (mean ms): {}",
-        backend.name(),
-        total.as_secs_f64(),
-        ms(total) / count as f64,
-        pct(0.5),
-        pct(0.95),
-        pct(1.0),
-        breakdown.join(", ")
-    );
-    tenancy.close().await;
     Ok(())
 }
 

@@ -46,6 +46,7 @@ pub mod secret;
 pub mod seeder;
 pub mod sessions;
 pub mod sql_files;
+pub mod template;
 mod tenancy;
 mod tenant;
 pub mod unwind;

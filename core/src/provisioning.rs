@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::command::UsageError;
+use crate::config::Provision;
 use crate::database::{DatabaseError, DatabaseName};
 use crate::migrate::fleet::error_chain;
 use crate::migrate::runner;
@@ -68,6 +69,8 @@ pub struct Provisioning<'a> {
     /// Its database name.
     pub database: DatabaseName,
     tenant: Option<Tenant>,
+    /// Set when the database is a copy of the template: how many migrations it carries.
+    from_template: Option<usize>,
 }
 
 impl Provisioning<'_> {
@@ -243,7 +246,8 @@ impl Provisioner {
                 undo_failures: Vec::new(),
             });
         }
-        let mut job = Provisioning { tenancy, request, id, database: tenancy.config().naming().name_for(&id), tenant: None };
+        let database = tenancy.config().naming().name_for(&id);
+        let mut job = Provisioning { tenancy, request, id, database, tenant: None, from_template: None };
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());
             let started = Instant::now();
@@ -319,8 +323,14 @@ impl ProvisioningStep for CreateDatabase {
 
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
         let manager = job.tenancy.default_manager();
+        let location = manager.location(&job.database);
+        if job.request.migrate && job.tenancy.config().tenant_database.provision == Provision::Template {
+            let migrations = job.tenancy.create_from_template(manager, &job.database).await?;
+            job.from_template = Some(migrations);
+            return Ok(StepOutcome::Done(format!("database `{location}`, a copy of the template")));
+        }
         manager.create_database(&job.database).await?;
-        Ok(StepOutcome::Done(format!("database `{}`", manager.location(&job.database))))
+        Ok(StepOutcome::Done(format!("database `{location}`")))
     }
 
     async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {
@@ -341,6 +351,10 @@ impl ProvisioningStep for Migrate {
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
         if !job.request.migrate {
             return Ok(StepOutcome::Skipped("--no-migrate".into()));
+        }
+        if let Some(migrations) = job.from_template {
+            // The template is sealed only once every migration of this set is applied to it.
+            return Ok(StepOutcome::Done(format!("{} (copied with the template)", plural(migrations, "migration"))));
         }
         let tenant = job.tenant()?;
         let tenancy = job.tenancy;

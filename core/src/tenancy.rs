@@ -46,6 +46,8 @@ pub struct Tenancy {
     closed: std::sync::Mutex<std::collections::HashSet<crate::TenantId>>,
     /// How many tenants `closed` holds, so entering a context takes no lock when it is none.
     closing: std::sync::atomic::AtomicUsize,
+    /// Template provisioning's fingerprint and the templates seen sealed.
+    pub(crate) templates: crate::template::Templates,
     #[cfg(feature = "queue")]
     queue: Arc<crate::queue::Queue>,
 }
@@ -190,6 +192,7 @@ impl TenancyBuilder {
             meter: self.meter,
             closed: Default::default(),
             closing: Default::default(),
+            templates: Default::default(),
             #[cfg(feature = "queue")]
             queue,
         })

@@ -284,6 +284,8 @@ impl TestEnv {
             Backend::Sqlite => {}
             Backend::Postgres | Backend::PostgresSchema => {
                 for name in admin_names(&postgres_admin, &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await {
+                    // A tenant template (template provisioning) must be unmarked to be dropped.
+                    admin_execute(&postgres_admin, &format!("ALTER DATABASE \"{name}\" WITH IS_TEMPLATE false")).await;
                     admin_execute(&postgres_admin, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
                 }
             }
@@ -340,6 +342,19 @@ async fn admin_execute(url: &str, sql: &str) {
     let db = Database::connect(url).await.expect("connect to the test server");
     db.execute_unprepared(sql).await.expect("clean up a test database");
     let _ = db.close().await;
+}
+
+/// Indexes in a tenant database, through the tenant's own connection (by table).
+pub async fn index_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => "SELECT tbl_name || '.' || name FROM sqlite_master WHERE type = 'index' ORDER BY 1",
+        DbBackend::Postgres => "SELECT tablename || '.' || indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1",
+        _ => {
+            "SELECT DISTINCT CONCAT(table_name, '.', index_name) FROM information_schema.statistics WHERE table_schema = DATABASE() ORDER BY 1"
+        }
+    };
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("list indexes");
+    rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("an index name")).collect()
 }
 
 /// Tables in a tenant database, through the tenant's own connection.

@@ -21,6 +21,15 @@ impl MigratorTrait for OlderMigrator {
     }
 }
 
+/// The next release of [`OlderMigrator`]'s application: `things`, then `widgets`.
+pub struct NewerMigrator;
+
+impl MigratorTrait for NewerMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateThings), Box::new(CreateWidgets)]
+    }
+}
+
 /// An application without migrations (yet).
 pub struct NoMigrations;
 
@@ -61,5 +70,25 @@ impl MigrationName for Broken {
 impl MigrationTrait for Broken {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.get_connection().execute_unprepared("CREATE TABLE things (id INTEGER)").await.map(drop)
+    }
+}
+
+struct CreateWidgets;
+
+impl MigrationName for CreateWidgets {
+    fn name(&self) -> &str {
+        "m2_create_widgets"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWidgets {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(Table::create().table("widgets").col(ColumnDef::new("id").integer().primary_key()).to_owned()).await?;
+        manager.create_index(Index::create().name("widgets_id_idx").table("widgets").col("id").to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("widgets").to_owned()).await
     }
 }

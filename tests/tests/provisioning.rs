@@ -275,3 +275,145 @@ async fn delete_refuses_a_database_not_named_for_the_tenant() {
     assert_eq!(std::fs::read(env.sqlite_dir().join("billing.sqlite")).unwrap(), b"precious");
     assert!(tenancy.registry().get(&tenant.id).await.unwrap().is_some(), "the registry row stays too");
 }
+
+/// A tenancy that provisions from templates, with `M` as the application's migrations.
+async fn templated<M: MigratorTrait + 'static>(env: &TestEnv) -> Tenancy {
+    env.create_central_database().await;
+    let mut config = env.config();
+    config.tenant_database.provision = tenancy_core::config::Provision::Template;
+    Tenancy::builder(config).tenant_migrator(Arc::new(SeaOrmMigrator::<M>::default())).open().await.expect("open tenancy")
+}
+
+/// What a tenant database holds of its schema: tables, indexes and applied migrations.
+async fn schema_of(tenancy: &Tenancy, tenant: &tenancy_core::Tenant) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (tables, indexes) =
+        tenancy.run(tenant, |ctx| async move { (table_names(ctx.db()).await, tenancy_tests::index_names(ctx.db()).await) }).await.unwrap();
+    let applied = tenancy.migration_status(tenant).await.unwrap().status.applied_names();
+    (tables, indexes, applied)
+}
+
+/// Template databases of this environment (sealed or being built).
+async fn templates(env: &TestEnv) -> Vec<String> {
+    match env.backend {
+        Backend::Sqlite => std::fs::read_dir(env.sqlite_dir().join("templates"))
+            .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".sqlite")).collect())
+            .unwrap_or_default(),
+        _ => env.tenant_databases().await.into_iter().filter(|name| name.contains("template_")).collect(),
+    }
+}
+
+const TEMPLATE_BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+#[tokio::test]
+async fn a_tenant_copied_from_the_template_equals_a_migrated_one_and_takes_later_migrations() {
+    use tenancy_tests::migrators::{NewerMigrator, OlderMigrator};
+    for backend in TEMPLATE_BACKENDS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let name = backend.name();
+        let migrated = open(&env).await;
+        let copied = templated::<migration::Migrator>(&env).await;
+        let by_migrations = migrated.create_tenant(&request("Migrated", "migrated.test"), &()).await.unwrap();
+        let by_copy = copied.create_tenant(&request("Copied", "copied.test"), &()).await.unwrap();
+        assert_eq!(by_copy.status, TenantStatus::Active, "{name}");
+        assert_eq!(schema_of(&copied, &by_copy).await, schema_of(&migrated, &by_migrations).await, "{name}: indistinguishable");
+        assert_eq!(templates(&env).await.len(), 1, "{name}: one template");
+        let second = copied.create_tenant(&request("Second", "second.test"), &()).await.unwrap();
+        assert_eq!(schema_of(&copied, &second).await, schema_of(&migrated, &by_migrations).await, "{name}");
+        // Each copy is its own database: a row in one is in no other.
+        copied
+            .run(&by_copy, |ctx| async move {
+                sea_orm::ConnectionTrait::execute_unprepared(ctx.db(), "INSERT INTO accounts (name, email) VALUES ('a', 'a@a.test')").await
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let count = |tenant| {
+            let copied = &copied;
+            async move {
+                copied
+                    .run(tenant, |ctx| async move {
+                        let db = ctx.db();
+                        let sql = sea_orm::Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) FROM accounts");
+                        sea_orm::ConnectionTrait::query_one_raw(db, sql).await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap()
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!((count(&by_copy).await, count(&second).await), (1, 0), "{name}");
+        copied.close().await;
+        migrated.close().await;
+    }
+
+    // A release adds a migration: the next create builds a new template (the old one goes), and the
+    // tenants copied from the old one migrate as any other.
+    for backend in TEMPLATE_BACKENDS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let name = backend.name();
+        let older = templated::<OlderMigrator>(&env).await;
+        let old_tenant = older.create_tenant(&request("Old", "old.test"), &()).await.unwrap();
+        let old_templates = templates(&env).await;
+        older.close().await;
+        let newer = templated::<NewerMigrator>(&env).await;
+        let new_tenant = newer.create_tenant(&request("New", "new.test"), &()).await.unwrap();
+        let new_templates = templates(&env).await;
+        assert_eq!(new_templates.len(), 1, "{name}: the old template was dropped: {new_templates:?}");
+        assert_ne!(new_templates, old_templates, "{name}: a new template for the new migrations");
+        assert!(schema_of(&newer, &new_tenant).await.2.contains(&"app/m2_create_widgets".to_owned()), "{name}");
+        let pending = newer.migration_status(&old_tenant).await.unwrap().status.pending();
+        assert_eq!(pending, 1, "{name}: the copy of the old template knows what it lacks");
+        let reports = newer
+            .run_fleet(
+                vec![old_tenant.clone()],
+                &tenancy_core::migrate::fleet::Operation::Migrate,
+                tenancy_core::migrate::fleet::FleetOptions { concurrency: 1, fail_fast: false, down_during: false },
+                Arc::new(()),
+            )
+            .await;
+        assert!(reports[0].failure.is_none(), "{name}: {reports:?}");
+        assert_eq!(schema_of(&newer, &old_tenant).await, schema_of(&newer, &new_tenant).await, "{name}");
+        newer.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_creates_at_once_build_one_template_and_all_get_every_migration() {
+    for backend in TEMPLATE_BACKENDS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let name = backend.name();
+        // Separate `Tenancy`s: as separate processes, they meet only at the template's lock.
+        let mut processes = Vec::new();
+        for _ in 0..4 {
+            processes.push(Arc::new(templated::<migration::Migrator>(&env).await));
+        }
+        let creates = (0..20).map(|i| {
+            let tenancy = processes[i % 4].clone();
+            async move { tenancy.create_tenant(&request(&format!("T{i}"), &format!("t{i}.test")), &()).await }
+        });
+        let created = tokio::time::timeout(std::time::Duration::from_secs(120), futures::future::join_all(creates)).await.unwrap();
+        let expected = processes[0].migrations().migrators().iter().map(|m| m.migrations().len()).sum::<usize>();
+        for tenant in created {
+            let tenant = tenant.unwrap_or_else(|err| panic!("{name}: {err:?}"));
+            assert_eq!(schema_of(&processes[0], &tenant).await.2.len(), expected, "{name}: {tenant}");
+        }
+        assert_eq!(templates(&env).await.len(), 1, "{name}");
+        for tenancy in processes {
+            tenancy.connections().close_all().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_template_that_fails_to_build_creates_nothing_and_leaves_no_template() {
+    for backend in TEMPLATE_BACKENDS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let name = backend.name();
+        let tenancy = templated::<BrokenMigrator>(&env).await;
+        let err = tenancy.create_tenant(&request("Broken", "broken.test"), &()).await.unwrap_err();
+        assert_eq!(err.step, "create database", "{name}: {err:?}");
+        assert!(tenancy_core::migrate::fleet::error_chain(&err).contains("m2_broken"), "{name}: {err:?}");
+        assert_nothing_left(&env, &tenancy).await;
+        assert!(templates(&env).await.is_empty(), "{name}");
+        tenancy.close().await;
+    }
+}

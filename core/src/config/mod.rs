@@ -123,6 +123,21 @@ pub struct TenantDatabaseConfig {
     pub connect_timeout_secs: u64,
     /// PostgreSQL: the `application_name` of tenant connections, to find them in `pg_stat_activity`.
     pub application_name: String,
+    /// How a new tenant's database gets its schema: `migrations` (run each one) or `template`
+    /// (a copy of a migrated template, rebuilt when the migrations change).
+    pub provision: Provision,
+}
+
+/// How `tenant create` makes a tenant's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provision {
+    /// Every migration runs in the new database (in one transaction where the engine allows).
+    #[default]
+    Migrations,
+    /// The database is a copy of a template migrated once per migration set: a file copy on
+    /// SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL (database isolation).
+    Template,
 }
 
 impl Default for TenantDatabaseConfig {
@@ -141,6 +156,7 @@ impl Default for TenantDatabaseConfig {
             idle_timeout_secs: 300,
             connect_timeout_secs: 10,
             application_name: "tenancy".into(),
+            provision: Provision::Migrations,
         }
     }
 }
@@ -451,6 +467,12 @@ impl Config {
         }
         if db.isolation == Isolation::Schema && db.driver != Driver::Postgres {
             return Err((key("isolation"), format!("`schema` isolation needs the postgres driver, not `{}`", db.driver)));
+        }
+        if db.provision == Provision::Template && (db.driver == Driver::MySql || db.isolation == Isolation::Schema) {
+            return Err((
+                key("provision"),
+                "`template` needs sqlite, or postgres with `database` isolation: MySQL has no database templates and PostgreSQL none for schemas; use `migrations`".into(),
+            ));
         }
         if db.driver == Driver::Sqlite && !db.servers.is_empty() {
             return Err((
@@ -804,5 +826,23 @@ mod tests {
         config.tenant_database.servers.insert("eu".into(), "postgres://postgres@127.0.0.1/x".into());
         assert_eq!(config.validate().unwrap_err().0, "tenant_database.servers");
         assert!(config.check().unwrap_err().to_string().contains("tenant_database.servers"));
+    }
+
+    #[test]
+    fn template_provisioning_is_refused_where_there_are_no_templates() {
+        let mut config = Config::defaults_at(Path::new("/tmp"));
+        config.tenant_database.provision = Provision::Template;
+        assert!(config.validate().is_ok(), "sqlite copies a file");
+        config.tenant_database.servers.insert("default".into(), "postgres://postgres@127.0.0.1/x".into());
+        config.tenant_database.driver = Driver::Postgres;
+        assert!(config.validate().is_ok(), "postgres databases have templates");
+        config.tenant_database.isolation = Isolation::Schema;
+        assert_eq!(config.validate().unwrap_err().0, "tenant_database.provision");
+        config.tenant_database.isolation = Isolation::Database;
+        config.tenant_database.driver = Driver::MySql;
+        config.tenant_database.servers.insert("default".into(), "mysql://root@127.0.0.1/x".into());
+        let (key, message) = config.validate().unwrap_err();
+        assert_eq!(key, "tenant_database.provision");
+        assert!(message.contains("use `migrations`"), "{message}");
     }
 }

@@ -62,6 +62,19 @@ impl ServerAdmin {
         })
     }
 
+    /// The first column of every row `sql` returns, as text.
+    pub async fn names(&self, sql: &str, action: String) -> Result<Vec<String>, DatabaseError> {
+        let pool = self.pool().await?;
+        let statement = Statement::from_string(pool.get_database_backend(), sql);
+        let failed = |err: sea_orm::DbErr| DatabaseError::Query {
+            action: action.clone(),
+            location: self.url.to_string(),
+            source: DbMessage::scrubbed(Some(&self.url), &err),
+        };
+        let rows = pool.query_all_raw(statement).await.map_err(failed)?;
+        rows.iter().map(|row| row.try_get_by_index::<String>(0).map_err(failed)).collect()
+    }
+
     pub async fn ping(&self) -> Result<(), DatabaseError> {
         let pool = self.pool().await?;
         pool.ping()

@@ -77,6 +77,62 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
 
     /// Checks that the server (or folder) can be reached.
     async fn ping(&self) -> Result<(), DatabaseError>;
+
+    /// Template provisioning: whether the sealed template `template` is there to copy. Engines
+    /// without templates answer [`DatabaseError::NoTemplates`] (as do the methods below).
+    async fn template_ready(&self, _template: &DatabaseName) -> Result<bool, DatabaseError> {
+        Err(DatabaseError::NoTemplates(self.driver()))
+    }
+
+    /// Holds the right to build `template` until the lock is released: one process builds, the
+    /// others wait and copy what it built.
+    async fn lock_template(&self, _template: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
+        Err(DatabaseError::NoTemplates(self.driver()))
+    }
+
+    /// Turns the migrated database `building` into the sealed template `template`: only a sealed
+    /// template is ever copied, so a build interrupted half-way is never a tenant's start. Close
+    /// every pool on `building` first.
+    async fn seal_template(&self, _building: &DatabaseName, _template: &DatabaseName) -> Result<(), DatabaseError> {
+        Err(DatabaseError::NoTemplates(self.driver()))
+    }
+
+    /// Creates `database` as a copy of the sealed `template`; fails with
+    /// [`DatabaseError::AlreadyExists`] as [`DatabaseManager::create_database`] does.
+    async fn create_from_template(&self, _template: &DatabaseName, _database: &DatabaseName) -> Result<(), DatabaseError> {
+        Err(DatabaseError::NoTemplates(self.driver()))
+    }
+
+    /// The templates (sealed or not) `naming` names, of any migration set.
+    async fn template_names(&self, _naming: &super::DatabaseNaming) -> Result<Vec<DatabaseName>, DatabaseError> {
+        Err(DatabaseError::NoTemplates(self.driver()))
+    }
+
+    /// Drops a template, sealed or not; one that is not there is not an error.
+    async fn drop_template(&self, _template: &DatabaseName) -> Result<(), DatabaseError> {
+        Err(DatabaseError::NoTemplates(self.driver()))
+    }
+}
+
+/// The right to build a template, held until [`TemplateLock::release`] (or drop).
+pub enum TemplateLock {
+    /// SQLite: an exclusive lock on a file beside the templates.
+    File(std::fs::File),
+    /// PostgreSQL: a session advisory lock on a connection of its own.
+    Session(DatabaseConnection),
+}
+
+impl TemplateLock {
+    /// Lets the next builder in.
+    pub async fn release(self) {
+        match self {
+            Self::File(file) => drop(file),
+            // Closing the session ends its advisory lock.
+            Self::Session(connection) => {
+                let _ = connection.close().await;
+            }
+        }
+    }
 }
 
 /// A connection URL, and under PostgreSQL schema isolation the schema to put on the `search_path`.
@@ -170,6 +226,9 @@ pub enum DatabaseError {
         /// The reason.
         source: std::io::Error,
     },
+    /// Template provisioning on an engine without templates (MySQL, PostgreSQL schemas).
+    #[error("{0} keeps no database templates here: set `tenant_database.provision = \"migrations\"`")]
+    NoTemplates(Driver),
     /// No server of that name is configured.
     #[error("no database server named `{0}` in `tenant_database.servers`")]
     UnknownServer(String),

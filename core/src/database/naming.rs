@@ -121,6 +121,24 @@ impl DatabaseNaming {
             .expect("prefix and suffix were checked in DatabaseNaming::new")
     }
 
+    /// The template for the migration set whose fingerprint is `fingerprint` (16 hex digits), or
+    /// the name it is built under before it is complete. Never a tenant's: no tenant id in it.
+    pub fn template_name(&self, fingerprint: &str, building: bool) -> DatabaseName {
+        let building = if building { "_new" } else { "" };
+        // prefix + suffix leave room for 32 characters of id: this takes at most 29.
+        DatabaseName::parse(&format!("{}template_{fingerprint}{building}{}", self.prefix, self.suffix))
+            .expect("prefix and suffix were checked in DatabaseNaming::new, the fingerprint is hex")
+    }
+
+    /// Whether `name` is one of this naming's sealed templates, of any migration set (not a
+    /// template being built: that is its builder's).
+    pub fn is_template_name(&self, name: &str) -> bool {
+        name.strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_suffix(&self.suffix))
+            .and_then(|rest| rest.strip_prefix("template_"))
+            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    }
+
     /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -23,6 +23,7 @@ pub struct PostgresDatabase;
 impl Dialect for PostgresDatabase {
     const DRIVER: Driver = Driver::Postgres;
     const EXISTS_SQL: &'static str = "SELECT 1 FROM pg_database WHERE datname = $1";
+    const TEMPLATES: bool = true;
 
     fn create_sql(database: &DatabaseName) -> String {
         format!("CREATE DATABASE {}", database.pg_quoted())

@@ -9,6 +9,7 @@ use sea_orm::{ConnectOptions, DatabaseConnection};
 
 use super::admin::ServerAdmin;
 use super::manager::PoolSettings;
+use super::manager::TemplateLock;
 use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, ServerUrl};
 
 /// What one kind of server needs said differently.
@@ -17,6 +18,8 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     const DRIVER: Driver;
     /// A query with one bind parameter, the name, that returns a row if the database exists.
     const EXISTS_SQL: &'static str;
+    /// Whether databases can be made as copies of a template (PostgreSQL databases only).
+    const TEMPLATES: bool = false;
 
     /// `CREATE …` for a tenant's database.
     fn create_sql(database: &DatabaseName) -> String;
@@ -88,16 +91,7 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn create_database(&self, database: &DatabaseName) -> Result<(), DatabaseError> {
-        let location = self.location(database);
-        self.admin
-            .execute(&D::create_sql(database), |source: DbMessage| {
-                if D::is_already_exists(&source.0) {
-                    DatabaseError::AlreadyExists { database: database.clone(), location }
-                } else {
-                    DatabaseError::Create { database: database.clone(), location, source }
-                }
-            })
-            .await
+        self.admin.execute(&D::create_sql(database), |source| self.create_error(database, source)).await
     }
 
     async fn drop_database(&self, database: &DatabaseName) -> Result<(), DatabaseError> {
@@ -107,5 +101,86 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
 
     async fn ping(&self) -> Result<(), DatabaseError> {
         self.admin.ping().await
+    }
+
+    async fn template_ready(&self, template: &DatabaseName) -> Result<bool, DatabaseError> {
+        self.templates_supported()?;
+        let sql = "SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate";
+        self.admin.any_row(sql, vec![template.as_str().into()], format!("look for template `{template}`")).await
+    }
+
+    async fn lock_template(&self, template: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
+        use sea_orm::ConnectionTrait;
+        self.templates_supported()?;
+        // A session lock lives as long as its connection: this one is the lock's alone.
+        let mut options = self.admin.settings.admin_options(self.admin.url.connection_url());
+        options.max_connections(1).min_connections(1);
+        let session = self.admin.open(options, self.admin.url.to_string()).await?;
+        let lock = sea_orm::Statement::from_sql_and_values(
+            session.get_database_backend(),
+            "SELECT pg_advisory_lock(hashtext($1))::text",
+            [format!("tenancy template {template}").into()],
+        );
+        match session.query_one_raw(lock).await {
+            Ok(_) => Ok(TemplateLock::Session(session)),
+            Err(err) => Err(DatabaseError::Query {
+                action: format!("lock the building of template `{template}`"),
+                location: self.admin.url.to_string(),
+                source: DbMessage::scrubbed(Some(&self.admin.url), &err),
+            }),
+        }
+    }
+
+    async fn seal_template(&self, building: &DatabaseName, template: &DatabaseName) -> Result<(), DatabaseError> {
+        self.templates_supported()?;
+        // Renamed, then marked: only a template that is complete is ever marked, and
+        // `template_ready` asks for the mark. Closed to connections, so no pool ever holds it
+        // open (which would make every copy wait, then fail).
+        for sql in [
+            format!("ALTER DATABASE {} RENAME TO {}", building.pg_quoted(), template.pg_quoted()),
+            format!("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false", template.pg_quoted()),
+        ] {
+            self.admin.execute(&sql, |source| self.create_error(template, source)).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_from_template(&self, template: &DatabaseName, database: &DatabaseName) -> Result<(), DatabaseError> {
+        self.templates_supported()?;
+        let sql = format!("CREATE DATABASE {} TEMPLATE {}", database.pg_quoted(), template.pg_quoted());
+        self.admin.execute(&sql, |source| self.create_error(database, source)).await
+    }
+
+    async fn template_names(&self, naming: &super::DatabaseNaming) -> Result<Vec<DatabaseName>, DatabaseError> {
+        self.templates_supported()?;
+        let names = self.admin.names("SELECT datname::text FROM pg_database", "list templates".into()).await?;
+        Ok(names.iter().filter(|name| naming.is_template_name(name)).filter_map(|name| DatabaseName::parse(name).ok()).collect())
+    }
+
+    async fn drop_template(&self, template: &DatabaseName) -> Result<(), DatabaseError> {
+        self.templates_supported()?;
+        if self.database_exists(template).await? {
+            // A database marked as template cannot be dropped until unmarked.
+            let unmark = format!("ALTER DATABASE {} WITH IS_TEMPLATE false", template.pg_quoted());
+            let location = self.location(template);
+            self.admin.execute(&unmark, |source| DatabaseError::Drop { database: template.clone(), location, source }).await?;
+        }
+        self.drop_database(template).await
+    }
+}
+
+impl<D: Dialect> ServerManager<D> {
+    fn templates_supported(&self) -> Result<(), DatabaseError> {
+        if D::TEMPLATES { Ok(()) } else { Err(DatabaseError::NoTemplates(D::DRIVER)) }
+    }
+
+    /// A failed `CREATE`, told apart from "it exists already" as [`DatabaseManager::create_database`] does.
+    fn create_error(&self, database: &DatabaseName, source: DbMessage) -> DatabaseError {
+        let location = self.location(database);
+        if D::is_already_exists(&source.0) {
+            DatabaseError::AlreadyExists { database: database.clone(), location }
+        } else {
+            DatabaseError::Create { database: database.clone(), location, source }
+        }
     }
 }

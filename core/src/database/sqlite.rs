@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseConnection};
 
-use super::manager::{PoolSettings, connect};
+use super::manager::{PoolSettings, TemplateLock, connect};
 use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, Driver};
 
 /// How long a connection waits for another one's lock, and opening waits for a busy file.
@@ -35,6 +35,20 @@ impl SqliteManager {
     pub fn path_of(&self, database: &DatabaseName) -> PathBuf {
         self.folder.join(format!("{database}.sqlite"))
     }
+
+    /// Sealed templates live apart from tenants' files, in `{folder}/templates`.
+    fn templates_folder(&self) -> PathBuf {
+        self.folder.join("templates")
+    }
+
+    fn template_path(&self, template: &DatabaseName) -> PathBuf {
+        self.templates_folder().join(format!("{template}.sqlite"))
+    }
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DatabaseError {
+    let path = path.to_path_buf();
+    move |source| DatabaseError::Io { action, path, source }
 }
 
 /// A URL for the existing SQLite file at `path`, for another program to open.
@@ -160,5 +174,79 @@ impl DatabaseManager for SqliteManager {
             path: self.folder.clone(),
             source,
         })
+    }
+
+    async fn template_ready(&self, template: &DatabaseName) -> Result<bool, DatabaseError> {
+        let path = self.template_path(template);
+        tokio::fs::try_exists(&path).await.map_err(io_error("look for", &path))
+    }
+
+    async fn lock_template(&self, template: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
+        let folder = self.templates_folder();
+        let path = folder.join(format!("{template}.lock"));
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&folder).map_err(io_error("create the folder", &folder))?;
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error("open", &path))?;
+            file.lock().map_err(io_error("lock", &path))?;
+            Ok(TemplateLock::File(file))
+        })
+        .await
+        .unwrap_or_else(|join| Err(DatabaseError::Io { action: "lock", path: PathBuf::new(), source: std::io::Error::other(join) }))
+    }
+
+    async fn seal_template(&self, building: &DatabaseName, template: &DatabaseName) -> Result<(), DatabaseError> {
+        // Every connection is closed, so SQLite has folded its write-ahead log into the file: the
+        // file alone is the database. A rename is atomic: the template is complete or absent.
+        let (from, to) = (self.path_of(building), self.template_path(template));
+        tokio::fs::rename(&from, &to).await.map_err(io_error("move the finished template", &from))?;
+        // What is left of the build: the migration runner's lock file.
+        self.drop_database(building).await
+    }
+
+    async fn create_from_template(&self, template: &DatabaseName, database: &DatabaseName) -> Result<(), DatabaseError> {
+        tokio::fs::create_dir_all(&self.folder).await.map_err(io_error("create the folder", &self.folder))?;
+        let (source, target) = (self.template_path(template), self.path_of(database));
+        // Copied beside the target, then linked into place: the link fails if the target exists
+        // (never adopted, as `create_database`), and a reader never sees half a copy.
+        let partial = self.folder.join(format!(".{database}.partial-{}", uuid::Uuid::now_v7().simple()));
+        tokio::fs::copy(&source, &partial).await.map_err(io_error("copy the template", &source))?;
+        let linked = tokio::fs::hard_link(&partial, &target).await;
+        let _ = tokio::fs::remove_file(&partial).await;
+        match linked {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(DatabaseError::AlreadyExists { database: database.clone(), location: target.display().to_string() })
+            }
+            Err(source) => Err(DatabaseError::Io { action: "create", path: target, source }),
+        }
+    }
+
+    async fn template_names(&self, naming: &super::DatabaseNaming) -> Result<Vec<DatabaseName>, DatabaseError> {
+        let folder = self.templates_folder();
+        let mut entries = match tokio::fs::read_dir(&folder).await {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(DatabaseError::Io { action: "list", path: folder, source }),
+        };
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(io_error("list", &folder))? {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(name) = file.strip_suffix(".sqlite").filter(|name| naming.is_template_name(name)) {
+                names.extend(DatabaseName::parse(name).ok());
+            }
+        }
+        Ok(names)
+    }
+
+    async fn drop_template(&self, template: &DatabaseName) -> Result<(), DatabaseError> {
+        for path in [self.template_path(template), self.templates_folder().join(format!("{template}.lock"))] {
+            match tokio::fs::remove_file(&path).await {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(DatabaseError::Io { action: "delete", path, source: err });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }

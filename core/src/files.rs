@@ -128,21 +128,24 @@ impl FilesError {
     }
 }
 
-/// A tenant's files, rooted at `{files.root}/{tenant_id}/files`. Cheap to clone.
+/// A tenant's files, rooted at `{files.root}/{tenant_id}/files`. Cheap to make and clone: every
+/// context gets one, and the folder's path is only worked out when a call uses it.
 #[derive(Debug, Clone)]
 pub struct TenantFiles {
-    root: Arc<PathBuf>,
+    /// `files.root`, resolved; shared by every tenant's.
+    base: Arc<Path>,
+    id: TenantId,
 }
 
 impl TenantFiles {
-    /// The files of the tenant `id` under `root` (`files.root`, resolved).
-    pub fn new(root: &Path, id: &TenantId) -> Self {
-        Self { root: Arc::new(tenant_folder(root, id).join("files")) }
+    /// The files of the tenant `id` under `base` (`files.root`, resolved).
+    pub fn new(base: Arc<Path>, id: TenantId) -> Self {
+        Self { base, id }
     }
 
     /// The tenant's folder on disk (made on the first write).
-    pub fn root(&self) -> &Path {
-        &self.root
+    pub fn root(&self) -> PathBuf {
+        tenant_folder(&self.base, &self.id).join("files")
     }
 
     /// Writes `bytes` to `path` (making its folders), replacing any file there at once.
@@ -151,7 +154,7 @@ impl TenantFiles {
     /// A bad path, a link on the way, a folder where the file should be, or the disk refusing.
     pub async fn write(&self, path: &str, bytes: impl AsRef<[u8]>) -> Result<(), FilesError> {
         let path = FilePath::parse(path)?;
-        let (root, bytes) = (self.root.clone(), bytes.as_ref().to_vec());
+        let (root, bytes) = (self.root(), bytes.as_ref().to_vec());
         blocking(move || {
             let parent = walk(&root, &path, Walk::MakeFolders)?;
             let name = path.segments().last().unwrap_or_default();
@@ -173,7 +176,7 @@ impl TenantFiles {
     /// [`FilesError::NotFound`] when there is none; a bad path or a link on the way.
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, FilesError> {
         let path = FilePath::parse(path)?;
-        let root = self.root.clone();
+        let root = self.root();
         blocking(move || std::fs::read(existing(&root, &path)?).map_err(|source| io_error("read", &path, source))).await
     }
 
@@ -194,7 +197,7 @@ impl TenantFiles {
     /// # Errors
     /// A bad path, a link on the way or in the folder, or the disk refusing.
     pub async fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FilesError> {
-        let (root, dir) = (self.root.clone(), (!dir.is_empty()).then(|| FilePath::parse(dir)).transpose()?);
+        let (root, dir) = (self.root(), (!dir.is_empty()).then(|| FilePath::parse(dir)).transpose()?);
         blocking(move || {
             let folder = match &dir {
                 None => root.to_path_buf(),
@@ -236,7 +239,7 @@ impl TenantFiles {
     /// A bad path, a link on the way, or the disk refusing.
     pub async fn delete(&self, path: &str) -> Result<bool, FilesError> {
         let path = FilePath::parse(path)?;
-        let root = self.root.clone();
+        let root = self.root();
         blocking(move || {
             let target = match walk(&root, &path, Walk::Existing) {
                 Ok(parent) => parent.join(path.segments().last().unwrap_or_default()),
@@ -257,7 +260,7 @@ impl TenantFiles {
 
     async fn metadata(&self, path: &str) -> Result<std::fs::Metadata, FilesError> {
         let path = FilePath::parse(path)?;
-        let root = self.root.clone();
+        let root = self.root();
         blocking(move || std::fs::symlink_metadata(existing(&root, &path)?).map_err(|source| io_error("read", &path, source))).await
     }
 }
@@ -347,13 +350,13 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, FilesError
 /// Attaches the tenant's [`TenantFiles`] to every context (`ctx.files()`). Always installed:
 /// nothing is made on disk until the first write.
 pub struct FilesBootstrapper {
-    root: PathBuf,
+    base: Arc<Path>,
 }
 
 impl FilesBootstrapper {
-    /// Tenants' files under `root` (`files.root`, resolved).
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
+    /// Tenants' files under `base` (`files.root`, resolved).
+    pub fn new(base: &Path) -> Self {
+        Self { base: Arc::from(base) }
     }
 }
 
@@ -364,7 +367,7 @@ impl Bootstrapper for FilesBootstrapper {
     }
 
     async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
-        let files = TenantFiles::new(&self.root, &ctx.tenant().id);
+        let files = TenantFiles::new(self.base.clone(), ctx.tenant().id);
         ctx.insert(files);
         Ok(())
     }
@@ -373,7 +376,7 @@ impl Bootstrapper for FilesBootstrapper {
 impl Tenancy {
     /// The files of `tenant`, outside any context (an operator's script, a backup).
     pub fn files_of(&self, tenant: &Tenant) -> TenantFiles {
-        TenantFiles::new(&self.config().resolve(&self.config().files.root), &tenant.id)
+        TenantFiles::new(Arc::from(self.config().resolve(&self.config().files.root)), tenant.id)
     }
 }
 

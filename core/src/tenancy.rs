@@ -166,7 +166,7 @@ impl TenancyBuilder {
         let caches = Arc::new(CacheBootstrapper::new(&self.config, registry.clone()));
         let files_root = self.config.resolve(&self.config.files.root);
         let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> =
-            vec![caches.clone(), Arc::new(crate::files::FilesBootstrapper::new(files_root))];
+            vec![caches.clone(), Arc::new(crate::files::FilesBootstrapper::new(&files_root))];
         bootstrappers.extend(self.bootstrappers);
         let config = Arc::new(self.config);
         #[allow(unused_mut)]

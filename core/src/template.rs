@@ -32,31 +32,26 @@ pub enum TemplateError {
 }
 
 /// What a process knows of templates: the migration set's fingerprint, worked out once, and the
-/// templates it has seen sealed (so a warm copy costs one statement).
+/// templates it has seen sealed, by where they are (so a warm copy costs one statement).
 #[derive(Default)]
 pub(crate) struct Templates {
     fingerprint: OnceCell<String>,
-    ready: Mutex<HashSet<(usize, DatabaseName)>>,
+    ready: Mutex<HashSet<String>>,
 }
 
 impl Templates {
-    fn is_known(&self, manager: &Arc<dyn DatabaseManager>, template: &DatabaseName) -> bool {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).contains(&(key(manager), template.clone()))
+    fn is_known(&self, manager: &dyn DatabaseManager, template: &DatabaseName) -> bool {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).contains(&manager.location(template))
     }
 
-    fn remember(&self, manager: &Arc<dyn DatabaseManager>, template: &DatabaseName, ready: bool) {
+    fn remember(&self, manager: &dyn DatabaseManager, template: &DatabaseName, ready: bool) {
         let mut known = self.ready.lock().unwrap_or_else(|p| p.into_inner());
         if ready {
-            known.insert((key(manager), template.clone()));
+            known.insert(manager.location(template));
         } else {
-            known.remove(&(key(manager), template.clone()));
+            known.remove(&manager.location(template));
         }
     }
-}
-
-/// Managers live as long as the `Tenancy`; their address tells servers apart.
-fn key(manager: &Arc<dyn DatabaseManager>) -> usize {
-    Arc::as_ptr(manager).cast::<()>() as usize
 }
 
 impl Tenancy {
@@ -102,14 +97,14 @@ impl Tenancy {
     ) -> Result<usize, TemplateError> {
         let naming = self.config().naming();
         let template = naming.template_name(self.migration_fingerprint().await, false);
-        let known = self.templates.is_known(manager, &template);
+        let known = self.templates.is_known(manager.as_ref(), &template);
         if !known && !manager.template_ready(&template).await? {
             self.build_template(manager, &template).await?;
         }
         let copied = match manager.create_from_template(&template, database).await {
             // Gone since this process saw it: another process's rebuild (a new release) dropped it.
             Err(DatabaseError::Create { .. } | DatabaseError::Io { .. }) if known => {
-                self.templates.remember(manager, &template, false);
+                self.templates.remember(manager.as_ref(), &template, false);
                 if !manager.template_ready(&template).await? {
                     self.build_template(manager, &template).await?;
                 }
@@ -118,7 +113,7 @@ impl Tenancy {
             copied => copied,
         };
         copied?;
-        self.templates.remember(manager, &template, true);
+        self.templates.remember(manager.as_ref(), &template, true);
         Ok(self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum())
     }
 

@@ -21,6 +21,11 @@ async fn tenancy_with(env: &TestEnv, bootstrappers: Vec<Arc<dyn Bootstrapper>>) 
     builder.open().await.unwrap()
 }
 
+/// A migrated, active tenant named `name`.
+async fn create(tenancy: &Tenancy, name: &str) -> tenancy_core::Tenant {
+    tenancy.create_tenant(&TenantRequest::new(TenantName::parse(name).unwrap()), &()).await.unwrap()
+}
+
 async fn emails(ctx: &TenantContext) -> Vec<String> {
     let db = ctx.db();
     let rows =
@@ -33,8 +38,8 @@ async fn each_tenant_sees_only_its_own_rows() {
     for backend in Backend::ALL {
         let Some(env) = TestEnv::new(backend) else { continue };
         let tenancy = tenancy_with(&env, Vec::new()).await;
-        let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
-        let b = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("B").unwrap()), &()).await.unwrap();
+        let a = create(&tenancy, "A").await;
+        let b = create(&tenancy, "B").await;
         tenancy
             .run(&a, |ctx| async move {
                 ctx.db().execute_unprepared("INSERT INTO accounts (name, email) VALUES ('a', 'a@a.test')").await.unwrap();
@@ -53,8 +58,8 @@ async fn each_tenant_sees_only_its_own_rows() {
 async fn current_tenant_follows_the_context() {
     let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
     let tenancy = tenancy_with(&env, Vec::new()).await;
-    let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
-    let b = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("B").unwrap()), &()).await.unwrap();
+    let a = create(&tenancy, "A").await;
+    let b = create(&tenancy, "B").await;
     assert!(current_tenant().is_none());
     let inside = tenancy
         .run(&a, |_| async {
@@ -100,7 +105,7 @@ async fn bootstrappers_attach_resources_and_revert() {
     let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
     let log = Arc::new(Mutex::new(Vec::new()));
     let tenancy = tenancy_with(&env, vec![Arc::new(Recorder { log: log.clone(), fail: false })]).await;
-    let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
+    let a = create(&tenancy, "A").await;
     log.lock().unwrap().clear();
     let resource = tenancy.run(&a, |ctx| async move { ctx.get::<String>().cloned() }).await.unwrap();
     assert_eq!(resource.as_deref(), Some("A"));
@@ -114,7 +119,7 @@ async fn a_failing_bootstrapper_stops_the_context_and_reverts_the_others() {
     let ok = Arc::new(Recorder { log: log.clone(), fail: false });
     let broken = Arc::new(Recorder { log: log.clone(), fail: true });
     let plain = tenancy_with(&env, Vec::new()).await;
-    let a = plain.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
+    let a = create(&plain, "A").await;
     plain.close().await;
 
     let tenancy = tenancy_with(&env, vec![ok, broken]).await;
@@ -140,7 +145,7 @@ async fn for_each_runs_in_every_tenants_own_context_within_its_limit_and_a_panic
         let tenancy = tenancy_with(&env, Vec::new()).await;
         let mut tenants = Vec::new();
         for n in ["A", "B", "C", "D", "E"] {
-            tenants.push(tenancy.create_tenant(&TenantRequest::new(TenantName::parse(n).unwrap()), &()).await.unwrap());
+            tenants.push(create(&tenancy, n).await);
         }
         let (alive, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let outcomes = tenancy
@@ -182,8 +187,8 @@ async fn each_tenant_reaches_only_its_own_files_and_they_go_with_it() {
     use tenancy_core::files::FilesError;
     let env = TestEnv::new(Backend::Sqlite).unwrap();
     let tenancy = tenancy_with(&env, Vec::new()).await;
-    let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
-    let b = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("B").unwrap()), &()).await.unwrap();
+    let a = create(&tenancy, "A").await;
+    let b = create(&tenancy, "B").await;
     assert!(!tenancy.files_of(&a).root().exists(), "nothing is made before the first write");
     tenancy
         .run(&a, |ctx| async move {
@@ -221,8 +226,8 @@ async fn hostile_file_paths_and_planted_links_are_refused_on_every_call() {
     use tenancy_core::files::FilesError;
     let env = TestEnv::new(Backend::Sqlite).unwrap();
     let tenancy = tenancy_with(&env, Vec::new()).await;
-    let a = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("A").unwrap()), &()).await.unwrap();
-    let b = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("B").unwrap()), &()).await.unwrap();
+    let a = create(&tenancy, "A").await;
+    let b = create(&tenancy, "B").await;
     tenancy.files_of(&b).write("secret.txt", "B's secret").await.unwrap();
     let outside = env.dir().join("outside.txt");
     std::fs::write(&outside, "outside").unwrap();

@@ -343,6 +343,10 @@ fn down_during_brings_every_tenant_up_again_even_after_a_failing_migration() {
     cli.ok(&["db", "rollback", "--tenant", &ids[1], "--step", &(ALL - BEFORE_USERS).to_string()]);
     cli.execute(&ids[1], "CREATE TABLE users (legacy INTEGER)"); // so Two's next migration fails
     cli.ok(&["tenant", "down", &ids[2], "--message", "Moving house."]);
+    // Going down and up again touches a tenant's registry row, which migrating alone never does:
+    // how this test sees, from outside, that the flag did its work.
+    let updated = |cli: &Cli| -> Vec<String> { cli.tenants().iter().map(|t| t["updated_at"].as_str().unwrap().to_owned()).collect() };
+    let before = updated(&cli);
 
     let run = cli.run(&["db", "migrate", "--all", "--down-during", "--json"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -352,6 +356,9 @@ fn down_during_brings_every_tenant_up_again_even_after_a_failing_migration() {
         let expected = if tenant["id"] == ids[2].as_str() { Some("operator") } else { None };
         assert_eq!(tenant["maintenance"]["origin"].as_str(), expected, "{tenant}");
     }
+    let after = updated(&cli);
+    assert!(after[0] != before[0] && after[1] != before[1], "One and Two went down and came up: {before:?} → {after:?}");
+    assert_eq!(after[2], before[2], "the operator's maintenance was left alone");
     assert_eq!(applied_pending(&cli.status(&ids[0])), (ALL, 0));
     assert_eq!(cli.run(&["db", "migrate", "--all", "--pretend", "--down-during"]).code, 2, "--pretend changes nothing to go down for");
 }

@@ -143,14 +143,9 @@ pub async fn sample(tenancy: &Tenancy, config: &MonitorConfig) {
             return;
         }
     };
-    for status in TenantStatus::ALL {
-        gauge!(TENANTS, "status" => status.as_str()).set(tenants.iter().filter(|t| t.status == status).count() as f64);
-    }
-    match tenancy.registry().last_migration_failures().await {
-        Ok(failures) => gauge!(FAILING_TENANTS).set(failures.len() as f64),
-        Err(_) => counter!(SAMPLE_ERRORS).increment(1),
-    }
+    let failing = tenancy.registry().last_migration_failures().await;
     let census = Census::take(tenancy, &tenants, config.sample_queries).await;
+    record_largest(&census, config.tenant_series);
     gauge!(FLEET_BYTES).set(census.total_bytes() as f64);
     for (server, connections) in &census.servers {
         gauge!(SERVER_UP, "server" => server.clone()).set(1.0);
@@ -159,11 +154,19 @@ pub async fn sample(tenancy: &Tenancy, config: &MonitorConfig) {
     for server in census.unreachable.keys() {
         gauge!(SERVER_UP, "server" => server.clone()).set(0.0);
     }
-    record_largest(&census, config.tenant_series);
     let pools = tenancy.connections().stats();
     gauge!(POOLS_OPEN).set(pools.open_pools as f64);
     gauge!(POOL_CONNECTIONS_RESERVED).set(f64::from(pools.reserved_connections));
     gauge!(CONNECTION_BUDGET).set(f64::from(tenancy.config().tenant_database.connection_budget));
+    // The tenant counts last: a scrape that sees this sample's counts sees the rest of it too
+    // (its sizes and per-tenant series), never the counts alone.
+    for status in TenantStatus::ALL {
+        gauge!(TENANTS, "status" => status.as_str()).set(tenants.iter().filter(|t| t.status == status).count() as f64);
+    }
+    match failing {
+        Ok(failures) => gauge!(FAILING_TENANTS).set(failures.len() as f64),
+        Err(_) => counter!(SAMPLE_ERRORS).increment(1),
+    }
     gauge!(SAMPLE_SECONDS).set(started.elapsed().as_secs_f64());
     gauge!(SAMPLE_TIME).set(chrono::Utc::now().timestamp() as f64);
 }

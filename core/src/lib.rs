@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bucket;
 pub mod cache;
 pub mod command;
 pub mod config;

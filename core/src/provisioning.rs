@@ -491,7 +491,7 @@ pub enum DeleteError {
         /// `name (id)`.
         tenant: String,
         /// Why.
-        source: std::io::Error,
+        source: crate::files::FilesError,
     },
 }
 
@@ -537,10 +537,7 @@ impl Tenancy {
         if !options.keep_database {
             self.manager_of(tenant)?.drop_database(&tenant.database).await?;
             // Its files are its data as much as its database is, and go (or stay) with it.
-            let root = self.config().resolve(&self.config().files.root);
-            crate::files::remove_tenant_folder(&root, &tenant.id)
-                .await
-                .map_err(|source| DeleteError::Files { tenant: tenant.to_string(), source })?;
+            self.files_of(tenant).delete_all().await.map_err(|source| DeleteError::Files { tenant: tenant.to_string(), source })?;
         }
         let mut notes = Vec::new();
         for hook in self.tenant_hooks() {

@@ -35,6 +35,7 @@ pub struct Tenancy {
     registry: Registry,
     managers: BTreeMap<String, Arc<dyn DatabaseManager>>,
     connections: ConnectionCache,
+    files: crate::files::FilesStorage,
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
     migrations: MigrationSet,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
@@ -164,9 +165,9 @@ impl TenancyBuilder {
             managers.insert(server, manager);
         }
         let caches = Arc::new(CacheBootstrapper::new(&self.config, registry.clone()));
-        let files_root = self.config.resolve(&self.config.files.root);
+        let files = crate::files::FilesStorage::from_config(&self.config)?;
         let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> =
-            vec![caches.clone(), Arc::new(crate::files::FilesBootstrapper::new(&files_root))];
+            vec![caches.clone(), Arc::new(crate::files::FilesBootstrapper::new(files.clone()))];
         bootstrappers.extend(self.bootstrappers);
         let config = Arc::new(self.config);
         #[allow(unused_mut)]
@@ -182,6 +183,7 @@ impl TenancyBuilder {
             sessions: crate::sessions::TenantSessionStore::new(&config),
             caches,
             connections: ConnectionCache::new(&config),
+            files,
             config,
             registry,
             managers,
@@ -232,6 +234,11 @@ impl Tenancy {
     /// The per-tenant connection pools.
     pub fn connections(&self) -> &ConnectionCache {
         &self.connections
+    }
+
+    /// Where tenants' files are (`[files]`).
+    pub fn files_storage(&self) -> &crate::files::FilesStorage {
+        &self.files
     }
 
     /// The cache of code outside any tenant (`database` store: a table in the registry's database).

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::Cli;
 use sea_orm::{ConnectionTrait, FromQueryResult, JsonValue, Statement};
 use tenancy_tests::Backend;
+use tenancy_tests::bucket::TestBucket;
 
 /// A seeded tenant and one backup of it; returns the tenant's id and the backup's id.
 fn seeded_tenant_with_backup(cli: &Cli, name: &str, domain: &str) -> (String, String) {
@@ -83,7 +84,10 @@ fn data_file(cli: &Cli, tenant: &str, backup: &str) -> PathBuf {
         .map(|entry| entry.path())
         .find(|path| {
             let name = path.file_name().unwrap().to_string_lossy();
-            name.starts_with(backup) && !name.ends_with(".manifest.json") && !name.ends_with(".verified.json")
+            name.starts_with(backup)
+                && !name.ends_with(".manifest.json")
+                && !name.ends_with(".verified.json")
+                && !name.contains(".files.tar.zst")
         })
         .expect("the data file")
 }
@@ -118,6 +122,126 @@ fn a_backup_restored_into_a_new_tenant_has_every_row_on_every_backend() {
         assert_eq!(status_of(&cli, &acme), "active", "{backend:?}: the tenant's status came back");
         assert_eq!(listed(&cli).len(), 1);
     }
+}
+
+/// A tenant's files folder (`ctx.files()`, on disk by default).
+fn files_of(cli: &Cli, tenant: &str) -> PathBuf {
+    cli.dir().join("storage/tenants").join(tenant).join("files")
+}
+
+/// Every file under `folder`, path → contents.
+fn files_in(folder: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, folder: &Path, found: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, found);
+            } else {
+                let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                found.insert(name, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut found = BTreeMap::new();
+    walk(folder, folder, &mut found);
+    found
+}
+
+fn write_file(folder: &Path, path: &str, contents: &str) {
+    let path = folder.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
+}
+
+#[test]
+fn a_tenants_files_are_backed_up_and_restored_with_its_data() {
+    let cli = Cli::sqlite();
+    let acme = cli.create("Acme", &["acme.test"]);
+    let other = cli.create("Other", &["other.test"]);
+    let files = files_of(&cli, &acme);
+    write_file(&files, "invoices/2026/03.pdf", "March");
+    write_file(&files, "logo.svg", "<svg/>");
+    write_file(&files_of(&cli, &other), "theirs.txt", "Other's");
+    let out = cli.ok(&["backup", "create", "--tenant", &acme, "--json"]);
+    let created = events(&out).into_iter().find(|event| event["event"] == "backup_created").unwrap();
+    assert_eq!((created["files"].as_u64(), created["files_bytes"].as_u64()), (Some(2), Some(11)), "{created}");
+    let backup = created["backup"].as_str().unwrap().to_owned();
+    let at_backup = files_in(&files);
+    let rows = all_rows(&cli, &acme);
+
+    let run = cli.run(&["backup", "verify", &backup]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("its 2 files") && run.stderr.contains("checksums match"), "{}", run.stderr);
+
+    // Changed, deleted and added files all go back to how they were; the other tenant's stay.
+    write_file(&files, "logo.svg", "<svg>new</svg>");
+    std::fs::remove_dir_all(files.join("invoices")).unwrap();
+    write_file(&files, "added later.txt", "new");
+    cli.ok(&["backup", "restore", &backup, "--force"]);
+    assert_eq!(files_in(&files), at_backup);
+    assert_eq!(all_rows(&cli, &acme), rows);
+    assert_eq!(files_in(&files_of(&cli, &other)), BTreeMap::from([("theirs.txt".into(), "Other's".into())]));
+    let left: Vec<_> = std::fs::read_dir(files.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, ["files"], "nothing of the swap is left beside the files");
+
+    // A new tenant from the backup gets the files too.
+    cli.ok(&["backup", "restore", &backup, "--into-new", "Copy", "--domain", "copy.test"]);
+    let copy = cli.tenants().into_iter().find(|t| t["name"] == "Copy").unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(files_in(&files_of(&cli, &copy)), at_backup);
+
+    // A damaged files archive: caught by verify, and a restore changes neither data nor files.
+    let archive = std::fs::read_dir(tenant_folder(&cli, &acme))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with(".files.tar.zst"))
+        .expect("the files archive");
+    let pristine = std::fs::read(&archive).unwrap();
+    let mut flipped = pristine.clone();
+    flipped[pristine.len() / 2] ^= 0x01;
+    std::fs::write(&archive, &flipped).unwrap();
+    let run = cli.run(&["backup", "verify", &backup, "--level", "1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("files archive"), "{}", run.stderr);
+    write_file(&files, "logo.svg", "changed again");
+    cli.execute(&acme, "DELETE FROM airports");
+    let changed_rows = all_rows(&cli, &acme);
+    let run = cli.run(&["backup", "restore", &backup, "--force"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(files_in(&files).get("logo.svg").map(String::as_str), Some("changed again"));
+    assert_eq!(all_rows(&cli, &acme), changed_rows);
+    std::fs::write(&archive, &pristine).unwrap();
+
+    // A backup made before backups held files (format 1, no archive) leaves the files alone, and says so.
+    let manifest_path = tenant_folder(&cli, &acme).join(format!("{backup}.manifest.json"));
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("files");
+    manifest["format_version"] = 1.into();
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::remove_file(&archive).unwrap();
+    let run = cli.run(&["backup", "restore", &backup, "--force"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("were left as they are"), "{}", run.stderr);
+    assert_eq!(files_in(&files).get("logo.svg").map(String::as_str), Some("changed again"));
+}
+
+#[test]
+fn files_in_a_bucket_are_backed_up_and_restored() {
+    let cli = Cli::sqlite();
+    let Some(bucket) = TestBucket::new(&format!("files-{}", cli.env.prefix.trim_end_matches('_').replace('_', "-"))) else { return };
+    std::fs::write(cli.dir().join("tenancy.toml"), format!("{}{}", cli.env.config_toml(), bucket.toml("files", "app"))).unwrap();
+    let acme = cli.create("Acme", &["acme.test"]);
+    bucket.put(&format!("app/{acme}/files/docs/a.txt"), b"A".to_vec());
+    bucket.put(&format!("app/{acme}/files/b.txt"), b"B".to_vec());
+    let backup = backup(&cli, &acme);
+    bucket.put(&format!("app/{acme}/files/b.txt"), b"changed".to_vec());
+    bucket.put(&format!("app/{acme}/files/new.txt"), b"new".to_vec());
+    cli.ok(&["backup", "restore", &backup, "--force"]);
+    let mut keys = bucket.keys();
+    keys.sort();
+    assert_eq!(keys, [format!("app/{acme}/files/b.txt"), format!("app/{acme}/files/docs/a.txt")]);
+    assert_eq!(bucket.get(&format!("app/{acme}/files/b.txt")), b"B");
+    assert!(!files_of(&cli, &acme).exists(), "nothing went to the disk");
 }
 
 #[test]
@@ -405,94 +529,17 @@ fn encrypted_backups_open_with_their_key_only() {
     assert!(run.stderr.contains("encrypt_to[0]"), "{}", run.stderr);
 }
 
-/// A bucket of its own on the test S3 server, emptied and removed on drop.
-struct Bucket {
-    name: String,
-    client: std::sync::Arc<dyn object_store::ObjectStore>,
-}
-
-impl Bucket {
-    fn new(name: &str) -> Option<Self> {
-        if !tenancy_tests::service_available("s3", tenancy_tests::S3_ADDR) {
-            return None;
-        }
-        // moto accepts an unsigned request to create a bucket.
-        let mut socket = std::net::TcpStream::connect(tenancy_tests::S3_ADDR).unwrap();
-        std::io::Write::write_all(
-            &mut socket,
-            format!("PUT /{name} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", tenancy_tests::S3_ADDR)
-                .as_bytes(),
-        )
-        .unwrap();
-        let mut answer = String::new();
-        std::io::Read::read_to_string(&mut socket, &mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "creating bucket {name}: {answer}");
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = object_store::aws::AmazonS3Builder::new()
-            .with_bucket_name(name)
-            .with_region("us-east-1")
-            .with_endpoint(format!("http://{}", tenancy_tests::S3_ADDR))
-            .with_allow_http(true)
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .build()
-            .unwrap();
-        Some(Self { name: name.to_owned(), client: std::sync::Arc::new(client) })
-    }
-
-    fn config(&self) -> String {
-        format!(
-            "\n[backup.s3]\nbucket = \"{}\"\nprefix = \"tenancy\"\nendpoint = \"http://{}\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n",
-            self.name,
-            tenancy_tests::S3_ADDR
-        )
-    }
-
-    fn keys(&self) -> Vec<String> {
-        use futures::TryStreamExt;
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(self.client.list(None).map_ok(|meta| meta.location.to_string()).try_collect()).unwrap()
-    }
-
-    fn put(&self, key: &str, bytes: Vec<u8>) {
-        use object_store::ObjectStoreExt;
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(self.client.put(&key.into(), bytes.into())).unwrap();
-    }
-
-    fn get(&self, key: &str) -> Vec<u8> {
-        use object_store::ObjectStoreExt;
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async { self.client.get(&key.into()).await.unwrap().bytes().await.unwrap().to_vec() })
-    }
-}
-
-impl Drop for Bucket {
-    fn drop(&mut self) {
-        use object_store::ObjectStoreExt;
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        for key in self.keys() {
-            let _ = runtime.block_on(self.client.delete(&key.as_str().into()));
-        }
-        if let Ok(mut socket) = std::net::TcpStream::connect(tenancy_tests::S3_ADDR) {
-            let request = format!("DELETE /{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.name, tenancy_tests::S3_ADDR);
-            let _ = std::io::Write::write_all(&mut socket, request.as_bytes());
-            let _ = std::io::Read::read_to_string(&mut socket, &mut String::new());
-        }
-    }
-}
-
 #[test]
 fn backups_in_an_s3_bucket_are_listed_verified_restored_and_pruned() {
     let cli = Cli::sqlite();
-    let Some(bucket) = Bucket::new(&format!("tenancy-{}", cli.env.prefix.trim_end_matches('_'))) else { return };
-    std::fs::write(cli.dir().join("tenancy.toml"), format!("{}{}", cli.env.config_toml(), bucket.config())).unwrap();
+    let Some(bucket) = TestBucket::new(&format!("tenancy-{}", cli.env.prefix.trim_end_matches('_'))) else { return };
+    std::fs::write(cli.dir().join("tenancy.toml"), format!("{}{}", cli.env.config_toml(), bucket.toml("backup", "tenancy"))).unwrap();
     let (acme, first) = seeded_tenant_with_backup(&cli, "Acme", "acme.test");
     let second = backup(&cli, &acme);
     let before = all_rows(&cli, &acme);
 
     let keys = bucket.keys();
-    assert_eq!(keys.len(), 4, "two data files and two manifests: {keys:?}");
+    assert_eq!(keys.len(), 6, "two data files, two files archives and two manifests: {keys:?}");
     assert!(keys.iter().all(|key| key.starts_with(&format!("tenancy/{acme}/"))), "{keys:?}");
     let local: Vec<_> = std::fs::read_dir(tenant_folder(&cli, &acme)).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(local.is_empty(), "the staging files stay behind: {local:?}");
@@ -504,7 +551,8 @@ fn backups_in_an_s3_bucket_are_listed_verified_restored_and_pruned() {
     assert_eq!(all_rows(&cli, &acme), before);
 
     // A flipped byte in the bucket is caught.
-    let data_key = keys.iter().find(|key| key.contains(&first) && !key.ends_with(".manifest.json")).unwrap().clone();
+    let data_key =
+        keys.iter().find(|key| key.contains(&first) && !key.ends_with(".manifest.json") && !key.contains(".files.")).unwrap().clone();
     let mut bytes = bucket.get(&data_key);
     bytes[100] ^= 0x01;
     bucket.put(&data_key, bytes);
@@ -516,7 +564,7 @@ fn backups_in_an_s3_bucket_are_listed_verified_restored_and_pruned() {
     let left: Vec<String> = listed(&cli).iter().map(|b| b["backup"].as_str().unwrap().to_owned()).collect();
     assert_eq!(left, vec![second.clone()]);
     let kept = bucket.keys();
-    assert_eq!(kept.len(), 3, "the kept backup's data, manifest and verification record: {kept:?}");
+    assert_eq!(kept.len(), 4, "the kept backup's data, files, manifest and verification record: {kept:?}");
     assert!(kept.iter().all(|key| key.contains(&second)), "nothing of the pruned backup is left: {kept:?}");
 
     // Wrong credentials: a clear failure naming the bucket, never the secret.

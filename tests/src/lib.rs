@@ -11,6 +11,7 @@
 //! are skipped with a line, even under `CI`. SQLite always runs: it needs no server, and most
 //! end-to-end tests use it.
 
+pub mod bucket;
 pub mod http;
 pub mod migrators;
 pub mod prometheus;

@@ -10,6 +10,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use tenancy_core::migrate::SeaOrmMigrator;
 use tenancy_core::provisioning::TenantRequest;
 use tenancy_core::{Bootstrapper, BoxError, ContextBuilder, ContextError, Tenancy, TenantContext, TenantName, current_tenant};
+use tenancy_tests::bucket::TestBucket;
 use tenancy_tests::{Backend, TestEnv};
 
 async fn tenancy_with(env: &TestEnv, bootstrappers: Vec<Arc<dyn Bootstrapper>>) -> Tenancy {
@@ -182,43 +183,135 @@ async fn for_each_runs_in_every_tenants_own_context_within_its_limit_and_a_panic
     }
 }
 
+/// Asserts that every call of `files` refuses `path` as a bad path.
+async fn refused_on_every_call(files: &tenancy_core::files::TenantFiles, path: &str, storage: &str) {
+    use tenancy_core::files::FilesError;
+    let refused =
+        |result: Result<(), FilesError>| assert!(matches!(result, Err(FilesError::BadPath { .. })), "{storage}: {path:?}: {result:?}");
+    refused(files.write(path, "x").await);
+    refused(files.read(path).await.map(drop));
+    refused(files.exists(path).await.map(drop));
+    refused(files.delete(path).await.map(drop));
+    if !path.is_empty() {
+        refused(files.list(path).await.map(drop));
+    }
+}
+
+/// Files on disk, and (when the S3 tests run) in a bucket: the same calls, the same answers.
+async fn files_tenancies(env: &TestEnv) -> Vec<(&'static str, Tenancy, Option<TestBucket>)> {
+    let mut tenancies = vec![("disk", tenancy_with(env, Vec::new()).await, None)];
+    if let Some(bucket) = TestBucket::new(&format!("files-{}", env.prefix.trim_end_matches('_').replace('_', "-"))) {
+        let mut config = env.config();
+        config.files.s3 = Some(bucket.config("app/tenants"));
+        let tenancy =
+            Tenancy::builder(config).tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default())).open().await.unwrap();
+        tenancies.push(("bucket", tenancy, Some(bucket)));
+    }
+    tenancies
+}
+
 #[tokio::test]
 async fn each_tenant_reaches_only_its_own_files_and_they_go_with_it() {
     use tenancy_core::files::FilesError;
     let env = TestEnv::new(Backend::Sqlite).unwrap();
-    let tenancy = tenancy_with(&env, Vec::new()).await;
-    let a = create(&tenancy, "A").await;
-    let b = create(&tenancy, "B").await;
-    assert!(!tenancy.files_of(&a).root().exists(), "nothing is made before the first write");
-    tenancy
-        .run(&a, |ctx| async move {
-            let files = ctx.files();
-            files.write("invoices/2026/03.pdf", b"first").await.unwrap();
-            files.write("invoices/2026/03.pdf", b"second").await.unwrap();
-            files.write("notes.txt", "hello").await.unwrap();
-            assert_eq!(files.read("invoices/2026/03.pdf").await.unwrap(), b"second");
-            let listed: Vec<_> = files.list("").await.unwrap().into_iter().map(|e| (e.path, e.is_dir, e.size)).collect();
-            assert_eq!(listed, [("invoices".into(), true, 0), ("notes.txt".into(), false, 5)]);
-            assert_eq!(files.list("invoices/2026").await.unwrap()[0].path, "invoices/2026/03.pdf");
-            assert!(files.list("nothing/here").await.unwrap().is_empty());
-            assert!(files.delete("notes.txt").await.unwrap());
-            assert!(!files.delete("notes.txt").await.unwrap());
-            assert!(!files.exists("notes.txt").await.unwrap());
-        })
-        .await
-        .unwrap();
-    tenancy
-        .run(&b, |ctx| async move {
-            assert!(matches!(ctx.files().read("invoices/2026/03.pdf").await, Err(FilesError::NotFound { .. })), "B does not see A's file");
-            assert!(ctx.files().list("").await.unwrap().is_empty());
-        })
-        .await
-        .unwrap();
-    assert!(tenancy.files_of(&a).root().ends_with(format!("storage/tenants/{}/files", a.id)));
+    for (storage, tenancy, bucket) in files_tenancies(&env).await {
+        let a = create(&tenancy, &format!("A {storage}")).await;
+        let b = create(&tenancy, &format!("B {storage}")).await;
+        if let Some(root) = tenancy.files_of(&a).local_root() {
+            assert!(!root.exists(), "nothing is made before the first write");
+        }
+        tenancy
+            .run(&a, |ctx| async move {
+                let files = ctx.files();
+                files.write("invoices/2026/03.pdf", b"first").await.unwrap();
+                files.write("invoices/2026/03.pdf", b"second").await.unwrap();
+                files.write("notes.txt", "hello").await.unwrap();
+                files.write("odd name %2F [x] #1.txt", "odd").await.unwrap();
+                assert_eq!(files.read("invoices/2026/03.pdf").await.unwrap(), b"second", "{storage}");
+                assert_eq!(files.read("odd name %2F [x] #1.txt").await.unwrap(), b"odd", "{storage}: names come back as written");
+                let listed: Vec<_> = files.list("").await.unwrap().into_iter().map(|e| (e.path, e.is_dir, e.size)).collect();
+                assert_eq!(
+                    listed,
+                    [("invoices".into(), true, 0), ("notes.txt".into(), false, 5), ("odd name %2F [x] #1.txt".into(), false, 3)],
+                    "{storage}"
+                );
+                assert_eq!(files.list("invoices/2026").await.unwrap()[0].path, "invoices/2026/03.pdf", "{storage}");
+                assert!(files.list("nothing/here").await.unwrap().is_empty());
+                assert!(files.exists("invoices").await.unwrap(), "{storage}: a folder exists");
+                let walked: Vec<_> = files.walk().await.unwrap().into_iter().map(|e| e.path).collect();
+                assert_eq!(walked, ["invoices/2026/03.pdf", "notes.txt", "odd name %2F [x] #1.txt"], "{storage}");
+                // A file cannot be a folder too, in a bucket as on disk.
+                assert!(matches!(files.write("notes.txt/inner", "x").await, Err(FilesError::Io { .. })), "{storage}");
+                assert!(matches!(files.write("invoices", "x").await, Err(FilesError::Io { .. })), "{storage}");
+                assert!(files.delete("notes.txt").await.unwrap());
+                assert!(!files.delete("notes.txt").await.unwrap());
+                assert!(!files.exists("notes.txt").await.unwrap());
+                assert!(files.delete("invoices").await.unwrap(), "{storage}: a folder goes with everything in it");
+                assert!(!files.exists("invoices/2026/03.pdf").await.unwrap(), "{storage}");
+                files.write("kept.txt", "kept").await.unwrap();
+            })
+            .await
+            .unwrap();
+        tenancy
+            .run(&b, |ctx| async move {
+                assert!(
+                    matches!(ctx.files().read("kept.txt").await, Err(FilesError::NotFound { .. })),
+                    "{storage}: B does not see A's file"
+                );
+                assert!(ctx.files().list("").await.unwrap().is_empty());
+                ctx.files().write("b.txt", "B's").await.unwrap();
+            })
+            .await
+            .unwrap();
+        let files = tenancy.files_of(&a);
+        for path in ["../x", &format!("../{}/files/b.txt", b.id), "/etc/passwd", "a\\b", "a\0b", "a//b", "./kept.txt", ""] {
+            refused_on_every_call(&files, path, storage).await;
+        }
+        if let Some(root) = files.local_root() {
+            assert!(root.ends_with(format!("storage/tenants/{}/files", a.id)));
+        }
+        if let Some(bucket) = &bucket {
+            let keys = bucket.keys();
+            assert!(keys.contains(&format!("app/tenants/{}/files/kept.txt", a.id)), "{keys:?}");
+            assert!(keys.contains(&format!("app/tenants/{}/files/b.txt", b.id)), "{keys:?}");
+        }
 
-    tenancy.delete_tenant(&a, Default::default()).await.unwrap();
-    assert!(!tenancy.files_of(&a).root().parent().unwrap().exists(), "its files went with it");
-    tenancy.close().await;
+        tenancy.delete_tenant(&a, Default::default()).await.unwrap();
+        assert!(tenancy.files_of(&a).walk().await.unwrap().is_empty(), "{storage}: its files went with it");
+        if let Some(root) = tenancy.files_of(&a).local_root() {
+            assert!(!root.parent().unwrap().exists(), "its folder went with it");
+        }
+        assert_eq!(tenancy.files_of(&b).read("b.txt").await.unwrap(), b"B's", "{storage}: B's files stay");
+        tenancy.close().await;
+    }
+}
+
+#[tokio::test]
+async fn replacing_a_tenants_files_leaves_exactly_the_new_ones_and_refuses_links() {
+    use tenancy_core::files::FilesError;
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    for (storage, tenancy, _bucket) in files_tenancies(&env).await {
+        let a = create(&tenancy, &format!("A {storage}")).await;
+        let files = tenancy.files_of(&a);
+        files.write("old.txt", "old").await.unwrap();
+        files.write("shared/x.txt", "old x").await.unwrap();
+        let incoming = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(incoming.path().join("shared/deeper")).unwrap();
+        std::fs::write(incoming.path().join("shared/x.txt"), "new x").unwrap();
+        std::fs::write(incoming.path().join("shared/deeper/y.txt"), "y").unwrap();
+        files.replace_with(incoming.path()).await.unwrap();
+        let walked: Vec<_> = files.walk().await.unwrap().into_iter().map(|e| e.path).collect();
+        assert_eq!(walked, ["shared/deeper/y.txt", "shared/x.txt"], "{storage}");
+        assert_eq!(files.read("shared/x.txt").await.unwrap(), b"new x");
+
+        // A link in what is to come in is refused, and nothing changes.
+        std::os::unix::fs::symlink("/etc/passwd", incoming.path().join("passwd")).unwrap();
+        assert!(matches!(files.replace_with(incoming.path()).await, Err(FilesError::Link { .. })), "{storage}");
+        assert_eq!(files.walk().await.unwrap().len(), 2, "{storage}");
+        files.delete_all().await.unwrap();
+        assert!(files.walk().await.unwrap().is_empty(), "{storage}");
+        tenancy.close().await;
+    }
 }
 
 #[tokio::test]
@@ -234,7 +327,7 @@ async fn hostile_file_paths_and_planted_links_are_refused_on_every_call() {
     let files = tenancy.files_of(&a);
     files.write("ok.txt", "fine").await.unwrap();
 
-    let b_root = tenancy.files_of(&b).root().to_path_buf();
+    let b_root = tenancy.files_of(&b).local_root().unwrap();
     let hostile = [
         "../../../outside.txt".to_owned(),
         format!("../../{}/files/secret.txt", b.id),
@@ -248,19 +341,13 @@ async fn hostile_file_paths_and_planted_links_are_refused_on_every_call() {
         String::new(),
     ];
     for path in &hostile {
-        let refused = |result: Result<(), FilesError>| assert!(matches!(result, Err(FilesError::BadPath { .. })), "{path:?}: {result:?}");
-        refused(files.write(path, "x").await);
-        refused(files.read(path).await.map(drop));
-        refused(files.exists(path).await.map(drop));
-        refused(files.delete(path).await.map(drop));
-        if !path.is_empty() {
-            refused(files.list(path).await.map(drop));
-        }
+        refused_on_every_call(&files, path, "disk").await;
     }
 
     // Links planted inside A's folder (by something other than this API) lead nowhere.
-    std::os::unix::fs::symlink(&b_root, files.root().join("to_b")).unwrap();
-    std::os::unix::fs::symlink(&outside, files.root().join("outside_link")).unwrap();
+    let root = files.local_root().unwrap();
+    std::os::unix::fs::symlink(&b_root, root.join("to_b")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("outside_link")).unwrap();
     for path in ["to_b/secret.txt", "to_b/new.txt", "outside_link"] {
         let link = |result: Result<(), FilesError>| assert!(matches!(result, Err(FilesError::Link { .. })), "{path}: {result:?}");
         link(files.write(path, "overwritten").await);

@@ -221,11 +221,14 @@ pub struct FilesConfig {
     /// The folder of every tenant's files: a tenant's are in `{root}/{tenant_id}/files`. Relative
     /// to the configuration file's folder.
     pub root: PathBuf,
+    /// Keep tenants' files in this S3-compatible bucket instead, a tenant's under
+    /// `{prefix}/{tenant_id}/files/` (needs a build with the `s3` feature, as the `tenancy` binary is).
+    pub s3: Option<crate::bucket::S3Config>,
 }
 
 impl Default for FilesConfig {
     fn default() -> Self {
-        Self { root: PathBuf::from("storage/tenants") }
+        Self { root: PathBuf::from("storage/tenants"), s3: None }
     }
 }
 
@@ -473,6 +476,12 @@ impl Config {
                 key("provision"),
                 "`template` needs sqlite, or postgres with `database` isolation: MySQL has no database templates and PostgreSQL none for schemas; use `migrations`".into(),
             ));
+        }
+        if let Some(s3) = &self.files.s3 {
+            s3.check().map_err(|bad| (format!("files.s3.{}", bad.key), bad.message))?;
+            if !cfg!(feature = "s3") {
+                return Err(("files.s3".into(), "this build of tenancy has no S3 support (the `s3` feature of tenancy-core)".into()));
+            }
         }
         if db.driver == Driver::Sqlite && !db.servers.is_empty() {
             return Err((
@@ -826,6 +835,22 @@ mod tests {
         config.tenant_database.servers.insert("eu".into(), "postgres://postgres@127.0.0.1/x".into());
         assert_eq!(config.validate().unwrap_err().0, "tenant_database.servers");
         assert!(config.check().unwrap_err().to_string().contains("tenant_database.servers"));
+    }
+
+    #[test]
+    fn a_files_bucket_is_checked_with_the_rest() {
+        let mut config = Config::defaults_at(Path::new("/tmp"));
+        config.files.s3 = Some(crate::bucket::S3Config::new(""));
+        assert_eq!(config.validate().unwrap_err().0, "files.s3.bucket");
+        config.files.s3 = Some(crate::bucket::S3Config { endpoint: Some("localhost:9000".into()), ..crate::bucket::S3Config::new("b") });
+        assert_eq!(config.validate().unwrap_err().0, "files.s3.endpoint");
+        config.files.s3 = Some(crate::bucket::S3Config::new("b"));
+        let checked = config.validate();
+        if cfg!(feature = "s3") {
+            assert!(checked.is_ok(), "{checked:?}");
+        } else {
+            assert!(checked.unwrap_err().1.contains("no S3 support"));
+        }
     }
 
     #[test]

@@ -56,23 +56,8 @@ pub struct Sealed {
 /// # Errors
 /// A read, write or sync error; `target` then holds a partial file for the caller to remove.
 pub fn seal(dump: &mut dyn Read, target: File, sealing: &Sealing) -> io::Result<Sealed> {
-    let hashing = Hashing::new(BufWriter::with_capacity(CHUNK, target));
-    let sink = if sealing.recipients.is_empty() {
-        Sink::Plain(hashing)
-    } else {
-        let recipients = sealing.recipients.iter().map(|r| r as &dyn age::Recipient);
-        let encryptor = age::Encryptor::with_recipients(recipients).map_err(io::Error::other)?;
-        Sink::Age(encryptor.wrap_output(hashing)?)
-    };
-    let mut encoder = zstd::Encoder::new(sink, sealing.level)?;
-    // One worker: compression runs beside this thread's reading and hashing, as the zstd program
-    // overlaps its own I/O; on two cores more workers only fight the dump program.
-    encoder.multithread(1)?;
-    // Small jobs keep its buffers (a few jobs in flight) to a few MiB.
-    encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(JOB_SIZE))?;
+    let mut sealer = Sealer::new(target, sealing)?;
     let mut buffer = vec![0u8; CHUNK];
-    let mut dump_bytes = 0u64;
-    let mut reported = 0u64;
     loop {
         let read = match dump.read(&mut buffer) {
             Ok(0) => break,
@@ -80,18 +65,70 @@ pub fn seal(dump: &mut dyn Read, target: File, sealing: &Sealing) -> io::Result<
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
         };
-        encoder.write_all(&buffer[..read])?;
-        dump_bytes += read as u64;
-        if dump_bytes - reported >= REPORT_EVERY {
-            (sealing.progress)(dump_bytes);
-            reported = dump_bytes;
-        }
+        sealer.write_all(&buffer[..read])?;
     }
-    let (writer, stored_bytes, checksum) = encoder.finish()?.finish()?.finish();
-    let file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_all()?;
-    (sealing.progress)(dump_bytes);
-    Ok(Sealed { dump_bytes, stored_bytes, checksum })
+    sealer.finish()
+}
+
+/// A writer that seals what is written into a file, for producers that write (a tar builder)
+/// rather than being read from: [`seal`] is one reading into it.
+pub struct Sealer {
+    encoder: zstd::Encoder<'static, Sink<Hashing<BufWriter<File>>>>,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+    written: u64,
+    reported: u64,
+}
+
+impl Sealer {
+    /// Seals into `target`.
+    ///
+    /// # Errors
+    /// When the encryption or compression cannot be set up.
+    pub fn new(target: File, sealing: &Sealing) -> io::Result<Self> {
+        let hashing = Hashing::new(BufWriter::with_capacity(CHUNK, target));
+        let sink = if sealing.recipients.is_empty() {
+            Sink::Plain(hashing)
+        } else {
+            let recipients = sealing.recipients.iter().map(|r| r as &dyn age::Recipient);
+            let encryptor = age::Encryptor::with_recipients(recipients).map_err(io::Error::other)?;
+            Sink::Age(encryptor.wrap_output(hashing)?)
+        };
+        let mut encoder = zstd::Encoder::new(sink, sealing.level)?;
+        // One worker: compression runs beside this thread's reading and hashing, as the zstd program
+        // overlaps its own I/O; on two cores more workers only fight the dump program.
+        encoder.multithread(1)?;
+        // Small jobs keep its buffers (a few jobs in flight) to a few MiB.
+        encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(JOB_SIZE))?;
+        Ok(Self { encoder, progress: sealing.progress.clone(), written: 0, reported: 0 })
+    }
+
+    /// Finishes the streams and syncs the file.
+    ///
+    /// # Errors
+    /// A write or sync error; the file is then partial, for the caller to remove.
+    pub fn finish(self) -> io::Result<Sealed> {
+        let (writer, stored_bytes, checksum) = self.encoder.finish()?.finish()?.finish();
+        let file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        (self.progress)(self.written);
+        Ok(Sealed { dump_bytes: self.written, stored_bytes, checksum })
+    }
+}
+
+impl Write for Sealer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.encoder.write(buf)?;
+        self.written += written as u64;
+        if self.written - self.reported >= REPORT_EVERY {
+            (self.progress)(self.written);
+            self.reported = self.written;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.encoder.flush()
+    }
 }
 
 /// Where zstd writes: the file, or an age stream to it (which must be finished, or the file

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tenancy_core::bucket::S3Config;
 use tenancy_core::command::UsageError;
 use tenancy_core::{Config, ConfigError};
 
@@ -84,14 +85,7 @@ impl BackupConfig {
             }
         }
         if let Some(s3) = &backup.s3 {
-            if s3.bucket.trim().is_empty() {
-                return Err(invalid("s3.bucket", "`bucket` must name a bucket".into()));
-            }
-            if let Some(endpoint) = &s3.endpoint
-                && !matches!(url::Url::parse(endpoint).map(|url| url.scheme().to_owned()).as_deref(), Ok("http" | "https"))
-            {
-                return Err(invalid("s3.endpoint", format!("`{endpoint}` is not an http(s) URL")));
-            }
+            s3.check().map_err(|bad| invalid(&format!("s3.{}", bad.key), bad.message))?;
         }
         if backup.lock_timeout_secs == 0 {
             return Err(invalid("lock_timeout_secs", "a restore must be allowed some time to take its locks: give 1 or more".into()));
@@ -140,51 +134,6 @@ impl BackupConfig {
     }
 }
 
-/// `[backup.s3]`: a bucket on AWS or any S3-compatible server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    /// The bucket.
-    pub bucket: String,
-    /// Keys begin with this (`tenancy/backups`); empty, at the bucket's root.
-    #[serde(default)]
-    pub prefix: String,
-    /// The region.
-    #[serde(default = "default_region")]
-    pub region: String,
-    /// Another server's URL (MinIO, Ceph, Garage, moto); `http://` is allowed only here.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// The access key; unset, `AWS_ACCESS_KEY_ID` (and the rest of the AWS environment).
-    #[serde(default)]
-    pub access_key_id: Option<Secret>,
-    /// The secret key; unset, `AWS_SECRET_ACCESS_KEY`.
-    #[serde(default)]
-    pub secret_access_key: Option<Secret>,
-}
-
-fn default_region() -> String {
-    "us-east-1".into()
-}
-
-/// A credential: never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value, for the client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<hidden>")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -199,20 +148,6 @@ mod tests {
         }
         let file: File = toml::from_str(TEMPLATE).unwrap();
         assert_eq!(file.backup, BackupConfig::default());
-    }
-
-    #[test]
-    fn credentials_never_show() {
-        let s3 = S3Config {
-            bucket: "b".into(),
-            prefix: String::new(),
-            region: default_region(),
-            endpoint: None,
-            access_key_id: Some(Secret("AKIAEXAMPLE".into())),
-            secret_access_key: Some(Secret("wJalrXUtnFEMI".into())),
-        };
-        let shown = format!("{s3:?}");
-        assert!(!shown.contains("AKIAEXAMPLE") && !shown.contains("wJalrXUtnFEMI"), "{shown}");
     }
 
     #[test]

@@ -12,9 +12,13 @@ use tenancy_core::migrate::MigrationSet;
 use tenancy_core::{Tenancy, Tenant};
 
 use crate::archive::{self, Identities, Sealed, Sealing, UnsealError};
-use crate::manifest::{BackupId, Checksum, DumpFormat, FORMAT_VERSION, Manifest, SourceInfo, TenantInfo, data_file_name};
+use crate::files::UnpackedFiles;
+use crate::manifest::{
+    BackupId, Checksum, DumpFormat, Encryption, FORMAT_VERSION, FilesArchive, Manifest, SourceInfo, TenantInfo, data_file_name,
+    files_file_name,
+};
 use crate::source::Source;
-use crate::store::{Found, Store};
+use crate::store::{DataRef, Found, StagedBackup, Store};
 use crate::{mysql, postgres, sqlite};
 
 /// Nothing else uses a scratch copy; a wait on it is a bug, not contention.
@@ -34,23 +38,34 @@ pub struct Dumped {
     pub tool: String,
 }
 
-/// Backs `tenant` up into `store`; the backup is listed only once complete.
+/// Backs `tenant` up into `store`: its database, then its files. The backup is listed only once
+/// both are complete.
 ///
 /// # Errors
-/// When the dump or the write fails; nothing is then left in the store.
+/// When the dump, the files or a write fail; nothing is then left in the store.
 pub async fn create(tenancy: &Tenancy, store: &Store, tenant: &Tenant, sealing: Sealing) -> anyhow::Result<Manifest> {
     let source = Source::of(tenancy, tenant)?;
     let created_at = Utc::now();
     let clock = Instant::now();
     let id = BackupId::new(created_at);
-    let staged = store.stage(&tenant.id, &id)?;
-    let staged_path = staged.path.clone();
     let (level, encryption) = (sealing.level, sealing.encryption());
-    let dumped = dump(&source, store, tenant, staged.file, tenancy.migrations(), sealing).await;
-    let dumped = match dumped {
-        Ok(dumped) => dumped,
+    let staged = store.stage(&tenant.id, &data_file_name(&id, source.format(), encryption.is_some()))?;
+    let mut parts = StagedBackup { data: staged.path.clone(), files: None };
+    let made = async {
+        let dumped = dump(&source, store, tenant, staged.file, tenancy.migrations(), sealing.clone()).await?;
+        let staged_files = store.stage(&tenant.id, &files_file_name(&id, encryption.is_some()))?;
+        parts.files = Some(staged_files.path.clone());
+        // The files' bytes count on from the dump's, so the progress shown keeps growing.
+        let (progress, offset) = (sealing.progress.clone(), dumped.sealed.dump_bytes);
+        let files_sealing = Sealing { progress: std::sync::Arc::new(move |bytes| progress(offset + bytes)), ..sealing };
+        let packed = crate::files::pack(&tenancy.files_of(tenant), staged_files.file, &files_sealing).await?;
+        anyhow::Ok((dumped, packed))
+    }
+    .await;
+    let (dumped, packed) = match made {
+        Ok(made) => made,
         Err(err) => {
-            store.discard(&staged_path);
+            store.discard(&parts);
             return Err(err);
         }
     };
@@ -73,21 +88,33 @@ pub async fn create(tenancy: &Tenancy, store: &Store, tenant: &Tenant, sealing: 
         migrations: dumped.migrations,
         tables: dumped.tables,
         data_file: data_file_name(&id, source.format(), encryption.is_some()),
+        files: Some(FilesArchive {
+            data_file: files_file_name(&id, encryption.is_some()),
+            files: packed.files,
+            bytes: packed.bytes,
+            archive_bytes: packed.sealed.dump_bytes,
+            stored_bytes: packed.sealed.stored_bytes,
+            checksum: blake3(packed.sealed.checksum),
+        }),
         encryption,
         dump_bytes: dumped.sealed.dump_bytes,
         stored_bytes: dumped.sealed.stored_bytes,
-        checksum: Checksum { algorithm: "blake3".into(), hex: dumped.sealed.checksum },
+        checksum: blake3(dumped.sealed.checksum),
         compression: "zstd".into(),
         compression_level: level,
         made_by: format!("tenancy-backup {}", env!("CARGO_PKG_VERSION")),
         created_at,
         elapsed_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
-    if let Err(err) = store.publish(&staged_path, &manifest).await {
-        store.discard(&staged_path);
+    if let Err(err) = store.publish(&parts, &manifest).await {
+        store.discard(&parts);
         return Err(err.into());
     }
     Ok(manifest)
+}
+
+fn blake3(hex: String) -> Checksum {
+    Checksum { algorithm: "blake3".into(), hex }
 }
 
 async fn dump(
@@ -110,42 +137,97 @@ async fn dump(
     }
 }
 
-/// Level 1: the stored file has the manifest's size and checksum.
+/// One stored file of a backup and what its manifest says of it.
+struct Part<'a> {
+    /// `data file` or `files archive`, for messages.
+    what: &'static str,
+    data: &'a DataRef,
+    stored_bytes: u64,
+    checksum: &'a str,
+    /// Bytes once decompressed.
+    plain_bytes: u64,
+    encryption: Option<&'a Encryption>,
+}
+
+impl Found {
+    fn stored_parts(&self) -> Vec<Part<'_>> {
+        let m = &self.manifest;
+        let mut parts = vec![Part {
+            what: "data file",
+            data: &self.data,
+            stored_bytes: m.stored_bytes,
+            checksum: &m.checksum.hex,
+            plain_bytes: m.dump_bytes,
+            encryption: m.encryption.as_ref(),
+        }];
+        if let (Some(data), Some(files)) = (&self.files, &m.files) {
+            parts.push(Part {
+                what: "files archive",
+                data,
+                stored_bytes: files.stored_bytes,
+                checksum: &files.checksum.hex,
+                plain_bytes: files.archive_bytes,
+                encryption: m.encryption.as_ref(),
+            });
+        }
+        parts
+    }
+}
+
+/// Level 1: each stored file has the manifest's size and checksum.
 ///
 /// # Errors
-/// When it cannot be read or does not match.
+/// When one cannot be read or does not match.
 pub async fn verify_checksum(store: &Store, found: &Found) -> anyhow::Result<()> {
-    let fetched = store.fetch(found).await?;
-    let data = fetched.path().to_owned();
-    let (checksum, bytes) = tokio::task::spawn_blocking(move || archive::checksum_of(&data)).await??;
-    drop(fetched);
-    let manifest = &found.manifest;
-    if bytes != manifest.stored_bytes {
-        anyhow::bail!("its data file has {bytes} bytes, the manifest says {} (truncated or replaced)", manifest.stored_bytes);
-    }
-    if checksum != manifest.checksum.hex {
-        anyhow::bail!("its data file's BLAKE3 checksum does not match the manifest's: the file is corrupted");
+    for part in found.stored_parts() {
+        let fetched = store.fetch(part.data).await?;
+        let data = fetched.path().to_owned();
+        let (checksum, bytes) = tokio::task::spawn_blocking(move || archive::checksum_of(&data)).await??;
+        drop(fetched);
+        if bytes != part.stored_bytes {
+            anyhow::bail!("its {} has {bytes} bytes, the manifest says {} (truncated or replaced)", part.what, part.stored_bytes);
+        }
+        if checksum != part.checksum {
+            anyhow::bail!("its {}'s BLAKE3 checksum does not match the manifest's: the file is corrupted", part.what);
+        }
     }
     Ok(())
 }
 
-/// The dump of a backup, decompressed into a temporary file on the store's file system and
+/// A stored file of a backup, decompressed into a temporary file on the store's file system and
 /// checked against the manifest before anything reads it.
 pub struct Unpacked {
     file: tempfile::NamedTempFile,
 }
 
 impl Unpacked {
-    /// Decompresses `found`, decrypting it with `identities` if it is encrypted.
+    /// The dump of `found`, decrypted with `identities` if it is encrypted.
     ///
     /// # Errors
     /// When it cannot be read, decrypted or decompressed, or its checksum or size is not the
     /// manifest's. A missing or wrong identity is a [`UsageError`].
-    pub async fn new(store: &Store, found: &Found, identities: Arc<Identities>) -> anyhow::Result<Self> {
+    pub async fn dump(store: &Store, found: &Found, identities: Arc<Identities>) -> anyhow::Result<Self> {
+        let parts = found.stored_parts();
+        Self::new(store, &parts[0], identities).await
+    }
+
+    /// The files of `found`, unpacked into a scratch folder; `None` for a backup made before
+    /// files were backed up.
+    ///
+    /// # Errors
+    /// As [`Unpacked::dump`], and an archive whose entries are not the tenant's files.
+    pub async fn files(store: &Store, found: &Found, identities: Arc<Identities>) -> anyhow::Result<Option<UnpackedFiles>> {
+        let (parts, Some(archive)) = (found.stored_parts(), &found.manifest.files) else { return Ok(None) };
+        let Some(part) = parts.get(1) else { return Ok(None) };
+        let tar = Self::new(store, part, identities).await?;
+        Ok(Some(UnpackedFiles::new(tar.path(), &store.scratch()?, archive).await?))
+    }
+
+    async fn new(store: &Store, part: &Part<'_>, identities: Arc<Identities>) -> anyhow::Result<Self> {
         let scratch = store.scratch()?;
         let file = tempfile::Builder::new().prefix(".unpacked-").tempfile_in(scratch)?;
-        let fetched = store.fetch(found).await?;
-        let (data, mut writer, encryption) = (fetched.path().to_owned(), file.reopen()?, found.manifest.encryption.clone());
+        let fetched = store.fetch(part.data).await?;
+        let (data, mut writer, encryption) = (fetched.path().to_owned(), file.reopen()?, part.encryption.cloned());
         let unsealed = tokio::task::spawn_blocking(move || {
             let mut buffered = std::io::BufWriter::new(&mut writer);
             let result = archive::unseal(&data, encryption.as_ref(), &identities, &mut buffered);
@@ -154,23 +236,22 @@ impl Unpacked {
         })
         .await?;
         drop(fetched);
-        let manifest = &found.manifest;
         let (checksum, written) = unsealed.map_err(|err| match err {
             UnsealError::Damaged(_) => anyhow::Error::new(err),
             _ => {
                 UsageError::new(err.to_string(), "age-keygen makes identity files; `age-keygen -y FILE` shows the public key of one").into()
             }
         })?;
-        if checksum != manifest.checksum.hex {
-            anyhow::bail!("its data file's BLAKE3 checksum does not match the manifest's: the file is corrupted");
+        if checksum != part.checksum {
+            anyhow::bail!("its {}'s BLAKE3 checksum does not match the manifest's: the file is corrupted", part.what);
         }
-        if written != manifest.dump_bytes {
-            anyhow::bail!("it decompresses to {written} bytes, the manifest says {}", manifest.dump_bytes);
+        if written != part.plain_bytes {
+            anyhow::bail!("its {} decompresses to {written} bytes, the manifest says {}", part.what, part.plain_bytes);
         }
         Ok(Self { file })
     }
 
-    /// The dump.
+    /// The decompressed file.
     pub fn path(&self) -> &Path {
         self.file.path()
     }

@@ -50,12 +50,12 @@ impl TenantFacts for BackupFacts {
                 "{}, newest {} ({}){}",
                 ids.len(),
                 manifest.created_at.format("%Y-%m-%d %H:%M"),
-                format_bytes(manifest.stored_bytes),
+                format_bytes(manifest.stored_total()),
                 if verification.is_some() { ", verified" } else { ", not verified" }
             );
             let value = json!({
                 "count": ids.len(),
-                "newest": {"id": newest.as_str(), "created_at": manifest.created_at, "stored_bytes": manifest.stored_bytes,
+                "newest": {"id": newest.as_str(), "created_at": manifest.created_at, "stored_bytes": manifest.stored_total(),
                     "verified_at": verification.as_ref().map(|v| v.verified_at),
                     "restore_tested": verification.as_ref().is_some_and(|v| v.restore_test)},
             });

@@ -1,8 +1,9 @@
 //! The backup plugin: `tenancy backup create|list|verify|restore|prune`.
 //!
 //! A backup is one tenant's data, dumped by the engine's own tool (`pg_dump`, `mariadb-dump`,
-//! SQLite's `VACUUM INTO`), streamed through zstd and BLAKE3 into a data file, and published by a
-//! manifest written last ([`manifest`], [`store`]). Link it into an application's binary:
+//! SQLite's `VACUUM INTO`), streamed through zstd and BLAKE3 into a data file, with its files
+//! (`ctx.files()`) packed into a tar archive sealed the same way, both published by a manifest
+//! written last ([`manifest`], [`store`]). Link it into an application's binary:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
@@ -16,6 +17,7 @@ mod commands;
 pub mod config;
 mod engine;
 mod facts;
+mod files;
 pub mod manifest;
 mod mysql;
 mod postgres;

@@ -8,8 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenancy_core::TenantId;
 
-/// The manifest format this version writes; newer ones are refused rather than misread.
-pub const FORMAT_VERSION: u32 = 1;
+/// The manifest format this version writes; newer ones are refused rather than misread. Format 2
+/// added the tenant's files ([`Manifest::files`]): a format-1 reader would restore the database
+/// and silently leave the files, so it refuses them.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A backup's id: its UTC creation time to the millisecond and a random suffix,
 /// `20261202T170501.123Z-3f9a1c`. Sorting ids sorts backups by age. Only ASCII letters, digits,
@@ -137,6 +139,23 @@ pub struct Encryption {
     pub recipients: Vec<String>,
 }
 
+/// The tenant's files (`ctx.files()`), as a tar archive sealed as the dump is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesArchive {
+    /// The archive's name in the tenant's folder.
+    pub data_file: String,
+    /// How many files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes of the archive before compression.
+    pub archive_bytes: u64,
+    /// Bytes stored.
+    pub stored_bytes: u64,
+    /// Of the stored bytes.
+    pub checksum: Checksum,
+}
+
 /// A backup's manifest, stored beside its data file and written last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -165,9 +184,12 @@ pub struct Manifest {
     pub compression: String,
     /// The zstd level.
     pub compression_level: i32,
-    /// Set when the data file is encrypted.
+    /// Set when the data file is encrypted (the files archive is too).
     #[serde(default)]
     pub encryption: Option<Encryption>,
+    /// The tenant's files; absent from backups of format 1, made before files were backed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesArchive>,
     /// `tenancy-backup` and its version.
     pub made_by: String,
     /// When the dump started.
@@ -206,6 +228,11 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// Bytes stored: the data file's and the files archive's.
+    pub fn stored_total(&self) -> u64 {
+        self.stored_bytes + self.files.as_ref().map_or(0, |files| files.stored_bytes)
+    }
+
     /// Reads the manifest of backup `id`, found in the folder of tenant `folder`, and checks that it
     /// says so: a manifest copied or moved into another tenant's folder is refused, and its data
     /// file name cannot point anywhere but beside it.
@@ -232,6 +259,12 @@ impl Manifest {
         if manifest.data_file != expected {
             return Err(inconsistent(format!("its data file is `{}`, expected `{expected}`", manifest.data_file.escape_debug())));
         }
+        if let Some(files) = &manifest.files {
+            let expected = files_file_name(id, manifest.encryption.is_some());
+            if files.data_file != expected {
+                return Err(inconsistent(format!("its files archive is `{}`, expected `{expected}`", files.data_file.escape_debug())));
+            }
+        }
         Ok(manifest)
     }
 }
@@ -239,6 +272,11 @@ impl Manifest {
 /// `{id}.{extension}`, and `.age` when encrypted.
 pub fn data_file_name(id: &BackupId, format: DumpFormat, encrypted: bool) -> String {
     format!("{id}.{}{}", format.extension(), if encrypted { ".age" } else { "" })
+}
+
+/// `{id}.files.tar.zst`, and `.age` when encrypted.
+pub fn files_file_name(id: &BackupId, encrypted: bool) -> String {
+    format!("{id}.files.tar.zst{}", if encrypted { ".age" } else { "" })
 }
 
 /// `{id}.manifest.json`.

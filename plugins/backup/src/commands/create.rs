@@ -125,22 +125,28 @@ async fn back_up(
             emit(
                 out,
                 json!({"event": "backup_created", "tenant": tenant.id, "name": tenant.name, "backup": manifest.id,
-                    "dump_bytes": manifest.dump_bytes, "stored_bytes": manifest.stored_bytes, "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
-                    "bytes_per_second": rate, "checksum": manifest.checksum.hex}),
+                    "dump_bytes": manifest.dump_bytes, "stored_bytes": manifest.stored_total(), "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
+                    "bytes_per_second": rate, "checksum": manifest.checksum.hex,
+                    "files": manifest.files.as_ref().map_or(0, |files| files.files), "files_bytes": manifest.files.as_ref().map_or(0, |files| files.bytes)}),
             );
             view.finished(
                 tenant,
                 "Backed up",
                 &format!(
-                    "{tenant}: {} ({} dumped) in {}, {}/s → {}",
-                    format_bytes(manifest.stored_bytes),
+                    "{tenant}: {} ({} dumped{}) in {}, {}/s → {}",
+                    format_bytes(manifest.stored_total()),
                     format_bytes(manifest.dump_bytes),
+                    manifest.files.as_ref().filter(|files| files.files > 0).map_or(String::new(), |files| format!(
+                        ", {} of {}",
+                        plural(files.files as usize, "file"),
+                        format_bytes(files.bytes)
+                    )),
                     format_duration(elapsed),
                     format_bytes(rate),
                     manifest.id
                 ),
             );
-            Ok(manifest.stored_bytes)
+            Ok(manifest.stored_total())
         }
         Err(err) => {
             let message = format!("{err:#}");

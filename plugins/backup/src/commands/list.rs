@@ -31,15 +31,17 @@ pub async fn run(args: ListArgs, cx: &Context<'_>) -> anyhow::Result<ExitStatus>
                     let m = &found.manifest;
                     if out.is_json() {
                         out.json(&json!({"backup": m.id, "tenant": m.tenant.id, "name": m.tenant.name, "created_at": m.created_at,
-                            "stored_bytes": m.stored_bytes, "dump_bytes": m.dump_bytes, "driver": m.source.driver, "isolation": m.source.isolation,
-                            "migrations": m.migrations.len(), "tables": m.tables.len(), "data": found.data.to_string(), "checksum": m.checksum.hex}));
+                            "stored_bytes": m.stored_total(), "dump_bytes": m.dump_bytes, "driver": m.source.driver, "isolation": m.source.isolation,
+                            "migrations": m.migrations.len(), "tables": m.tables.len(), "data": found.data.to_string(), "checksum": m.checksum.hex,
+                            "files": m.files.as_ref().map(|files| json!({"files": files.files, "bytes": files.bytes, "stored_bytes": files.stored_bytes,
+                                "data": found.files.as_ref().map(ToString::to_string)}))}));
                     } else {
                         out.data(&format!(
                             "{:<30}  {:<24}  {:<20}  {:>10}  {:>10}  {} {}",
                             m.id.as_str(),
                             m.tenant.name,
                             m.created_at.format("%Y-%m-%d %H:%M:%S"),
-                            format_bytes(m.stored_bytes),
+                            format_bytes(m.stored_total()),
                             format_bytes(m.dump_bytes),
                             m.source.driver,
                             m.source.isolation

@@ -79,23 +79,43 @@ async fn in_place(cx: &Context<'_>, found: &Found, identities: Arc<Identities>, 
             return Ok(ExitStatus::Success);
         }
     }
-    let unpacked = Unpacked::new(cx.store, found, identities)
-        .await
-        .map_err(|err| err.context(format!("backup {} cannot be restored", manifest.id)))?;
+    let cannot = |err: anyhow::Error| err.context(format!("backup {} cannot be restored", manifest.id));
+    let unpacked = Unpacked::dump(cx.store, found, identities.clone()).await.map_err(cannot)?;
+    let files = Unpacked::files(cx.store, found, identities).await.map_err(cannot)?;
     let previous = tenant.status;
     if previous != TenantStatus::Inactive {
         cx.tenancy.registry().set_status(&tenant.id, TenantStatus::Inactive).await?;
     }
-    let restored = engine::restore_into(&source, manifest, unpacked.path(), cx.config.lock_timeout()).await;
+    let mut restored = engine::restore_into(&source, manifest, unpacked.path(), cx.config.lock_timeout()).await;
     cx.tenancy.connections().close(&tenant.id).await;
+    if restored.is_ok()
+        && let Some(files) = &files
+        && let Err(err) = cx.tenancy.files_of(&tenant).replace_with(files.path()).await
+    {
+        restored = Err(anyhow::Error::new(err).context(format!(
+            "the database of tenant {tenant} was restored from backup {}, but not its files; running the restore again is safe",
+            manifest.id
+        )));
+    }
     if previous != TenantStatus::Inactive {
         cx.tenancy.registry().set_status(&tenant.id, previous).await.map_err(|err| {
             anyhow::Error::new(err).context(format!("tenant {tenant} was left inactive: `tenancy tenant activate {}`", tenant.id))
         })?;
     }
-    let note = restored
-        .map_err(|err| err.context(format!("restoring backup {} into tenant {tenant} failed; its data is as it was", manifest.id)))?;
+    let note = restored.map_err(|err| {
+        if err.chain().any(|cause| cause.is::<tenancy_core::files::FilesError>()) {
+            err
+        } else {
+            err.context(format!("restoring backup {} into tenant {tenant} failed; its data is as it was", manifest.id))
+        }
+    })?;
     report(cx, &tenant, manifest, note).await;
+    if files.is_none() {
+        cx.out().warn(&format!(
+            "backup {} was made before backups held tenants' files: the files of tenant {tenant} were left as they are",
+            manifest.id
+        ));
+    }
     Ok(ExitStatus::Success)
 }
 
@@ -110,9 +130,9 @@ async fn into_new(
     for domain in domains {
         request.domains.push(Domain::parse(domain)?);
     }
-    let unpacked = Unpacked::new(cx.store, found, identities)
-        .await
-        .map_err(|err| err.context(format!("backup {} cannot be restored", found.manifest.id)))?;
+    let cannot = |err: anyhow::Error| err.context(format!("backup {} cannot be restored", found.manifest.id));
+    let unpacked = Unpacked::dump(cx.store, found, identities.clone()).await.map_err(cannot)?;
+    let files = Unpacked::files(cx.store, found, identities).await.map_err(cannot)?;
     let mut provisioner = cx.tenancy.provisioner();
     provisioner.insert_after(
         "create database",
@@ -122,6 +142,9 @@ async fn into_new(
             lock_timeout: cx.config.lock_timeout(),
         }),
     );
+    if let Some(files) = &files {
+        provisioner.insert_after("restore backup", Arc::new(RestoreFilesStep { folder: files.path().to_owned() }));
+    }
     let tenant = provisioner.provision(cx.tenancy, &request, &()).await?;
     report(cx, &tenant, &found.manifest, None).await;
     Ok(ExitStatus::Success)
@@ -165,5 +188,28 @@ impl ProvisioningStep for RestoreStep {
         engine::check_compatible(&self.manifest, &source)?;
         let note = engine::restore_into(&source, &self.manifest, &self.dump, self.lock_timeout).await?;
         Ok(StepOutcome::Done(note.unwrap_or_else(|| format!("backup {}", self.manifest.id))))
+    }
+}
+
+/// Gives a new tenant the backup's files; undone (the files removed) if a later step fails.
+struct RestoreFilesStep {
+    folder: PathBuf,
+}
+
+#[async_trait]
+impl ProvisioningStep for RestoreFilesStep {
+    fn name(&self) -> &str {
+        "restore files"
+    }
+
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let files = job.tenancy.files_of(job.tenant()?);
+        files.replace_with(&self.folder).await?;
+        Ok(StepOutcome::Done(files.describe()))
+    }
+
+    async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {
+        job.tenancy.files_of(job.tenant()?).delete_all().await?;
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
+use tenancy_core::command::format::format_bytes;
 use tenancy_core::command::{ExitStatus, UsageError};
 
 use super::{Context, emit};
@@ -88,13 +89,17 @@ async fn verify_and_record(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -
 
 async fn verify(args: &VerifyArgs, cx: &Context<'_>, found: &Found) -> anyhow::Result<Vec<String>> {
     engine::verify_checksum(cx.store, found).await?;
-    let mut findings = vec![format!("checksum matches ({})", found.manifest.checksum.algorithm)];
+    let checked = if found.files.is_some() { "checksums match" } else { "checksum matches" };
+    let mut findings = vec![format!("{checked} ({})", found.manifest.checksum.algorithm)];
     if args.level < 2 && !args.restore_test {
         return Ok(findings);
     }
     let identities = cx.config.identities(cx.tenancy.config(), args.identity.as_deref())?;
-    let unpacked = Unpacked::new(cx.store, found, identities).await?;
+    let unpacked = Unpacked::dump(cx.store, found, identities.clone()).await?;
     findings.push(engine::check_readable(found.manifest.source.format, &unpacked).await?);
+    if let (Some(_), Some(archive)) = (Unpacked::files(cx.store, found, identities).await?, &found.manifest.files) {
+        findings.push(format!("its {} files ({}) unpack as the manifest says", archive.files, format_bytes(archive.bytes)));
+    }
     if args.restore_test {
         findings.push(restore_test(cx, found, &unpacked).await?);
     }

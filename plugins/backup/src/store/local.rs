@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use tenancy_core::TenantId;
 
-use super::{DataRef, Found, Staged, StoreError};
+use super::{DataRef, Found, Staged, StagedBackup, StoreError};
 use crate::manifest::{BackupId, Manifest, Verification, manifest_file_name, verification_file_name};
 
 /// The backups folder.
@@ -50,30 +50,38 @@ impl LocalStore {
         Ok(path)
     }
 
-    /// Creates the staging file of backup `id` of `tenant`.
+    /// Creates the staging file of `tenant`'s data file `name` (a backup id and an extension).
     ///
     /// # Errors
     /// When the folder cannot be made or written (read-only, full).
-    pub fn stage(&self, tenant: &TenantId, id: &BackupId) -> Result<Staged, StoreError> {
+    pub fn stage(&self, tenant: &TenantId, name: &str) -> Result<Staged, StoreError> {
         let folder = self.folder(tenant);
         fs::create_dir_all(&folder).map_err(io_error("create the folder", &folder))?;
-        let path = folder.join(format!(".{id}.partial"));
+        let path = folder.join(format!(".{name}.partial"));
         let file = File::options().write(true).create_new(true).open(&path).map_err(io_error("write to", &path))?;
         Ok(Staged { path, file })
     }
 
-    /// Publishes a written backup: the data file under its name, then the manifest.
+    /// Publishes a written backup: the data files under their names, then the manifest.
     ///
     /// # Errors
-    /// When a rename or a write fails; nothing is then listed, and the caller removes what was
-    /// staged with [`LocalStore::discard`].
-    pub fn publish(&self, staged: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+    /// When a rename or a write fails; nothing is then listed, what was renamed is removed, and
+    /// the caller removes what is still staged with [`LocalStore::discard`].
+    pub fn publish(&self, staged: &StagedBackup, manifest: &Manifest) -> Result<(), StoreError> {
         let folder = self.folder(&manifest.tenant.id);
-        let data = folder.join(&manifest.data_file);
-        fs::rename(staged, &data).map_err(io_error("rename", staged))?;
+        let mut published = Vec::new();
+        let unpublish = |published: &[PathBuf]| published.iter().for_each(|path| drop(fs::remove_file(path)));
+        for (path, name) in staged.named(manifest) {
+            let data = folder.join(name);
+            if let Err(err) = fs::rename(path, &data) {
+                unpublish(&published);
+                return Err(io_error("rename", path)(err));
+            }
+            published.push(data);
+        }
         let json = serde_json::to_vec_pretty(manifest).map_err(|err| StoreError::Io {
             doing: "write the manifest of",
-            path: data.display().to_string(),
+            path: folder.display().to_string(),
             source: io::Error::other(err),
         })?;
         let temporary = folder.join(format!(".{}.manifest.partial", manifest.id));
@@ -86,16 +94,18 @@ impl LocalStore {
         })();
         if let Err(source) = written {
             let _ = fs::remove_file(&temporary);
-            let _ = fs::remove_file(&data);
+            unpublish(&published);
             return Err(StoreError::Io { doing: "write the manifest in", path: folder.display().to_string(), source });
         }
         Ok(())
     }
 
-    /// Removes a staged data file after a failure (a failed [`LocalStore::publish`] removes what
-    /// it renamed itself).
-    pub fn discard(&self, staged: &Path) {
-        let _ = fs::remove_file(staged);
+    /// Removes staged files after a failure (a failed [`LocalStore::publish`] removes what it
+    /// renamed itself).
+    pub fn discard(&self, staged: &StagedBackup) {
+        for path in std::iter::once(&staged.data).chain(staged.files.as_ref()) {
+            let _ = fs::remove_file(path);
+        }
     }
 
     /// The tenant ids that have a folder.
@@ -142,11 +152,17 @@ impl LocalStore {
         let path = folder.join(manifest_file_name(id));
         let bytes = fs::read(&path).map_err(io_error("read", &path))?;
         let manifest = Manifest::parse(&bytes, id, tenant)?;
-        let data = folder.join(&manifest.data_file);
-        if !data.is_file() {
-            return Err(StoreError::NoData { id: id.clone(), data: data.display().to_string() });
-        }
-        Ok(Found { manifest, data: DataRef::File(data) })
+        let present = |name: &str| {
+            let data = folder.join(name);
+            if data.is_file() {
+                Ok(DataRef::File(data))
+            } else {
+                Err(StoreError::NoData { id: id.clone(), data: data.display().to_string() })
+            }
+        };
+        let data = present(&manifest.data_file)?;
+        let files = manifest.files.as_ref().map(|files| present(&files.data_file)).transpose()?;
+        Ok(Found { manifest, data, files })
     }
 
     /// Backup `id`, whichever tenant's it is.
@@ -183,8 +199,10 @@ impl LocalStore {
     pub fn delete(&self, found: &Found) -> Result<(), StoreError> {
         let manifest = self.folder(&found.manifest.tenant.id).join(manifest_file_name(&found.manifest.id));
         fs::remove_file(&manifest).map_err(io_error("remove", &manifest))?;
-        if let DataRef::File(data) = &found.data {
-            fs::remove_file(data).map_err(io_error("remove", data))?;
+        for part in found.parts() {
+            if let DataRef::File(data) = part {
+                fs::remove_file(data).map_err(io_error("remove", data))?;
+            }
         }
         let _ = fs::remove_file(self.folder(&found.manifest.tenant.id).join(verification_file_name(&found.manifest.id)));
         Ok(())

@@ -1,8 +1,8 @@
 //! Where backups are kept: a local folder ([`local`]) or an S3-compatible bucket ([`s3`]).
 //!
-//! Either way a backup is two things under `{tenant id}/`: its data file and its manifest, and
-//! the manifest is written last, only once the data file is complete: a crash, a full disk or a
-//! lost connection never leaves a backup that is listed. Data is always sealed into a local
+//! Either way a backup is three things under `{tenant id}/`: its data file, the archive of the
+//! tenant's files, and its manifest, and the manifest is written last, only once both are
+//! complete: a crash, a full disk or a lost connection never leaves a backup that is listed. Data is always sealed into a local
 //! staging file first (compressed, so the local disk needs the backup's size, not the
 //! database's), then published. Only tenant ids and backup ids, both checked, ever name a file.
 
@@ -32,6 +32,26 @@ pub struct Staged {
     pub file: File,
 }
 
+/// The written files of a backup, waiting to be published under the names its manifest gives.
+#[derive(Debug, Clone)]
+pub struct StagedBackup {
+    /// The dump's: [`Manifest::data_file`].
+    pub data: PathBuf,
+    /// The files archive's: [`crate::manifest::FilesArchive::data_file`].
+    pub files: Option<PathBuf>,
+}
+
+impl StagedBackup {
+    /// Each staged file with the name it is published under.
+    pub fn named<'a>(&'a self, manifest: &'a Manifest) -> Vec<(&'a Path, &'a str)> {
+        let mut named = vec![(self.data.as_path(), manifest.data_file.as_str())];
+        if let (Some(path), Some(files)) = (&self.files, &manifest.files) {
+            named.push((path.as_path(), files.data_file.as_str()));
+        }
+        named
+    }
+}
+
 /// Where a published backup's data is.
 #[derive(Debug, Clone)]
 pub enum DataRef {
@@ -57,6 +77,15 @@ pub struct Found {
     pub manifest: Manifest,
     /// Its data.
     pub data: DataRef,
+    /// Its files archive, when it has one.
+    pub files: Option<DataRef>,
+}
+
+impl Found {
+    /// Its data file and files archive.
+    pub fn parts(&self) -> impl Iterator<Item = &DataRef> {
+        std::iter::once(&self.data).chain(self.files.as_ref())
+    }
 }
 
 /// A backup that cannot be found or read, or a store that cannot be used.
@@ -166,19 +195,19 @@ impl Store {
         self.local.scratch()
     }
 
-    /// Creates the staging file of backup `id` of `tenant`.
+    /// Creates the staging file of `tenant`'s data file `name`.
     ///
     /// # Errors
     /// When the local folder cannot be made or written (read-only, full).
-    pub fn stage(&self, tenant: &TenantId, id: &BackupId) -> Result<Staged, StoreError> {
-        self.local.stage(tenant, id)
+    pub fn stage(&self, tenant: &TenantId, name: &str) -> Result<Staged, StoreError> {
+        self.local.stage(tenant, name)
     }
 
-    /// Publishes a sealed backup: the data, then the manifest. The staging file is gone after.
+    /// Publishes a sealed backup: the data files, then the manifest. The staging files are gone after.
     ///
     /// # Errors
     /// When a write fails; nothing is then listed.
-    pub async fn publish(&self, staged: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+    pub async fn publish(&self, staged: &StagedBackup, manifest: &Manifest) -> Result<(), StoreError> {
         match &self.bucket {
             None => self.local.publish(staged, manifest),
             Some(bucket) => {
@@ -189,8 +218,8 @@ impl Store {
         }
     }
 
-    /// Removes a staging file after a failure.
-    pub fn discard(&self, staged: &Path) {
+    /// Removes staging files after a failure.
+    pub fn discard(&self, staged: &StagedBackup) {
         self.local.discard(staged);
     }
 
@@ -268,12 +297,12 @@ impl Store {
         }
     }
 
-    /// The data as a local file.
+    /// A data file or files archive as a local file.
     ///
     /// # Errors
     /// When it cannot be fetched.
-    pub async fn fetch(&self, found: &Found) -> Result<Fetched, StoreError> {
-        match (&found.data, &self.bucket) {
+    pub async fn fetch(&self, data: &DataRef) -> Result<Fetched, StoreError> {
+        match (data, &self.bucket) {
             (DataRef::File(path), _) => Ok(Fetched::Local(path.clone())),
             (DataRef::Object(key), Some(bucket)) => bucket.fetch(key, &self.scratch()?).await.map(Fetched::Copy),
             (DataRef::Object(key), None) => {

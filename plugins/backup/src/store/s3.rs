@@ -10,15 +10,14 @@ use std::path::Path as LocalPath;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tenancy_core::TenantId;
+use tenancy_core::bucket::S3Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{DataRef, Found, StoreError};
-use crate::config::S3Config;
+use super::{DataRef, Found, StagedBackup, StoreError};
 use crate::manifest::{BackupId, Manifest, Verification, manifest_file_name, verification_file_name};
 
 /// Bytes per uploaded part.
@@ -38,20 +37,12 @@ impl S3Store {
     /// # Errors
     /// When the configuration does not make a client.
     pub fn new(config: &S3Config) -> Result<Self, StoreError> {
-        // reqwest is built without a crypto provider of its own: rustls uses ring, process-wide.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&config.bucket).with_region(&config.region);
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
-        }
-        if let Some(key) = &config.access_key_id {
-            builder = builder.with_access_key_id(key.expose());
-        }
-        if let Some(secret) = &config.secret_access_key {
-            builder = builder.with_secret_access_key(secret.expose());
-        }
-        let client = builder.build().map_err(|err| remote("configure the bucket", &config.bucket, &err))?;
-        Ok(Self { client: Arc::new(client), bucket: config.bucket.clone(), prefix: Path::from(config.prefix.as_str()) })
+        let client = config.client().map_err(|message| StoreError::Remote {
+            doing: "configure the bucket",
+            location: config.bucket.clone(),
+            message,
+        })?;
+        Ok(Self { client, bucket: config.bucket.clone(), prefix: config.prefix_path() })
     }
 
     /// `s3://bucket/prefix`.
@@ -71,20 +62,38 @@ impl S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    /// Uploads the staged data, then creates the manifest.
+    /// Uploads the staged data files, then creates the manifest.
     ///
     /// # Errors
     /// When a request fails; what was uploaded is then removed.
-    pub async fn publish(&self, staged: &LocalPath, manifest: &Manifest) -> Result<(), StoreError> {
-        let data = self.key(&manifest.tenant.id, &manifest.data_file);
-        self.upload(staged, &data).await?;
+    pub async fn publish(&self, staged: &StagedBackup, manifest: &Manifest) -> Result<(), StoreError> {
+        let mut uploaded = Vec::new();
+        let mut outcome = Ok(());
+        for (path, name) in staged.named(manifest) {
+            let data = self.key(&manifest.tenant.id, name);
+            outcome = self.upload(path, &data).await;
+            if outcome.is_err() {
+                break;
+            }
+            uploaded.push(data);
+        }
+        if outcome.is_ok() {
+            outcome = self.create_manifest(manifest).await;
+        }
+        if outcome.is_err() {
+            for data in &uploaded {
+                let _ = self.client.delete(data).await;
+            }
+        }
+        outcome
+    }
+
+    /// Puts the manifest if there is none of that id yet (`If-None-Match: *`).
+    async fn create_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
         let json = serde_json::to_vec_pretty(manifest).map_err(|err| remote("write the manifest", &self.describe(), &err))?;
         let key = self.key(&manifest.tenant.id, &manifest_file_name(&manifest.id));
         let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-        if let Err(err) = self.client.put_opts(&key, PutPayload::from(json), options).await {
-            let _ = self.client.delete(&data).await;
-            return Err(remote("put", &self.location(&key), &err));
-        }
+        self.client.put_opts(&key, PutPayload::from(json), options).await.map_err(|err| remote("put", &self.location(&key), &err))?;
         Ok(())
     }
 
@@ -153,9 +162,18 @@ impl S3Store {
             Err(err) => return Err(remote("read", &self.location(&key), &err)),
         };
         let manifest = Manifest::parse(&bytes, id, tenant)?;
-        let data = self.key(tenant, &manifest.data_file);
+        let data = self.present(id, tenant, &manifest.data_file).await?;
+        let files = match &manifest.files {
+            Some(files) => Some(self.present(id, tenant, &files.data_file).await?),
+            None => None,
+        };
+        Ok(Found { manifest, data, files })
+    }
+
+    async fn present(&self, id: &BackupId, tenant: &TenantId, name: &str) -> Result<DataRef, StoreError> {
+        let data = self.key(tenant, name);
         match self.client.head(&data).await {
-            Ok(_) => Ok(Found { manifest, data: DataRef::Object(data) }),
+            Ok(_) => Ok(DataRef::Object(data)),
             Err(object_store::Error::NotFound { .. }) => Err(StoreError::NoData { id: id.clone(), data: self.location(&data) }),
             Err(err) => Err(remote("read", &self.location(&data), &err)),
         }
@@ -191,8 +209,10 @@ impl S3Store {
     pub async fn delete(&self, found: &Found) -> Result<(), StoreError> {
         let manifest = self.key(&found.manifest.tenant.id, &manifest_file_name(&found.manifest.id));
         self.client.delete(&manifest).await.map_err(|err| remote("delete", &self.location(&manifest), &err))?;
-        if let DataRef::Object(data) = &found.data {
-            self.client.delete(data).await.map_err(|err| remote("delete", &self.location(data), &err))?;
+        for part in found.parts() {
+            if let DataRef::Object(data) = part {
+                self.client.delete(data).await.map_err(|err| remote("delete", &self.location(data), &err))?;
+            }
         }
         let _ = self.client.delete(&self.key(&found.manifest.tenant.id, &verification_file_name(&found.manifest.id))).await;
         Ok(())

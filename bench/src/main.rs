@@ -38,8 +38,8 @@ enum Bench {
         /// Which backends (default: sqlite and postgres)
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::Postgres])]
         backend: Vec<BackendArg>,
-        /// How each tenant gets its tables: `migrations`, `template` (mysql: migrations only)
-        #[arg(long, value_delimiter = ',', default_values_t = [ProvisionArg::Migrations, ProvisionArg::Template])]
+        /// How each tenant gets its tables: `migrations`, `template` (not mysql, postgres-schema), `pool` (postgres only)
+        #[arg(long, value_delimiter = ',', default_values_t = [ProvisionArg::Migrations, ProvisionArg::Template, ProvisionArg::Pool])]
         provision: Vec<ProvisionArg>,
         /// Migrations added to the sample's 15 (a small table with an index each), one run per
         /// value: 0,25 shows 15 and 40
@@ -169,6 +169,7 @@ enum Bench {
 enum ProvisionArg {
     Migrations,
     Template,
+    Pool,
 }
 
 impl std::fmt::Display for ProvisionArg {
@@ -176,6 +177,7 @@ impl std::fmt::Display for ProvisionArg {
         f.write_str(match self {
             Self::Migrations => "migrations",
             Self::Template => "template",
+            Self::Pool => "pool",
         })
     }
 }

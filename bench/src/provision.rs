@@ -1,6 +1,7 @@
-//! `cargo xtask bench provision`: tenants created one after another, by running every migration
-//! or by copying the template, with the sample migrations and with more, so it shows whether a
-//! copy's cost stays flat as migrations pile up.
+//! `cargo xtask bench provision`: tenants created one after another, by running every migration,
+//! by copying the template, or by renaming a ready database of the pool (filled beforehand, its
+//! cost shown apart), with the sample migrations and with more, so it shows whether a copy's cost
+//! stays flat as migrations pile up.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,19 +29,25 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
         for &extra in options.extra_migrations {
             let mut p50s = BTreeMap::new();
             for &way in options.ways {
-                if way == ProvisionArg::Template && backend == Backend::MySql {
-                    println!("  {:<16} template: MySQL has no database templates; `tenant create` runs the migrations", backend.name());
+                if way == ProvisionArg::Template && matches!(backend, Backend::MySql | Backend::PostgresSchema) {
+                    println!("  {:<16} template: no templates for MySQL databases or PostgreSQL schemas", backend.name());
+                    continue;
+                }
+                if way == ProvisionArg::Pool && matches!(backend, Backend::MySql | Backend::Sqlite) {
+                    println!("  {:<16} pool: the engine cannot rename a database (SQLite: `template` is a file copy)", backend.name());
                     continue;
                 }
                 p50s.insert(way.to_string(), provision(backend, way, extra, options.tenants).await?);
             }
-            if let (Some(migrations), Some(template)) = (p50s.get("migrations"), p50s.get("template")) {
-                println!(
-                    "  {:<16} {:>2} migrations: template / migrations (p50) = {:.2}",
-                    backend.name(),
-                    15 + extra,
-                    template / migrations
-                );
+            for fast in ["template", "pool"] {
+                if let (Some(migrations), Some(other)) = (p50s.get("migrations"), p50s.get(fast)) {
+                    println!(
+                        "  {:<16} {:>2} migrations: {fast} / migrations (p50) = {:.2}",
+                        backend.name(),
+                        15 + extra,
+                        other / migrations
+                    );
+                }
             }
         }
     }
@@ -65,6 +72,7 @@ async fn provision(backend: Backend, way: ProvisionArg, extra: usize, count: usi
     config.tenant_database.provision = match way {
         ProvisionArg::Migrations => Provision::Migrations,
         ProvisionArg::Template => Provision::Template,
+        ProvisionArg::Pool => Provision::Pool,
     };
     let mut builder = Tenancy::builder(config).tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default()));
     if extra > 0 {
@@ -74,6 +82,17 @@ async fn provision(backend: Backend, way: ProvisionArg, extra: usize, count: usi
     // One tenant first, so the figures include neither opening the registry and the admin pool
     // nor building the template (once per migration set).
     tenancy.create_tenant(&TenantRequest::new(TenantName::parse("warm-up")?), &()).await?;
+    if way == ProvisionArg::Pool {
+        let filling = Instant::now();
+        tenancy.fill_pool(count, &|_, _| {}).await?;
+        println!(
+            "  {:<16} {:<10} {:>2} migrations  filling the pool beforehand: {:.2} ms per database",
+            backend.name(),
+            "pool",
+            15 + extra,
+            ms(filling.elapsed()) / count as f64
+        );
+    }
 
     let steps = StepTimes::default();
     let mut per_tenant = Vec::with_capacity(count);

@@ -69,8 +69,9 @@ pub struct Provisioning<'a> {
     /// Its database name.
     pub database: DatabaseName,
     tenant: Option<Tenant>,
-    /// Set when the database is a copy of the template: how many migrations it carries.
-    from_template: Option<usize>,
+    /// Set when the database came migrated (a copy of the template, or from the pool): how many
+    /// migrations it carries, and whence.
+    premigrated: Option<(usize, &'static str)>,
 }
 
 impl Provisioning<'_> {
@@ -247,7 +248,7 @@ impl Provisioner {
             });
         }
         let database = tenancy.config().naming().name_for(&id);
-        let mut job = Provisioning { tenancy, request, id, database, tenant: None, from_template: None };
+        let mut job = Provisioning { tenancy, request, id, database, tenant: None, premigrated: None };
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());
             let started = Instant::now();
@@ -324,9 +325,17 @@ impl ProvisioningStep for CreateDatabase {
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
         let manager = job.tenancy.default_manager();
         let location = manager.location(&job.database);
-        if job.request.migrate && job.tenancy.config().tenant_database.provision == Provision::Template {
+        let provision = job.tenancy.config().tenant_database.provision;
+        if job.request.migrate && provision == Provision::Pool {
+            if let Some(migrations) = job.tenancy.take_from_pool(&job.database).await? {
+                job.premigrated = Some((migrations, "in the ready-made database"));
+                return Ok(StepOutcome::Done(format!("database `{location}`, taken from the pool")));
+            }
+            tracing::info!("the pool of ready databases is empty: `tenancy tenant pool --fill N` refills it");
+        }
+        if job.request.migrate && (provision == Provision::Template || (provision == Provision::Pool && manager.supports_templates())) {
             let migrations = job.tenancy.create_from_template(manager, &job.database).await?;
-            job.from_template = Some(migrations);
+            job.premigrated = Some((migrations, "copied with the template"));
             return Ok(StepOutcome::Done(format!("database `{location}`, a copy of the template")));
         }
         manager.create_database(&job.database).await?;
@@ -352,9 +361,10 @@ impl ProvisioningStep for Migrate {
         if !job.request.migrate {
             return Ok(StepOutcome::Skipped("--no-migrate".into()));
         }
-        if let Some(migrations) = job.from_template {
-            // The template is sealed only once every migration of this set is applied to it.
-            return Ok(StepOutcome::Done(format!("{} (copied with the template)", plural(migrations, "migration"))));
+        if let Some((migrations, whence)) = job.premigrated {
+            // A template is sealed, and a pool database renamed into the pool, only once every
+            // migration of its set is applied to it.
+            return Ok(StepOutcome::Done(format!("{} ({whence})", plural(migrations, "migration"))));
         }
         let tenant = job.tenant()?;
         let tenancy = job.tenancy;

@@ -117,6 +117,27 @@ impl Tenancy {
         Ok(self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum())
     }
 
+    /// Creates `database` and applies every migration to it on one connection, closed before this
+    /// returns: PostgreSQL cannot rename a database in use, and SQLite folds its log into the file
+    /// only when the last connection closes. A failed migration drops it again and is the inner error.
+    ///
+    /// # Errors
+    /// [`DatabaseError`] when it cannot be made or opened.
+    pub(crate) async fn create_migrated(
+        &self,
+        manager: &Arc<dyn DatabaseManager>,
+        database: &DatabaseName,
+    ) -> Result<Result<(), MigrationFailure>, DatabaseError> {
+        manager.create_database(database).await?;
+        let pool = manager.open_sized(database, 1).await?;
+        let migrated = runner::migrate_new_database(&pool, self.migrations(), self.meter(), &()).await;
+        let _ = pool.close().await;
+        if migrated.is_err() {
+            let _ = manager.drop_database(database).await;
+        }
+        Ok(migrated.map(drop))
+    }
+
     /// Builds and seals `template` unless another process did while this one waited for the lock;
     /// then drops the templates of other migration sets.
     async fn build_template(&self, manager: &Arc<dyn DatabaseManager>, template: &DatabaseName) -> Result<(), TemplateError> {
@@ -134,16 +155,10 @@ impl Tenancy {
         let building = naming.template_name(self.migration_fingerprint().await, true);
         // What an interrupted build left, if anything.
         manager.drop_database(&building).await?;
-        manager.create_database(&building).await?;
         tracing::info!(template = %building, "building the tenant template");
-        let pool = manager.open_sized(&building, 1).await?;
-        let migrated = runner::migrate_new_database(&pool, self.migrations(), self.meter(), &()).await;
-        // Every connection closed before sealing: PostgreSQL cannot rename a database in use, and
-        // SQLite folds its log into the file only when the last one closes.
-        let _ = pool.close().await;
-        if let Err(failure) = migrated {
-            let _ = manager.drop_database(&building).await;
-            return Err(TemplateError::Migration(failure));
+        match self.create_migrated(manager, &building).await? {
+            Ok(()) => {}
+            Err(failure) => return Err(TemplateError::Migration(failure)),
         }
         manager.seal_template(&building, template).await?;
         for old in manager.template_names(&naming).await? {

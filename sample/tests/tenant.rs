@@ -180,3 +180,112 @@ fn down_and_up_for_maintenance_shown_by_list_show_and_doctor() {
     assert!(cli.run(&["tenant", "up", "acme.test"]).stderr.contains("Unchanged"));
     assert!(cli.run(&["doctor"]).stdout.contains("no tenant is down"));
 }
+
+/// `tenant pool --json`'s status event.
+fn pool_status(cli: &Cli) -> serde_json::Value {
+    let out = cli.ok(&["tenant", "pool", "--json"]);
+    let event: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    event["pool"].clone()
+}
+
+fn ready(cli: &Cli) -> u64 {
+    pool_status(cli)["ready"].as_u64().unwrap()
+}
+
+/// Creates a tenant; returns its id and whether its database came from the pool.
+fn create_counting_pool(cli: &Cli, name: &str) -> (String, bool) {
+    let run = cli.run(&["tenant", "create", "--name", name]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    (run.stdout.trim().to_owned(), run.stderr.contains("taken from the pool"))
+}
+
+#[test]
+fn signups_take_ready_databases_from_the_pool_never_the_same_one_twice() {
+    for backend in [Backend::Postgres, Backend::PostgresSchema] {
+        let Some(cli) = Cli::new(backend) else { continue };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(cli.env.create_central_database());
+        let toml = cli.env.config_toml().replace("connect_timeout_secs = 5\n", "connect_timeout_secs = 5\nprovision = \"pool\"\n");
+        std::fs::write(cli.dir().join("tenancy.toml"), toml).unwrap();
+        let name = backend.name();
+
+        // An empty pool: a signup is made the usual way.
+        let (first, pooled) = create_counting_pool(&cli, "First");
+        assert!(!pooled, "{name}");
+        assert_eq!(ready(&cli), 0);
+
+        let out = cli.ok(&["tenant", "pool", "--fill", "3", "--json"]);
+        let made: Vec<String> = out
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|event| event["event"] == "pool_database_made")
+            .map(|event| event["database"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(made.len(), 3, "{name}: {out}");
+        assert_eq!(ready(&cli), 3);
+        assert!(cli.ok(&["tenant", "pool", "--fill", "3", "--json"]).contains("\"made\":0"), "{name}: a full pool is left as it is");
+
+        let (second, pooled) = create_counting_pool(&cli, "Second");
+        assert!(pooled, "{name}: the signup took a ready database");
+        assert_eq!(ready(&cli), 2);
+        let status = |id: &str| common::applied_pending(&cli.status(id));
+        assert_eq!(status(&second), status(&first), "{name}: the pooled tenant is as migrated as the other");
+        assert_eq!(status(&second).1, 0);
+        cli.execute(&second, "INSERT INTO accounts (name, email) VALUES ('Second', 'second@example.test')");
+        assert_eq!(cli.scalar(&first, "SELECT count(*) FROM accounts"), Some(0), "{name}: the tenants' databases are apart");
+
+        // Five signups at once with two ready databases: two take one each, three are made.
+        let outcomes: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let cli = &cli;
+            let handles: Vec<_> = (0..5).map(|i| scope.spawn(move || create_counting_pool(cli, &format!("Rush {i}")))).collect();
+            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+        });
+        assert_eq!(outcomes.iter().filter(|(_, pooled)| *pooled).count(), 2, "{name}: {outcomes:?}");
+        for (id, _) in &outcomes {
+            assert_eq!(status(id).1, 0, "{name}: {id} is fully migrated");
+        }
+        assert_eq!(ready(&cli), 0);
+        let databases = rt.block_on(cli.env.tenant_databases());
+        assert_eq!(cli.tenants().len(), 7);
+
+        // A database of other migrations, and one a dead fill left, are never taken, and the next fill drops them.
+        cli.ok(&["tenant", "pool", "--fill", "1"]);
+        let kind = if backend == Backend::Postgres { "DATABASE" } else { "SCHEMA" };
+        let prefix = &cli.env.prefix;
+        let fresh = databases.len();
+        let out = cli.ok(&["tenant", "pool", "--fill", "2", "--json"]);
+        let ready_name = out.lines().find(|line| line.contains("pool_database_made")).unwrap();
+        let ready_name: serde_json::Value = serde_json::from_str(ready_name).unwrap();
+        let stale = format!("{prefix}pool_0000000000000000aaaaaaaaaa");
+        rt.block_on(
+            cli.env.execute_on_server(&format!("ALTER {kind} \"{}\" RENAME TO \"{stale}\"", ready_name["database"].as_str().unwrap())),
+        );
+        rt.block_on(cli.env.execute_on_server(&format!("CREATE {kind} \"{prefix}fill_0123456789abcdefbbbbbbbbbb\"")));
+        let pool = pool_status(&cli);
+        assert_eq!(
+            (pool["ready"].as_u64(), pool["stale"].as_u64(), pool["filling"].as_u64()),
+            (Some(1), Some(1), Some(1)),
+            "{name}: {pool}"
+        );
+        let out = cli.ok(&["tenant", "pool", "--fill", "2", "--json"]);
+        assert!(out.contains("\"dropped\":2") && out.contains("\"made\":1"), "{name}: {out}");
+        assert_eq!(pool_status(&cli)["stale"], 0);
+
+        cli.ok(&["tenant", "pool", "--drain"]);
+        assert_eq!(ready(&cli), 0);
+        assert_eq!(rt.block_on(cli.env.tenant_databases()).len(), fresh, "{name}: only tenants' databases are left");
+    }
+}
+
+#[test]
+fn the_pool_is_refused_where_it_cannot_work() {
+    let cli = Cli::sqlite();
+    let run = cli.run(&["tenant", "pool", "--fill", "2"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("provision = \"pool\""), "{}", run.stderr);
+    let toml = cli.env.config_toml().replace("connect_timeout_secs = 5\n", "connect_timeout_secs = 5\nprovision = \"pool\"\n");
+    std::fs::write(cli.dir().join("tenancy.toml"), toml).unwrap();
+    let run = cli.run(&["tenant", "pool"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("tenant_database.provision") && run.stderr.contains("postgres"), "{}", run.stderr);
+}

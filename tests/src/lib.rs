@@ -226,6 +226,11 @@ impl TestEnv {
             .expect("the test configuration is valid")
     }
 
+    /// Runs `sql` on the tenants' server as its admin (the shared database under schema isolation).
+    pub async fn execute_on_server(&self, sql: &str) {
+        admin_execute(&self.server_url().expect("a server backend"), sql).await;
+    }
+
     /// Creates the registry database on a server (what `tenancy init` does).
     pub async fn create_central_database(&self) {
         tenancy_core::Registry::create_database_if_missing(&self.config()).await.expect("create the registry database");

@@ -138,6 +138,10 @@ pub enum Provision {
     /// The database is a copy of a template migrated once per migration set: a file copy on
     /// SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL (database isolation).
     Template,
+    /// A database migrated ahead of time by `tenancy tenant pool --fill N` is renamed to the
+    /// tenant's (PostgreSQL, database or schema isolation); with the pool empty, as `template`
+    /// where the engine has templates (databases), else as `migrations` (schemas).
+    Pool,
 }
 
 impl Default for TenantDatabaseConfig {
@@ -482,6 +486,16 @@ impl Config {
             if !cfg!(feature = "s3") {
                 return Err(("files.s3".into(), "this build of tenancy has no S3 support (the `s3` feature of tenancy-core)".into()));
             }
+        }
+        if db.provision == Provision::Pool && db.driver != Driver::Postgres {
+            return Err((
+                key("provision"),
+                format!(
+                    "`pool` needs the postgres driver: {} cannot rename a database ({})",
+                    db.driver,
+                    if db.driver == Driver::Sqlite { "a file copy of a template, `template`, is as fast" } else { "use `migrations`" }
+                ),
+            ));
         }
         if db.driver == Driver::Sqlite && !db.servers.is_empty() {
             return Err((

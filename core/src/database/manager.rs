@@ -78,6 +78,11 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// Checks that the server (or folder) can be reached.
     async fn ping(&self) -> Result<(), DatabaseError>;
 
+    /// Whether databases can be made as copies of a template here (SQLite, PostgreSQL databases).
+    fn supports_templates(&self) -> bool {
+        false
+    }
+
     /// Template provisioning: whether the sealed template `template` is there to copy. Engines
     /// without templates answer [`DatabaseError::NoTemplates`] (as do the methods below).
     async fn template_ready(&self, _template: &DatabaseName) -> Result<bool, DatabaseError> {
@@ -111,6 +116,25 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// Drops a template, sealed or not; one that is not there is not an error.
     async fn drop_template(&self, _template: &DatabaseName) -> Result<(), DatabaseError> {
         Err(DatabaseError::NoTemplates(self.driver()))
+    }
+
+    /// The pool of ready databases (`provision = "pool"`): renames `from` to `to` in one
+    /// statement, which two processes cannot both win. `Ok(false)` when `from` is not there (taken
+    /// by another process); [`DatabaseError::AlreadyExists`] when `to` is. Close every pool on
+    /// `from` first. Engines that cannot rename a database answer [`DatabaseError::NoPool`].
+    async fn rename_database(&self, _from: &DatabaseName, _to: &DatabaseName) -> Result<bool, DatabaseError> {
+        Err(DatabaseError::NoPool(self.driver()))
+    }
+
+    /// The names of every database (or schema) on the server, for finding the pool's.
+    async fn database_names(&self) -> Result<Vec<String>, DatabaseError> {
+        Err(DatabaseError::NoPool(self.driver()))
+    }
+
+    /// Holds the right to fill the pool (or build a template) named `name` until released: one
+    /// process at a time. Engines without a pool or templates answer as those methods do.
+    async fn lock_named(&self, name: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
+        self.lock_template(name).await
     }
 }
 
@@ -229,6 +253,9 @@ pub enum DatabaseError {
     /// Template provisioning on an engine without templates (MySQL, PostgreSQL schemas).
     #[error("{0} keeps no database templates here: set `tenant_database.provision = \"migrations\"`")]
     NoTemplates(Driver),
+    /// A pool of ready databases on an engine that cannot rename one (MySQL, SQLite).
+    #[error("{0} keeps no pool of ready databases here: set `tenant_database.provision` to `migrations` or `template`")]
+    NoPool(Driver),
     /// No server of that name is configured.
     #[error("no database server named `{0}` in `tenant_database.servers`")]
     UnknownServer(String),

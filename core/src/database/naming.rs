@@ -139,15 +139,73 @@ impl DatabaseNaming {
             .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     }
 
+    /// A database of the pool of ready databases for the migration set `fingerprint` (16 hex
+    /// digits), `{prefix}pool_{fingerprint}{10 random hex}{suffix}`; while it is being made,
+    /// `fill_` in place of `pool_`. Never a tenant's: no tenant id in it.
+    pub fn pool_name(&self, fingerprint: &str, filling: bool) -> DatabaseName {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let kind = if filling { "fill_" } else { "pool_" };
+        // prefix + suffix leave room for 32 characters of id: this takes 31.
+        DatabaseName::parse(&format!("{}{kind}{fingerprint}{}{}", self.prefix, &random[..10], self.suffix))
+            .expect("prefix and suffix were checked in DatabaseNaming::new, the rest is hex")
+    }
+
+    /// What `name` is in the pool, if it is one of this naming's pool databases: its migration
+    /// set's fingerprint, and whether it is still being made.
+    pub fn pooled(&self, name: &str) -> Option<Pooled> {
+        let rest = name.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?;
+        let (filling, hex) = match rest.split_at_checked(5)? {
+            ("pool_", hex) => (false, hex),
+            ("fill_", hex) => (true, hex),
+            _ => return None,
+        };
+        let well_formed = hex.len() == 26 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !well_formed {
+            return None;
+        }
+        Some(Pooled { name: DatabaseName::parse(name).ok()?, fingerprint: hex[..16].to_owned(), filling })
+    }
+
+    /// The name the pool's lock is taken under (never a database).
+    pub fn pool_lock_name(&self) -> DatabaseName {
+        DatabaseName::parse(&format!("{}pool_lock{}", self.prefix, self.suffix)).expect("prefix and suffix were checked")
+    }
+
     /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 }
 
+/// A database of the pool of ready databases, as [`DatabaseNaming::pooled`] reads its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pooled {
+    /// Its name.
+    pub name: DatabaseName,
+    /// The migration set it was migrated with.
+    pub fingerprint: String,
+    /// Whether it is still being made (or its maker died).
+    pub filling: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_names_are_told_apart_from_tenants_and_templates() {
+        let naming = DatabaseNaming::new("tenant_", "_db").unwrap();
+        let ready = naming.pool_name("0123456789abcdef", false);
+        let pooled = naming.pooled(ready.as_str()).unwrap();
+        assert_eq!((pooled.fingerprint.as_str(), pooled.filling, &pooled.name), ("0123456789abcdef", false, &ready));
+        assert!(naming.pooled(naming.pool_name("0123456789abcdef", true).as_str()).unwrap().filling);
+        assert_ne!(naming.pool_name("0123456789abcdef", false), ready, "each is named apart");
+        assert!(ready.as_str().len() <= 63);
+        for other in [naming.name_for(&TenantId::new()), naming.template_name("0123456789abcdef", false), naming.pool_lock_name()] {
+            assert!(naming.pooled(other.as_str()).is_none(), "{other}");
+        }
+        assert!(DatabaseNaming::new("other_", "_db").unwrap().pooled(ready.as_str()).is_none());
+    }
 
     #[test]
     fn names_are_prefix_id_suffix() {

@@ -15,6 +15,10 @@ pub type PostgresSchemaManager = ServerManager<PostgresSchema>;
 /// PostgreSQL's SQLSTATEs for "database already exists" and "schema already exists".
 const DUPLICATE_DATABASE: &str = "42P04";
 const DUPLICATE_SCHEMA: &str = "42P06";
+/// SQLSTATE `invalid_catalog_name`: no database of that name.
+const UNDEFINED_DATABASE: &str = "3D000";
+/// SQLSTATE `invalid_schema_name`: no schema of that name.
+const UNDEFINED_SCHEMA: &str = "3F000";
 
 /// See [`PostgresDatabaseManager`].
 #[derive(Debug)]
@@ -24,6 +28,15 @@ impl Dialect for PostgresDatabase {
     const DRIVER: Driver = Driver::Postgres;
     const EXISTS_SQL: &'static str = "SELECT 1 FROM pg_database WHERE datname = $1";
     const TEMPLATES: bool = true;
+    const NAMES_SQL: Option<&'static str> = Some("SELECT datname::text FROM pg_database");
+
+    fn rename_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
+        Some(format!("ALTER DATABASE {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))
+    }
+
+    fn is_missing(message: &str) -> bool {
+        message.contains(UNDEFINED_DATABASE) || message.contains("does not exist")
+    }
 
     fn create_sql(database: &DatabaseName) -> String {
         format!("CREATE DATABASE {}", database.pg_quoted())
@@ -54,6 +67,15 @@ pub struct PostgresSchema;
 impl Dialect for PostgresSchema {
     const DRIVER: Driver = Driver::Postgres;
     const EXISTS_SQL: &'static str = "SELECT 1 FROM pg_namespace WHERE nspname = $1";
+    const NAMES_SQL: Option<&'static str> = Some("SELECT nspname::text FROM pg_namespace");
+
+    fn rename_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
+        Some(format!("ALTER SCHEMA {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))
+    }
+
+    fn is_missing(message: &str) -> bool {
+        message.contains(UNDEFINED_SCHEMA) || message.contains("does not exist")
+    }
 
     fn create_sql(database: &DatabaseName) -> String {
         format!("CREATE SCHEMA {}", database.pg_quoted())

@@ -20,6 +20,18 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     const EXISTS_SQL: &'static str;
     /// Whether databases can be made as copies of a template (PostgreSQL databases only).
     const TEMPLATES: bool = false;
+    /// Every database's (or schema's) name, for the pool of ready databases; `None` where there
+    /// is no pool (MySQL cannot rename a database).
+    const NAMES_SQL: Option<&'static str> = None;
+
+    /// `ALTER … RENAME` of a database, where the engine has it.
+    fn rename_sql(_from: &DatabaseName, _to: &DatabaseName) -> Option<String> {
+        None
+    }
+    /// Whether a failed statement failed because the database it names is not there.
+    fn is_missing(_message: &str) -> bool {
+        false
+    }
 
     /// `CREATE …` for a tenant's database.
     fn create_sql(database: &DatabaseName) -> String;
@@ -103,6 +115,10 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         self.admin.ping().await
     }
 
+    fn supports_templates(&self) -> bool {
+        D::TEMPLATES
+    }
+
     async fn template_ready(&self, template: &DatabaseName) -> Result<bool, DatabaseError> {
         self.templates_supported()?;
         let sql = "SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate";
@@ -110,8 +126,15 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn lock_template(&self, template: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
-        use sea_orm::ConnectionTrait;
         self.templates_supported()?;
+        self.lock_named(template).await
+    }
+
+    async fn lock_named(&self, template: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
+        use sea_orm::ConnectionTrait;
+        if D::DRIVER != Driver::Postgres {
+            return Err(DatabaseError::NoTemplates(D::DRIVER));
+        }
         // A session lock lives as long as its connection: this one is the lock's alone.
         let mut options = self.admin.settings.admin_options(self.admin.url.connection_url());
         options.max_connections(1).min_connections(1);
@@ -155,6 +178,28 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         self.templates_supported()?;
         let names = self.admin.names("SELECT datname::text FROM pg_database", "list templates".into()).await?;
         Ok(names.iter().filter(|name| naming.is_template_name(name)).filter_map(|name| DatabaseName::parse(name).ok()).collect())
+    }
+
+    async fn rename_database(&self, from: &DatabaseName, to: &DatabaseName) -> Result<bool, DatabaseError> {
+        let sql = D::rename_sql(from, to).ok_or(DatabaseError::NoPool(D::DRIVER))?;
+        let mut missing = false;
+        let renamed = self
+            .admin
+            .execute(&sql, |source| {
+                missing = D::is_missing(&source.0);
+                self.create_error(to, source)
+            })
+            .await;
+        match renamed {
+            Ok(()) => Ok(true),
+            Err(_) if missing => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn database_names(&self) -> Result<Vec<String>, DatabaseError> {
+        let sql = D::NAMES_SQL.ok_or(DatabaseError::NoPool(D::DRIVER))?;
+        self.admin.names(sql, "list databases".into()).await
     }
 
     async fn drop_template(&self, template: &DatabaseName) -> Result<(), DatabaseError> {

@@ -176,6 +176,10 @@ impl DatabaseManager for SqliteManager {
         })
     }
 
+    fn supports_templates(&self) -> bool {
+        true
+    }
+
     async fn template_ready(&self, template: &DatabaseName) -> Result<bool, DatabaseError> {
         let path = self.template_path(template);
         tokio::fs::try_exists(&path).await.map_err(io_error("look for", &path))

@@ -5,6 +5,7 @@ mod delete;
 mod domain;
 mod list;
 mod maintenance;
+mod pool;
 mod show;
 mod status;
 
@@ -39,6 +40,8 @@ pub enum TenantCommand {
     /// Add or remove a tenant's domains
     #[command(subcommand)]
     Domain(domain::DomainCommand),
+    /// Show, fill or drain the pool of ready databases signups take (provision = "pool")
+    Pool(pool::PoolArgs),
 }
 
 pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
@@ -54,6 +57,7 @@ pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result
         TenantCommand::Up(args) => maintenance::up(args, ctx).await,
         TenantCommand::Delete(args) => delete::run(args, ctx).await,
         TenantCommand::Domain(command) => domain::run(command, ctx).await,
+        TenantCommand::Pool(args) => pool::run(args, ctx).await,
     }
 }
 

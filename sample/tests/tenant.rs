@@ -271,8 +271,12 @@ fn signups_take_ready_databases_from_the_pool_never_the_same_one_twice() {
         assert!(out.contains("\"dropped\":2") && out.contains("\"made\":1"), "{name}: {out}");
         assert_eq!(pool_status(&cli)["stale"], 0);
 
+        let doctor = cli.run(&["doctor"]);
+        assert!(format!("{}{}", doctor.stdout, doctor.stderr).contains("2 ready"), "{name}: {}{}", doctor.stdout, doctor.stderr);
         cli.ok(&["tenant", "pool", "--drain"]);
         assert_eq!(ready(&cli), 0);
+        let doctor = cli.run(&["doctor"]);
+        assert!(format!("{}{}", doctor.stdout, doctor.stderr).contains("no ready database"), "{name}: {}", doctor.stdout);
         assert_eq!(rt.block_on(cli.env.tenant_databases()).len(), fresh, "{name}: only tenants' databases are left");
     }
 }

@@ -147,6 +147,9 @@ async fn check_registry_and_tenants(args: &DoctorArgs, ctx: CliContext<'_>, repo
     if let Ok(tenants) = &tenants {
         check_maintenance(tenants, report);
     }
+    if tenancy.config().tenant_database.provision == tenancy_core::config::Provision::Pool {
+        check_pool(&tenancy, report).await;
+    }
     check_redis(&tenancy, report).await;
     match &tenants {
         Ok(tenants) => check_migrations(&tenancy, tenants, args.concurrency.get(&tenancy), report).await,
@@ -177,6 +180,31 @@ fn check_maintenance(tenants: &[Tenant], report: &mut Report<'_>) {
         report.add("maintenance", Verdict::Ok, "no tenant is down", None);
     } else {
         report.add("maintenance", Verdict::Warn, format!("{} down: {}", tenant_count(down.len()), down.join("; ")), None);
+    }
+}
+
+/// The pool of ready databases (`provision = "pool"`): a warning when it is empty (signups are
+/// then made the slow way) or holds databases of older migrations.
+async fn check_pool(tenancy: &Tenancy, report: &mut Report<'_>) {
+    let started = Instant::now();
+    match within_timeout(tenancy.pool_status()).await {
+        Ok(status) if status.ready == 0 => report.add(
+            "pool",
+            Verdict::Warn,
+            "no ready database: signups are made the slow way until `tenancy tenant pool --fill N`",
+            Some(started.elapsed()),
+        ),
+        Ok(status) if status.stale + status.filling > 0 => report.add(
+            "pool",
+            Verdict::Warn,
+            format!(
+                "{} ready; {} of older migrations and {} half-made, dropped by the next `tenancy tenant pool --fill N`",
+                status.ready, status.stale, status.filling
+            ),
+            Some(started.elapsed()),
+        ),
+        Ok(status) => report.add("pool", Verdict::Ok, format!("{} ready", status.ready), Some(started.elapsed())),
+        Err(err) => report.add("pool", Verdict::Fail, chain(err.as_ref()), Some(started.elapsed())),
     }
 }
 
@@ -266,7 +294,7 @@ fn check_plugins(extensions: &crate::extensions::Extensions, report: &mut Report
 }
 
 /// A server check that takes longer than [`CHECK_TIMEOUT`] fails.
-async fn within_timeout<E>(check: impl Future<Output = Result<(), E>>) -> anyhow::Result<()>
+async fn within_timeout<T, E>(check: impl Future<Output = Result<T, E>>) -> anyhow::Result<T>
 where
     E: std::error::Error + Send + Sync + 'static,
 {

@@ -175,6 +175,15 @@ pub struct Tenant {
     pub data: serde_json::Value,
     /// Set while the tenant is down for maintenance.
     pub maintenance: Option<Maintenance>,
+    /// The migration set (its fingerprint, [`crate::Tenancy::migration_fingerprint`]) `db migrate`
+    /// last brought its database up to date with, trusted by the next run's "nothing pending" check
+    /// unless it verifies; cleared by anything that may move its schema back.
+    #[serde(skip)]
+    pub migrated_set: Option<String>,
+    /// Moves on whenever its schema may move back; a record is made only if it has not moved since
+    /// the tenant was read.
+    #[serde(skip)]
+    pub schema_epoch: i64,
     /// Its domains, the primary one first.
     pub domains: Vec<TenantDomain>,
     /// When it was created.

@@ -48,6 +48,17 @@ fn every_db_command_on_every_backend() {
         let nothing = cli.run(&["db", "migrate", "--all"]);
         assert!(nothing.stderr.contains("nothing to do"), "{name}: {}", nothing.stderr);
 
+        // Recorded up to date, a tenant's database is not read again: one changed behind tenancy's
+        // back goes unnoticed by a plain run and is caught by `--verify`.
+        cli.execute(&a, "DROP TABLE api_tokens");
+        cli.execute(&a, "DELETE FROM seaql_migrations WHERE version = 'm20260101_000010_create_api_tokens'");
+        assert_eq!(applied_pending(&cli.status(&a)), (ALL - 1, 1), "{name}: `db status` always reads the database");
+        let plain = cli.run(&["db", "migrate", "--all", "--json"]);
+        assert!(!plain.stdout.contains("migration_applied"), "{name}: {}", plain.stdout);
+        let verified = cli.run(&["db", "migrate", "--all", "--verify", "--json"]);
+        assert_eq!(verified.stdout.matches("\"migration_applied\"").count(), 1, "{name}: {}{}", verified.stdout, verified.stderr);
+        assert_eq!(applied_pending(&cli.status(&a)), (ALL, 0), "{name}");
+
         cli.ok(&["db", "seed", "--all", "--class", "CountriesTableSeeder,AirlinesTableSeeder"]);
         assert_eq!(cli.scalar(&a, "SELECT COUNT(*) FROM countries"), Some(249), "{name}");
         cli.ok(&["db", "seed", "--tenant", &a, "--class", "CountriesTableSeeder,AirlinesTableSeeder"]);

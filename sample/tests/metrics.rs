@@ -43,7 +43,7 @@ async fn counters_move_with_the_work_and_series_stay_bounded_from_10_to_500_tena
     let Some(before) = prometheus::parse(&exporter::render(&handle)) else { return };
 
     let tenants = tenancy.registry().list(None).await.unwrap();
-    let options = FleetOptions { concurrency: 4, fail_fast: false, down_during: false };
+    let options = FleetOptions { concurrency: 4, fail_fast: false, down_during: false, verify: false };
     let reports = tenancy.run_fleet(tenants, &Operation::Migrate, options, Arc::new(())).await;
     let applied: usize = reports.iter().map(|r| r.migrations.len()).sum();
     assert!(applied >= 10, "every tenant got its migrations");

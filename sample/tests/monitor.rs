@@ -49,7 +49,7 @@ fn fail_a_migration(cli: &Cli, reference: &str) {
         let broken: Arc<dyn TenantMigrator> = Arc::new(SeaOrmMigrator::<tenancy_tests::migrators::BrokenMigrator>::default());
         let tenancy = Tenancy::builder(cli.env.config()).tenant_migrator(broken).open().await.unwrap();
         let tenant = tenancy.registry().resolve(reference).await.unwrap();
-        let options = FleetOptions { concurrency: 1, fail_fast: false, down_during: false };
+        let options = FleetOptions { concurrency: 1, fail_fast: false, down_during: false, verify: false };
         let report = tenancy.run_fleet(vec![tenant], &Operation::Migrate, options, Arc::new(())).await.pop().unwrap();
         assert!(report.failure.is_some(), "the broken migration fails");
         tenancy.close().await;

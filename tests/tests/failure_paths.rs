@@ -63,7 +63,12 @@ async fn a_failed_open_wakes_the_tenants_waiting_for_room() {
     for operation in [Operation::Migrate, Operation::Pretend] {
         let reports = within(
             "a fleet run with a missing database",
-            tenancy.run_fleet(all.clone(), &operation, FleetOptions { concurrency: 3, fail_fast: false, down_during: false }, Arc::new(())),
+            tenancy.run_fleet(
+                all.clone(),
+                &operation,
+                FleetOptions { concurrency: 3, fail_fast: false, down_during: false, verify: false },
+                Arc::new(()),
+            ),
         )
         .await;
         let failed: Vec<_> = reports.iter().filter(|r| r.failure.is_some()).map(|r| r.tenant.id).collect();
@@ -206,7 +211,12 @@ async fn a_panic_fails_its_step_or_tenant_and_nothing_else() {
         let seed = Operation::Seed(vec![Arc::new(PanicsFor("T1".into()))]);
         let reports = within(
             "a fleet run with a panicking seeder",
-            tenancy.run_fleet(all, &seed, FleetOptions { concurrency: 3, fail_fast: false, down_during: false }, Arc::new(())),
+            tenancy.run_fleet(
+                all,
+                &seed,
+                FleetOptions { concurrency: 3, fail_fast: false, down_during: false, verify: false },
+                Arc::new(()),
+            ),
         )
         .await;
         assert_eq!(reports.len(), 3, "{backend:?}: every tenant is reported");
@@ -254,7 +264,7 @@ async fn two_processes_migrating_the_same_tenants_apply_each_migration_once() {
         let all = tenants(&first, 4, false).await;
         // A second `Tenancy` stands for a second process (a second deploy job).
         let second = open(&env, |_| {}).await;
-        let options = FleetOptions { concurrency: 4, fail_fast: false, down_during: false };
+        let options = FleetOptions { concurrency: 4, fail_fast: false, down_during: false, verify: false };
         let (a, b) = within(
             "two migrators at once",
             futures::future::join(

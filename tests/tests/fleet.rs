@@ -71,7 +71,12 @@ async fn a_concurrent_migrate_on_postgres_stays_within_the_budget() {
     };
     let recorder = Arc::new(Recorder::default());
     let reports = tenancy
-        .run_fleet(tenants, &Operation::Migrate, FleetOptions { concurrency: 10, fail_fast: false, down_during: false }, recorder.clone())
+        .run_fleet(
+            tenants,
+            &Operation::Migrate,
+            FleetOptions { concurrency: 10, fail_fast: false, down_during: false, verify: false },
+            recorder.clone(),
+        )
         .await;
     done.store(true, Ordering::SeqCst);
     watcher.await.unwrap();
@@ -207,7 +212,7 @@ async fn down_during_takes_a_tenant_down_only_while_its_schema_changes_and_alway
         older.registry().set_maintenance(&by_operator.id, Some(&Maintenance::new(MaintenanceOrigin::Operator))).await.unwrap();
         older.registry().set_maintenance(&left_down.id, Some(&Maintenance::new(MaintenanceOrigin::Migration))).await.unwrap();
         let tenants = older.registry().list(None).await.unwrap();
-        let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: true };
+        let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: true, verify: false };
 
         let witness = Arc::new(MaintenanceWitness { registry: older.registry().clone(), seen: Mutex::default() });
         let reports = older.run_fleet(tenants.clone(), &Operation::Migrate, options, witness.clone()).await;
@@ -236,5 +241,75 @@ async fn down_during_takes_a_tenant_down_only_while_its_schema_changes_and_alway
         assert_eq!(origin(&fresh.id).await, None, "{name}: up again after a failed migration");
         broken.close().await;
         older.close().await;
+    }
+}
+
+/// The tenants of `tenancy`, fresh from the registry.
+async fn listed(tenancy: &Tenancy) -> Vec<Tenant> {
+    tenancy.registry().list(None).await.unwrap()
+}
+
+async fn migrate(tenancy: &Tenancy, verify: bool) -> Vec<TenantReport> {
+    let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: false, verify };
+    tenancy.run_fleet(listed(tenancy).await, &Operation::Migrate, options, Arc::new(())).await
+}
+
+#[tokio::test]
+async fn a_run_trusts_the_recorded_migration_set_until_something_moves_a_schema_back() {
+    for backend in [Backend::Sqlite, Backend::PostgresSchema] {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        env.create_central_database().await;
+        let tenancy = Tenancy::builder(env.config())
+            .tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default()))
+            .open()
+            .await
+            .unwrap();
+        for i in 0..4 {
+            tenancy.create_tenant(&TenantRequest::new(TenantName::parse(&format!("T{i}")).unwrap()), &()).await.unwrap();
+        }
+        let fingerprint = tenancy.migration_fingerprint().await.to_owned();
+        assert!(listed(&tenancy).await.iter().all(|t| t.migrated_set.is_none()), "nothing is recorded before a run");
+
+        // The first run reads every database and records them up to date.
+        assert!(migrate(&tenancy, false).await.iter().all(|r| r.failure.is_none() && r.had_nothing_to_do()));
+        assert!(listed(&tenancy).await.iter().all(|t| t.migrated_set.as_deref() == Some(&fingerprint)), "{backend:?}");
+
+        // A database changed behind tenancy's back: a plain run trusts the record (it reads no
+        // database), a verifying run finds the missing migration and applies it.
+        let victim = listed(&tenancy).await.remove(0);
+        let last = "m20260101_000009_add_accounts_plan";
+        tenancy
+            .run(&victim, |ctx| async move {
+                let db = ctx.db();
+                db.execute_unprepared("ALTER TABLE accounts DROP COLUMN plan").await.unwrap();
+                db.execute_unprepared(&format!("DELETE FROM seaql_migrations WHERE version = '{last}'")).await.unwrap();
+            })
+            .await
+            .unwrap();
+        tenancy.connections().close_all().await;
+        assert!(migrate(&tenancy, false).await.iter().all(|r| r.had_nothing_to_do()), "{backend:?}: the record stands in for reading");
+        let verified = migrate(&tenancy, true).await;
+        let fixed: Vec<_> = verified.iter().filter(|r| !r.migrations.is_empty()).collect();
+        assert_eq!(fixed.len(), 1, "{backend:?}: {verified:?}");
+        assert_eq!((fixed[0].tenant.id, fixed[0].migrations[0].migration.name == last), (victim.id, true));
+
+        // A rollback forgets the record (and moves the epoch on), so the next run reads and re-applies.
+        let options = FleetOptions { concurrency: 1, fail_fast: false, down_during: false, verify: false };
+        let rolled = tenancy.run_fleet(vec![victim.clone()], &Operation::Rollback { steps: 1 }, options, Arc::new(())).await;
+        assert!(rolled[0].failure.is_none(), "{rolled:?}");
+        let after = tenancy.registry().require(&victim.id).await.unwrap();
+        assert_eq!(after.migrated_set, None);
+        assert!(after.schema_epoch >= victim.schema_epoch + 2, "moved on before and after the rollback");
+        let again = migrate(&tenancy, false).await;
+        assert_eq!(again.iter().map(|r| r.migrations.len()).sum::<usize>(), 1, "{backend:?}: the rolled-back migration is applied again");
+        assert_eq!(tenancy.registry().require(&victim.id).await.unwrap().migrated_set.as_deref(), Some(fingerprint.as_str()));
+
+        // A record made with an epoch read before a forget is refused: a `db migrate` that finishes
+        // after a concurrent rollback never marks the rolled-back tenant up to date.
+        let before = tenancy.registry().require(&victim.id).await.unwrap();
+        tenancy.registry().forget_migrated_set(&victim.id).await.unwrap();
+        tenancy.registry().record_migrated_set(&fingerprint, &[(victim.id, before.schema_epoch)]).await.unwrap();
+        assert_eq!(tenancy.registry().require(&victim.id).await.unwrap().migrated_set, None);
+        tenancy.close().await;
     }
 }

@@ -39,7 +39,7 @@ impl FleetReporter for Finished {
 }
 
 async fn migrate_one(tenancy: &Tenancy, tenant: &Tenant, reporter: Arc<dyn FleetReporter>) -> TenantReport {
-    let options = FleetOptions { concurrency: 1, fail_fast: false, down_during: false };
+    let options = FleetOptions { concurrency: 1, fail_fast: false, down_during: false, verify: false };
     tenancy.run_fleet(vec![tenant.clone()], &Operation::Migrate, options, reporter).await.pop().unwrap()
 }
 
@@ -160,7 +160,7 @@ async fn a_fleet_migration_holds_one_connection_per_tenant_and_a_context_gets_a_
             all.push(tenancy.create_tenant(&request, &()).await.unwrap());
         }
         tenancy.connections().close_all().await;
-        let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: false };
+        let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: false, verify: false };
         let reports = tenancy.run_fleet(all.clone(), &Operation::Migrate, options, Arc::new(())).await;
         assert!(reports.iter().all(|r| r.failure.is_none()), "{backend:?}");
         let stats = tenancy.connections().stats();

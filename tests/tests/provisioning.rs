@@ -366,7 +366,7 @@ async fn a_tenant_copied_from_the_template_equals_a_migrated_one_and_takes_later
             .run_fleet(
                 vec![old_tenant.clone()],
                 &tenancy_core::migrate::fleet::Operation::Migrate,
-                tenancy_core::migrate::fleet::FleetOptions { concurrency: 1, fail_fast: false, down_during: false },
+                tenancy_core::migrate::fleet::FleetOptions { concurrency: 1, fail_fast: false, down_during: false, verify: false },
                 Arc::new(()),
             )
             .await;

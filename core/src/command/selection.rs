@@ -113,6 +113,6 @@ pub struct FleetArgs {
 impl FleetArgs {
     /// The options, with the default concurrency filled in from the configuration.
     pub fn options(&self, tenancy: &Tenancy) -> FleetOptions {
-        FleetOptions { concurrency: self.concurrency.get(tenancy), fail_fast: self.fail_fast, down_during: false }
+        FleetOptions { concurrency: self.concurrency.get(tenancy), fail_fast: self.fail_fast, down_during: false, verify: false }
     }
 }

@@ -18,7 +18,7 @@ use super::{Direction, MigrationName, MigrationRun};
 use crate::context::ProgressSink;
 use crate::maintenance::{Maintenance, MaintenanceOrigin};
 use crate::unwind::contain;
-use crate::{Config, Seeder, Tenancy, Tenant};
+use crate::{Config, Seeder, Tenancy, Tenant, TenantId};
 
 /// What to do to each tenant.
 #[derive(Clone)]
@@ -51,6 +51,17 @@ impl Operation {
     /// Whether this operation changes a tenant's schema (and so may take it down for maintenance).
     fn changes_schema(&self) -> bool {
         !matches!(self, Self::Pretend | Self::Seed(_))
+    }
+
+    /// Whether this operation has nothing to do on a tenant whose database is up to date, so the
+    /// registry's record of that ([`Tenant::migrated_set`]) can stand in for reading it.
+    fn idle_when_up_to_date(&self) -> bool {
+        matches!(self, Self::Migrate | Self::Pretend)
+    }
+
+    /// Whether this operation may move a tenant's schema back (or away from what was recorded).
+    fn may_move_back(&self) -> bool {
+        matches!(self, Self::Rollback { .. } | Self::Reset | Self::Refresh | Self::Fresh)
     }
 }
 
@@ -102,6 +113,10 @@ pub struct FleetOptions {
     /// Take each tenant down for maintenance while the operation changes its schema, and up
     /// again afterwards, even when it fails (see [`Tenancy::down_while`]).
     pub down_during: bool,
+    /// Read every tenant's database, even one the registry records as up to date with the
+    /// current migrations (`db migrate --verify`): what catches a database changed behind
+    /// tenancy's back.
+    pub verify: bool,
 }
 
 impl FleetOptions {
@@ -235,15 +250,40 @@ impl Tenancy {
             false => Default::default(),
         };
         let failed_before = &failed_before;
-        futures::stream::iter(tenants)
+        let fingerprint = self.migration_fingerprint().await;
+        let reports: Vec<TenantReport> = futures::stream::iter(tenants)
             .map(|tenant| {
                 let had_failure = failed_before.contains_key(&tenant.id);
-                let flags = RunFlags { fail_fast: options.fail_fast, had_failure, down_during: options.down_during };
+                let trusted = operation.idle_when_up_to_date()
+                    && !options.verify
+                    && !had_failure
+                    && tenant.migrated_set.as_deref() == Some(fingerprint);
+                let flags = RunFlags { fail_fast: options.fail_fast, had_failure, down_during: options.down_during, trusted };
                 self.run_one(tenant, operation, flags, &stop, reporter.clone())
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
-            .await
+            .await;
+        if let Operation::Migrate = operation {
+            self.record_up_to_date(fingerprint, &reports).await;
+        }
+        reports
+    }
+
+    /// Records in the registry that the tenants `db migrate` just brought up to date are, so the
+    /// next run need not read their databases; one transaction, after the run.
+    async fn record_up_to_date(&self, fingerprint: &str, reports: &[TenantReport]) {
+        let done: Vec<(TenantId, i64)> = reports
+            .iter()
+            .filter(|r| r.failure.is_none() && r.skipped.is_none() && r.tenant.migrated_set.as_deref() != Some(fingerprint))
+            .map(|r| (r.tenant.id, r.tenant.schema_epoch))
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        if let Err(err) = self.registry().record_migrated_set(fingerprint, &done).await {
+            tracing::warn!(error = %err, "could not record which tenants are up to date; the next run reads their databases");
+        }
     }
 
     async fn run_one(
@@ -261,7 +301,20 @@ impl Tenancy {
             return report;
         }
         reporter.on_tenant_started(&tenant);
+        if flags.trusted {
+            // The registry records this tenant up to date with these migrations, and nothing
+            // that could move its schema back has run since: there is nothing to read.
+            reporter.on_tenant_finished(&report);
+            return report;
+        }
         let started = Instant::now();
+        if operation.may_move_back()
+            && let Err(err) = self.registry().forget_migrated_set(&tenant.id).await
+        {
+            report.failure = Some(TenantFailure { step: "(registry)".into(), error: error_chain(&err) });
+            reporter.on_tenant_finished(&report);
+            return report;
+        }
         let down = match flags.down_during && operation.changes_schema() {
             true => self.down_while(&tenant, operation).await,
             false => Ok(DownWhile::NotNeeded),
@@ -285,6 +338,20 @@ impl Tenancy {
                 None => report.failure = Some(TenantFailure { step: MAINTENANCE_STEP.into(), error }),
                 Some(_) => report.warnings.push(error),
             }
+        }
+        // Again after the work: a `db migrate` that read the epoch before the first one and records
+        // after this work must find it moved.
+        if operation.may_move_back()
+            && let Err(err) = self.registry().forget_migrated_set(&tenant.id).await
+        {
+            report.warnings.push(format!("the registry still records it up to date: {}; run `db migrate --verify`", error_chain(&err)));
+        }
+        if matches!(operation, Operation::Migrate)
+            && report.failure.is_some()
+            && tenant.migrated_set.is_some()
+            && let Err(err) = self.registry().forget_migrated_set(&tenant.id).await
+        {
+            report.warnings.push(format!("its recorded migrations could not be forgotten: {}", error_chain(&err)));
         }
         report.elapsed = started.elapsed();
         if let Some(failure) = &report.failure {
@@ -430,6 +497,8 @@ struct RunFlags {
     had_failure: bool,
     /// Take it down for maintenance while its schema changes.
     down_during: bool,
+    /// The registry records it up to date with the current migrations, and the run trusts that.
+    trusted: bool,
 }
 
 /// Forwards one tenant's migration events to the fleet reporter, and counts the migrations

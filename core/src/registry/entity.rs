@@ -26,6 +26,10 @@ pub mod tenants {
         pub data: Json,
         /// Maintenance mode, when the tenant is down (`crate::maintenance::Maintenance`).
         pub maintenance: Option<Json>,
+        /// The migration set `db migrate` last brought its database up to date with.
+        pub migrated_set: Option<String>,
+        /// Moves on whenever its schema may move back (a rollback, a restore).
+        pub schema_epoch: i64,
         /// Creation time.
         pub created_at: DateTimeUtc,
         /// Last change.

@@ -19,6 +19,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(crate::migrate::BinaryCacheKeys),
             Box::new(CreateRegistryVersion),
             Box::new(AddTenantMaintenance),
+            Box::new(AddTenantMigratedSet),
         ]
     }
 
@@ -211,5 +212,33 @@ impl MigrationTrait for AddTenantMaintenance {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.alter_table(Table::alter().table("tenants").drop_column("maintenance").to_owned()).await
+    }
+}
+
+struct AddTenantMigratedSet;
+
+impl MigrationName for AddTenantMigratedSet {
+    fn name(&self) -> &str {
+        "m0007_add_tenant_migrated_set"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddTenantMigratedSet {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // The migration set (its fingerprint) `db migrate` last brought the tenant's database up to
+        // date with; NULL when unknown. `schema_epoch` moves on whenever a schema may move back, so a
+        // record made by a run that read an older epoch cannot land (one column per statement: SQLite).
+        manager.alter_table(Table::alter().table("tenants").add_column(string_len_null("migrated_set", 16)).to_owned()).await?;
+        manager.alter_table(Table::alter().table("tenants").add_column(big_integer("schema_epoch").default(0)).to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table("tenants").drop_column("schema_epoch").to_owned()).await?;
+        manager.alter_table(Table::alter().table("tenants").drop_column("migrated_set").to_owned()).await
     }
 }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
     SqlErr, TransactionTrait,
@@ -320,6 +320,8 @@ impl Registry {
             server: Set(new.server.clone()),
             data: Set(new.data.clone()),
             maintenance: Set(None),
+            migrated_set: Set(None),
+            schema_epoch: Set(0),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -395,6 +397,46 @@ impl Registry {
         let value = sea_orm::Value::Json(maintenance.map(|m| Box::new(m.to_stored())));
         let action = || format!("set the maintenance mode of tenant `{id}`");
         self.update_tenant(id, tenants::Column::Maintenance, value, action).await
+    }
+
+    /// Forgets the migration set recorded for the tenant `id` and moves its schema epoch on. Call it
+    /// before and after anything that may move the tenant's schema back (a rollback, a restore, a
+    /// recreated database): a record made meanwhile by a `db migrate` that read the old epoch is
+    /// then refused, and the next run reads the tenant's database. Not announced to other
+    /// processes' caches: nothing they serve depends on it.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn forget_migrated_set(&self, id: &TenantId) -> Result<(), RegistryError> {
+        tenants::Entity::update_many()
+            .col_expr(tenants::Column::MigratedSet, Expr::value(Option::<String>::None))
+            .col_expr(tenants::Column::SchemaEpoch, Expr::col(tenants::Column::SchemaEpoch).add(1))
+            .filter(tenants::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(RegistryError::query(format!("forget the recorded migrations of tenant `{id}`")))?;
+        Ok(())
+    }
+
+    /// Records that each tenant's database is up to date with the migration set `fingerprint`,
+    /// unless its schema epoch moved since the given one was read (it may have moved back). One
+    /// transaction for all.
+    ///
+    /// # Errors
+    /// When the queries fail; nothing is recorded then.
+    pub async fn record_migrated_set(&self, fingerprint: &str, tenants: &[(TenantId, i64)]) -> Result<(), RegistryError> {
+        let action = || "record the tenants' migration set".to_owned();
+        let txn = self.db.begin().await.map_err(RegistryError::query(action()))?;
+        for (id, epoch) in tenants {
+            tenants::Entity::update_many()
+                .col_expr(tenants::Column::MigratedSet, Expr::value(fingerprint))
+                .filter(tenants::Column::Id.eq(id.to_string()))
+                .filter(tenants::Column::SchemaEpoch.eq(*epoch))
+                .exec(&txn)
+                .await
+                .map_err(RegistryError::query(action()))?;
+        }
+        txn.commit().await.map_err(RegistryError::query(action()))
     }
 
     /// Sets one column of a tenant, announcing the change to every process's caches.
@@ -574,6 +616,8 @@ fn tenant_from_row(row: tenants::Model, domains: Vec<TenantDomain>) -> Result<Te
             .map(Maintenance::from_stored)
             .transpose()
             .map_err(|err| corrupt(format!("its maintenance record is unreadable ({err})")))?,
+        migrated_set: row.migrated_set.clone(),
+        schema_epoch: row.schema_epoch,
         domains,
         created_at: row.created_at,
         updated_at: row.updated_at,

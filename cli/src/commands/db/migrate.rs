@@ -1,7 +1,7 @@
 //! `tenancy db migrate`: applies pending migrations, or with `--pretend` prints their SQL.
 
 use clap::Args;
-use tenancy_core::migrate::fleet::Operation;
+use tenancy_core::migrate::fleet::{FleetOptions, Operation};
 
 use super::{DownDuringArg, run_over};
 use crate::CliContext;
@@ -20,13 +20,26 @@ pub struct MigrateArgs {
     /// Print the SQL each pending migration would run, and change nothing
     #[arg(long, conflicts_with = "down_during")]
     pub pretend: bool,
+    /// Read every tenant's database, even those the registry records as up to date with these
+    /// migrations (catches a database changed behind tenancy's back)
+    #[arg(long)]
+    pub verify: bool,
 }
 
 pub async fn run(args: MigrateArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out, "tenancy db migrate").await?;
         let (operation, verb) = if args.pretend { (Operation::Pretend, "Pretended") } else { (Operation::Migrate, "Migrated") };
-        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, args.down.down_during, verb).await)
+        Ok(run_over(
+            tenancy,
+            ctx.out,
+            tenants,
+            operation,
+            &args.fleet,
+            FleetOptions { verify: args.verify, ..args.down.options(&args.fleet, tenancy) },
+            verb,
+        )
+        .await)
     })
     .await
 }

@@ -59,6 +59,13 @@ pub struct DownDuringArg {
     pub down_during: bool,
 }
 
+impl DownDuringArg {
+    /// The run's options: `fleet`'s, with this flag.
+    fn options(&self, fleet: &FleetArgs, tenancy: &Tenancy) -> FleetOptions {
+        FleetOptions { down_during: self.down_during, ..fleet.options(tenancy) }
+    }
+}
+
 /// Runs `operation` over `tenants` with a [`FleetView`], prints the summary and says how it ended.
 async fn run_over(
     tenancy: &Tenancy,
@@ -66,11 +73,10 @@ async fn run_over(
     tenants: Vec<Tenant>,
     operation: Operation,
     fleet: &FleetArgs,
-    down_during: bool,
+    options: FleetOptions,
     verb: &'static str,
 ) -> ExitStatus {
     let started = Instant::now();
-    let options = FleetOptions { down_during, ..fleet.options(tenancy) };
     let total = tenants.len();
     if out.is_json() {
         out.json(&json!({"event": "fleet_started", "tenants": total, "concurrency": options.concurrency}));

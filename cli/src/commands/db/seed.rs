@@ -34,7 +34,7 @@ pub async fn run(args: SeedArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
     };
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, out, "tenancy db seed").await?;
-        Ok(run_over(tenancy, out, tenants, Operation::Seed(seeders), &args.fleet, false, "Seeded").await)
+        Ok(run_over(tenancy, out, tenants, Operation::Seed(seeders), &args.fleet, args.fleet.options(tenancy), "Seeded").await)
     })
     .await
 }

@@ -68,7 +68,7 @@ pub async fn rollback(args: RollbackArgs, ctx: &CliContext<'_>) -> anyhow::Resul
     ctx.with_tenancy(async |tenancy| {
         let tenants = args.selection.resolve(tenancy, ctx.out, "tenancy db rollback").await?;
         let operation = Operation::Rollback { steps: args.step as usize };
-        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, args.down.down_during, "Rolled back").await)
+        Ok(run_over(tenancy, ctx.out, tenants, operation, &args.fleet, args.down.options(&args.fleet, tenancy), "Rolled back").await)
     })
     .await
 }
@@ -96,7 +96,7 @@ pub async fn destructive(args: DestructiveArgs, kind: Destructive, ctx: &CliCont
             Destructive::Refresh => (Operation::Refresh, "Refreshed"),
             Destructive::Fresh => (Operation::Fresh, "Recreated"),
         };
-        Ok(run_over(tenancy, out, tenants, operation, &args.fleet, args.down.down_during, verb).await)
+        Ok(run_over(tenancy, out, tenants, operation, &args.fleet, args.down.options(&args.fleet, tenancy), verb).await)
     })
     .await
 }

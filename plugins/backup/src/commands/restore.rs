@@ -82,12 +82,18 @@ async fn in_place(cx: &Context<'_>, found: &Found, identities: Arc<Identities>, 
     let cannot = |err: anyhow::Error| err.context(format!("backup {} cannot be restored", manifest.id));
     let unpacked = Unpacked::dump(cx.store, found, identities.clone()).await.map_err(cannot)?;
     let files = Unpacked::files(cx.store, found, identities).await.map_err(cannot)?;
+    // The backup's schema may be older than the tenant's: whatever the registry records of its
+    // migrations no longer holds (forgotten before and after, see `Registry::forget_migrated_set`).
+    cx.tenancy.registry().forget_migrated_set(&tenant.id).await?;
     let previous = tenant.status;
     if previous != TenantStatus::Inactive {
         cx.tenancy.registry().set_status(&tenant.id, TenantStatus::Inactive).await?;
     }
     let mut restored = engine::restore_into(&source, manifest, unpacked.path(), cx.config.lock_timeout()).await;
     cx.tenancy.connections().close(&tenant.id).await;
+    if let Err(err) = cx.tenancy.registry().forget_migrated_set(&tenant.id).await {
+        cx.out().warn(&format!("the registry may still record tenant {tenant} as up to date: {err}; run `tenancy db migrate --verify`"));
+    }
     if restored.is_ok()
         && let Some(files) = &files
         && let Err(err) = cx.tenancy.files_of(&tenant).replace_with(files.path()).await

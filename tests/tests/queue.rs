@@ -345,9 +345,13 @@ async fn jobs_of_missing_deleted_or_suspended_tenants_never_run_elsewhere() {
         // Only the bystander's own job wrote to the bystander: not the ghost's, which named it in its payload.
         assert_eq!(job_emails(&tenancy, &bystander).await, vec!["7@jobs.test".to_owned()], "{}", setup.name());
         assert!(job_emails(&tenancy, &suspended).await.is_empty(), "{}", setup.name());
-        // `queue clear` removes the failed job of that tenant only.
+        // `queue clear` removes the failed job of that tenant only, and counts what `queue status` showed.
+        let shown = engine.failed(Some(&suspended.id)).await.unwrap();
+        assert_eq!(shown.len(), 1, "{}: {shown:?}", setup.name());
         assert_eq!(engine.clear(&suspended.id).await.unwrap(), 1, "{}", setup.name());
-        assert_eq!(engine.failed(None).await.unwrap().len(), 1, "{}", setup.name());
+        assert!(engine.status().await.unwrap().tenants.iter().all(|(tenant, _)| tenant != &suspended.id.to_string()), "{}", setup.name());
+        let left = engine.failed(None).await.unwrap();
+        assert!(left.len() == 1 && left[0].tenant.as_deref() == Some(ghost.to_string().as_str()), "{}: {left:?}", setup.name());
         close(tenancy, setup.engine).await;
     }
 }

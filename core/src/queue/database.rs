@@ -530,22 +530,27 @@ impl QueueEngine for DatabaseEngine {
     }
 
     async fn clear(&self, tenant: &TenantId) -> Result<u64, EngineError> {
-        // Running jobs are left to finish (or to fail on finding their tenant gone).
-        let result = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(
-                "DELETE FROM Jobs WHERE json_extract(metadata, '$.tenancy_tenant') = ?1 AND status NOT IN ('Running', 'Queued')",
-            )
-            .bind(tenant.to_string())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()),
-            Pool::Postgres(pool) => {
-                sqlx::query("DELETE FROM apalis.jobs WHERE metadata -> 'tenancy_tenant' = $1 AND status NOT IN ('Running', 'Queued')")
-                    .bind(tenant.to_string())
-                    .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected())
-            }
+        // Running jobs are left to finish (or to fail on finding their tenant gone). Finished
+        // jobs are apalis' history, not work: removed too (their payloads are the tenant's data),
+        // but not counted, so the count matches what `queue status` showed.
+        let id = tenant.to_string();
+        // In one transaction; the same on either storage (their pool types differ, so a macro).
+        macro_rules! clear_on {
+            ($pool:expr, $table:literal, $select:literal) => {
+                async {
+                    let mut tx = $pool.begin().await?;
+                    let sql = concat!("DELETE FROM ", $table, " WHERE ", $select, " AND status NOT IN ('Running', 'Queued', 'Done')");
+                    let removed = sqlx::query(sql).bind(&id).execute(&mut *tx).await?.rows_affected();
+                    let sql = concat!("DELETE FROM ", $table, " WHERE ", $select, " AND status = 'Done'");
+                    sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+                    tx.commit().await.map(|()| removed)
+                }
+                .await
+            };
+        }
+        let result: Result<u64, sqlx::Error> = match &self.pool {
+            Pool::Sqlite(pool) => clear_on!(pool, "Jobs", "json_extract(metadata, '$.tenancy_tenant') = ?1"),
+            Pool::Postgres(pool) => clear_on!(pool, "apalis.jobs", "metadata -> 'tenancy_tenant' = $1"),
         };
         result.map_err(|err| self.error(err))
     }

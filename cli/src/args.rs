@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cache, completions, db, doctor, init, plugin, queue, run, serve, tenant};
+use crate::commands::{cache, completions, db, doctor, init, plugin, queue, run, serve, server, tenant};
 
 /// Database-per-tenant multi-tenancy: create, migrate and manage every tenant's database.
 #[derive(Debug, Parser)]
@@ -79,6 +79,9 @@ pub enum Command {
     Queue(queue::QueueCommand),
     /// Run a program once per tenant, with its DATABASE_URL and TENANCY_TENANT_* in the environment
     Run(run::RunArgs),
+    /// List the database servers, and drain or open them to new tenants
+    #[command(subcommand)]
+    Server(server::ServerCommand),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }

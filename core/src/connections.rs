@@ -19,17 +19,21 @@
 //! that tenant takes room again (a counter), with no new pool made and none closed. Without this,
 //! a server whose requests spread over more tenants than the budget has pools for made and closed
 //! a pool per request. Dormant pools are bounded by [`MAX_DORMANT_POOLS`] and the idle timeout.
+//!
+//! Where servers have budgets of their own (`[tenant_database.servers.NAME] connection_budget`),
+//! a reservation also counts against its tenant's server, and room for a server that is full is
+//! made by closing that server's idle pools only: closing another's would free nothing it can use.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 use tokio::sync::Notify;
 
-use crate::database::{DatabaseError, DatabaseManager, DatabaseName};
-use crate::{Config, TenantId};
+use crate::database::{DatabaseError, DatabaseManager};
+use crate::{Config, Tenant, TenantId};
 
 fn lock(state: &Mutex<CacheState>) -> MutexGuard<'_, CacheState> {
     // A panic while holding this lock leaves only a map behind; its contents stay valid.
@@ -53,14 +57,27 @@ struct Taken {
     pools: usize,
     connections: u32,
     peak_connections: u32,
+    /// Connections reserved on each server that has a budget of its own.
+    per_server: HashMap<Arc<str>, u32>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Limits {
     pool_size: u32,
     max_open_pools: usize,
     connection_budget: u32,
+    /// The servers with budgets of their own; `connection_budget` is then their sum.
+    server_budgets: BTreeMap<String, u32>,
     idle_timeout: Duration,
+}
+
+/// Which limit left no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// `max_open_pools` or the budget of all pools.
+    Overall,
+    /// The budget of the tenant's server.
+    Server,
 }
 
 /// The most dormant pools kept; beyond it the least recently used eighth of them is dropped. They
@@ -83,6 +100,8 @@ struct CacheState {
 #[derive(Debug)]
 struct OpenPool {
     connection: DatabaseConnection,
+    /// The server its database is on.
+    server: Arc<str>,
     /// The most connections it opens.
     size: u32,
     /// Cloned into every lease: a strong count above one means the pool is in use.
@@ -141,19 +160,21 @@ impl CacheState {
         self.pools.drain().map(|(_, pool)| pool).collect()
     }
 
-    /// Gives room back for another pool: the least recently used idle pool that never connected
-    /// goes dormant, else the least recently used idle pool is taken out, to be closed.
-    fn free_room(&mut self) -> Option<Freed> {
-        if let Some(room) = self.put_one_to_sleep() {
+    /// Gives room back for another pool (on the server `on`, if given): the least recently used
+    /// idle pool that never connected goes dormant, else the least recently used idle pool is
+    /// taken out, to be closed.
+    fn free_room(&mut self, on: Option<&str>) -> Option<Freed> {
+        if let Some(room) = self.put_one_to_sleep(on) {
             return Some(Freed::Room(room));
         }
-        let victim = self.least_recently_used_open(OpenPool::is_idle)?;
+        let victim = self.least_recently_used_open(on, OpenPool::is_idle)?;
         self.remove(&victim).map(Freed::Pool)
     }
 
-    /// Makes the least recently used idle pool that never connected dormant, and returns its room.
-    fn put_one_to_sleep(&mut self) -> Option<Reservation> {
-        let sleeper = self.least_recently_used_open(OpenPool::can_sleep)?;
+    /// Makes the least recently used idle pool (on the server `on`, if given) that never
+    /// connected dormant, and returns its room.
+    fn put_one_to_sleep(&mut self, on: Option<&str>) -> Option<Reservation> {
+        let sleeper = self.least_recently_used_open(on, OpenPool::can_sleep)?;
         self.put_to_sleep(&sleeper)
     }
 
@@ -164,9 +185,11 @@ impl CacheState {
         room
     }
 
-    fn least_recently_used_open(&self, which: fn(&OpenPool) -> bool) -> Option<TenantId> {
+    fn least_recently_used_open(&self, on: Option<&str>, which: fn(&OpenPool) -> bool) -> Option<TenantId> {
         let open = self.open.iter().filter_map(|id| Some((id, self.pools.get(id)?)));
-        open.filter(|(_, pool)| which(pool)).min_by_key(|(_, pool)| pool.last_used).map(|(id, _)| *id)
+        open.filter(|(_, pool)| which(pool) && on.is_none_or(|server| *pool.server == *server))
+            .min_by_key(|(_, pool)| pool.last_used)
+            .map(|(id, _)| *id)
     }
 
     /// Past [`MAX_DORMANT_POOLS`], drops the least recently used eighth of the dormant pools
@@ -199,6 +222,8 @@ enum Freed {
 struct Reservation {
     taken: Arc<Mutex<Taken>>,
     connections: u32,
+    /// The server it counts against too, when that server has a budget of its own.
+    server: Option<Arc<str>>,
     capacity: Arc<Notify>,
 }
 
@@ -208,6 +233,9 @@ impl Drop for Reservation {
             let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
             taken.pools -= 1;
             taken.connections -= self.connections;
+            if let Some(on_server) = self.server.as_ref().and_then(|server| taken.per_server.get_mut(server)) {
+                *on_server -= self.connections;
+            }
         }
         self.capacity.notify_waiters();
     }
@@ -296,6 +324,7 @@ impl ConnectionCache {
     /// A cache with the limits of `[tenant_database]`.
     pub fn new(config: &Config) -> Self {
         let db = &config.tenant_database;
+        let (connection_budget, server_budgets) = config.connection_budgets();
         Self {
             state: Arc::default(),
             taken: Arc::default(),
@@ -303,7 +332,8 @@ impl ConnectionCache {
             limits: Limits {
                 pool_size: db.pool_size,
                 max_open_pools: db.max_open_pools as usize,
-                connection_budget: db.connection_budget,
+                connection_budget,
+                server_budgets,
                 idle_timeout: config.idle_timeout(),
             },
         }
@@ -321,13 +351,8 @@ impl ConnectionCache {
     /// [`DatabaseError::Connect`] when the tenant's database cannot be reached;
     /// [`DatabaseError::NestedOverBudget`] when the only pools that could make room are held by the
     /// tenant contexts this task runs in.
-    pub async fn lease(
-        &self,
-        tenant: &TenantId,
-        database: &DatabaseName,
-        manager: &dyn DatabaseManager,
-    ) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, database, manager, self.limits.pool_size, Open::Now).await
+    pub async fn lease(&self, tenant: &Tenant, manager: &dyn DatabaseManager) -> Result<PoolLease, DatabaseError> {
+        self.lease_sized(tenant, manager, self.limits.pool_size, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`] for work that sends one statement at a time (migrations): a pool
@@ -338,13 +363,8 @@ impl ConnectionCache {
     ///
     /// # Errors
     /// As [`ConnectionCache::lease`].
-    pub async fn lease_one_connection(
-        &self,
-        tenant: &TenantId,
-        database: &DatabaseName,
-        manager: &dyn DatabaseManager,
-    ) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, database, manager, 1, Open::Now).await
+    pub async fn lease_one_connection(&self, tenant: &Tenant, manager: &dyn DatabaseManager) -> Result<PoolLease, DatabaseError> {
+        self.lease_sized(tenant, manager, 1, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`], except that a pool that is not open yet is made without
@@ -353,43 +373,31 @@ impl ConnectionCache {
     ///
     /// # Errors
     /// As [`ConnectionCache::lease`], except that an unreachable database fails the first query.
-    pub async fn lease_lazily(
-        &self,
-        tenant: &TenantId,
-        database: &DatabaseName,
-        manager: &dyn DatabaseManager,
-    ) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, database, manager, self.limits.pool_size, Open::Lazily).await
+    pub async fn lease_lazily(&self, tenant: &Tenant, manager: &dyn DatabaseManager) -> Result<PoolLease, DatabaseError> {
+        self.lease_sized(tenant, manager, self.limits.pool_size, Open::Lazily).await
     }
 
-    async fn lease_sized(
-        &self,
-        tenant: &TenantId,
-        database: &DatabaseName,
-        manager: &dyn DatabaseManager,
-        size: u32,
-        open: Open,
-    ) -> Result<PoolLease, DatabaseError> {
+    async fn lease_sized(&self, tenant: &Tenant, manager: &dyn DatabaseManager, size: u32, open: Open) -> Result<PoolLease, DatabaseError> {
         crate::metrics::pool_leased();
-        let cold = match self.warm(tenant, size) {
+        let cold = match self.warm(&tenant.id, size) {
             Warm::Lease(lease) => return Ok(lease),
             Warm::TooSmall(pool) => Cold::TooSmall(pool),
             Warm::Dormant(pool) => Cold::Dormant(pool),
             Warm::Cold => Cold::Absent,
         };
         // Boxed: opening's future is large, and a warm lease (most requests) must not carry it.
-        Box::pin(self.open_cold(tenant, database, manager, size, open, cold)).await
+        Box::pin(self.open_cold(tenant, manager, size, open, cold)).await
     }
 
     async fn open_cold(
         &self,
-        tenant: &TenantId,
-        database: &DatabaseName,
+        tenant: &Tenant,
         manager: &dyn DatabaseManager,
         size: u32,
         open: Open,
         cold: Cold,
     ) -> Result<PoolLease, DatabaseError> {
+        let (id, database) = (&tenant.id, &tenant.database);
         let dormant = match cold {
             Cold::TooSmall(pool) => {
                 let _ = pool.connection.close().await;
@@ -400,7 +408,7 @@ impl ConnectionCache {
         };
         self.close_idle_pools().await;
         let (size, reopening) = dormant.as_ref().map_or((size, false), |pool| (pool.size, true));
-        let room = self.reserve(tenant, size).await?;
+        let room = self.reserve(id, &tenant.server, size).await?;
         // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
         let connection = match (dormant, open) {
             (Some(pool), _) => pool.connection,
@@ -413,13 +421,14 @@ impl ConnectionCache {
             if !reopening {
                 crate::metrics::pool_opened();
             }
-            match state.pools.entry(*tenant) {
+            match state.pools.entry(*id) {
                 // Another task opened this tenant's pool meanwhile: use theirs, close ours.
-                Entry::Occupied(entry) if entry.get().room.is_some() => (entry.into_mut().lease(self, *tenant), Some((connection, room))),
+                Entry::Occupied(entry) if entry.get().room.is_some() => (entry.into_mut().lease(self, *id), Some((connection, room))),
                 // Absent, or dormant (another task left it here): ours replaces it.
                 _ => {
-                    let pool = OpenPool { connection, size, in_use: Arc::new(()), last_used: Instant::now(), room: Some(room) };
-                    (state.insert(*tenant, pool).lease(self, *tenant), None)
+                    let server = Arc::from(tenant.server.as_str());
+                    let pool = OpenPool { connection, server, size, in_use: Arc::new(()), last_used: Instant::now(), room: Some(room) };
+                    (state.insert(*id, pool).lease(self, *id), None)
                 }
             }
         };
@@ -439,12 +448,13 @@ impl ConnectionCache {
             return state.remove(tenant).map_or(Warm::Cold, Warm::TooSmall);
         }
         if pool.room.is_none() {
-            let size = pool.size;
+            let (size, server) = (pool.size, pool.server.clone());
             let room = loop {
-                if let Some(room) = self.try_reserve(size) {
-                    break room;
-                }
-                match state.put_one_to_sleep() {
+                let full = match self.try_reserve(size, &server) {
+                    Ok(room) => break room,
+                    Err(full) => full,
+                };
+                match state.put_one_to_sleep((full == Full::Server).then_some(&*server)) {
                     Some(room) => drop(room),
                     // Room would take closing a pool or waiting: the cold path does that.
                     None => return state.remove(tenant).map_or(Warm::Cold, Warm::Dormant),
@@ -457,18 +467,20 @@ impl ConnectionCache {
         state.pools.get_mut(tenant).map_or(Warm::Cold, |pool| Warm::Lease(pool.lease(self, *tenant)))
     }
 
-    /// Takes room for one pool, closing least recently used idle pools (or waiting for a lease to
-    /// end) until the budget and `max_open_pools` allow it.
-    async fn reserve(&self, tenant: &TenantId, size: u32) -> Result<Reservation, DatabaseError> {
+    /// Takes room for one pool on `server`, closing least recently used idle pools (or waiting
+    /// for a lease to end) until the budgets and `max_open_pools` allow it.
+    async fn reserve(&self, tenant: &TenantId, server: &str, size: u32) -> Result<Reservation, DatabaseError> {
         loop {
             // Register interest before looking, so capacity returned between the look and the wait is not missed.
             let returned = self.capacity.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
-            if let Some(room) = self.try_reserve(size) {
-                return Ok(room);
-            }
-            let freed = self.lock().free_room();
+            let on = match self.try_reserve(size, server) {
+                Ok(room) => return Ok(room),
+                Err(Full::Overall) => None,
+                Err(Full::Server) => Some(server),
+            };
+            let freed = self.lock().free_room(on);
             match freed {
                 Some(Freed::Room(room)) => drop(room),
                 Some(Freed::Pool(evicted)) => {
@@ -476,7 +488,7 @@ impl ConnectionCache {
                     let _ = evicted.connection.close().await;
                 }
                 None => {
-                    self.refuse_a_wait_that_cannot_end(tenant)?;
+                    self.refuse_a_wait_that_cannot_end(tenant, on)?;
                     let waiting = Instant::now();
                     returned.await;
                     crate::metrics::budget_waited(waiting.elapsed());
@@ -485,29 +497,42 @@ impl ConnectionCache {
         }
     }
 
-    fn try_reserve(&self, size: u32) -> Option<Reservation> {
+    /// Room for a pool of `size` connections on `server`, if every limit allows it now.
+    fn try_reserve(&self, size: u32, server: &str) -> Result<Reservation, Full> {
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         let connections = taken.connections + size;
         if taken.pools >= self.limits.max_open_pools || connections > self.limits.connection_budget {
-            return None;
+            return Err(Full::Overall);
         }
+        let server = match self.limits.server_budgets.get(server) {
+            Some(&budget) => {
+                let on_server = taken.per_server.entry(Arc::from(server)).or_default();
+                if *on_server + size > budget {
+                    return Err(Full::Server);
+                }
+                *on_server += size;
+                Some(Arc::from(server))
+            }
+            None => None,
+        };
         taken.pools += 1;
         taken.connections = connections;
         taken.peak_connections = taken.peak_connections.max(connections);
-        Some(Reservation { taken: self.taken.clone(), connections: size, capacity: self.capacity.clone() })
+        Ok(Reservation { taken: self.taken.clone(), connections: size, server, capacity: self.capacity.clone() })
     }
 
     /// Inside nested tenant contexts, the pools of the outer contexts stay in use until this task
-    /// returns: if they are the only pools in use and no other open is under way, waiting would
-    /// never end.
-    fn refuse_a_wait_that_cannot_end(&self, tenant: &TenantId) -> Result<(), DatabaseError> {
+    /// returns: if they are the only pools in use (on the full server `on`, if given) and no other
+    /// open is under way, waiting would never end.
+    fn refuse_a_wait_that_cannot_end(&self, tenant: &TenantId, on: Option<&str>) -> Result<(), DatabaseError> {
         let held = crate::context::held_tenants();
         if held.is_empty() {
             return Ok(());
         }
         let state = self.lock();
         let opening = self.taken.lock().unwrap_or_else(PoisonError::into_inner).pools.saturating_sub(state.open.len());
-        let only_ours = state.open.iter().filter(|id| state.pools.get(id).is_some_and(|pool| !pool.is_idle())).all(|id| held.contains(id));
+        let in_use = |pool: &OpenPool| !pool.is_idle() && on.is_none_or(|server| *pool.server == *server);
+        let only_ours = state.open.iter().filter(|id| state.pools.get(id).is_some_and(in_use)).all(|id| held.contains(id));
         if opening == 0 && only_ours {
             return Err(DatabaseError::NestedOverBudget {
                 tenant: tenant.to_string(),

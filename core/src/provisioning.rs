@@ -40,6 +40,8 @@ pub struct TenantRequest {
     pub data: serde_json::Value,
     /// Plugins' switches given to `tenant create` (`with-homepage`), read by their steps.
     pub flags: BTreeSet<String>,
+    /// The server to put it on (`--server`); `None` lets `tenant_database.placement` choose.
+    pub server: Option<String>,
 }
 
 impl TenantRequest {
@@ -54,6 +56,7 @@ impl TenantRequest {
             homepage_enabled: false,
             data: serde_json::json!({}),
             flags: BTreeSet::new(),
+            server: None,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct Provisioning<'a> {
     pub id: TenantId,
     /// Its database name.
     pub database: DatabaseName,
+    /// The server its database goes on, chosen before the first step.
+    pub server: String,
     tenant: Option<Tenant>,
     /// Set when the database came migrated (a copy of the template, or from the pool): how many
     /// migrations it carries, and whence.
@@ -247,8 +252,16 @@ impl Provisioner {
                 undo_failures: Vec::new(),
             });
         }
+        let server = tenancy.place_new_tenant(request.server.as_deref()).await.map_err(|err| {
+            let source: BoxError = if err.is_bad_input() {
+                Box::new(UsageError::new(err.to_string(), "nothing was created; name a configured server"))
+            } else {
+                Box::new(err)
+            };
+            ProvisionError { name: request.name.to_string(), id, step: "place".into(), source, undo_failures: Vec::new() }
+        })?;
         let database = tenancy.config().naming().name_for(&id);
-        let mut job = Provisioning { tenancy, request, id, database, tenant: None, premigrated: None };
+        let mut job = Provisioning { tenancy, request, id, database, server, tenant: None, premigrated: None };
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());
             let started = Instant::now();
@@ -297,13 +310,17 @@ impl ProvisioningStep for Register {
             name: job.request.name.clone(),
             status: TenantStatus::Creating,
             database: job.database.clone(),
-            server: job.tenancy.config().tenant_database.server.clone(),
+            server: job.server.clone(),
             domains: job.request.domains.clone(),
             homepage_enabled: job.request.homepage_enabled,
             data: job.request.data.clone(),
         };
         let tenant = job.tenancy.registry().insert(&new).await?;
-        let detail = format!("{tenant}");
+        let detail = if job.tenancy.config().server_names().len() > 1 {
+            format!("{tenant} on server `{}`", job.server)
+        } else {
+            format!("{tenant}")
+        };
         job.tenant = Some(tenant);
         Ok(StepOutcome::Done(detail))
     }
@@ -323,10 +340,11 @@ impl ProvisioningStep for CreateDatabase {
     }
 
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
-        let manager = job.tenancy.default_manager();
+        let manager = job.tenancy.manager_on(&job.server)?;
         let location = manager.location(&job.database);
         let provision = job.tenancy.config().tenant_database.provision;
-        if job.request.migrate && provision == Provision::Pool {
+        // The pool is on the main server; elsewhere a template (where there is one) stands in.
+        if job.request.migrate && provision == Provision::Pool && job.server == job.tenancy.config().tenant_database.server {
             if let Some(migrations) = job.tenancy.take_from_pool(&job.database).await? {
                 job.premigrated = Some((migrations, "in the ready-made database"));
                 return Ok(StepOutcome::Done(format!("database `{location}`, taken from the pool")));
@@ -344,7 +362,7 @@ impl ProvisioningStep for CreateDatabase {
 
     async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {
         job.tenancy.connections().close(&job.id).await;
-        Ok(job.tenancy.default_manager().drop_database(&job.database).await?)
+        Ok(job.tenancy.manager_on(&job.server)?.drop_database(&job.database).await?)
     }
 }
 

@@ -286,15 +286,23 @@ impl Tenancy {
         self.managers.get(&self.config.tenant_database.server).expect("the default server's manager is made in TenancyBuilder::open")
     }
 
+    /// The manager of the server named `server` (SQLite: the one folder, whatever the name).
+    ///
+    /// # Errors
+    /// [`DatabaseError::UnknownServer`] if no server of that name is configured.
+    pub fn manager_on(&self, server: &str) -> Result<&Arc<dyn DatabaseManager>, DatabaseError> {
+        if self.config.tenant_database.servers.is_empty() {
+            return Ok(self.default_manager());
+        }
+        self.managers.get(server).ok_or_else(|| DatabaseError::UnknownServer(server.to_owned()))
+    }
+
     /// The manager of the server `tenant`'s database is on.
     ///
     /// # Errors
     /// [`DatabaseError::UnknownServer`] if the tenant's server is no longer configured.
     pub fn manager_of(&self, tenant: &Tenant) -> Result<&Arc<dyn DatabaseManager>, DatabaseError> {
-        if self.config.tenant_database.servers.is_empty() {
-            return Ok(self.default_manager());
-        }
-        self.managers.get(&tenant.server).ok_or_else(|| DatabaseError::UnknownServer(tenant.server.clone()))
+        self.manager_on(&tenant.server)
     }
 
     /// Every configured server's manager, by server name.
@@ -377,9 +385,9 @@ impl Tenancy {
             let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
             let manager = self.manager_of(&tenant).map_err(database_error)?.as_ref();
             let lease = match size {
-                PoolSize::Full => self.connections.lease(&tenant.id, &tenant.database, manager).await,
-                PoolSize::One => self.connections.lease_one_connection(&tenant.id, &tenant.database, manager).await,
-                PoolSize::Lazy => self.connections.lease_lazily(&tenant.id, &tenant.database, manager).await,
+                PoolSize::Full => self.connections.lease(&tenant, manager).await,
+                PoolSize::One => self.connections.lease_one_connection(&tenant, manager).await,
+                PoolSize::Lazy => self.connections.lease_lazily(&tenant, manager).await,
             }
             .map_err(database_error)?;
             // Checked with the lease held: a delete closes the tenant, then waits for its leases to

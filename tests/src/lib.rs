@@ -12,6 +12,7 @@
 //! end-to-end tests use it.
 
 pub mod bucket;
+pub mod cluster;
 pub mod http;
 pub mod migrators;
 pub mod prometheus;
@@ -35,6 +36,10 @@ pub const MYSQL_ADDR: &str = "127.0.0.1:3306";
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 /// The S3-compatible server's (moto's, started by `.ci/services`) address on test machines.
 pub const S3_ADDR: &str = "127.0.0.1:5055";
+/// The two extra PostgreSQL clusters `.ci/services` starts, for tests over several servers.
+pub const EXTRA_POSTGRES_ADDRS: [&str; 2] = ["127.0.0.1:5433", "127.0.0.1:5434"];
+/// The server names [`TestEnv::add_postgres_servers`] configures: the main one, then the extra clusters.
+pub const SERVER_NAMES: [&str; 3] = ["default", "second", "third"];
 
 /// Whether a server answers on `address`. Off CI a missing server is reported and its tests are
 /// skipped; with `CI` set it fails the test.
@@ -157,6 +162,8 @@ pub struct TestEnv {
     dir: tempfile::TempDir,
     /// Unique per test: `t` + 10 hex digits + `_`.
     pub prefix: String,
+    /// The extra PostgreSQL clusters this test put tenants on (their admin URLs), cleaned too.
+    extra_postgres: Vec<String>,
 }
 
 impl TestEnv {
@@ -166,8 +173,12 @@ impl TestEnv {
             return None;
         }
         let random = TenantId::new().simple();
-        let env =
-            Self { backend, dir: tempfile::tempdir().expect("a temporary folder"), prefix: format!("t{}_", &random[random.len() - 10..]) };
+        let env = Self {
+            backend,
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            prefix: format!("t{}_", &random[random.len() - 10..]),
+            extra_postgres: Vec::new(),
+        };
         std::fs::write(env.dir.path().join("tenancy.toml"), env.config_toml()).expect("write tenancy.toml");
         Some(env)
     }
@@ -219,6 +230,42 @@ impl TestEnv {
         toml
     }
 
+    /// Configures three PostgreSQL servers, [`SERVER_NAMES`]: the main cluster and the two extra
+    /// ones, each as a table with its line of `settings` added (`"weight = 2"`, or `""`), and
+    /// `placement`; under schema isolation each gets its own copy of the registry's database name
+    /// to hold the schemas. `None` (after saying so, or failing under CI) when the extra clusters
+    /// are not running, or the backend is not PostgreSQL.
+    pub async fn add_postgres_servers(&mut self, settings: [&str; 3], placement: &str) -> Option<()> {
+        if !matches!(self.backend, Backend::Postgres | Backend::PostgresSchema) {
+            return None;
+        }
+        if !EXTRA_POSTGRES_ADDRS.iter().all(|address| service_available("postgres-servers", address)) {
+            return None;
+        }
+        let database = if self.backend == Backend::PostgresSchema { self.central_database() } else { "postgres".into() };
+        let mut toml = self.config_toml().split("\n[tenant_database.servers]").next().expect("the base configuration").to_owned();
+        toml.push_str(&format!("placement = \"{placement}\"\n"));
+        for ((name, address), extra) in SERVER_NAMES.iter().zip(std::iter::once(POSTGRES_ADDR).chain(EXTRA_POSTGRES_ADDRS)).zip(settings) {
+            toml.push_str(&format!("\n[tenant_database.servers.{name}]\nurl = \"postgres://postgres@{address}/{database}\"\n{extra}\n"));
+        }
+        for address in EXTRA_POSTGRES_ADDRS {
+            let admin = format!("postgres://postgres@{address}/postgres");
+            if self.backend == Backend::PostgresSchema {
+                admin_execute(&admin, &format!("CREATE DATABASE \"{database}\"")).await;
+            }
+            self.extra_postgres.push(admin);
+        }
+        std::fs::write(self.dir().join("tenancy.toml"), toml).expect("write tenancy.toml");
+        Some(())
+    }
+
+    /// A URL of the database `database` on the server named `name` by [`TestEnv::add_postgres_servers`].
+    pub fn postgres_server_url(name: &str, database: &str) -> String {
+        let index = SERVER_NAMES.iter().position(|known| *known == name).expect("a server of add_postgres_servers");
+        let address = std::iter::once(POSTGRES_ADDR).chain(EXTRA_POSTGRES_ADDRS).nth(index).expect("an address");
+        format!("postgres://postgres@{address}/{database}")
+    }
+
     /// The configuration, loaded from the environment's `tenancy.toml` as the sample binary
     /// would (its plugins' sections allowed).
     pub fn config(&self) -> Config {
@@ -229,6 +276,17 @@ impl TestEnv {
     /// Runs `sql` on the tenants' server as its admin (the shared database under schema isolation).
     pub async fn execute_on_server(&self, sql: &str) {
         admin_execute(&self.server_url().expect("a server backend"), sql).await;
+    }
+
+    /// Creates the registry and opens tenancy with the sample application's migrations, as
+    /// `tenancy init` and the sample binary would.
+    pub async fn open_sample(&self) -> tenancy_core::Tenancy {
+        self.create_central_database().await;
+        tenancy_core::Tenancy::builder(self.config())
+            .tenant_migrator(std::sync::Arc::new(tenancy_core::migrate::SeaOrmMigrator::<migration::Migrator>::default()))
+            .open()
+            .await
+            .expect("open tenancy")
     }
 
     /// Creates the registry database on a server (what `tenancy init` does).
@@ -284,15 +342,17 @@ impl TestEnv {
         format!("mysql://root@{MYSQL_ADDR}/mysql")
     }
 
-    async fn cleanup(backend: Backend, prefix: String, postgres_admin: String, mysql_admin: String) {
+    async fn cleanup(backend: Backend, prefix: String, postgres_admins: Vec<String>, mysql_admin: String) {
         let pattern = like_prefix(&prefix);
         match backend {
             Backend::Sqlite => {}
             Backend::Postgres | Backend::PostgresSchema => {
-                for name in admin_names(&postgres_admin, &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await {
-                    // A tenant template (template provisioning) must be unmarked to be dropped.
-                    admin_execute(&postgres_admin, &format!("ALTER DATABASE \"{name}\" WITH IS_TEMPLATE false")).await;
-                    admin_execute(&postgres_admin, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                for admin in &postgres_admins {
+                    for name in admin_names(admin, &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await {
+                        // A tenant template (template provisioning) must be unmarked to be dropped.
+                        admin_execute(admin, &format!("ALTER DATABASE \"{name}\" WITH IS_TEMPLATE false")).await;
+                        admin_execute(admin, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                    }
                 }
             }
             Backend::MySql => {
@@ -314,7 +374,8 @@ impl Drop for TestEnv {
         if self.backend == Backend::Sqlite {
             return;
         }
-        let (backend, prefix, pg, my) = (self.backend, self.prefix.clone(), self.postgres_admin(), self.mysql_admin());
+        let pg = std::iter::once(self.postgres_admin()).chain(self.extra_postgres.iter().cloned()).collect();
+        let (backend, prefix, my) = (self.backend, self.prefix.clone(), self.mysql_admin());
         // A thread of its own: drop may run inside a test's runtime, where another cannot start.
         let cleanup = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
@@ -335,7 +396,8 @@ fn like_prefix(prefix: &str) -> String {
     format!("{}%", prefix.replace('_', "\\_"))
 }
 
-async fn admin_names(url: &str, sql: &str) -> Vec<String> {
+/// The first column of every row `sql` returns on the server at `url`, as text.
+pub async fn admin_names(url: &str, sql: &str) -> Vec<String> {
     let db = Database::connect(url).await.expect("connect to the test server");
     let backend: DbBackend = db.get_database_backend();
     let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.expect("list databases");

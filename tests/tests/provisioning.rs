@@ -14,12 +14,7 @@ use tenancy_tests::migrators::BrokenMigrator;
 use tenancy_tests::{Backend, TestEnv, table_names};
 
 async fn open(env: &TestEnv) -> Tenancy {
-    env.create_central_database().await;
-    Tenancy::builder(env.config())
-        .tenant_migrator(Arc::new(SeaOrmMigrator::<migration::Migrator>::default()))
-        .open()
-        .await
-        .expect("open tenancy")
+    env.open_sample().await
 }
 
 fn request(name: &str, domain: &str) -> TenantRequest {

@@ -147,6 +147,7 @@ async fn check_registry_and_tenants(args: &DoctorArgs, ctx: CliContext<'_>, repo
     if let Ok(tenants) = &tenants {
         check_maintenance(tenants, report);
     }
+    check_placement(&tenancy, report).await;
     if tenancy.config().tenant_database.provision == tenancy_core::config::Provision::Pool {
         check_pool(&tenancy, report).await;
     }
@@ -180,6 +181,31 @@ fn check_maintenance(tenants: &[Tenant], report: &mut Report<'_>) {
         report.add("maintenance", Verdict::Ok, "no tenant is down", None);
     } else {
         report.add("maintenance", Verdict::Warn, format!("{} down: {}", tenant_count(down.len()), down.join("; ")), None);
+    }
+}
+
+/// Where new tenants can go: a failure when no server takes them (every signup would fail), a
+/// warning for tenants recorded on a server no longer configured (they cannot be reached).
+async fn check_placement(tenancy: &Tenancy, report: &mut Report<'_>) {
+    let loads = match tenancy.server_loads(false).await {
+        Ok(loads) => loads,
+        Err(err) => return report.add("placement", Verdict::Fail, chain(&err), None),
+    };
+    let states =
+        loads.iter().map(|load| format!("{} {} ({})", load.name, load.state, tenant_count(load.tenants as usize))).collect::<Vec<_>>();
+    let unconfigured = match tenancy.registry().tenants_per_server().await {
+        Ok(counts) => counts.into_iter().filter(|(name, _)| !loads.iter().any(|load| &load.name == name)).collect::<Vec<_>>(),
+        Err(err) => return report.add("placement", Verdict::Fail, chain(&err), None),
+    };
+    if !loads.iter().any(|load| load.state.takes_new_tenants()) {
+        let detail =
+            format!("no server takes new tenants, so `tenant create` fails: {}; `tenancy server activate NAME`", states.join(", "));
+        report.add("placement", Verdict::Fail, detail, None);
+    } else if !unconfigured.is_empty() {
+        let lost = unconfigured.iter().map(|(name, count)| format!("{} on `{name}`", tenant_count(*count as usize))).collect::<Vec<_>>();
+        report.add("placement", Verdict::Warn, format!("{} (not in `tenant_database.servers`: unreachable)", lost.join(", ")), None);
+    } else {
+        report.add("placement", Verdict::Ok, format!("{}, by {}", states.join(", "), tenancy.config().tenant_database.placement), None);
     }
 }
 

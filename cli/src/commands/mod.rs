@@ -11,6 +11,7 @@ pub mod queue;
 pub mod run;
 pub mod selection;
 pub mod serve;
+pub mod server;
 pub mod tenant;
 
 use std::path::Path;
@@ -83,5 +84,6 @@ pub async fn dispatch(mut invocation: Invocation<'_>, matches: &clap::ArgMatches
         Command::Serve(args) => serve::run(&args, &invocation.context()?).await,
         Command::Queue(command) => queue::run(command, &invocation.context()?).await,
         Command::Run(args) => run::run(args, &invocation.context()?).await,
+        Command::Server(command) => server::run(command, &invocation.context()?).await,
     }
 }

@@ -15,9 +15,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod queue;
+mod servers;
 mod web;
 
 pub use queue::{MAX_QUEUE_NAME, QueueConfig, QueueEngineKind, SuspendedJobs, check_queue_name};
+pub use servers::{MAX_SERVER_NAME, Placement, ServerConfig, check_server_name};
 pub use web::{CentralHost, Identify, IpRange, WebConfig};
 
 use crate::database::{DatabaseNaming, Driver, Isolation, NamingError, ServerUrl, ServerUrlError};
@@ -106,11 +108,15 @@ pub struct TenantDatabaseConfig {
     pub suffix: String,
     /// SQLite: the folder that holds one file per tenant.
     pub sqlite_path: PathBuf,
-    /// The server new tenants are created on (a key of `servers`).
+    /// The main server (a key of `servers`): it holds the template and the pool of ready
+    /// databases, and wins a tie in placement.
     pub server: String,
-    /// Server name → URL, for PostgreSQL and MySQL. The URL's database is the one used for
-    /// administration (database per tenant) or the one holding the schemas (schema per tenant).
-    pub servers: BTreeMap<String, SecretUrl>,
+    /// Server name → URL (or table with `url`, `weight`, `connection_budget`), for PostgreSQL
+    /// and MySQL. The URL's database is the one used for administration (database per tenant) or
+    /// the one holding the schemas (schema per tenant).
+    pub servers: BTreeMap<String, ServerConfig>,
+    /// Which active server a new tenant goes on: `least_tenants`, `least_bytes` or `weighted`.
+    pub placement: Placement,
     /// The most connections one tenant's pool opens.
     pub pool_size: u32,
     /// The most tenant pools kept open at once; the least recently used is closed first.
@@ -154,6 +160,7 @@ impl Default for TenantDatabaseConfig {
             sqlite_path: PathBuf::from("storage/tenants"),
             server: "default".into(),
             servers: BTreeMap::new(),
+            placement: Placement::LeastTenants,
             pool_size: 5,
             max_open_pools: 64,
             connection_budget: 64,
@@ -515,13 +522,33 @@ impl Config {
                 ),
             ));
         }
-        for (name, url) in &db.servers {
-            let parsed = ServerUrl::parse(url.expose()).map_err(|err| (format!("tenant_database.servers.{name}"), err.to_string()))?;
+        for (name, server) in &db.servers {
+            let key = |k: &str| format!("tenant_database.servers.{name}{k}");
+            check_server_name(name).map_err(|message| (key(""), message))?;
+            let parsed = ServerUrl::parse(server.url.expose()).map_err(|err| (key(""), err.to_string()))?;
             if db.driver != Driver::Sqlite && parsed.driver() != db.driver {
-                return Err((
-                    format!("tenant_database.servers.{name}"),
-                    format!("a {} URL cannot serve the {} driver", parsed.driver(), db.driver),
-                ));
+                return Err((key(""), format!("a {} URL cannot serve the {} driver", parsed.driver(), db.driver)));
+            }
+            if server.weight == 0 {
+                return Err((key(".weight"), "`weight` must be at least 1 (`tenancy server drain` stops new tenants)".into()));
+            }
+            match server.connection_budget {
+                Some(budget) if budget < db.pool_size => {
+                    return Err((
+                        key(".connection_budget"),
+                        format!(
+                            "the budget ({budget}) is smaller than one tenant's pool_size ({}); raise it or lower pool_size",
+                            db.pool_size
+                        ),
+                    ));
+                }
+                None if db.servers.values().any(|other| other.connection_budget.is_some()) => {
+                    return Err((
+                        key(".connection_budget"),
+                        "other servers have a `connection_budget`: give every server one (the budget of all is their sum), or none".into(),
+                    ));
+                }
+                _ => {}
             }
         }
         self.central_location().map_err(|err| ("central.url".to_owned(), err.to_string()))?;
@@ -588,6 +615,15 @@ impl Config {
     pub fn server_names(&self) -> Vec<String> {
         let db = &self.tenant_database;
         if db.servers.is_empty() { vec![db.server.clone()] } else { db.servers.keys().cloned().collect() }
+    }
+
+    /// The budget of all tenant pools together, and each server's own budget where servers set
+    /// one (the total is then their sum, and `tenant_database.connection_budget` is not used).
+    pub fn connection_budgets(&self) -> (u32, BTreeMap<String, u32>) {
+        let db = &self.tenant_database;
+        let own: BTreeMap<String, u32> =
+            db.servers.iter().filter_map(|(name, server)| Some((name.clone(), server.connection_budget?))).collect();
+        if own.is_empty() { (db.connection_budget, own) } else { (own.values().sum(), own) }
     }
 
     /// The folders and files of `plugins.paths`, resolved.
@@ -841,6 +877,62 @@ mod tests {
         let config = Config::load_with_sections(dir.path(), Some(&file), &["greeting"]).unwrap();
         let wrong = config.section::<Greeting>("greeting").unwrap_err().to_string();
         assert!(wrong.contains("at key `greeting.words`"), "{wrong}");
+    }
+
+    /// `toml` loaded from a file, or the error's text.
+    fn load_toml(toml: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        std::fs::write(&file, toml).unwrap();
+        Config::load(dir.path(), Some(&file)).map_err(|err| err.to_string())
+    }
+
+    const TWO_SERVERS: &str = "[tenant_database]\ndriver = \"postgres\"\n[tenant_database.servers]\n\
+        default = \"postgres://postgres@127.0.0.1:5432/postgres\"\n\
+        [tenant_database.servers.eu]\nurl = \"postgres://postgres@127.0.0.1:5433/postgres\"\n";
+
+    #[test]
+    fn a_server_is_a_url_or_a_table_with_weight_and_budget() {
+        let config = load_toml(&format!("{TWO_SERVERS}weight = 3\nconnection_budget = 20\n")).unwrap_err();
+        assert!(config.contains("servers.default.connection_budget") && config.contains("every server"), "{config}");
+        let config = load_toml(&format!("{TWO_SERVERS}weight = 3\n")).unwrap();
+        let eu = &config.tenant_database.servers["eu"];
+        assert_eq!((eu.url.expose(), eu.weight, eu.connection_budget), ("postgres://postgres@127.0.0.1:5433/postgres", 3, None));
+        assert_eq!(config.tenant_database.servers["default"], ServerConfig::new("postgres://postgres@127.0.0.1:5432/postgres"));
+        assert_eq!(config.connection_budgets(), (64, BTreeMap::new()), "no server budget: the shared one");
+        // Written back as read: the short form where it says everything.
+        let written = toml::to_string(&config).unwrap();
+        assert!(written.contains("default = \"postgres://") && written.contains("weight = 3"), "{written}");
+    }
+
+    #[test]
+    fn server_budgets_add_up_to_the_total() {
+        let toml = TWO_SERVERS.replace("default = \"postgres://postgres@127.0.0.1:5432/postgres\"\n", "");
+        let toml = format!(
+            "{toml}connection_budget = 30\n[tenant_database.servers.default]\nurl = \"postgres://postgres@127.0.0.1:5432/postgres\"\nconnection_budget = 12\n"
+        );
+        let config = load_toml(&toml).unwrap();
+        assert_eq!(config.connection_budgets(), (42, [("default".to_owned(), 12), ("eu".to_owned(), 30)].into()));
+        let small = load_toml(&toml.replace("connection_budget = 12", "connection_budget = 2")).unwrap_err();
+        assert!(small.contains("servers.default.connection_budget") && small.contains("pool_size"), "{small}");
+    }
+
+    #[test]
+    fn bad_server_entries_are_refused_by_key() {
+        for (toml, key) in [
+            (format!("{TWO_SERVERS}weight = 0\n"), "servers.eu.weight"),
+            (format!("{TWO_SERVERS}colour = \"red\"\n"), "colour"),
+            (format!("{TWO_SERVERS}weight = \"heavy\"\n"), "weight"),
+            (TWO_SERVERS.replace("servers.eu]", "servers.\"e u\"]"), "servers.e u"),
+            (TWO_SERVERS.replace("url = ", "uri = "), "url"),
+            (format!("{TWO_SERVERS}[tenant_database.servers.x]\nweight = 2\n"), "url"),
+        ] {
+            let err = load_toml(&toml).unwrap_err();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let placement =
+            load_toml(&TWO_SERVERS.replace("driver = \"postgres\"", "driver = \"postgres\"\nplacement = \"random\"")).unwrap_err();
+        assert!(placement.contains("placement") && placement.contains("least_tenants"), "{placement}");
     }
 
     #[test]

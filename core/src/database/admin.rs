@@ -62,6 +62,19 @@ impl ServerAdmin {
         })
     }
 
+    /// The first column of the one row `sql` with `values` returns, as an integer.
+    pub async fn integer(&self, sql: &str, values: Vec<Value>, action: String) -> Result<i64, DatabaseError> {
+        let pool = self.pool().await?;
+        let statement = Statement::from_sql_and_values(pool.get_database_backend(), sql, values);
+        let failed = |err: sea_orm::DbErr| DatabaseError::Query {
+            action: action.clone(),
+            location: self.url.to_string(),
+            source: DbMessage::scrubbed(Some(&self.url), &err),
+        };
+        let row = pool.query_one_raw(statement).await.map_err(failed)?;
+        row.map_or(Ok(0), |row| row.try_get_by_index::<i64>(0).map_err(failed))
+    }
+
     /// The first column of every row `sql` returns, as text.
     pub async fn names(&self, sql: &str, action: String) -> Result<Vec<String>, DatabaseError> {
         let pool = self.pool().await?;

@@ -131,6 +131,10 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
         Err(DatabaseError::NoPool(self.driver()))
     }
 
+    /// The bytes the tenant databases named take on this server (tables and indexes; the files
+    /// on SQLite), for `placement = "least_bytes"`. Names not found count nothing.
+    async fn bytes_of(&self, databases: &[DatabaseName]) -> Result<u64, DatabaseError>;
+
     /// Holds the right to fill the pool (or build a template) named `name` until released: one
     /// process at a time. Engines without a pool or templates answer as those methods do.
     async fn lock_named(&self, name: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
@@ -417,7 +421,7 @@ pub fn manager_for(config: &Config, server: &str) -> Result<Arc<dyn DatabaseMana
         return Ok(Arc::new(SqliteManager::new(config.sqlite_dir(), settings)));
     }
     let url = db.servers.get(server).ok_or_else(|| DatabaseError::UnknownServer(server.to_owned()))?;
-    let url = ServerUrl::parse(url.expose()).map_err(|err| DatabaseError::Connect {
+    let url = ServerUrl::parse(url.url.expose()).map_err(|err| DatabaseError::Connect {
         location: format!("tenant_database.servers.{server}"),
         source: DbMessage(err.to_string()),
     })?;

@@ -16,6 +16,8 @@ pub struct MySqlDatabase;
 impl Dialect for MySqlDatabase {
     const DRIVER: Driver = Driver::MySql;
     const EXISTS_SQL: &'static str = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?";
+    const BYTES_SQL: &'static str = "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS SIGNED) \
+         FROM information_schema.tables WHERE FIND_IN_SET(table_schema, ?)";
 
     fn create_sql(database: &DatabaseName) -> String {
         format!("CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", database.mysql_quoted())

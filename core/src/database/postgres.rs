@@ -29,6 +29,8 @@ impl Dialect for PostgresDatabase {
     const EXISTS_SQL: &'static str = "SELECT 1 FROM pg_database WHERE datname = $1";
     const TEMPLATES: bool = true;
     const NAMES_SQL: Option<&'static str> = Some("SELECT datname::text FROM pg_database");
+    const BYTES_SQL: &'static str =
+        "SELECT COALESCE(SUM(pg_database_size(oid)), 0)::bigint FROM pg_database WHERE datname = ANY(string_to_array($1, ','))";
 
     fn rename_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
         Some(format!("ALTER DATABASE {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))
@@ -68,6 +70,8 @@ impl Dialect for PostgresSchema {
     const DRIVER: Driver = Driver::Postgres;
     const EXISTS_SQL: &'static str = "SELECT 1 FROM pg_namespace WHERE nspname = $1";
     const NAMES_SQL: Option<&'static str> = Some("SELECT nspname::text FROM pg_namespace");
+    const BYTES_SQL: &'static str = "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = ANY(string_to_array($1, ','))";
 
     fn rename_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
         Some(format!("ALTER SCHEMA {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))

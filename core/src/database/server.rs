@@ -20,6 +20,9 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     const EXISTS_SQL: &'static str;
     /// Whether databases can be made as copies of a template (PostgreSQL databases only).
     const TEMPLATES: bool = false;
+    /// One bind parameter, tenant database names separated by commas (checked identifiers hold
+    /// none); one row, one integer: the bytes they take together.
+    const BYTES_SQL: &'static str;
     /// Every database's (or schema's) name, for the pool of ready databases; `None` where there
     /// is no pool (MySQL cannot rename a database).
     const NAMES_SQL: Option<&'static str> = None;
@@ -95,6 +98,15 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         let mut options = self.connect_options(database);
         options.max_connections(connections).connect_lazy(true);
         super::manager::connect_unprobed(options, Some(&self.admin.url), self.location(database)).await
+    }
+
+    async fn bytes_of(&self, databases: &[DatabaseName]) -> Result<u64, DatabaseError> {
+        if databases.is_empty() {
+            return Ok(0);
+        }
+        let names = databases.iter().map(DatabaseName::as_str).collect::<Vec<_>>().join(",");
+        let bytes = self.admin.integer(D::BYTES_SQL, vec![names.into()], "measure tenant databases".into()).await?;
+        Ok(u64::try_from(bytes).unwrap_or_default())
     }
 
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {

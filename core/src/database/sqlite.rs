@@ -132,6 +132,18 @@ impl DatabaseManager for SqliteManager {
         }
     }
 
+    async fn bytes_of(&self, databases: &[DatabaseName]) -> Result<u64, DatabaseError> {
+        let mut bytes = 0;
+        for database in databases {
+            let path = self.path_of(database);
+            // The database file and its write-ahead log; a file that is not there counts nothing.
+            for file in [path.clone(), path.with_extension("sqlite-wal")] {
+                bytes += tokio::fs::metadata(&file).await.map_or(0, |meta| meta.len());
+            }
+        }
+        Ok(bytes)
+    }
+
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {
         let path = self.path_of(database);
         tokio::fs::try_exists(&path).await.map_err(|source| DatabaseError::Io { action: "look for", path, source })

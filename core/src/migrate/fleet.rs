@@ -17,6 +17,7 @@ use super::runner::{self, MigrationFailure, MigrationObserver, PretendedMigratio
 use super::{Direction, MigrationName, MigrationRun};
 use crate::context::ProgressSink;
 use crate::maintenance::{Maintenance, MaintenanceOrigin};
+use crate::placement::ServerState;
 use crate::unwind::contain;
 use crate::{Config, Seeder, Tenancy, Tenant, TenantId};
 
@@ -51,6 +52,11 @@ impl Operation {
     /// Whether this operation changes a tenant's schema (and so may take it down for maintenance).
     fn changes_schema(&self) -> bool {
         !matches!(self, Self::Pretend | Self::Seed(_))
+    }
+
+    /// Whether this operation writes to a tenant's database (so not on a read-only server).
+    fn writes(&self) -> bool {
+        !matches!(self, Self::Pretend)
     }
 
     /// Whether this operation has nothing to do on a tenant whose database is up to date, so the
@@ -123,15 +129,17 @@ impl FleetOptions {
     /// As many tenants at once as the connection budget has room for pools.
     pub fn default_concurrency(config: &Config) -> usize {
         let db = &config.tenant_database;
-        ((db.connection_budget / db.pool_size.max(1)) as usize).clamp(1, db.max_open_pools.max(1) as usize)
+        ((config.connection_budgets().0 / db.pool_size.max(1)) as usize).clamp(1, db.max_open_pools.max(1) as usize)
     }
 
     /// Where [`FleetOptions::default_concurrency`] comes from: `connection_budget 64 / pool_size 5`,
     /// and `max_open_pools` when that is lower.
     pub fn default_concurrency_reason(config: &Config) -> String {
         let db = &config.tenant_database;
-        let by_budget = db.connection_budget / db.pool_size.max(1);
-        let mut reason = format!("connection_budget {} / pool_size {}", db.connection_budget, db.pool_size);
+        let (budget, per_server) = config.connection_budgets();
+        let by_budget = budget / db.pool_size.max(1);
+        let budget = if per_server.is_empty() { format!("connection_budget {budget}") } else { format!("the servers' budgets {budget}") };
+        let mut reason = format!("{budget} / pool_size {}", db.pool_size);
         if by_budget > db.max_open_pools {
             reason.push_str(&format!(", at most max_open_pools {}", db.max_open_pools));
         }
@@ -250,6 +258,17 @@ impl Tenancy {
             false => Default::default(),
         };
         let failed_before = &failed_before;
+        // Read once too: tenants on a read-only server are skipped, not written to.
+        let read_only: Vec<String> = match operation.writes() {
+            true => self.registry().server_states().await.map_or_else(
+                |err| {
+                    tracing::warn!(error = %err, "could not read the servers' states; none is taken as read-only in this run");
+                    Vec::new()
+                },
+                |states| states.into_iter().filter(|(_, state)| *state == ServerState::ReadOnly).map(|(name, _)| name).collect(),
+            ),
+            false => Vec::new(),
+        };
         let fingerprint = self.migration_fingerprint().await;
         let reports: Vec<TenantReport> = futures::stream::iter(tenants)
             .map(|tenant| {
@@ -258,7 +277,9 @@ impl Tenancy {
                     && !options.verify
                     && !had_failure
                     && tenant.migrated_set.as_deref() == Some(fingerprint);
-                let flags = RunFlags { fail_fast: options.fail_fast, had_failure, down_during: options.down_during, trusted };
+                let on_read_only_server = read_only.contains(&tenant.server);
+                let flags =
+                    RunFlags { fail_fast: options.fail_fast, had_failure, down_during: options.down_during, trusted, on_read_only_server };
                 self.run_one(tenant, operation, flags, &stop, reporter.clone())
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -297,6 +318,14 @@ impl Tenancy {
         let mut report = TenantReport::new(tenant.clone());
         if stop.load(Ordering::SeqCst) {
             report.skipped = Some("not started: an earlier tenant failed and --fail-fast is set".into());
+            reporter.on_tenant_finished(&report);
+            return report;
+        }
+        if flags.on_read_only_server && !flags.trusted {
+            report.skipped = Some(format!(
+                "server `{}` is read-only: nothing is written there until `tenancy server activate {}`",
+                tenant.server, tenant.server
+            ));
             reporter.on_tenant_finished(&report);
             return report;
         }
@@ -499,6 +528,8 @@ struct RunFlags {
     down_during: bool,
     /// The registry records it up to date with the current migrations, and the run trusts that.
     trusted: bool,
+    /// Its server is read-only: the operation, which writes, is not run.
+    on_read_only_server: bool,
 }
 
 /// Forwards one tenant's migration events to the fleet reporter, and counts the migrations

@@ -20,6 +20,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(CreateRegistryVersion),
             Box::new(AddTenantMaintenance),
             Box::new(AddTenantMigratedSet),
+            Box::new(CreateServers),
         ]
     }
 
@@ -240,5 +241,40 @@ impl MigrationTrait for AddTenantMigratedSet {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.alter_table(Table::alter().table("tenants").drop_column("schema_epoch").to_owned()).await?;
         manager.alter_table(Table::alter().table("tenants").drop_column("migrated_set").to_owned()).await
+    }
+}
+
+struct CreateServers;
+
+impl MigrationName for CreateServers {
+    fn name(&self) -> &str {
+        "m0008_create_tenancy_servers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateServers {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // The state of each server an operator changed (`tenancy server drain`); a server with no
+        // row is active. Servers themselves are configured, not registered.
+        let table = super::servers::TABLE;
+        manager
+            .create_table(
+                Table::create()
+                    .table(table)
+                    .col(string_len("name", crate::config::MAX_SERVER_NAME as u32).primary_key())
+                    .col(string_len("state", 16))
+                    .col(timestamp_with_time_zone("changed_at"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(super::servers::TABLE).to_owned()).await
     }
 }

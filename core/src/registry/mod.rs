@@ -10,6 +10,7 @@ mod failures;
 mod migrations;
 mod redis_databases;
 mod resolve;
+mod servers;
 
 pub use failures::RecordedFailure;
 pub use migrations::RegistryMigrator;

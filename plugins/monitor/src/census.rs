@@ -81,7 +81,7 @@ async fn ask(tenancy: &Tenancy, server: &str, tenants: &[Tenant]) -> anyhow::Res
         return Ok(sqlite_files(tenancy, tenants));
     }
     let url = config.servers.get(server).ok_or_else(|| anyhow::anyhow!("server `{server}` is not configured"))?;
-    let url = ServerUrl::parse(url.expose())?;
+    let url = ServerUrl::parse(url.url.expose())?;
     let db = connect(&url.connection_url())
         .await
         .map_err(|err| anyhow::anyhow!("cannot connect to {}: {}", url.host_port(), error_chain(&err)))?;

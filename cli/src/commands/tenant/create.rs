@@ -30,6 +30,9 @@ pub struct CreateArgs {
     /// Seed after migrating: with the default seeder, or `--seed=A,B` for those seeders in order
     #[arg(long, conflicts_with = "no_migrate", num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "SEEDERS")]
     pub seed: Option<String>,
+    /// The server to put it on [default: the one `tenant_database.placement` chooses]
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 }
 
 pub async fn run(args: CreateArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
@@ -52,6 +55,7 @@ pub async fn run(args: CreateArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
     request.status = args.status.parse::<TenantStatus>()?;
     request.migrate = !args.no_migrate;
     request.flags = ctx.tenant_flags().clone();
+    request.server = args.server;
     if let Some(names) = &args.seed {
         let names: Vec<String> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
         request.seeders = crate::commands::db::seed::choose_off_terminal(&names, ctx.seeders())?;

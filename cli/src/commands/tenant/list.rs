@@ -42,7 +42,7 @@ pub async fn run(args: ListArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
 
 /// Aligned columns: id, status (`(down)` in maintenance), name, primary domain (+ how many more), created.
 fn table(tenants: &[Tenant]) -> Vec<String> {
-    let rows: Vec<[String; 5]> = tenants
+    let rows: Vec<Vec<String>> = tenants
         .iter()
         .map(|t| {
             let domain = match (t.primary_domain(), t.domains.len()) {
@@ -51,21 +51,8 @@ fn table(tenants: &[Tenant]) -> Vec<String> {
                 (Some(d), n) => format!("{d} (+{})", n - 1),
             };
             let status = if t.maintenance.is_some() { format!("{} (down)", t.status) } else { t.status.to_string() };
-            [t.id.to_string(), status, t.name.to_string(), domain, t.created_at.format("%Y-%m-%d %H:%M").to_string()]
+            vec![t.id.to_string(), status, t.name.to_string(), domain, t.created_at.format("%Y-%m-%d %H:%M").to_string()]
         })
         .collect();
-    let header = ["ID", "STATUS", "NAME", "DOMAIN", "CREATED"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    std::iter::once(&header)
-        .chain(&rows)
-        .map(|row| {
-            let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-            cells.join("  ").trim_end().to_owned()
-        })
-        .collect()
+    crate::output::aligned(&["ID", "STATUS", "NAME", "DOMAIN", "CREATED"], &rows)
 }

@@ -1,0 +1,185 @@
+//! `tenancy server list|drain|activate|read-only` and `tenant create --server` through the real
+//! binary: on SQLite (one server, the folder) and over three real PostgreSQL servers.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
+mod common;
+
+use common::Cli;
+use tenancy_tests::Backend;
+
+fn servers(cli: &Cli) -> Vec<serde_json::Value> {
+    let out = cli.ok(&["server", "list", "--json"]);
+    out.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()).filter(|e| e["event"] == "server").collect()
+}
+
+#[test]
+fn the_one_sqlite_server_can_be_drained_and_opened_again() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init"]);
+    let listed = servers(&cli);
+    assert_eq!(listed.len(), 1);
+    let default = &listed[0];
+    assert_eq!((&default["server"]["name"], &default["server"]["state"]), (&"default".into(), &"active".into()));
+    assert_eq!((&default["main"], &default["reachable"]), (&true.into(), &true.into()));
+
+    cli.ok(&["server", "drain", "default"]);
+    let refused = cli.run(&["tenant", "create", "--name", "Acme"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no server takes new tenants") && refused.stderr.contains("tenancy server activate"),
+        "{}",
+        refused.stderr
+    );
+    assert!(cli.tenants().is_empty(), "nothing registered");
+    assert!(std::fs::read_dir(cli.env.sqlite_dir()).map_or(true, |mut files| files.next().is_none()), "no database file made");
+    assert_eq!(servers(&cli)[0]["server"]["state"], "draining");
+
+    cli.ok(&["server", "activate", "default"]);
+    let id = cli.create("Acme", &[]);
+    assert_eq!(servers(&cli)[0]["server"]["tenants"], 1);
+
+    // Read-only: nothing is written there; `db migrate` says why it skipped the tenant.
+    cli.ok(&["server", "read-only", "default"]);
+    let migrate = cli.run(&["db", "migrate", "--all", "--verify"]);
+    assert_eq!(migrate.code, 0, "{}", migrate.stderr);
+    let said = format!("{}{}", migrate.stdout, migrate.stderr);
+    assert!(said.contains("read-only"), "{said}");
+    assert!(cli.run(&["tenant", "create", "--name", "Other"]).code == 1);
+    cli.ok(&["server", "activate", "default"]);
+    cli.ok(&["tenant", "delete", &id, "--force"]);
+    let table = cli.ok(&["server", "list"]);
+    assert!(table.starts_with("NAME") && table.contains("default (main)  active"), "{table}");
+}
+
+#[test]
+fn unknown_servers_are_bad_usage_and_change_nothing() {
+    let cli = Cli::sqlite();
+    cli.ok(&["init"]);
+    for name in ["nope", "../default", "default; DROP TABLE tenants", ""] {
+        for args in [vec!["server", "drain", name], vec!["tenant", "create", "--name", "Acme", "--server", name]] {
+            let run = cli.run(&args);
+            assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+            assert!(run.stderr.contains("no server named"), "{args:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("panicked") && !run.stderr.contains("internal error"), "{}", run.stderr);
+        }
+    }
+    assert!(cli.tenants().is_empty());
+    assert_eq!(servers(&cli)[0]["server"]["state"], "active", "an unknown name changed no state");
+}
+
+#[test]
+fn tenants_are_placed_over_three_postgres_servers() {
+    let Some(mut cli) = Cli::new(Backend::Postgres) else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if rt.block_on(cli.env.add_postgres_servers(["", "", ""], "least_tenants")).is_none() {
+        return;
+    }
+    cli.ok(&["init"]);
+    for name in ["A", "B", "C"] {
+        cli.create(name, &[]);
+    }
+    let mut placed: Vec<String> = cli.tenants().iter().map(|t| t["server"].as_str().unwrap().to_owned()).collect();
+    placed.sort();
+    assert_eq!(placed, ["default", "second", "third"]);
+    let id = cli.ok(&["tenant", "create", "--name", "D", "--server", "third"]);
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["tenant", "show", id.trim(), "--json"])).unwrap();
+    assert_eq!(shown["server"], "third");
+    let listed = servers(&cli);
+    let tenants: Vec<(String, u64)> =
+        listed.iter().map(|s| (s["server"]["name"].as_str().unwrap().to_owned(), s["server"]["tenants"].as_u64().unwrap())).collect();
+    assert_eq!(tenants, [("default".to_owned(), 1), ("second".to_owned(), 1), ("third".to_owned(), 2)]);
+    assert!(listed.iter().all(|s| s["reachable"] == true), "{listed:?}");
+
+    cli.ok(&["server", "drain", "second"]);
+    let refused = cli.run(&["tenant", "create", "--name", "E", "--server", "second"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("server `second` is draining"), "{}", refused.stderr);
+    // The next goes to the emptiest server still open, not to the drained one.
+    cli.ok(&["tenant", "create", "--name", "F"]);
+    let f = cli.tenants().into_iter().find(|t| t["name"] == "F").unwrap();
+    assert_eq!(f["server"], "default");
+    // Every tenant's database is served from its own server.
+    for tenant in cli.tenants() {
+        let id = tenant["id"].as_str().unwrap();
+        cli.execute(id, "INSERT INTO accounts (name, email) VALUES ('a', 'a@servers.test')");
+        assert_eq!(cli.scalar(id, "SELECT COUNT(*) FROM accounts"), Some(1), "{tenant}");
+    }
+}
+
+/// Parsed `--json` lines.
+fn events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+#[test]
+fn a_stopped_server_fails_exactly_its_tenants_and_the_rest_go_on() {
+    let Some(cli) = Cli::new(Backend::Postgres) else { return };
+    let Some(cluster) = tenancy_tests::cluster::TestCluster::start() else { return };
+    // The main server, and one of the test's own that it can stop.
+    let base = cli.env.config_toml();
+    let base = base.split("\n[tenant_database.servers]").next().unwrap();
+    let main = format!("postgres://postgres@{}/postgres", tenancy_tests::POSTGRES_ADDR);
+    let toml = format!("{base}\n[tenant_database.servers]\ndefault = \"{main}\"\nlost = \"{}\"\n", cluster.url("postgres"));
+    std::fs::write(cli.dir().join("tenancy.toml"), toml).unwrap();
+    cli.ok(&["init"]);
+    let mut on = std::collections::BTreeMap::new();
+    for (name, server) in [("A", "default"), ("B", "default"), ("C", "lost"), ("D", "lost")] {
+        let id = cli.ok(&["tenant", "create", "--name", name, "--server", server]).trim().to_owned();
+        on.insert(id, server);
+    }
+    let lost: Vec<&String> = on.iter().filter(|(_, server)| **server == "lost").map(|(id, _)| id).collect();
+    cluster.stop();
+
+    // db migrate --all: the lost server's tenants fail, each with why; the others are read and succeed.
+    let started = std::time::Instant::now();
+    let run = cli.run(&["db", "migrate", "--all", "--verify", "--json"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let finished: Vec<serde_json::Value> = events(&run.stdout).into_iter().filter(|e| e["event"] == "tenant_finished").collect();
+    assert_eq!(finished.len(), 4, "{}", run.stdout);
+    for event in &finished {
+        let id = event["tenant"].as_str().unwrap();
+        let expected = if lost.iter().any(|l| l.as_str() == id) { "failed" } else { "succeeded" };
+        assert_eq!(event["state"], expected, "{event}");
+        if expected == "failed" {
+            assert!(
+                event["error"].as_str().unwrap().contains(&format!("127.0.0.1:{}", cluster.port)),
+                "the error names the server: {event}"
+            );
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "no hang on a server that is down: {:?}", started.elapsed());
+
+    // doctor: that server fails, the main one does not.
+    let doctor = cli.run(&["doctor"]);
+    assert_eq!(doctor.code, 1, "{}", doctor.stdout);
+    let line = |check: &str| doctor.stdout.lines().find(|l| l.contains(check)).unwrap_or_default().to_owned();
+    assert!(line("server `lost`").starts_with("FAIL"), "{}", doctor.stdout);
+    assert!(line("server `default`").starts_with("ok"), "{}", doctor.stdout);
+
+    // monitor health: exactly the lost server's tenants are unhealthy, their database unreachable.
+    let health = cli.run(&["monitor", "health", "--all", "--json"]);
+    assert_eq!(health.code, 1, "{}{}", health.stdout, health.stderr);
+    let mut unhealthy: Vec<String> = events(&health.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "tenant_health" && e["healthy"] == false)
+        .map(|e| {
+            assert!(e["problems"][0].as_str().unwrap().starts_with("database unreachable"), "{e}");
+            e["tenant"]["id"].as_str().or(e["tenant"].as_str()).unwrap().to_owned()
+        })
+        .collect();
+    unhealthy.sort();
+    assert_eq!(unhealthy.iter().collect::<Vec<_>>(), lost, "{}", health.stdout);
+
+    // `server list` says it does not answer; placement still works on the servers that do.
+    let listed = servers(&cli);
+    let lost_server = listed.iter().find(|s| s["server"]["name"] == "lost").unwrap();
+    assert_eq!(lost_server["reachable"], false, "{lost_server}");
+    cli.ok(&["server", "drain", "lost"]);
+    cli.ok(&["tenant", "create", "--name", "E"]);
+
+    // Back up: the next run migrates everything.
+    cluster.start_again();
+    let run = cli.run(&["db", "migrate", "--all", "--verify"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}

@@ -261,6 +261,9 @@ impl CliContext<'_> {
                 builder = builder.tenant_hook(hook);
             }
         }
+        if let Some(copier) = self.app.plugins.iter().find_map(|plugin| plugin.tenant_copier()) {
+            builder = builder.tenant_copier(copier);
+        }
         if let Some(meter) = memory::JemallocMeter::detect() {
             builder = builder.allocation_meter(Arc::new(meter));
         }

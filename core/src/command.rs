@@ -246,6 +246,11 @@ pub trait Plugin: Send + Sync {
     fn check_config(&self, _config: &Config) -> Result<(), ConfigError> {
         Ok(())
     }
+    /// What copies a tenant's database to another server for `tenancy tenant move` (the backup
+    /// plugin's); the first plugin that has one provides it.
+    fn tenant_copier(&self) -> Option<Arc<dyn crate::moves::TenantCopier>> {
+        None
+    }
     /// Figures it keeps about tenants, shown beside the monitor's own (`monitor stats`).
     fn tenant_facts(&self) -> Vec<Arc<dyn TenantFacts>> {
         Vec::new()

@@ -290,6 +290,8 @@ enum Warm {
     /// A dormant pool for which there was no room at once, taken out of the cache: open it again
     /// once there is.
     Dormant(OpenPool),
+    /// A pool to the server the tenant was on before it moved, taken out of the cache: close it.
+    Stale(OpenPool),
     /// No pool open.
     Cold,
 }
@@ -379,8 +381,15 @@ impl ConnectionCache {
 
     async fn lease_sized(&self, tenant: &Tenant, manager: &dyn DatabaseManager, size: u32, open: Open) -> Result<PoolLease, DatabaseError> {
         crate::metrics::pool_leased();
-        let cold = match self.warm(&tenant.id, size) {
+        let cold = match self.warm(tenant, size) {
             Warm::Lease(lease) => return Ok(lease),
+            Warm::Stale(pool) => {
+                // Closed in the background: a lease still using it (on the old server) ends first.
+                tokio::spawn(async move {
+                    let _ = pool.connection.close().await;
+                });
+                Cold::Absent
+            }
             Warm::TooSmall(pool) => Cold::TooSmall(pool),
             Warm::Dormant(pool) => Cold::Dormant(pool),
             Warm::Cold => Cold::Absent,
@@ -440,12 +449,17 @@ impl ConnectionCache {
 
     /// A lease on `tenant`'s open pool if it has `size` connections or is in use (a smaller
     /// pool in use serves as it is); an idle smaller pool is taken out, to be closed and replaced.
-    /// A dormant pool is leased if room can be had without waiting or closing anything.
-    fn warm(&self, tenant: &TenantId, size: u32) -> Warm {
+    /// A dormant pool is leased if room can be had without waiting or closing anything. A pool on
+    /// another server than the tenant's (it moved) is taken out whatever its use.
+    fn warm(&self, tenant: &Tenant, size: u32) -> Warm {
+        let id = &tenant.id;
         let mut state = self.lock();
-        let Some(pool) = state.pools.get(tenant) else { return Warm::Cold };
+        let Some(pool) = state.pools.get(id) else { return Warm::Cold };
+        if *pool.server != *tenant.server {
+            return state.remove(id).map_or(Warm::Cold, Warm::Stale);
+        }
         if pool.size < size && pool.is_idle() {
-            return state.remove(tenant).map_or(Warm::Cold, Warm::TooSmall);
+            return state.remove(id).map_or(Warm::Cold, Warm::TooSmall);
         }
         if pool.room.is_none() {
             let (size, server) = (pool.size, pool.server.clone());
@@ -457,14 +471,14 @@ impl ConnectionCache {
                 match state.put_one_to_sleep((full == Full::Server).then_some(&*server)) {
                     Some(room) => drop(room),
                     // Room would take closing a pool or waiting: the cold path does that.
-                    None => return state.remove(tenant).map_or(Warm::Cold, Warm::Dormant),
+                    None => return state.remove(id).map_or(Warm::Cold, Warm::Dormant),
                 }
             };
-            let Some(pool) = state.pools.get_mut(tenant) else { return Warm::Cold };
+            let Some(pool) = state.pools.get_mut(id) else { return Warm::Cold };
             pool.room = Some(room);
-            state.open.insert(*tenant);
+            state.open.insert(*id);
         }
-        state.pools.get_mut(tenant).map_or(Warm::Cold, |pool| Warm::Lease(pool.lease(self, *tenant)))
+        state.pools.get_mut(id).map_or(Warm::Cold, |pool| Warm::Lease(pool.lease(self, *id)))
     }
 
     /// Takes room for one pool on `server`, closing least recently used idle pools (or waiting

@@ -39,6 +39,7 @@ pub mod files;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrate;
+pub mod moves;
 pub mod placement;
 pub mod pool;
 pub mod provisioning;

@@ -41,6 +41,8 @@ pub enum MaintenanceOrigin {
     Operator,
     /// `db migrate --down-during`: ended by that run, or by the next one if it was interrupted.
     Migration,
+    /// `tenancy tenant move`: ended when the move is done (or aborted).
+    Move,
 }
 
 impl Maintenance {

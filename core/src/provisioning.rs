@@ -564,6 +564,11 @@ impl Tenancy {
         self.connections().close(&tenant.id).await;
         if !options.keep_database {
             self.manager_of(tenant)?.drop_database(&tenant.database).await?;
+            // A move under way (or kept for cleanup) has a second copy on the other server.
+            if let Some(moving) = self.registry().move_of(&tenant.id).await? {
+                let other = if moving.to == tenant.server { &moving.from } else { &moving.to };
+                self.manager_on(other)?.drop_database(&tenant.database).await?;
+            }
             // Its files are its data as much as its database is, and go (or stay) with it.
             self.files_of(tenant).delete_all().await.map_err(|source| DeleteError::Files { tenant: tenant.to_string(), source })?;
         }

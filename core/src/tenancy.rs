@@ -40,6 +40,7 @@ pub struct Tenancy {
     migrations: MigrationSet,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
     tenant_hooks: Vec<Arc<dyn TenantHook>>,
+    copier: Option<crate::moves::SharedCopier>,
     meter: Option<Arc<dyn AllocationMeter>>,
     caches: Arc<CacheBootstrapper>,
     sessions: crate::sessions::TenantSessionStore,
@@ -95,6 +96,7 @@ pub struct TenancyBuilder {
     plugin_migrators: Vec<Arc<dyn TenantMigrator>>,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
     tenant_hooks: Vec<Arc<dyn TenantHook>>,
+    copier: Option<crate::moves::SharedCopier>,
     meter: Option<Arc<dyn AllocationMeter>>,
 }
 
@@ -136,6 +138,13 @@ impl TenancyBuilder {
     /// Adds hooks run when a tenant is deleted or loses a domain, in the order added.
     pub fn tenant_hook(mut self, hook: Arc<dyn TenantHook>) -> Self {
         self.tenant_hooks.push(hook);
+        self
+    }
+
+    /// Sets what copies a tenant's database to another server (`tenancy tenant move`): the
+    /// backup plugin's.
+    pub fn tenant_copier(mut self, copier: Arc<dyn crate::moves::TenantCopier>) -> Self {
+        self.copier = Some(copier);
         self
     }
 
@@ -191,6 +200,7 @@ impl TenancyBuilder {
             migrations: MigrationSet::new(self.migrator).with(self.plugin_migrators),
             provisioning_steps: self.provisioning_steps,
             tenant_hooks,
+            copier: self.copier,
             meter: self.meter,
             closed: Default::default(),
             closing: Default::default(),
@@ -211,6 +221,7 @@ impl Tenancy {
             plugin_migrators: Vec::new(),
             provisioning_steps: Vec::new(),
             tenant_hooks: Vec::new(),
+            copier: None,
             meter: None,
         }
     }
@@ -274,6 +285,11 @@ impl Tenancy {
     /// The hooks run when a tenant is deleted or loses a domain.
     pub fn tenant_hooks(&self) -> &[Arc<dyn TenantHook>] {
         &self.tenant_hooks
+    }
+
+    /// What copies a tenant's database to another server, if the binary has one.
+    pub fn tenant_copier(&self) -> Option<&Arc<dyn crate::moves::TenantCopier>> {
+        self.copier.as_ref()
     }
 
     /// The allocation meter, if the binary set one.

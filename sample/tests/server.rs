@@ -183,3 +183,132 @@ fn a_stopped_server_fails_exactly_its_tenants_and_the_rest_go_on() {
     let run = cli.run(&["db", "migrate", "--all", "--verify"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
+
+fn tenant_json(cli: &Cli, reference: &str) -> serde_json::Value {
+    serde_json::from_str(&cli.ok(&["tenant", "show", reference, "--json"])).unwrap()
+}
+
+/// Databases (or schemas) with the test's prefix on the cluster at `admin` (a URL of the database
+/// holding the schemas, under schema isolation).
+fn tenant_databases_at(cli: &Cli, admin: &str) -> Vec<String> {
+    let pattern = format!("{}%", cli.env.prefix.replace('_', "\\_"));
+    let central = cli.env.central_database();
+    let sql = match cli.env.backend {
+        Backend::PostgresSchema => format!("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE '{pattern}'"),
+        _ => format!("SELECT datname::text FROM pg_database WHERE datname LIKE '{pattern}' AND datname <> '{central}'"),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut names = rt.block_on(tenancy_tests::admin_names(admin, &sql));
+    names.sort();
+    names
+}
+
+#[test]
+fn a_tenant_moves_to_another_server_with_its_data_and_an_interrupted_move_resumes_or_aborts() {
+    for backend in [Backend::Postgres, Backend::PostgresSchema] {
+        let Some(mut cli) = Cli::new(backend) else { continue };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        if rt.block_on(cli.env.add_postgres_servers(["", "", ""], "least_tenants")).is_none() {
+            return;
+        }
+        let Some(cluster) = tenancy_tests::cluster::TestCluster::start() else { return };
+        // A fourth server the test can stop: the target of the moves that are interrupted.
+        let holder = if backend == Backend::PostgresSchema { cli.env.central_database() } else { "postgres".to_owned() };
+        if backend == Backend::PostgresSchema {
+            rt.block_on(tenancy_tests::admin_execute(&cluster.url("postgres"), &format!("CREATE DATABASE \"{holder}\"")));
+        }
+        let toml = std::fs::read_to_string(cli.dir().join("tenancy.toml")).unwrap();
+        std::fs::write(
+            cli.dir().join("tenancy.toml"),
+            format!("{toml}\n[tenant_database.servers.lost]\nurl = \"{}\"\n", cluster.url(&holder)),
+        )
+        .unwrap();
+        let at = |server: &str| match server {
+            "lost" => cluster.url(&holder),
+            name => tenancy_tests::TestEnv::postgres_server_url(name, &holder),
+        };
+        cli.ok(&["init"]);
+        let acme = cli.ok(&["tenant", "create", "--name", "Acme", "--server", "default", "--domain", "acme.test"]).trim().to_owned();
+        cli.execute(&acme, "INSERT INTO accounts (name, email) SELECT 'n' || g, 'a' || g || '@move.test' FROM generate_series(1, 500) g");
+        let database = tenant_json(&cli, &acme)["database"].as_str().unwrap().to_owned();
+
+        // The move: a line per step; then served from `second`, every row there, the old copy kept.
+        let run = cli.run(&["tenant", "move", "acme.test", "--to", "second"]);
+        assert_eq!(run.code, 0, "{}: {}{}", backend.name(), run.stdout, run.stderr);
+        for step in ["Started", "Down", "Copied", "Switched", "Up", "Moved"] {
+            assert!(run.stderr.contains(step), "{}: no `{step}` line: {}", backend.name(), run.stderr);
+        }
+        assert!(run.stderr.contains("checked: ") && run.stderr.contains("500") || run.stderr.contains("rows"), "{}", run.stderr);
+        let moved = tenant_json(&cli, &acme);
+        assert_eq!(moved["server"], "second", "{moved}");
+        assert!(moved["maintenance"].is_null(), "{}: up again: {moved}", backend.name());
+        assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(500));
+        assert!(tenant_databases_at(&cli, &at("second")).contains(&database));
+        assert!(tenant_databases_at(&cli, &at("default")).contains(&database), "the old database is kept until --cleanup");
+        let status = cli.status(&acme);
+        assert_eq!(common::applied_pending(&status).1, 0, "{status}");
+        // Writes go to the new server; the backup the move made is listed.
+        cli.execute(&acme, "INSERT INTO accounts (name, email) VALUES ('after', 'after@move.test')");
+        assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(501));
+        assert!(cli.ok(&["backup", "list", "--tenant", &acme, "--json"]).lines().count() >= 1);
+        // A second move of a moved tenant waits for the cleanup; the cleanup drops the old copy only.
+        let again = cli.run(&["tenant", "move", &acme, "--to", "third"]);
+        assert_eq!(again.code, 2, "{}", again.stderr);
+        cli.ok(&["tenant", "move", "--cleanup"]);
+        assert!(!tenant_databases_at(&cli, &at("default")).contains(&database), "{}", backend.name());
+        assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(501));
+
+        // Refused before anything is done: exit 2.
+        for (to, says) in [("nope", "no server named"), ("second", "already"), ("../x", "no server named")] {
+            let run = cli.run(&["tenant", "move", &acme, "--to", to]);
+            assert_eq!(run.code, 2, "{to}: {}", run.stderr);
+            assert!(run.stderr.contains(says), "{to}: {}", run.stderr);
+        }
+        cli.ok(&["server", "drain", "third"]);
+        let run = cli.run(&["tenant", "move", &acme, "--to", "third"]);
+        assert!(run.code == 2 && run.stderr.contains("takes no tenants"), "{}", run.stderr);
+        cli.ok(&["server", "activate", "third"]);
+
+        // Interrupted: the target stops answering. The move fails at its copy; the tenant is still
+        // served from its server (with all its data), down for maintenance, and the move recorded.
+        let globex = cli.ok(&["tenant", "create", "--name", "Globex", "--server", "default"]).trim().to_owned();
+        cli.execute(&globex, "INSERT INTO accounts (name, email) VALUES ('g', 'g@move.test')");
+        cluster.stop();
+        let run = cli.run(&["tenant", "move", &globex, "--to", "lost"]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("at step `copy`"), "{}", run.stderr);
+        let stuck = tenant_json(&cli, &globex);
+        assert_eq!(stuck["server"], "default");
+        assert_eq!(stuck["maintenance"]["origin"], "move", "{stuck}");
+        // A run of db migrate leaves it alone, and says why.
+        let migrate = cli.run(&["db", "migrate", "--all", "--verify"]);
+        assert!(format!("{}{}", migrate.stdout, migrate.stderr).contains("being moved"), "{}{}", migrate.stdout, migrate.stderr);
+        // Another target while this move is recorded: refused, naming it.
+        let run = cli.run(&["tenant", "move", &globex, "--to", "third"]);
+        assert!(run.code != 0 && run.stderr.contains("`lost` already"), "{}", run.stderr);
+        // The server is back: the same command resumes the move and finishes it.
+        cluster.start_again();
+        cli.ok(&["tenant", "move", &globex, "--to", "lost"]);
+        assert_eq!(tenant_json(&cli, &globex)["server"], "lost");
+        assert_eq!(cli.scalar(&globex, "SELECT COUNT(*) FROM accounts"), Some(1));
+
+        // Aborted: after a failed copy, --abort drops what was copied and brings the tenant up.
+        let initech = cli.ok(&["tenant", "create", "--name", "Initech", "--server", "default"]).trim().to_owned();
+        cluster.stop();
+        assert_eq!(cli.run(&["tenant", "move", &initech, "--to", "lost"]).code, 1);
+        cluster.start_again();
+        cli.ok(&["tenant", "move", &initech, "--abort"]);
+        let back = tenant_json(&cli, &initech);
+        assert!(back["server"] == "default" && back["maintenance"].is_null(), "{back}");
+        assert!(!tenant_databases_at(&cli, &cluster.url(&holder)).contains(&back["database"].as_str().unwrap().to_owned()));
+        assert_eq!(cli.run(&["tenant", "move", &initech, "--abort"]).code, 2, "nothing to abort");
+        // Deleting a tenant whose old copy is kept drops both.
+        cli.ok(&["tenant", "move", &initech, "--to", "third"]);
+        let initech_db = tenant_json(&cli, &initech)["database"].as_str().unwrap().to_owned();
+        cli.ok(&["tenant", "delete", &initech, "--force"]);
+        for server in ["default", "third"] {
+            assert!(!tenant_databases_at(&cli, &at(server)).contains(&initech_db), "{server}");
+        }
+        drop(cluster);
+    }
+}

@@ -406,7 +406,8 @@ pub async fn admin_names(url: &str, sql: &str) -> Vec<String> {
     names
 }
 
-async fn admin_execute(url: &str, sql: &str) {
+/// Runs `sql` on the server at `url`; panics if it fails.
+pub async fn admin_execute(url: &str, sql: &str) {
     let db = Database::connect(url).await.expect("connect to the test server");
     db.execute_unprepared(sql).await.expect("clean up a test database");
     let _ = db.close().await;

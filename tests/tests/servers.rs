@@ -282,3 +282,36 @@ async fn every_backend_measures_its_tenants_bytes_for_placement() {
         tenancy.close().await;
     }
 }
+
+/// The port of the server the tenant's context reaches.
+async fn server_port(tenancy: &Tenancy, tenant: &Tenant) -> i32 {
+    tenancy
+        .run(tenant, |ctx| async move {
+            let db = ctx.db();
+            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT inet_server_port()")).await.unwrap().unwrap();
+            row.try_get_by_index::<i32>(0).unwrap()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_pool_follows_its_tenant_to_a_new_server() {
+    for backend in POSTGRES_BACKENDS {
+        let Some(env) = env_over_servers(backend, ["", "", ""], "least_tenants").await else { continue };
+        let tenancy = env.open_sample().await;
+        let tenant = create(&tenancy, "Moving", Some("default")).await.unwrap();
+        assert_eq!(server_port(&tenancy, &tenant).await, 5432, "{}", backend.name());
+        // Another process moved it: its database is on `second` now, and the registry says so.
+        tenancy.manager_on("second").unwrap().create_database(&tenant.database).await.unwrap();
+        tenancy.registry().switch_server(&tenant.id, "default", "second").await.unwrap();
+        let moved = tenancy.registry().require(&tenant.id).await.unwrap();
+        assert_eq!(moved.server, "second");
+        // This process's pool still points at `default`; the tenant as read now goes to `second`.
+        assert_eq!(server_port(&tenancy, &moved).await, 5433, "{}: the old pool was used", backend.name());
+        // A switch from a server the tenant is no longer on changes nothing.
+        assert!(tenancy.registry().switch_server(&tenant.id, "default", "third").await.is_err());
+        assert_eq!(tenancy.registry().require(&tenant.id).await.unwrap().server, "second");
+        tenancy.close().await;
+    }
+}

@@ -169,6 +169,9 @@ fn check_maintenance(tenants: &[Tenant], report: &mut Report<'_>) {
             let since = maintenance.since.format("%Y-%m-%d %H:%M UTC");
             Some(match maintenance.origin {
                 MaintenanceOrigin::Operator => format!("{tenant} since {since}"),
+                MaintenanceOrigin::Move => {
+                    format!("{tenant} since {since}, by a `tenant move` that did not finish (run it again, or `--abort` it)")
+                }
                 MaintenanceOrigin::Migration => {
                     format!(
                         "{tenant} since {since}, by a `db migrate --down-during` that did not finish (run it again, or `tenancy tenant up`)"

@@ -92,7 +92,7 @@ impl Tenancy {
     async fn down_while(&self, tenant: &Tenant, operation: &Operation) -> Result<DownWhile, crate::BoxError> {
         let current = self.registry().require(&tenant.id).await?;
         match current.maintenance.map(|m| m.origin) {
-            Some(MaintenanceOrigin::Operator) => return Ok(DownWhile::NotNeeded),
+            Some(MaintenanceOrigin::Operator | MaintenanceOrigin::Move) => return Ok(DownWhile::NotNeeded),
             Some(MaintenanceOrigin::Migration) => return Ok(DownWhile::TakenDown),
             None => {}
         }
@@ -258,17 +258,7 @@ impl Tenancy {
             false => Default::default(),
         };
         let failed_before = &failed_before;
-        // Read once too: tenants on a read-only server are skipped, not written to.
-        let read_only: Vec<String> = match operation.writes() {
-            true => self.registry().server_states().await.map_or_else(
-                |err| {
-                    tracing::warn!(error = %err, "could not read the servers' states; none is taken as read-only in this run");
-                    Vec::new()
-                },
-                |states| states.into_iter().filter(|(_, state)| *state == ServerState::ReadOnly).map(|(name, _)| name).collect(),
-            ),
-            false => Vec::new(),
-        };
+        let not_to_write = &self.not_to_write(operation).await;
         let fingerprint = self.migration_fingerprint().await;
         let reports: Vec<TenantReport> = futures::stream::iter(tenants)
             .map(|tenant| {
@@ -277,10 +267,9 @@ impl Tenancy {
                     && !options.verify
                     && !had_failure
                     && tenant.migrated_set.as_deref() == Some(fingerprint);
-                let on_read_only_server = read_only.contains(&tenant.server);
-                let flags =
-                    RunFlags { fail_fast: options.fail_fast, had_failure, down_during: options.down_during, trusted, on_read_only_server };
-                self.run_one(tenant, operation, flags, &stop, reporter.clone())
+                let flags = RunFlags { fail_fast: options.fail_fast, had_failure, down_during: options.down_during, trusted };
+                let skip = if trusted { None } else { not_to_write.reason(&tenant) };
+                self.run_one(tenant, operation, flags, skip, &stop, reporter.clone())
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -307,11 +296,35 @@ impl Tenancy {
         }
     }
 
+    /// Tenants a writing `operation` must leave alone: those on a read-only server, and those
+    /// being moved. Read once per run.
+    async fn not_to_write(&self, operation: &Operation) -> NotToWrite {
+        if !operation.writes() {
+            return NotToWrite::default();
+        }
+        let read_only = self.registry().server_states().await.map_or_else(
+            |err| {
+                tracing::warn!(error = %err, "could not read the servers' states; none is taken as read-only in this run");
+                Vec::new()
+            },
+            |states| states.into_iter().filter(|(_, state)| *state == ServerState::ReadOnly).map(|(name, _)| name).collect(),
+        );
+        let moving = self.registry().moves().await.map_or_else(
+            |err| {
+                tracing::warn!(error = %err, "could not read the tenant moves; none is taken as under way in this run");
+                Vec::new()
+            },
+            |moves| moves.into_iter().filter(|m| m.step != crate::moves::MoveStep::Done).map(|m| (m.tenant, m.to)).collect(),
+        );
+        NotToWrite { read_only, moving }
+    }
+
     async fn run_one(
         &self,
         tenant: Tenant,
         operation: &Operation,
         flags: RunFlags,
+        skip: Option<String>,
         stop: &AtomicBool,
         reporter: Arc<dyn FleetReporter>,
     ) -> TenantReport {
@@ -321,11 +334,8 @@ impl Tenancy {
             reporter.on_tenant_finished(&report);
             return report;
         }
-        if flags.on_read_only_server && !flags.trusted {
-            report.skipped = Some(format!(
-                "server `{}` is read-only: nothing is written there until `tenancy server activate {}`",
-                tenant.server, tenant.server
-            ));
+        if let Some(reason) = skip {
+            report.skipped = Some(reason);
             reporter.on_tenant_finished(&report);
             return report;
         }
@@ -528,8 +538,26 @@ struct RunFlags {
     down_during: bool,
     /// The registry records it up to date with the current migrations, and the run trusts that.
     trusted: bool,
-    /// Its server is read-only: the operation, which writes, is not run.
-    on_read_only_server: bool,
+}
+
+/// The tenants a run that writes leaves alone, and why.
+#[derive(Default)]
+struct NotToWrite {
+    /// Servers in the `read_only` state.
+    read_only: Vec<String>,
+    /// Tenants being moved, and where to.
+    moving: Vec<(TenantId, String)>,
+}
+
+impl NotToWrite {
+    fn reason(&self, tenant: &Tenant) -> Option<String> {
+        if let Some((_, to)) = self.moving.iter().find(|(id, _)| *id == tenant.id) {
+            return Some(format!("being moved to server `{to}`: run this again once `tenancy tenant move` is done"));
+        }
+        self.read_only.contains(&tenant.server).then(|| {
+            format!("server `{}` is read-only: nothing is written there until `tenancy server activate {}`", tenant.server, tenant.server)
+        })
+    }
 }
 
 /// Forwards one tenant's migration events to the fleet reporter, and counts the migrations

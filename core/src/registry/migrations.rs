@@ -21,6 +21,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(AddTenantMaintenance),
             Box::new(AddTenantMigratedSet),
             Box::new(CreateServers),
+            Box::new(CreateTenantMoves),
         ]
     }
 
@@ -276,5 +277,46 @@ impl MigrationTrait for CreateServers {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(super::servers::TABLE).to_owned()).await
+    }
+}
+
+struct CreateTenantMoves;
+
+impl MigrationName for CreateTenantMoves {
+    fn name(&self) -> &str {
+        "m0009_create_tenancy_tenant_moves"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTenantMoves {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One row per tenant being moved (`tenancy tenant move`), or moved with its old database
+        // still kept: where the move stands, so a rerun resumes it.
+        let table = super::moves::TABLE;
+        let server = crate::config::MAX_SERVER_NAME as u32;
+        manager
+            .create_table(
+                Table::create()
+                    .table(table)
+                    .col(string_len("tenant_id", 36).primary_key())
+                    .col(string_len("from_server", server))
+                    .col(string_len("to_server", server))
+                    .col(string_len("step", 16))
+                    .col(boolean("down_by_move"))
+                    .col(timestamp_with_time_zone("started_at"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .foreign_key(&mut belongs_to_tenant(table))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(super::moves::TABLE).to_owned()).await
     }
 }

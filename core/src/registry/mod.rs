@@ -8,6 +8,7 @@ mod changes;
 mod entity;
 mod failures;
 mod migrations;
+mod moves;
 mod redis_databases;
 mod resolve;
 mod servers;

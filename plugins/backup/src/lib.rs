@@ -15,6 +15,7 @@ mod archive;
 mod census;
 mod commands;
 pub mod config;
+mod copier;
 mod engine;
 mod facts;
 mod files;
@@ -66,5 +67,9 @@ impl Plugin for BackupPlugin {
 
     fn tenant_facts(&self) -> Vec<Arc<dyn TenantFacts>> {
         vec![Arc::new(facts::BackupFacts)]
+    }
+
+    fn tenant_copier(&self) -> Option<Arc<dyn tenancy_core::moves::TenantCopier>> {
+        Some(Arc::new(copier::BackupCopier))
     }
 }

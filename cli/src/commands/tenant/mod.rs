@@ -6,6 +6,7 @@ mod domain;
 mod list;
 mod maintenance;
 mod pool;
+mod relocate;
 mod show;
 mod status;
 
@@ -42,6 +43,8 @@ pub enum TenantCommand {
     Domain(domain::DomainCommand),
     /// Show, fill or drain the pool of ready databases signups take (provision = "pool")
     Pool(pool::PoolArgs),
+    /// Move a tenant to another database server (down, copy, check, switch, up); resumable
+    Move(relocate::MoveArgs),
 }
 
 pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
@@ -58,6 +61,7 @@ pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result
         TenantCommand::Delete(args) => delete::run(args, ctx).await,
         TenantCommand::Domain(command) => domain::run(command, ctx).await,
         TenantCommand::Pool(args) => pool::run(args, ctx).await,
+        TenantCommand::Move(args) => relocate::run(args, ctx).await,
     }
 }
 

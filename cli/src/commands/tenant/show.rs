@@ -42,6 +42,7 @@ pub async fn run(args: ShowArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
             let by = match down.origin {
                 MaintenanceOrigin::Operator => "the operator",
                 MaintenanceOrigin::Migration => "db migrate --down-during",
+                MaintenanceOrigin::Move => "tenant move",
             };
             let bypass = if down.has_bypass() { ", bypass secret set" } else { "" };
             let message = down.message.as_deref().map(|m| format!(": {m:?}")).unwrap_or_default();

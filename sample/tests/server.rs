@@ -312,3 +312,84 @@ fn a_tenant_moves_to_another_server_with_its_data_and_an_interrupted_move_resume
         drop(cluster);
     }
 }
+
+/// What one request of the poller got.
+struct Seen {
+    status: u16,
+    body: String,
+}
+
+#[test]
+fn a_tenant_moved_under_load_answers_503_or_its_own_data_and_loses_no_write() {
+    let Some(mut cli) = Cli::new(Backend::PostgresSchema) else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if rt.block_on(cli.env.add_postgres_servers(["", "", ""], "least_tenants")).is_none() {
+        return;
+    }
+    cli.ok(&["init"]);
+    cli.ok(&["tenant", "create", "--name", "Moving", "--domain", "moving.localhost", "--server", "default"]);
+    cli.ok(&["tenant", "create", "--name", "Staying", "--domain", "staying.localhost", "--server", "default"]);
+    let mut server =
+        cli.tenancy_process().args(["serve", "--json", "--listen", "127.0.0.1:0"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let _ = lines.send(line.unwrap());
+        }
+    });
+    let listening: serde_json::Value = serde_json::from_str(&received.recv_timeout(std::time::Duration::from_secs(30)).unwrap()).unwrap();
+    let address: std::net::SocketAddr = listening["address"].as_str().unwrap().parse().unwrap();
+
+    // Two pollers: each request to /counter adds one to its tenant's count (in its own database)
+    // and answers the count.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poll = |host: &'static str| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || seen.len() < 5 {
+                let response = rt.block_on(tenancy_tests::http::get(address, host, "/counter"));
+                seen.push(Seen { status: response.status, body: response.body });
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    let (moving, staying) = (poll("moving.localhost"), poll("staying.localhost"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let run = cli.run(&["tenant", "move", "moving.localhost", "--to", "second"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Until the serving process has seen the switch (one poll), then some more requests.
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (moving, staying) = (moving.join().unwrap(), staying.join().unwrap());
+    let _ = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+
+    // The staying tenant never noticed.
+    assert!(
+        staying.iter().all(|s| s.status == 200 && s.body.contains("tenant: Staying")),
+        "{:?}",
+        staying.iter().map(|s| s.status).collect::<Vec<_>>()
+    );
+    // The moving one answered its own data or 503, nothing else, and its count went up by one a
+    // request with no gap or repeat across the move: no write landed on the old copy.
+    let statuses: Vec<u16> = moving.iter().map(|s| s.status).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&503), "the move took it down: {statuses:?}");
+    let last_down = statuses.iter().rposition(|s| *s == 503).unwrap();
+    assert!(statuses[last_down..].contains(&200), "it answered again after the move: {statuses:?}");
+    let counts: Vec<u64> = moving
+        .iter()
+        .filter(|s| s.status == 200)
+        .map(|s| {
+            assert!(s.body.contains("tenant: Moving"), "{}", s.body);
+            let line = s.body.lines().find_map(|l| l.strip_prefix("tenant visits: ")).unwrap();
+            line.trim().parse().unwrap()
+        })
+        .collect();
+    assert!(counts.windows(2).all(|pair| pair[1] == pair[0] + 1), "{counts:?}");
+    assert_eq!(tenant_json(&cli, "moving.localhost")["server"], "second");
+}

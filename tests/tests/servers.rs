@@ -288,7 +288,8 @@ async fn server_port(tenancy: &Tenancy, tenant: &Tenant) -> i32 {
     tenancy
         .run(tenant, |ctx| async move {
             let db = ctx.db();
-            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT inet_server_port()")).await.unwrap().unwrap();
+            let row =
+                db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT inet_server_port()")).await.unwrap().unwrap();
             row.try_get_by_index::<i32>(0).unwrap()
         })
         .await

@@ -95,6 +95,8 @@ pub struct MoveRecord {
     pub down_by_move: bool,
     /// When the move started.
     pub started_at: DateTime<Utc>,
+    /// Until when its old database is kept; `None`: until `tenant move --cleanup`.
+    pub keep_source_until: Option<DateTime<Utc>>,
 }
 
 /// Copies a tenant's database to another server: the backup plugin's, as a backup restored.
@@ -173,12 +175,22 @@ impl Tenancy {
     /// # Errors
     /// [`MoveError`]; a failed step leaves the move recorded where it stood, and the tenant served
     /// from its source (before the switch) or its target (after): run it again, or abort it.
-    pub async fn move_tenant(&self, tenant: &Tenant, to: &str, reporter: &dyn MoveReporter) -> Result<MoveRecord, MoveError> {
+    pub async fn move_tenant(
+        &self,
+        tenant: &Tenant,
+        to: &str,
+        keep_source_for: Option<Duration>,
+        reporter: &dyn MoveReporter,
+    ) -> Result<MoveRecord, MoveError> {
         let copier = self.tenant_copier().cloned().ok_or(MoveError::NoCopier)?;
         let mut record = match self.registry().move_of(&tenant.id).await? {
             Some(record) if record.step == MoveStep::Done => {
+                let kept = match record.keep_source_until {
+                    Some(until) if until > Utc::now() => format!("is kept until {}", until.format("%Y-%m-%d %H:%M UTC")),
+                    _ => "waits for `tenancy tenant move --cleanup`".to_owned(),
+                };
                 return Err(MoveError::Refused(format!(
-                    "tenant {tenant} was moved to `{}` already; its old database on `{}` waits for `tenancy tenant move --cleanup`",
+                    "tenant {tenant} was moved to `{}`, and its old database on `{}` {kept}: it moves again once that is dropped",
                     record.to, record.from
                 )));
             }
@@ -189,7 +201,8 @@ impl Tenancy {
             None => {
                 self.check_move(tenant, to).await?;
                 let started = Instant::now();
-                let record = self.registry().start_move(&tenant.id, &tenant.server, to).await?;
+                let keep_until = keep_source_for.map(|keep| Utc::now() + chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX));
+                let record = self.registry().start_move(&tenant.id, &tenant.server, to, keep_until).await?;
                 reporter.on_step("start", &format!("from `{}` to `{to}`", tenant.server), started.elapsed());
                 record
             }
@@ -228,6 +241,12 @@ impl Tenancy {
             record.step = MoveStep::Done;
             let detail = if record.down_by_move { "serving again" } else { "left down, as its operator had it" };
             reporter.on_step("up", detail, started.elapsed());
+        }
+        // `--keep-source-for 0`: nothing to keep.
+        if record.keep_source_until.is_some_and(|until| until <= Utc::now()) {
+            let started = Instant::now();
+            self.drop_source(&record).await.map_err(|err| fail("drop the old database", error_chain(&*err)))?;
+            reporter.on_step("cleanup", &format!("the old database on `{}` dropped", record.from), started.elapsed());
         }
         Ok(record)
     }
@@ -335,37 +354,38 @@ impl Tenancy {
         Ok(record)
     }
 
-    /// Drops the old database of every finished move (on the server it moved from, only while the
-    /// tenant is recorded elsewhere) and forgets the move. Returns the moves cleaned up, and those
-    /// that could not be, with why.
+    /// Drops the old database of every finished move whose keeping time is over (or that has
+    /// none: kept until this is asked for), on the server it moved from and only while the tenant
+    /// is recorded elsewhere, and forgets the move. Returns the moves cleaned up, and those that
+    /// could not be, with why; moves still kept are left out.
     ///
     /// # Errors
     /// When the registry cannot be read.
     pub async fn clean_up_moves(&self) -> Result<(Vec<MoveRecord>, Vec<(MoveRecord, String)>), MoveError> {
         let (mut cleaned, mut failed) = (Vec::new(), Vec::new());
+        let now = Utc::now();
         for record in self.registry().moves().await? {
-            if record.step != MoveStep::Done {
+            if record.step != MoveStep::Done || record.keep_source_until.is_some_and(|until| until > now) {
                 continue;
             }
-            let dropped = async {
-                let tenant = self.registry().require(&record.tenant).await?;
-                // Never the database the tenant is served from.
-                if tenant.server == record.from {
-                    return Err::<(), BoxError>(
-                        format!("tenant {tenant} is on `{}` again; its database there is kept", record.from).into(),
-                    );
-                }
-                self.manager_on(&record.from)?.drop_database(&tenant.database).await?;
-                self.registry().delete_move(&record.tenant).await?;
-                Ok(())
-            }
-            .await;
-            match dropped {
+            match self.drop_source(&record).await {
                 Ok(()) => cleaned.push(record),
                 Err(err) => failed.push((record, error_chain(&*err))),
             }
         }
         Ok((cleaned, failed))
+    }
+
+    /// Drops the old database of a finished move and forgets the move; never the database the
+    /// tenant is served from.
+    async fn drop_source(&self, record: &MoveRecord) -> Result<(), BoxError> {
+        let tenant = self.registry().require(&record.tenant).await?;
+        if tenant.server == record.from {
+            return Err(format!("tenant {tenant} is on `{}` again; its database there is kept", record.from).into());
+        }
+        self.manager_on(&record.from)?.drop_database(&tenant.database).await?;
+        self.registry().delete_move(&record.tenant).await?;
+        Ok(())
     }
 }
 

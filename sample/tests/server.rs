@@ -258,14 +258,30 @@ fn a_tenant_moves_to_another_server_with_its_data_and_an_interrupted_move_resume
         assert!(!tenant_databases_at(&cli, &at("default")).contains(&database), "{}", backend.name());
         assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(501));
 
+        // --keep-source-for 0 drops the old database at once; a longer keep outlives --cleanup.
+        let run = cli.run(&["tenant", "move", &acme, "--to", "third", "--keep-source-for", "0"]);
+        assert!(run.code == 0 && run.stderr.contains("old database is dropped"), "{}", run.stderr);
+        assert!(!tenant_databases_at(&cli, &at("second")).contains(&database));
+        let run = cli.run(&["tenant", "move", &acme, "--to", "second", "--keep-source-for", "7days"]);
+        assert!(run.code == 0 && run.stderr.contains("kept until"), "{}", run.stderr);
+        cli.ok(&["tenant", "move", "--cleanup"]);
+        assert!(tenant_databases_at(&cli, &at("third")).contains(&database), "kept for 7 days, --cleanup or not");
+        assert_eq!(cli.run(&["tenant", "move", &acme, "--to", "third", "--keep-source-for", "soon"]).code, 2);
+        assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(501));
+
+        // A tenant whose old copy is kept moves again once it is dropped.
+        let run = cli.run(&["tenant", "move", &acme, "--to", "default"]);
+        assert!(run.code == 2 && run.stderr.contains("kept until"), "{}", run.stderr);
+
         // Refused before anything is done: exit 2.
-        for (to, says) in [("nope", "no server named"), ("second", "already"), ("../x", "no server named")] {
-            let run = cli.run(&["tenant", "move", &acme, "--to", to]);
+        let hooli = cli.ok(&["tenant", "create", "--name", "Hooli", "--server", "default"]).trim().to_owned();
+        for (to, says) in [("nope", "no server named"), ("default", "already"), ("../x", "no server named")] {
+            let run = cli.run(&["tenant", "move", &hooli, "--to", to]);
             assert_eq!(run.code, 2, "{to}: {}", run.stderr);
             assert!(run.stderr.contains(says), "{to}: {}", run.stderr);
         }
         cli.ok(&["server", "drain", "third"]);
-        let run = cli.run(&["tenant", "move", &acme, "--to", "third"]);
+        let run = cli.run(&["tenant", "move", &hooli, "--to", "third"]);
         assert!(run.code == 2 && run.stderr.contains("takes no tenants"), "{}", run.stderr);
         cli.ok(&["server", "activate", "third"]);
 

@@ -310,6 +310,7 @@ impl MigrationTrait for CreateTenantMoves {
                     .col(boolean("down_by_move"))
                     .col(timestamp_with_time_zone("started_at"))
                     .col(timestamp_with_time_zone("updated_at"))
+                    .col(timestamp_with_time_zone_null("keep_source_until"))
                     .foreign_key(&mut belongs_to_tenant(table))
                     .to_owned(),
             )

@@ -12,7 +12,8 @@ use crate::moves::{MoveRecord, MoveStep};
 /// The table of moves.
 pub(crate) const TABLE: &str = "tenancy_tenant_moves";
 
-const COLUMNS: [&str; 7] = ["tenant_id", "from_server", "to_server", "step", "down_by_move", "started_at", "updated_at"];
+const COLUMNS: [&str; 8] =
+    ["tenant_id", "from_server", "to_server", "step", "down_by_move", "started_at", "updated_at", "keep_source_until"];
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
@@ -44,12 +45,19 @@ impl Registry {
         row.as_ref().map(move_record).transpose()
     }
 
-    /// Records that `tenant` starts moving from `from` to `to`. Fails if it is moving already
+    /// Records that `tenant` starts moving from `from` to `to`, its old database to be kept until
+    /// `keep_source_until` (`None`: until `tenant move --cleanup`). Fails if it is moving already
     /// (the primary key): two `tenant move` runs cannot both start one.
     ///
     /// # Errors
     /// When the registry cannot be written, or a move of the tenant is recorded already.
-    pub async fn start_move(&self, tenant: &TenantId, from: &str, to: &str) -> Result<MoveRecord, RegistryError> {
+    pub async fn start_move(
+        &self,
+        tenant: &TenantId,
+        from: &str,
+        to: &str,
+        keep_source_until: Option<DateTime<Utc>>,
+    ) -> Result<MoveRecord, RegistryError> {
         let now = Utc::now();
         let insert = Query::insert()
             .into_table(col(TABLE))
@@ -62,10 +70,19 @@ impl Registry {
                 false.into(),
                 now.into(),
                 now.into(),
+                keep_source_until.into(),
             ])
             .to_owned();
         self.connection().execute(&insert).await.map_err(RegistryError::query(format!("record the move of tenant `{tenant}`")))?;
-        Ok(MoveRecord { tenant: *tenant, from: from.into(), to: to.into(), step: MoveStep::Started, down_by_move: false, started_at: now })
+        Ok(MoveRecord {
+            tenant: *tenant,
+            from: from.into(),
+            to: to.into(),
+            step: MoveStep::Started,
+            down_by_move: false,
+            started_at: now,
+            keep_source_until,
+        })
     }
 
     /// Records that the move of `tenant` reached `step` (and whether the move took it down).
@@ -138,5 +155,6 @@ fn move_record(row: &QueryResult) -> Result<MoveRecord, RegistryError> {
         to: row.try_get("", "to_server").map_err(read())?,
         down_by_move: row.try_get("", "down_by_move").map_err(read())?,
         started_at,
+        keep_source_until: row.try_get("", "keep_source_until").map_err(read())?,
     })
 }

@@ -33,9 +33,13 @@ pub struct MoveArgs {
     /// With --all-from: tenants moved at once
     #[arg(long, default_value_t = 1, requires = "all_from", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// Drop the old databases of finished moves, and forget the moves
+    /// Drop the old databases of finished moves (those kept --keep-source-for once that is over), and forget the moves
     #[arg(long)]
     pub cleanup: bool,
+    /// Keep the old database this long (`0`, `12h`, `7days`), then let --cleanup drop it
+    /// [default: until --cleanup]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with_all = ["abort", "cleanup"])]
+    pub keep_source_for: Option<Duration>,
 }
 
 pub async fn run(args: MoveArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
@@ -45,7 +49,7 @@ pub async fn run(args: MoveArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
             return clean_up(tenancy, out).await;
         }
         if let Some(server) = &args.all_from {
-            return move_all_from(tenancy, server, usize::from(args.concurrency), out).await;
+            return move_all_from(tenancy, server, usize::from(args.concurrency), args.keep_source_for, out).await;
         }
         let tenant = tenancy.registry().resolve(args.tenant.as_deref().unwrap_or_default()).await?;
         if args.abort {
@@ -60,33 +64,41 @@ pub async fn run(args: MoveArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
             return Ok(ExitStatus::Success);
         }
         let to = args.to.as_deref().unwrap_or_default();
-        move_one(tenancy, &tenant, to, out).await.map_err(edge)?;
+        move_one(tenancy, &tenant, to, args.keep_source_for, out).await.map_err(edge)?;
         Ok(ExitStatus::Success)
     })
     .await
 }
 
-async fn move_one(tenancy: &Tenancy, tenant: &Tenant, to: &str, out: &Output) -> Result<(), MoveError> {
+async fn move_one(tenancy: &Tenancy, tenant: &Tenant, to: &str, keep: Option<Duration>, out: &Output) -> Result<(), MoveError> {
     let started = Instant::now();
-    let record = tenancy.move_tenant(tenant, to, &StepLines { out, tenant }).await?;
+    let record = tenancy.move_tenant(tenant, to, keep, &StepLines { out, tenant }).await?;
     if out.is_json() {
         out.json(&json!({"event": "tenant_moved", "tenant": tenant.id, "move": record, "elapsed_ms": millis(started.elapsed())}));
     }
+    let kept = match record.keep_source_until {
+        Some(until) if until <= chrono::Utc::now() => "its old database is dropped".to_owned(),
+        Some(until) => {
+            format!("its old database is kept until {} (then `tenancy tenant move --cleanup`)", until.format("%Y-%m-%d %H:%M UTC"))
+        }
+        None => "its old database is kept until `tenancy tenant move --cleanup`".to_owned(),
+    };
     out.status(
         "Moved",
-        format!(
-            "tenant {tenant} from `{}` to `{}` in {}; its old database is kept until `tenancy tenant move --cleanup`",
-            record.from,
-            record.to,
-            format_duration(started.elapsed())
-        ),
+        format!("tenant {tenant} from `{}` to `{}` in {}; {kept}", record.from, record.to, format_duration(started.elapsed())),
     );
     Ok(())
 }
 
 /// Moves every tenant off `server` (which must take no new tenants, or placement could choose it
 /// again), `concurrency` at a time; one failure does not stop the others.
-async fn move_all_from(tenancy: &Tenancy, server: &str, concurrency: usize, out: &Output) -> anyhow::Result<ExitStatus> {
+async fn move_all_from(
+    tenancy: &Tenancy,
+    server: &str,
+    concurrency: usize,
+    keep: Option<Duration>,
+    out: &Output,
+) -> anyhow::Result<ExitStatus> {
     if !tenancy.config().server_names().iter().any(|name| name == server) {
         return Err(UsageError::new(
             format!("no server named `{}` in `tenant_database.servers`", server.escape_debug()),
@@ -112,7 +124,7 @@ async fn move_all_from(tenancy: &Tenancy, server: &str, concurrency: usize, out:
                     Some(record) => record.to,
                     None => tenancy.place_new_tenant(None).await?,
                 };
-                move_one(tenancy, &tenant, &to, out).await?;
+                move_one(tenancy, &tenant, &to, keep, out).await?;
                 anyhow::Ok(())
             }
             .await;
@@ -190,6 +202,7 @@ impl MoveReporter for StepLines<'_> {
             "copy" => "Copied",
             "switch" => "Switched",
             "up" => "Up",
+            "cleanup" => "Dropped",
             other => other,
         };
         self.out.status(verb, format!("{detail} {}", self.out.dim(&format_duration(elapsed))));

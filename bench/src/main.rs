@@ -13,6 +13,7 @@ mod migrate;
 mod monitor;
 mod provision;
 mod queue;
+mod scale;
 mod startup;
 mod web;
 
@@ -148,6 +149,25 @@ enum Bench {
         #[arg(long, value_delimiter = ',')]
         engine: Vec<String>,
     },
+    /// Many tenants on one machine: tenant list, db status --all, db migrate --all with nothing
+    /// pending and with one new migration, and peak memory, through the stock binary; see `scale.rs`
+    Scale {
+        /// SQLite tenants (template provisioning)
+        #[arg(long, default_value_t = 10_000)]
+        sqlite_tenants: usize,
+        /// PostgreSQL tenants (a schema each)
+        #[arg(long, default_value_t = 2_000)]
+        postgres_tenants: usize,
+        /// Which backends (default: sqlite and postgres-schema)
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BackendArg::Sqlite, BackendArg::PostgresSchema])]
+        backend: Vec<BackendArg>,
+        /// Tenants created at once beforehand
+        #[arg(long, default_value_t = 4)]
+        create_concurrency: usize,
+        /// The release stock `tenancy` binary to measure
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
+        binary: std::path::PathBuf,
+    },
     /// `tenancy --help` with no plugin libraries, and with N copies of the hello plugin
     Startup {
         /// How many plugin libraries
@@ -240,6 +260,19 @@ async fn main() -> anyhow::Result<()> {
                 binary.display()
             );
             monitor::run(&monitor::Options { binary: &binary, sqlite_tenants, postgres_tenants, runs: runs.max(1) }).await?;
+        }
+        Bench::Scale { sqlite_tenants, postgres_tenants, backend, create_concurrency, binary } => {
+            anyhow::ensure!(
+                binary.is_file(),
+                "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy`",
+                binary.display()
+            );
+            println!("scale: many tenants through the stock binary");
+            let options = scale::Options { binary: &binary, create_concurrency };
+            for backend in backend.into_iter().map(Backend::from) {
+                let count = if backend == Backend::Sqlite { sqlite_tenants } else { postgres_tenants };
+                scale::run(backend, count, &options).await?;
+            }
         }
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {
             anyhow::ensure!(

@@ -14,6 +14,7 @@
 //! - `cargo xtask bench web [--tenants N] [--seconds S] [--connections C] [--runs R]` (installs `wrk`);
 //! - `cargo xtask bench monitor [--sqlite-tenants N] [--postgres-tenants N] [--runs R]`;
 //! - `cargo xtask bench queue [--tenants N] [--jobs N] [--concurrency C] [--runs R]`;
+//! - `cargo xtask bench scale [--sqlite-tenants N] [--postgres-tenants N] [--backend …]`;
 //! - `cargo xtask release [--version X.Y.Z | --bump major|minor|patch] [--dry-run]`: see `release.rs`.
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
@@ -44,7 +45,7 @@ fn main() -> anyhow::Result<()> {
         "release" => release::release(&sh, &rest),
         other => {
             eprintln!(
-                "usage: cargo xtask <ci | test [--backend a,b] [-- FILTER] | plugins [--release] | bench <provision | migrate | cache | startup | web | backup | monitor | queue> [options] | release [--version X.Y.Z | --bump major|minor|patch] [--dry-run]>"
+                "usage: cargo xtask <ci | test [--backend a,b] [-- FILTER] | plugins [--release] | bench <provision | migrate | scale | cache | startup | web | backup | monitor | queue> [options] | release [--version X.Y.Z | --bump major|minor|patch] [--dry-run]>"
             );
             if other.is_empty() { Ok(()) } else { bail!("unknown task `{other}`") }
         }
@@ -146,6 +147,11 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "cargo build --release --locked -p tenancy-sample --bin tenancy-sample").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- monitor {rest...}").run().context("the benchmark failed")
         }
+        "scale" => {
+            step("release build of the stock tenancy binary, then tenancy-bench scale");
+            cmd!(sh, "cargo build --release --locked -p tenancy --bin tenancy").run().context("building tenancy failed")?;
+            cmd!(sh, "cargo run --release --locked -p tenancy-bench -- scale {rest...}").run().context("the benchmark failed")
+        }
         "queue" => {
             step("release build of tenancy-bench, then tenancy-bench queue");
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- queue {rest...}").run().context("the benchmark failed")
@@ -156,7 +162,7 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "cargo build --release --locked -p tenancy-sample").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- backup {rest...}").run().context("the benchmark failed")
         }
-        other => bail!("unknown benchmark `{other}`; available: provision, migrate, cache, startup, web, backup, monitor, queue"),
+        other => bail!("unknown benchmark `{other}`; available: provision, migrate, scale, cache, startup, web, backup, monitor, queue"),
     }
 }
 

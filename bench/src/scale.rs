@@ -46,8 +46,10 @@ pub async fn run(backend: Backend, count: usize, options: &Options<'_>) -> anyho
     let cli = |args: &[&str]| crate::measure::tenancy_cli(options.binary, env.dir(), args);
     let list = cli(&["tenant", "list"])?;
     let status = cli(&["db", "status", "--all", "--quiet"])?;
+    let summary_unrecorded = cli(&["db", "status", "--all", "--summary", "--quiet"])?;
     let first_noop = cli(&["db", "migrate", "--all", "--quiet"])?;
     let noop = cli(&["db", "migrate", "--all", "--quiet"])?;
+    let summary = cli(&["db", "status", "--all", "--summary", "--quiet"])?;
     write_migration(&folder, TABLES + 1)?;
     let one_new = cli(&["db", "migrate", "--all", "--quiet"])?;
     let noop_after = cli(&["db", "migrate", "--all", "--quiet"])?;
@@ -60,8 +62,10 @@ pub async fn run(backend: Backend, count: usize, options: &Options<'_>) -> anyho
     let _ = writeln!(out, "    {:<44} {:>8.2}s   ({} at once, in-process)", "created", created.as_secs_f64(), options.create_concurrency);
     row(&mut out, "tenant list", &list);
     row(&mut out, "db status --all", &status);
+    row(&mut out, "db status --all --summary, nothing recorded", &summary_unrecorded);
     row(&mut out, "db migrate --all, nothing pending, first run", &first_noop);
     row(&mut out, "db migrate --all, nothing pending (recorded)", &noop);
+    row(&mut out, "db status --all --summary (recorded)", &summary);
     row(&mut out, "db migrate --all, one new migration", &one_new);
     row(&mut out, "db migrate --all, nothing pending again", &noop_after);
     print!("{out}");

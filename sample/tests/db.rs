@@ -55,6 +55,21 @@ fn every_db_command_on_every_backend() {
         assert_eq!(applied_pending(&cli.status(&a)), (ALL - 1, 1), "{name}: `db status` always reads the database");
         let plain = cli.run(&["db", "migrate", "--all", "--json"]);
         assert!(!plain.stdout.contains("migration_applied"), "{name}: {}", plain.stdout);
+        // `db status --summary` trusts the record as `db migrate` does; with `--verify` it reads.
+        let totals = |args: &[&str]| -> serde_json::Value { serde_json::from_str(cli.ok(args).trim()).unwrap() };
+        let trusted = totals(&["db", "status", "--all", "--summary", "--json"]);
+        assert_eq!((trusted["up_to_date"].as_u64(), trusted["up_to_date_by_record"].as_u64()), (Some(2), Some(2)), "{name}: {trusted}");
+        let read = totals(&["db", "status", "--all", "--summary", "--verify", "--json"]);
+        assert_eq!(
+            (read["up_to_date"].as_u64(), read["with_pending"].as_u64(), read["pending"].as_u64(), read["up_to_date_by_record"].as_u64()),
+            (Some(1), Some(1), Some(1), Some(0)),
+            "{name}: {read}"
+        );
+        assert!(
+            cli.ok(&["db", "status", "--all", "--summary"]).starts_with("2 tenants: 2 up to date (2 by the registry's record"),
+            "{name}"
+        );
+        assert_eq!(cli.run(&["db", "status", "--all", "--verify"]).code, 2, "--verify goes with --summary");
         let verified = cli.run(&["db", "migrate", "--all", "--verify", "--json"]);
         assert_eq!(verified.stdout.matches("\"migration_applied\"").count(), 1, "{name}: {}{}", verified.stdout, verified.stderr);
         assert_eq!(applied_pending(&cli.status(&a)), (ALL, 0), "{name}");

@@ -1,5 +1,6 @@
 //! `tenancy db status`: for one tenant, every migration with when it was applied, the last failure
-//! and the database's size; for many, a line each and totals.
+//! and the database's size; for many, a line each and totals; with `--summary`, the totals only,
+//! trusting the registry's record of which tenants are up to date (as `db migrate` does).
 
 use clap::Args;
 use futures::StreamExt;
@@ -18,13 +19,29 @@ pub struct StatusArgs {
     pub selection: TenantSelection,
     #[command(flatten)]
     pub concurrency: ConcurrencyArg,
+    /// Only the totals: tenants up to date, with pending migrations, failed, unreadable. A tenant
+    /// the registry records as up to date with these migrations is counted so without opening it
+    #[arg(long)]
+    pub summary: bool,
+    /// With --summary: read every tenant's database, trusting no record
+    #[arg(long, requires = "summary")]
+    pub verify: bool,
 }
 
 pub async fn run(args: StatusArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
-        let tenants = args.selection.resolve(tenancy, out, "tenancy db status").await?;
+        let mut tenants = args.selection.resolve(tenancy, out, "tenancy db status").await?;
         let concurrency = args.concurrency.get(tenancy);
+        // Up to date by the registry's record, with no failure since: not opened for a summary.
+        let mut recorded = 0;
+        if args.summary && !args.verify {
+            let fingerprint = tenancy.migration_fingerprint().await.to_owned();
+            let failed = tenancy.registry().last_migration_failures().await?;
+            let before = tenants.len();
+            tenants.retain(|tenant| tenant.migrated_set.as_deref() != Some(fingerprint.as_str()) || failed.contains_key(&tenant.id));
+            recorded = before - tenants.len();
+        }
         let mut results: Vec<_> = futures::stream::iter(tenants)
             .map(|tenant| async move {
                 let report = tenancy.migration_status(&tenant).await;
@@ -48,7 +65,9 @@ pub async fn run(args: StatusArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
                 }
             }
         }
-        if args.selection.is_single() && reports.len() == 1 {
+        if args.summary {
+            totals(out, &reports, recorded, unreadable);
+        } else if args.selection.is_single() && reports.len() == 1 {
             detail(out, &reports[0]);
         } else {
             summary(out, &reports);
@@ -82,6 +101,27 @@ fn detail(out: &Output, report: &TenantMigrationReport) {
         report.status.pending(),
         report.stats.tables,
         format_bytes(report.stats.size_bytes)
+    ));
+}
+
+/// `--summary`: one line (one event) of totals; `recorded` tenants were counted up to date from
+/// the registry's record without being read.
+fn totals(out: &Output, reports: &[TenantMigrationReport], recorded: usize, unreadable: usize) {
+    let read_up_to_date = reports.iter().filter(|r| r.status.pending() == 0 && r.last_failure.is_none()).count();
+    let with_pending = reports.iter().filter(|r| r.status.pending() > 0).count();
+    let pending: usize = reports.iter().map(|r| r.status.pending()).sum();
+    let failed = reports.iter().filter(|r| r.last_failure.is_some()).count();
+    let tenants = recorded + reports.len() + unreadable;
+    let up_to_date = recorded + read_up_to_date;
+    if out.is_json() {
+        out.json(&json!({"event": "totals", "tenants": tenants, "up_to_date": up_to_date, "up_to_date_by_record": recorded,
+            "with_pending": with_pending, "pending": pending, "failed": failed, "unreadable": unreadable}));
+        return;
+    }
+    // The data of this command, so on stdout (and kept by --quiet).
+    out.data(format!(
+        "{tenants} tenants: {up_to_date} up to date ({recorded} by the registry's record, {} read), {with_pending} with {pending} migrations pending, {failed} with a failure, {unreadable} unreadable",
+        reports.len()
     ));
 }
 

@@ -23,12 +23,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::maintenance::{Maintenance, MaintenanceOrigin};
 use crate::migrate::fleet::error_chain;
@@ -319,7 +317,7 @@ impl Tenancy {
     async fn census(&self, tenant: &Tenant) -> Result<Census, BoxError> {
         let db = self.manager_of(tenant)?.open_sized(&tenant.database, 1).await?;
         let census = async {
-            let rows = count_rows(&db).await?;
+            let rows = crate::migrate::stats::count_rows(&db).await?;
             let migrations = crate::migrate::status::read(&db, self.migrations()).await?.applied_names();
             Ok::<_, BoxError>(Census { rows, migrations })
         }
@@ -389,30 +387,6 @@ impl Tenancy {
     }
 }
 
-/// Each table's rows, by name, on `db`'s own schema or database.
-async fn count_rows(db: &DatabaseConnection) -> Result<BTreeMap<String, u64>, sea_orm::DbErr> {
-    let backend = db.get_database_backend();
-    let list = match backend {
-        DbBackend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-        DbBackend::Postgres => {
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
-        }
-        _ => "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'",
-    };
-    let mut rows = BTreeMap::new();
-    for row in db.query_all_raw(Statement::from_string(backend, list)).await? {
-        let table: String = row.try_get_by_index(0)?;
-        let quoted = match backend {
-            DbBackend::MySql => format!("`{}`", table.replace('`', "``")),
-            _ => format!("\"{}\"", table.replace('"', "\"\"")),
-        };
-        let count = db.query_one_raw(Statement::from_string(backend, format!("SELECT COUNT(*) FROM {quoted}"))).await?;
-        let count: i64 = count.map(|row| row.try_get_by_index(0)).transpose()?.unwrap_or(0);
-        rows.insert(table, u64::try_from(count).unwrap_or(0));
-    }
-    Ok(rows)
-}
-
 /// The first few ways `after` differs from `before`, for the message.
 fn difference(before: &Census, after: &Census) -> String {
     let mut found = Vec::new();
@@ -430,6 +404,3 @@ fn difference(before: &Census, after: &Census) -> String {
     found.truncate(5);
     found.join("; ")
 }
-
-/// The copier of a binary, if it has one (set by [`crate::TenancyBuilder::tenant_copier`]).
-pub(crate) type SharedCopier = Arc<dyn TenantCopier>;

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::config::Placement;
-use crate::database::{DatabaseError, DatabaseName, Driver};
+use crate::database::{DatabaseError, DatabaseName};
 use crate::registry::RegistryError;
 use crate::tenancy::Tenancy;
 
@@ -169,24 +169,11 @@ impl Tenancy {
     /// unreadable.
     pub async fn place_new_tenant(&self, requested: Option<&str>) -> Result<String, PlacementError> {
         let config = self.config();
-        let db = &config.tenant_database;
-        if let Some(name) = requested
-            && (db.driver == Driver::Sqlite || !db.servers.contains_key(name))
-            && name != db.server
-        {
-            return Err(PlacementError::UnknownServer { name: name.to_owned(), known: config.server_names().join(", ") });
-        }
-        let single = config.server_names().len() == 1;
-        // One server, none asked for: nothing to choose, and nothing to read.
-        if single && requested.is_none() {
-            let state = self.registry().server_state(&db.server).await?;
-            return if state.takes_new_tenants() {
-                Ok(db.server.clone())
-            } else {
-                Err(PlacementError::NoActiveServer { states: format!("{} is {state}", db.server) })
-            };
-        }
+        let names = config.server_names();
         if let Some(name) = requested {
+            if !names.iter().any(|known| known == name) {
+                return Err(PlacementError::UnknownServer { name: name.to_owned(), known: names.join(", ") });
+            }
             let state = self.registry().server_state(name).await?;
             return if state.takes_new_tenants() {
                 Ok(name.to_owned())
@@ -194,8 +181,18 @@ impl Tenancy {
                 Err(PlacementError::NotAccepting { name: name.to_owned(), state })
             };
         }
-        let loads = self.server_loads(db.placement == Placement::LeastBytes).await?;
-        Ok(choose(db.placement, &loads, &db.server)?.name.clone())
+        // One server: nothing to choose, and no tenant to count.
+        if let [only] = names.as_slice() {
+            let state = self.registry().server_state(only).await?;
+            return if state.takes_new_tenants() {
+                Ok(only.clone())
+            } else {
+                Err(PlacementError::NoActiveServer { states: format!("{only} is {state}") })
+            };
+        }
+        let policy = config.tenant_database.placement;
+        let loads = self.server_loads(policy == Placement::LeastBytes).await?;
+        Ok(choose(policy, &loads, &config.tenant_database.server)?.name.clone())
     }
 
     /// Bytes the tenants recorded on `server` take there.

@@ -40,7 +40,7 @@ pub struct Tenancy {
     migrations: MigrationSet,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
     tenant_hooks: Vec<Arc<dyn TenantHook>>,
-    copier: Option<crate::moves::SharedCopier>,
+    copier: Option<Arc<dyn crate::moves::TenantCopier>>,
     meter: Option<Arc<dyn AllocationMeter>>,
     caches: Arc<CacheBootstrapper>,
     sessions: crate::sessions::TenantSessionStore,
@@ -96,7 +96,7 @@ pub struct TenancyBuilder {
     plugin_migrators: Vec<Arc<dyn TenantMigrator>>,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
     tenant_hooks: Vec<Arc<dyn TenantHook>>,
-    copier: Option<crate::moves::SharedCopier>,
+    copier: Option<Arc<dyn crate::moves::TenantCopier>>,
     meter: Option<Arc<dyn AllocationMeter>>,
 }
 

@@ -381,7 +381,7 @@ pub async fn restore_test(
             let target = Source::Sqlite { path: scratch.path().to_owned() };
             let db = target.connect().await?;
             sqlite::restore(&db, unpacked.path(), SCRATCH_LOCK_TIMEOUT).await?;
-            let tables = crate::census::count_rows(&db, crate::census::Dialect::Sqlite).await?;
+            let tables = crate::census::count_rows(&db).await?;
             read(db, tables).await
         }
     }

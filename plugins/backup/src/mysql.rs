@@ -33,7 +33,7 @@ pub async fn dump(login: &ServerLogin, target: File, migrations: &MigrationSet, 
     let server_version = census::server_version(&db, Dialect::MySql).await?;
     // MySQL cannot share a snapshot with another session: count in one taken just before the dump's.
     let snapshot = db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?;
-    let tables = census::count_rows(&snapshot, Dialect::MySql).await?;
+    let tables = census::count_rows(&snapshot).await?;
     let migrations = tenancy_core::migrate::status::read_in(&snapshot, migrations).await?.applied_names();
     snapshot.commit().await?;
     db.close().await?;
@@ -207,6 +207,6 @@ pub async fn drop_database(login: &ServerLogin, name: &str) -> anyhow::Result<()
 /// When it cannot be read.
 pub async fn census_of(login: &ServerLogin, name: &str) -> anyhow::Result<(DatabaseConnection, BTreeMap<String, u64>)> {
     let db = login.on(name).connect().await?;
-    let counts = census::count_rows(&db, Dialect::MySql).await?;
+    let counts = census::count_rows(&db).await?;
     Ok((db, counts))
 }

@@ -54,7 +54,7 @@ pub async fn dump(
     command.stdin(Stdio::null()).stdout(Stdio::piped());
     // The rows are counted while pg_dump reads the same snapshot, not before it.
     let dumping = tokio::task::spawn_blocking(move || tools::seal_output_of(command, target, &sealing));
-    let tables = census::count_rows(&snapshot_holder, Dialect::Postgres).await;
+    let tables = census::count_rows(&snapshot_holder).await;
     let applied = tenancy_core::migrate::status::read_in(&snapshot_holder, migrations).await;
     let sealed = dumping.await??;
     let (tables, migrations) = (tables?, applied?.applied_names());
@@ -209,7 +209,7 @@ pub async fn drop_database(login: &ServerLogin, name: &str) -> anyhow::Result<()
 /// When it cannot be read.
 pub async fn census_of(login: &ServerLogin, schema: Option<&str>) -> anyhow::Result<(sea_orm::DatabaseConnection, BTreeMap<String, u64>)> {
     let db = connect(login, schema).await?;
-    let counts = census::count_rows(&db, Dialect::Postgres).await?;
+    let counts = census::count_rows(&db).await?;
     Ok((db, counts))
 }
 

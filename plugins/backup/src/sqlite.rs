@@ -57,7 +57,7 @@ pub async fn dump(
 /// When it is not a readable database.
 pub async fn census_of(path: &Path) -> anyhow::Result<(DatabaseConnection, BTreeMap<String, u64>)> {
     let db = open_read_only(path).await?;
-    let counts = census::count_rows(&db, Dialect::Sqlite).await?;
+    let counts = census::count_rows(&db).await?;
     Ok((db, counts))
 }
 
@@ -76,7 +76,7 @@ pub async fn check(dump: &Path) -> anyhow::Result<String> {
     let db = open_read_only(dump).await?;
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), "PRAGMA integrity_check")).await?;
     let verdict: String = row.map(|row| row.try_get_by_index(0)).transpose()?.unwrap_or_default();
-    let tables = census::count_rows(&db, Dialect::Sqlite).await?.len();
+    let tables = census::count_rows(&db).await?.len();
     db.close().await?;
     if verdict == "ok" {
         Ok(format!("SQLite's integrity check passes ({tables} tables)"))

@@ -445,9 +445,12 @@ fn a_killed_or_cut_off_backup_is_never_listed_and_a_rerun_works() {
     // The server ends the dump's session.
     let child = cli.tenancy_process().args(["backup", "create", "--tenant", &acme]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let admin = format!("postgres://postgres@{}/postgres", tenancy_tests::POSTGRES_ADDR);
-    wait_for("pg_dump's session to be ended", Duration::from_secs(30), || {
-        admin_scalar(&admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'tenancy-backup'") > 0
-    });
+    // Only this test's databases: other tests back up in parallel on the same server.
+    let terminate = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'tenancy-backup' AND datname LIKE '{}'",
+        tenancy_tests::like_prefix(&cli.env.prefix)
+    );
+    wait_for("pg_dump's session to be ended", Duration::from_secs(30), || admin_scalar(&admin, &terminate) > 0);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

@@ -392,7 +392,7 @@ impl Drop for TestEnv {
 }
 
 /// `prefix%` with `_` escaped, for LIKE.
-fn like_prefix(prefix: &str) -> String {
+pub fn like_prefix(prefix: &str) -> String {
     format!("{}%", prefix.replace('_', "\\_"))
 }
 

@@ -95,7 +95,7 @@ fn floors(env: &TestEnv, backend: Backend) -> anyhow::Result<(Floor, Floor)> {
     if backend == Backend::Sqlite {
         let folder = env.sqlite_dir().display().to_string();
         let python = |body: &str| {
-            let script = format!("{SQLITE_PRELUDE}\nfor path in sorted(glob.glob({folder:?} + '/*.sqlite')):\n{body}");
+            let script = format!("{SQLITE_PRELUDE}\nfor path in sorted(glob.glob({folder:?} + '/*/*.sqlite')):\n{body}");
             move || shell(&[], &format!("python3 - <<'PY'\n{script}\nPY"))
         };
         return Ok((Box::new(python(SQLITE_STATS)), Box::new(python(SQLITE_HEALTH))));

@@ -17,7 +17,7 @@ fn a_missing_tenant_database_fails_that_tenant_and_the_run_ends() {
     let ids: Vec<String> =
         (0..4).map(|i| cli.ok(&["tenant", "create", "--name", &format!("T{i}"), "--no-migrate"]).trim().to_owned()).collect();
     let database = cli.tenants().iter().find(|t| t["id"] == ids[1].as_str()).unwrap()["database"].as_str().unwrap().to_owned();
-    std::fs::remove_file(cli.dir().join("storage/tenants").join(format!("{database}.sqlite"))).unwrap();
+    std::fs::remove_file(cli.env.sqlite_file(&database)).unwrap();
     for command in [&["db", "migrate", "--all", "--concurrency", "3"][..], &["db", "status", "--all", "--concurrency", "3"]] {
         let run = cli
             .command()

@@ -96,7 +96,7 @@ fn no_config_file_uses_sqlite_under_storage() {
     std::fs::remove_file(cli.dir().join("tenancy.toml")).unwrap();
     let id = cli.create("Zero", &[]);
     let simple = id.replace('-', "");
-    assert!(cli.dir().join(format!("storage/tenants/tenant_{simple}.sqlite")).is_file());
+    assert!(cli.env.sqlite_file(&format!("tenant_{simple}")).is_file());
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn environment_variables_override_the_file() {
     let id = cli.command().env("TENANCY_TENANT_DATABASE__PREFIX", "envy_").args(["tenant", "create", "--name", "E"]).output().unwrap();
     assert!(id.status.success());
     let id = String::from_utf8(id.stdout).unwrap().trim().replace('-', "");
-    assert!(cli.env.sqlite_dir().join(format!("envy_{id}.sqlite")).is_file());
+    assert!(cli.env.sqlite_file(&format!("envy_{id}")).is_file());
 }
 
 #[test]

@@ -38,6 +38,8 @@ pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 pub const S3_ADDR: &str = "127.0.0.1:5055";
 /// The two extra PostgreSQL clusters `.ci/services` starts, for tests over several servers.
 pub const EXTRA_POSTGRES_ADDRS: [&str; 2] = ["127.0.0.1:5433", "127.0.0.1:5434"];
+/// The second MariaDB server `.ci/services` starts, for moves between MariaDB servers.
+pub const EXTRA_MYSQL_ADDR: &str = "127.0.0.1:3307";
 /// The server names [`TestEnv::add_postgres_servers`] configures: the main one, then the extra clusters.
 pub const SERVER_NAMES: [&str; 3] = ["default", "second", "third"];
 
@@ -162,8 +164,8 @@ pub struct TestEnv {
     dir: tempfile::TempDir,
     /// Unique per test: `t` + 10 hex digits + `_`.
     pub prefix: String,
-    /// The extra PostgreSQL clusters this test put tenants on (their admin URLs), cleaned too.
-    extra_postgres: Vec<String>,
+    /// The extra servers this test put tenants on (their admin URLs), cleaned too.
+    extra_servers: Vec<String>,
 }
 
 impl TestEnv {
@@ -177,7 +179,7 @@ impl TestEnv {
             backend,
             dir: tempfile::tempdir().expect("a temporary folder"),
             prefix: format!("t{}_", &random[random.len() - 10..]),
-            extra_postgres: Vec::new(),
+            extra_servers: Vec::new(),
         };
         std::fs::write(env.dir.path().join("tenancy.toml"), env.config_toml()).expect("write tenancy.toml");
         Some(env)
@@ -253,8 +255,24 @@ impl TestEnv {
             if self.backend == Backend::PostgresSchema {
                 admin_execute(&admin, &format!("CREATE DATABASE \"{database}\"")).await;
             }
-            self.extra_postgres.push(admin);
+            self.extra_servers.push(admin);
         }
+        std::fs::write(self.dir().join("tenancy.toml"), toml).expect("write tenancy.toml");
+        Some(())
+    }
+
+    /// Configures two MariaDB servers, `default` (the main one) and `second` (the one
+    /// `.ci/services` starts on 3307). `None` (after saying so, or failing under CI) when the
+    /// second is not running, or the backend is not MariaDB.
+    pub async fn add_mysql_servers(&mut self) -> Option<()> {
+        if self.backend != Backend::MySql || !service_available("mysql-servers", EXTRA_MYSQL_ADDR) {
+            return None;
+        }
+        let mut toml = self.config_toml().split("\n[tenant_database.servers]").next().expect("the base configuration").to_owned();
+        for (name, address) in SERVER_NAMES.iter().zip([MYSQL_ADDR, EXTRA_MYSQL_ADDR]) {
+            toml.push_str(&format!("\n[tenant_database.servers.{name}]\nurl = \"mysql://root@{address}/mysql\"\n"));
+        }
+        self.extra_servers.push(format!("mysql://root@{EXTRA_MYSQL_ADDR}/mysql"));
         std::fs::write(self.dir().join("tenancy.toml"), toml).expect("write tenancy.toml");
         Some(())
     }
@@ -299,6 +317,11 @@ impl TestEnv {
         self.dir().join("storage/tenants")
     }
 
+    /// Where a new SQLite tenant database named `database` is: in its bucket of [`Self::sqlite_dir`].
+    pub fn sqlite_file(&self, database: &str) -> PathBuf {
+        self.sqlite_dir().join(tenancy_core::database::bucket_of(database)).join(format!("{database}.sqlite"))
+    }
+
     /// The number of tenant databases (or schemas, or files) with this environment's prefix.
     pub async fn count_tenant_databases(&self) -> usize {
         self.tenant_databases().await.len()
@@ -310,8 +333,7 @@ impl TestEnv {
         let central = self.central_database();
         let names = match self.backend {
             Backend::Sqlite => {
-                let Ok(entries) = std::fs::read_dir(self.sqlite_dir()) else { return Vec::new() };
-                return entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".sqlite")).collect();
+                return sqlite_files(&self.sqlite_dir());
             }
             Backend::Postgres => {
                 admin_names(&self.postgres_admin(), &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await
@@ -342,12 +364,14 @@ impl TestEnv {
         format!("mysql://root@{MYSQL_ADDR}/mysql")
     }
 
-    async fn cleanup(backend: Backend, prefix: String, postgres_admins: Vec<String>, mysql_admin: String) {
+    /// Drops what has the prefix on the main server and on each of `extra_servers` (admin URLs).
+    async fn cleanup(backend: Backend, prefix: String, main: String, extra_servers: Vec<String>) {
+        let admins: Vec<String> = std::iter::once(main).chain(extra_servers).collect();
         let pattern = like_prefix(&prefix);
         match backend {
             Backend::Sqlite => {}
             Backend::Postgres | Backend::PostgresSchema => {
-                for admin in &postgres_admins {
+                for admin in &admins {
                     for name in admin_names(admin, &format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'")).await {
                         // A tenant template (template provisioning) must be unmarked to be dropped.
                         admin_execute(admin, &format!("ALTER DATABASE \"{name}\" WITH IS_TEMPLATE false")).await;
@@ -356,13 +380,11 @@ impl TestEnv {
                 }
             }
             Backend::MySql => {
-                for name in admin_names(
-                    &mysql_admin,
-                    &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'"),
-                )
-                .await
-                {
-                    admin_execute(&mysql_admin, &format!("DROP DATABASE IF EXISTS `{name}`")).await;
+                for admin in &admins {
+                    let sql = format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}'");
+                    for name in admin_names(admin, &sql).await {
+                        admin_execute(admin, &format!("DROP DATABASE IF EXISTS `{name}`")).await;
+                    }
                 }
             }
         }
@@ -374,21 +396,37 @@ impl Drop for TestEnv {
         if self.backend == Backend::Sqlite {
             return;
         }
-        let pg = std::iter::once(self.postgres_admin()).chain(self.extra_postgres.iter().cloned()).collect();
-        let (backend, prefix, my) = (self.backend, self.prefix.clone(), self.mysql_admin());
+        let main = if self.backend == Backend::MySql { self.mysql_admin() } else { self.postgres_admin() };
+        let (backend, prefix, extra) = (self.backend, self.prefix.clone(), self.extra_servers.clone());
         // A thread of its own: drop may run inside a test's runtime, where another cannot start.
         let cleanup = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime")
-                .block_on(Self::cleanup(backend, prefix, pg, my));
+                .block_on(Self::cleanup(backend, prefix, main, extra));
         });
         // A failed cleanup leaves databases behind: say so, unless the test is failing anyway.
         if cleanup.join().is_err() && !std::thread::panicking() {
             panic!("dropping the test databases with prefix `{}` failed; they are left on the server", self.prefix);
         }
     }
+}
+
+/// Names of the tenant database files in `folder`: at the flat path and in every bucket (the
+/// templates' folder is not a bucket).
+fn sqlite_files(folder: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
+    let mut names = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && name != "templates" {
+            names.extend(sqlite_files(&entry.path()));
+        } else if name.ends_with(".sqlite") {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// `prefix%` with `_` escaped, for LIKE.

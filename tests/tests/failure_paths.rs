@@ -59,7 +59,7 @@ async fn a_failed_open_wakes_the_tenants_waiting_for_room() {
     .await;
     let all = tenants(&tenancy, 4, false).await;
     tenancy.connections().close_all().await;
-    std::fs::remove_file(env.sqlite_dir().join(format!("{}.sqlite", all[1].database))).unwrap();
+    std::fs::remove_file(env.sqlite_file(all[1].database.as_str())).unwrap();
     for operation in [Operation::Migrate, Operation::Pretend] {
         let reports = within(
             "a fleet run with a missing database",

@@ -344,7 +344,7 @@ async fn a_request_opens_its_database_only_when_it_uses_it() {
     let env = TestEnv::new(Backend::Sqlite).unwrap();
     let tenancy = open(&env, |_| {}).await;
     let acme = tenant(&tenancy, "Acme", &["acme.localhost"]).await;
-    let file = env.sqlite_dir().join(format!("{}.sqlite", acme.database));
+    let file = env.sqlite_file(acme.database.as_str());
     std::fs::remove_file(&file).unwrap();
     let server = serve_tenancy(&tenancy).await;
     let mut connection = Connection::open(server.address).await;

@@ -20,9 +20,9 @@ pub use naming::{DatabaseName, DatabaseNaming, InvalidDatabaseName, NamingError,
 pub use postgres::{PostgresDatabase, PostgresDatabaseManager, PostgresSchema, PostgresSchemaManager};
 pub use server::{Dialect, ServerManager};
 pub use server_url::{ServerUrl, ServerUrlError};
-pub use sqlite::SqliteManager;
 pub(crate) use sqlite::sqlite_connect_options;
 pub(crate) use sqlite::sqlite_url;
+pub use sqlite::{SqliteManager, bucket_of};
 
 use std::fmt;
 

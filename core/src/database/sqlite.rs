@@ -14,7 +14,8 @@ use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, Driv
 /// How long a connection waits for another one's lock, and opening waits for a busy file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A SQLite file per tenant: `{folder}/{name}.sqlite`.
+/// A SQLite file per tenant: `{folder}/{bucket}/{name}.sqlite` (see [`bucket_of`]), or
+/// `{folder}/{name}.sqlite` for a file made before tenants' files were spread over buckets.
 #[derive(Debug)]
 pub struct SqliteManager {
     folder: PathBuf,
@@ -31,9 +32,15 @@ impl SqliteManager {
         Self { folder, settings, lazy_options }
     }
 
-    /// The file of `database`. Its name is a checked identifier, so it cannot leave the folder.
+    /// The file of `database`: in its bucket, unless only the flat path of an older installation
+    /// holds it. Its name is a checked identifier, so it cannot leave the folder.
     pub fn path_of(&self, database: &DatabaseName) -> PathBuf {
-        self.folder.join(format!("{database}.sqlite"))
+        let bucketed = self.folder.join(bucket_of(database.as_str())).join(format!("{database}.sqlite"));
+        if bucketed.exists() {
+            return bucketed;
+        }
+        let flat = self.folder.join(format!("{database}.sqlite"));
+        if flat.exists() { flat } else { bucketed }
     }
 
     /// Sealed templates live apart from tenants' files, in `{folder}/templates`.
@@ -44,6 +51,20 @@ impl SqliteManager {
     fn template_path(&self, template: &DatabaseName) -> PathBuf {
         self.templates_folder().join(format!("{template}.sqlite"))
     }
+}
+
+/// The sub-folder a tenant's file goes in: two hex digits of the FNV-1a hash of its name, so 256
+/// folders share the files evenly whatever the naming (10,000 tenants make about 40 a folder, and
+/// listing one stays fast at 100,000). The hash is fixed: a file's place never changes.
+pub fn bucket_of(database: &str) -> String {
+    let hash = database.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    format!("{:02x}", hash & 0xff)
+}
+
+/// Creates the folder `path` goes in.
+async fn create_parent(path: &Path) -> Result<(), DatabaseError> {
+    let folder = path.parent().unwrap_or(path);
+    tokio::fs::create_dir_all(folder).await.map_err(io_error("create the folder", folder))
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DatabaseError {
@@ -150,12 +171,8 @@ impl DatabaseManager for SqliteManager {
     }
 
     async fn create_database(&self, database: &DatabaseName) -> Result<(), DatabaseError> {
-        tokio::fs::create_dir_all(&self.folder).await.map_err(|source| DatabaseError::Io {
-            action: "create the folder",
-            path: self.folder.clone(),
-            source,
-        })?;
         let path = self.path_of(database);
+        create_parent(&path).await?;
         // `create_new` makes creation atomic: an existing file is never adopted.
         match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await {
             Ok(_) => Ok(()),
@@ -220,11 +237,11 @@ impl DatabaseManager for SqliteManager {
     }
 
     async fn create_from_template(&self, template: &DatabaseName, database: &DatabaseName) -> Result<(), DatabaseError> {
-        tokio::fs::create_dir_all(&self.folder).await.map_err(io_error("create the folder", &self.folder))?;
         let (source, target) = (self.template_path(template), self.path_of(database));
+        create_parent(&target).await?;
         // Copied beside the target, then linked into place: the link fails if the target exists
         // (never adopted, as `create_database`), and a reader never sees half a copy.
-        let partial = self.folder.join(format!(".{database}.partial-{}", uuid::Uuid::now_v7().simple()));
+        let partial = target.with_file_name(format!(".{database}.partial-{}", uuid::Uuid::now_v7().simple()));
         tokio::fs::copy(&source, &partial).await.map_err(io_error("copy the template", &source))?;
         let linked = tokio::fs::hard_link(&partial, &target).await;
         let _ = tokio::fs::remove_file(&partial).await;
@@ -264,5 +281,44 @@ impl DatabaseManager for SqliteManager {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_fixed_and_spread_names_evenly() {
+        // Fixed values: a file made by this version must be found by every later one.
+        assert_eq!(bucket_of(""), "c5");
+        assert_eq!(bucket_of("tenant_0195e6f2a1b47d3c9e8f001122334455"), bucket_of("tenant_0195e6f2a1b47d3c9e8f001122334455"));
+        let mut counts = std::collections::HashMap::new();
+        for i in 0..10_000 {
+            *counts.entry(bucket_of(&format!("tenant_{:032x}", uuid::Uuid::now_v7().as_u128() + i))).or_insert(0) += 1;
+        }
+        assert_eq!(counts.len(), 256, "every bucket is used");
+        assert!(counts.values().all(|&n| (10..=90).contains(&n)), "uneven: {counts:?}");
+    }
+
+    #[tokio::test]
+    async fn new_files_go_in_buckets_and_flat_files_are_still_found() {
+        let folder = tempfile::tempdir().unwrap();
+        let manager =
+            SqliteManager::new(folder.path().to_path_buf(), PoolSettings::from_config(&crate::Config::defaults_at(folder.path())));
+        let new = DatabaseName::parse("tenant_new").unwrap();
+        manager.create_database(&new).await.unwrap();
+        assert_eq!(manager.path_of(&new), folder.path().join(bucket_of("tenant_new")).join("tenant_new.sqlite"));
+        assert!(manager.path_of(&new).is_file());
+
+        // A file an older version made at the flat path is the tenant's database, not a new one.
+        let old = DatabaseName::parse("tenant_old").unwrap();
+        std::fs::write(folder.path().join("tenant_old.sqlite"), b"").unwrap();
+        assert_eq!(manager.path_of(&old), folder.path().join("tenant_old.sqlite"));
+        assert!(manager.database_exists(&old).await.unwrap());
+        assert!(matches!(manager.create_database(&old).await, Err(DatabaseError::AlreadyExists { .. })));
+        manager.drop_database(&old).await.unwrap();
+        assert!(!folder.path().join("tenant_old.sqlite").exists());
+        assert!(!manager.database_exists(&old).await.unwrap());
     }
 }

@@ -164,6 +164,10 @@ pub fn filter(text: &str, dir: &Path) -> String {
     if let Ok(canonical) = dir.canonicalize() {
         text = text.replace(&canonical.display().to_string(), "[TEMP_DIR]");
     }
+    // A SQLite file's bucket follows from its (random) name.
+    for bucket in 0..=255 {
+        text = text.replace(&format!("storage/tenants/{bucket:02x}/"), "storage/tenants/[BUCKET]/");
+    }
     let mut out = String::with_capacity(text.len());
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;

@@ -127,4 +127,16 @@ impl crate::Tenancy {
         let last_failure = self.registry().last_migration_failure(&tenant.id).await?;
         Ok(TenantMigrationReport { tenant: tenant.clone(), status, stats, last_failure })
     }
+
+    /// Only which migrations of `tenant` are applied and pending: the tracking tables, no sizes
+    /// and no registry query (what totals over many tenants need). Writes nothing.
+    ///
+    /// # Errors
+    /// [`StatusError`] when the database cannot be read.
+    pub async fn migration_state(&self, tenant: &crate::Tenant) -> Result<MigrationStatus, StatusError> {
+        let set = self.migrations();
+        self.run_with_one_connection(tenant, |ctx| async move { read(ctx.db(), set).await })
+            .await?
+            .map_err(|source| StatusError::Query { tenant: tenant.to_string(), source })
+    }
 }

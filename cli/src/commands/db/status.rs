@@ -5,7 +5,8 @@
 use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
-use tenancy_core::migrate::status::TenantMigrationReport;
+use tenancy_core::migrate::status::{MigrationStatus, StatusError, TenantMigrationReport};
+use tenancy_core::{Tenancy, Tenant};
 
 use crate::CliContext;
 use crate::commands::selection::{ConcurrencyArg, TenantSelection};
@@ -31,43 +32,14 @@ pub struct StatusArgs {
 pub async fn run(args: StatusArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
-        let mut tenants = args.selection.resolve(tenancy, out, "tenancy db status").await?;
+        let tenants = args.selection.resolve(tenancy, out, "tenancy db status").await?;
         let concurrency = args.concurrency.get(tenancy);
-        // Up to date by the registry's record, with no failure since: not opened for a summary.
-        let mut recorded = 0;
-        if args.summary && !args.verify {
-            let fingerprint = tenancy.migration_fingerprint().await.to_owned();
-            let failed = tenancy.registry().last_migration_failures().await?;
-            let before = tenants.len();
-            tenants.retain(|tenant| tenant.migrated_set.as_deref() != Some(fingerprint.as_str()) || failed.contains_key(&tenant.id));
-            recorded = before - tenants.len();
-        }
-        let mut results: Vec<_> = futures::stream::iter(tenants)
-            .map(|tenant| async move {
-                let report = tenancy.migration_status(&tenant).await;
-                (tenant, report)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        results.sort_by_key(|(tenant, _)| tenant.id);
-        let mut unreadable = 0;
-        let mut reports = Vec::new();
-        for (tenant, result) in results {
-            match result {
-                Ok(report) => reports.push(report),
-                Err(err) => {
-                    unreadable += 1;
-                    out.failure(
-                        "Unreadable",
-                        format!("{tenant}: {}", anyhow::Error::new(err).chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")),
-                    );
-                }
-            }
-        }
         if args.summary {
-            totals(out, &reports, recorded, unreadable);
-        } else if args.selection.is_single() && reports.len() == 1 {
+            return summarise(tenancy, out, tenants, concurrency, args.verify).await;
+        }
+        let results = read_each(tenants, concurrency, |tenant| async move { tenancy.migration_status(&tenant).await }).await;
+        let (reports, unreadable) = readable(out, results);
+        if args.selection.is_single() && reports.len() == 1 {
             detail(out, &reports[0]);
         } else {
             summary(out, &reports);
@@ -75,6 +47,78 @@ pub async fn run(args: StatusArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
         Ok(if unreadable > 0 || reports.iter().any(|r| r.last_failure.is_some()) { ExitStatus::Failure } else { ExitStatus::Success })
     })
     .await
+}
+
+/// `--summary`: tenants the registry records as up to date with these migrations, with no failure
+/// since, are counted so unopened (unless `verify`); the others' tracking tables are read, no sizes.
+async fn summarise(
+    tenancy: &Tenancy,
+    out: &Output,
+    mut tenants: Vec<Tenant>,
+    concurrency: usize,
+    verify: bool,
+) -> anyhow::Result<ExitStatus> {
+    let failed = tenancy.registry().last_migration_failures().await?;
+    let mut recorded = 0;
+    if !verify {
+        let fingerprint = tenancy.migration_fingerprint().await.to_owned();
+        let before = tenants.len();
+        tenants.retain(|tenant| tenant.migrated_set.as_deref() != Some(fingerprint.as_str()) || failed.contains_key(&tenant.id));
+        recorded = before - tenants.len();
+    }
+    let failed = &failed;
+    let results = read_each(tenants, concurrency, |tenant| async move {
+        let state = tenancy.migration_state(&tenant).await?;
+        Ok::<_, StatusError>(TenantState { failed: failed.contains_key(&tenant.id), state })
+    })
+    .await;
+    let (states, unreadable) = readable(out, results);
+    totals(out, &states, recorded, unreadable);
+    Ok(if unreadable > 0 || states.iter().any(|s| s.failed) { ExitStatus::Failure } else { ExitStatus::Success })
+}
+
+/// What `--summary` needs of a tenant it reads.
+struct TenantState {
+    state: MigrationStatus,
+    /// A migration failure is recorded and not cleared since.
+    failed: bool,
+}
+
+/// `read` of every tenant, `concurrency` at once, in the order of their ids.
+async fn read_each<T, F, Fut>(tenants: Vec<Tenant>, concurrency: usize, read: F) -> Vec<(Tenant, Result<T, StatusError>)>
+where
+    F: Fn(Tenant) -> Fut,
+    Fut: Future<Output = Result<T, StatusError>>,
+{
+    let mut results: Vec<_> = futures::stream::iter(tenants)
+        .map(|tenant| {
+            let reading = read(tenant.clone());
+            async move { (tenant, reading.await) }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    results.sort_by_key(|(tenant, _)| tenant.id);
+    results
+}
+
+/// The results that were read, and how many tenants could not be (each reported as it is met).
+fn readable<T>(out: &Output, results: Vec<(Tenant, Result<T, StatusError>)>) -> (Vec<T>, usize) {
+    let mut read = Vec::new();
+    let mut unreadable = 0;
+    for (tenant, result) in results {
+        match result {
+            Ok(value) => read.push(value),
+            Err(err) => {
+                unreadable += 1;
+                out.failure(
+                    "Unreadable",
+                    format!("{tenant}: {}", anyhow::Error::new(err).chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")),
+                );
+            }
+        }
+    }
+    (read, unreadable)
 }
 
 fn detail(out: &Output, report: &TenantMigrationReport) {
@@ -106,12 +150,12 @@ fn detail(out: &Output, report: &TenantMigrationReport) {
 
 /// `--summary`: one line (one event) of totals; `recorded` tenants were counted up to date from
 /// the registry's record without being read.
-fn totals(out: &Output, reports: &[TenantMigrationReport], recorded: usize, unreadable: usize) {
-    let read_up_to_date = reports.iter().filter(|r| r.status.pending() == 0 && r.last_failure.is_none()).count();
-    let with_pending = reports.iter().filter(|r| r.status.pending() > 0).count();
-    let pending: usize = reports.iter().map(|r| r.status.pending()).sum();
-    let failed = reports.iter().filter(|r| r.last_failure.is_some()).count();
-    let tenants = recorded + reports.len() + unreadable;
+fn totals(out: &Output, states: &[TenantState], recorded: usize, unreadable: usize) {
+    let read_up_to_date = states.iter().filter(|s| s.state.pending() == 0 && !s.failed).count();
+    let with_pending = states.iter().filter(|s| s.state.pending() > 0).count();
+    let pending: usize = states.iter().map(|s| s.state.pending()).sum();
+    let failed = states.iter().filter(|s| s.failed).count();
+    let tenants = recorded + states.len() + unreadable;
     let up_to_date = recorded + read_up_to_date;
     if out.is_json() {
         out.json(&json!({"event": "totals", "tenants": tenants, "up_to_date": up_to_date, "up_to_date_by_record": recorded,
@@ -121,7 +165,7 @@ fn totals(out: &Output, reports: &[TenantMigrationReport], recorded: usize, unre
     // The data of this command, so on stdout (and kept by --quiet).
     out.data(format!(
         "{tenants} tenants: {up_to_date} up to date ({recorded} by the registry's record, {} read), {with_pending} with {pending} migrations pending, {failed} with a failure, {unreadable} unreadable",
-        reports.len()
+        states.len()
     ));
 }
 

@@ -159,6 +159,22 @@ impl MoveReporter for () {
     fn on_step(&self, _step: &str, _detail: &str, _elapsed: Duration) {}
 }
 
+/// How a move goes.
+#[derive(Debug, Clone)]
+pub struct MoveOptions {
+    /// Keep the old database this long after the move; `None`: until [`Tenancy::clean_up_moves`].
+    pub keep_source_for: Option<Duration>,
+    /// How long to wait, once the tenant is down, for sessions still busy in its database (a
+    /// request or job that began before it went down) before the copy gives up.
+    pub wait_for_sessions: Duration,
+}
+
+impl Default for MoveOptions {
+    fn default() -> Self {
+        Self { keep_source_for: None, wait_for_sessions: Duration::from_secs(30) }
+    }
+}
+
 /// What a table-by-table look at a tenant's database found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Census {
@@ -177,7 +193,7 @@ impl Tenancy {
         &self,
         tenant: &Tenant,
         to: &str,
-        keep_source_for: Option<Duration>,
+        options: &MoveOptions,
         reporter: &dyn MoveReporter,
     ) -> Result<MoveRecord, MoveError> {
         let copier = self.tenant_copier().cloned().ok_or(MoveError::NoCopier)?;
@@ -199,7 +215,8 @@ impl Tenancy {
             None => {
                 self.check_move(tenant, to).await?;
                 let started = Instant::now();
-                let keep_until = keep_source_for.map(|keep| Utc::now() + chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX));
+                let keep_until =
+                    options.keep_source_for.map(|keep| Utc::now() + chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX));
                 let record = self.registry().start_move(&tenant.id, &tenant.server, to, keep_until).await?;
                 reporter.on_step("start", &format!("from `{}` to `{to}`", tenant.server), started.elapsed());
                 record
@@ -215,6 +232,10 @@ impl Tenancy {
             reporter.on_step("down", detail, started.elapsed());
         }
         if record.step == MoveStep::Down {
+            // Every time before a copy, resumed or not: the old copy must no longer change.
+            let started = Instant::now();
+            let waited = self.wait_for_sessions(tenant, &record.from, options.wait_for_sessions).await.map_err(|err| fail("quiet", err))?;
+            reporter.on_step("quiet", &waited, started.elapsed());
             let started = Instant::now();
             let detail = self.copy_checked(copier.as_ref(), tenant, &record).await.map_err(|err| fail("copy", error_chain(&*err)))?;
             self.registry().set_move_step(&tenant.id, MoveStep::Copied, record.down_by_move).await?;
@@ -281,6 +302,28 @@ impl Tenancy {
                 self.registry().set_maintenance(&tenant.id, Some(&Maintenance::new(MaintenanceOrigin::Move))).await?;
                 tokio::time::sleep(Duration::from_millis(self.config().web.change_poll_millis)).await;
                 Ok(true)
+            }
+        }
+    }
+
+    /// Waits until no other session is busy in the tenant's database on `server` (the engine's
+    /// view: running a statement or holding a transaction), polling, for at most `patience`.
+    /// Returns what it saw; engines that cannot tell (SQLite) are not waited for.
+    async fn wait_for_sessions(&self, tenant: &Tenant, server: &str, patience: Duration) -> Result<String, String> {
+        const POLL: Duration = Duration::from_millis(100);
+        let manager = self.manager_on(server).map_err(|err| err.to_string())?;
+        let started = Instant::now();
+        loop {
+            match manager.busy_sessions(&tenant.database).await.map_err(|err| error_chain(&err))? {
+                None => return Ok("its engine shows no sessions; one registry poll was waited".to_owned()),
+                Some(0) => return Ok("no session busy in its database".to_owned()),
+                Some(busy) if started.elapsed() >= patience => {
+                    return Err(format!(
+                        "{busy} session(s) still busy in its database after {}s (a request or job that began before it went down, or a session of another program); the tenant stays down: run the move again, or --abort",
+                        patience.as_secs()
+                    ));
+                }
+                Some(_) => tokio::time::sleep(POLL).await,
             }
         }
     }

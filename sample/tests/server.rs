@@ -76,6 +76,17 @@ fn cli_over_three_servers(backend: Backend) -> Option<Cli> {
     Some(cli)
 }
 
+/// Servers `default` and `second` (and, on PostgreSQL, `third`) of the backend.
+fn cli_over_servers(backend: Backend) -> Option<Cli> {
+    if backend != Backend::MySql {
+        return cli_over_three_servers(backend);
+    }
+    let mut cli = Cli::new(backend)?;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(cli.env.add_mysql_servers())?;
+    Some(cli)
+}
+
 #[test]
 fn tenants_are_placed_over_three_postgres_servers() {
     let Some(cli) = cli_over_three_servers(Backend::Postgres) else { return };
@@ -408,4 +419,106 @@ fn a_tenant_moved_under_load_answers_503_or_its_own_data_and_loses_no_write() {
         .collect();
     assert!(counts.windows(2).all(|pair| pair[1] == pair[0] + 1), "{counts:?}");
     assert_eq!(tenant_json(&cli, "moving.localhost")["server"], "second");
+}
+
+/// A session of another program, in a transaction on `tenant`'s database (or schema) on the
+/// main server, that has written one row to `accounts` and not committed yet.
+async fn open_writer(cli: &Cli, database: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let (url, table) = match cli.env.backend {
+        Backend::PostgresSchema => {
+            (tenancy_tests::TestEnv::postgres_server_url("default", &cli.env.central_database()), format!("\"{database}\".accounts"))
+        }
+        Backend::MySql => (format!("mysql://root@{}/{database}", tenancy_tests::MYSQL_ADDR), "accounts".to_owned()),
+        _ => (tenancy_tests::TestEnv::postgres_server_url("default", database), "accounts".to_owned()),
+    };
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let transaction = db.begin().await.unwrap();
+    transaction.execute_unprepared(&format!("INSERT INTO {table} (name, email) VALUES ('late', 'late@move.test')")).await.unwrap();
+    transaction
+}
+
+#[test]
+fn a_move_waits_for_a_transaction_that_began_before_it_and_copies_its_write() {
+    for backend in [Backend::Postgres, Backend::PostgresSchema, Backend::MySql] {
+        let Some(cli) = cli_over_servers(backend) else { continue };
+        cli.ok(&["init"]);
+        let acme = cli.ok(&["tenant", "create", "--name", "Acme", "--server", "default"]).trim().to_owned();
+        let database = tenant_json(&cli, &acme)["database"].as_str().unwrap().to_owned();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        // An open transaction dropped by a failing assertion must be dropped inside the runtime.
+        let _in_runtime = rt.enter();
+
+        // Still busy when the wait is over: the move stops before copying, the tenant stays down
+        // and on its server, and the uncommitted row is nowhere.
+        let writer = rt.block_on(open_writer(&cli, &database));
+        let run = cli.run(&["tenant", "move", &acme, "--to", "second", "--wait-for-sessions", "1s"]);
+        assert_eq!(run.code, 1, "{}: {}", backend.name(), run.stderr);
+        assert!(run.stderr.contains("at step `quiet`") && run.stderr.contains("1 session(s) still busy"), "{}", run.stderr);
+        let stuck = tenant_json(&cli, &acme);
+        assert!(stuck["server"] == "default" && stuck["maintenance"]["origin"] == "move", "{stuck}");
+        rt.block_on(writer.rollback()).unwrap();
+
+        // Busy when the move begins, committing while it waits: the commit is in the copy.
+        let writer = rt.block_on(open_writer(&cli, &database));
+        let mut mover =
+            cli.tenancy_process().args(["tenant", "move", &acme, "--to", "second"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        if let Some(status) = mover.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut mover.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("{}: the move did not wait for the open transaction ({status}): {stderr}", backend.name());
+        }
+        rt.block_on(writer.commit()).unwrap();
+        let started = std::time::Instant::now();
+        let finished = loop {
+            if let Some(status) = mover.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "the move did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut mover.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(finished.success(), "{}: {stderr}", backend.name());
+        assert!(stderr.contains("Quiet"), "{stderr}");
+        assert_eq!(tenant_json(&cli, &acme)["server"], "second");
+        assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts WHERE email = 'late@move.test'"), Some(1), "{}", backend.name());
+    }
+}
+
+#[test]
+fn a_mariadb_tenant_moves_to_another_server_with_its_data() {
+    let Some(cli) = cli_over_servers(Backend::MySql) else { return };
+    cli.ok(&["init"]);
+    let acme = cli.ok(&["tenant", "create", "--name", "Acme", "--server", "default", "--domain", "acme.test"]).trim().to_owned();
+    cli.ok(&["db", "seed", "--tenant", &acme]);
+    cli.execute(&acme, "INSERT INTO accounts (name, email) VALUES ('m', 'm@move.test')");
+    let accounts = cli.scalar(&acme, "SELECT COUNT(*) FROM accounts").unwrap();
+    let database = tenant_json(&cli, &acme)["database"].as_str().unwrap().to_owned();
+    let on = |address: &str| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let sql = format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{database}'");
+        !rt.block_on(tenancy_tests::admin_names(&format!("mysql://root@{address}/mysql"), &sql)).is_empty()
+    };
+
+    let run = cli.run(&["tenant", "move", "acme.test", "--to", "second"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    for step in ["Down", "Quiet", "Copied", "Switched", "Up", "Moved"] {
+        assert!(run.stderr.contains(step), "no `{step}` line: {}", run.stderr);
+    }
+    let moved = tenant_json(&cli, &acme);
+    assert!(moved["server"] == "second" && moved["maintenance"].is_null(), "{moved}");
+    assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(accounts));
+    assert_eq!(common::applied_pending(&cli.status(&acme)).1, 0);
+    assert!(on(tenancy_tests::EXTRA_MYSQL_ADDR) && on(tenancy_tests::MYSQL_ADDR), "the new copy, and the old one kept");
+    // Writes go to the new server only.
+    cli.execute(&acme, "INSERT INTO accounts (name, email) VALUES ('after', 'after@move.test')");
+    assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(accounts + 1));
+    cli.ok(&["tenant", "move", "--cleanup"]);
+    assert!(!on(tenancy_tests::MYSQL_ADDR) && on(tenancy_tests::EXTRA_MYSQL_ADDR));
+    // And back, dropping the old copy at once.
+    cli.ok(&["tenant", "move", &acme, "--to", "default", "--keep-source-for", "0"]);
+    assert!(on(tenancy_tests::MYSQL_ADDR) && !on(tenancy_tests::EXTRA_MYSQL_ADDR));
+    assert_eq!(cli.scalar(&acme, "SELECT COUNT(*) FROM accounts"), Some(accounts + 1));
 }

@@ -55,35 +55,45 @@ impl ServerAdmin {
     pub async fn any_row(&self, sql: &str, values: Vec<Value>, action: String) -> Result<bool, DatabaseError> {
         let pool = self.pool().await?;
         let statement = Statement::from_sql_and_values(pool.get_database_backend(), sql, values);
-        pool.query_one_raw(statement).await.map(|row| row.is_some()).map_err(|err| DatabaseError::Query {
-            action,
+        pool.query_one_raw(statement).await.map(|row| row.is_some()).map_err(|err| self.query_failed(&action, &err))
+    }
+
+    /// A query of `action` failed with `err`: said with the server's address, never its password.
+    fn query_failed(&self, action: &str, err: &sea_orm::DbErr) -> DatabaseError {
+        DatabaseError::Query {
+            action: action.to_owned(),
             location: self.url.to_string(),
-            source: DbMessage::scrubbed(Some(&self.url), &err),
-        })
+            source: DbMessage::scrubbed(Some(&self.url), err),
+        }
     }
 
     /// The first column of the one row `sql` with `values` returns, as an integer.
     pub async fn integer(&self, sql: &str, values: Vec<Value>, action: String) -> Result<i64, DatabaseError> {
         let pool = self.pool().await?;
         let statement = Statement::from_sql_and_values(pool.get_database_backend(), sql, values);
-        let failed = |err: sea_orm::DbErr| DatabaseError::Query {
-            action: action.clone(),
-            location: self.url.to_string(),
-            source: DbMessage::scrubbed(Some(&self.url), &err),
-        };
+        let failed = |err: sea_orm::DbErr| self.query_failed(&action, &err);
         let row = pool.query_one_raw(statement).await.map_err(failed)?;
         row.map_or(Ok(0), |row| row.try_get_by_index::<i64>(0).map_err(failed))
+    }
+
+    /// Column `column` of the first row `sql` returns, as text (empty when there is no row).
+    pub async fn text(&self, sql: &str, column: usize, action: String) -> Result<String, DatabaseError> {
+        let pool = self.pool().await?;
+        let statement = Statement::from_string(pool.get_database_backend(), sql);
+        let failed = |err: sea_orm::DbErr| self.query_failed(&action, &err);
+        let Some(row) = pool.query_one_raw(statement).await.map_err(failed)? else { return Ok(String::new()) };
+        // MySQL answers some text columns of its status as bytes.
+        match row.try_get_by_index::<String>(column) {
+            Ok(text) => Ok(text),
+            Err(_) => row.try_get_by_index::<Vec<u8>>(column).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).map_err(failed),
+        }
     }
 
     /// The first column of every row `sql` returns, as text.
     pub async fn names(&self, sql: &str, action: String) -> Result<Vec<String>, DatabaseError> {
         let pool = self.pool().await?;
         let statement = Statement::from_string(pool.get_database_backend(), sql);
-        let failed = |err: sea_orm::DbErr| DatabaseError::Query {
-            action: action.clone(),
-            location: self.url.to_string(),
-            source: DbMessage::scrubbed(Some(&self.url), &err),
-        };
+        let failed = |err: sea_orm::DbErr| self.query_failed(&action, &err);
         let rows = pool.query_all_raw(statement).await.map_err(failed)?;
         rows.iter().map(|row| row.try_get_by_index::<String>(0).map_err(failed)).collect()
     }

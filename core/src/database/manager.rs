@@ -135,6 +135,13 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// on SQLite), for `placement = "least_bytes"`. Names not found count nothing.
     async fn bytes_of(&self, databases: &[DatabaseName]) -> Result<u64, DatabaseError>;
 
+    /// How many other sessions are busy in `database` now: running a statement or inside a
+    /// transaction (an idle pooled connection is not busy). `None` where the engine cannot tell
+    /// (SQLite: other processes' connections are not visible).
+    async fn busy_sessions(&self, _database: &DatabaseName) -> Result<Option<u64>, DatabaseError> {
+        Ok(None)
+    }
+
     /// Holds the right to fill the pool (or build a template) named `name` until released: one
     /// process at a time. Engines without a pool or templates answer as those methods do.
     async fn lock_named(&self, name: &DatabaseName) -> Result<TemplateLock, DatabaseError> {

@@ -31,6 +31,8 @@ impl Dialect for PostgresDatabase {
     const NAMES_SQL: Option<&'static str> = Some("SELECT datname::text FROM pg_database");
     const BYTES_SQL: &'static str =
         "SELECT COALESCE(SUM(pg_database_size(oid)), 0)::bigint FROM pg_database WHERE datname = ANY(string_to_array($1, ','))";
+    const BUSY_SQL: &'static str = "SELECT count(*)::bigint FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() \
+         AND backend_type = 'client backend' AND state IS DISTINCT FROM 'idle'";
 
     fn rename_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
         Some(format!("ALTER DATABASE {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))
@@ -72,6 +74,12 @@ impl Dialect for PostgresSchema {
     const NAMES_SQL: Option<&'static str> = Some("SELECT nspname::text FROM pg_namespace");
     const BYTES_SQL: &'static str = "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = ANY(string_to_array($1, ','))";
+    // Sessions share the database, and a session's search_path is not visible: a session is busy
+    // in the schema while it holds a lock on one of its relations (from its first statement on a
+    // table to the end of its transaction).
+    const BUSY_SQL: &'static str = "SELECT count(DISTINCT l.pid)::bigint FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid() AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
 
     fn rename_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
         Some(format!("ALTER SCHEMA {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))

@@ -23,6 +23,18 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     /// One bind parameter, tenant database names separated by commas (checked identifiers hold
     /// none); one row, one integer: the bytes they take together.
     const BYTES_SQL: &'static str;
+    /// A bind parameter, a tenant database's name (and, with [`Self::ACTIVE_TRANSACTIONS`], a
+    /// second: what [`Self::active_transactions`] made of it); one row, one integer: the other
+    /// sessions running a statement or holding a transaction open in it.
+    const BUSY_SQL: &'static str;
+    /// A query whose first row's third column lists the engine's open transactions, where
+    /// [`Self::BUSY_SQL`] needs it.
+    const ACTIVE_TRANSACTIONS: Option<&'static str> = None;
+
+    /// The second bind parameter of [`Self::BUSY_SQL`], from what [`Self::ACTIVE_TRANSACTIONS`] answered.
+    fn active_transactions(_answer: &str) -> String {
+        String::new()
+    }
     /// Every database's (or schema's) name, for the pool of ready databases; `None` where there
     /// is no pool (MySQL cannot rename a database).
     const NAMES_SQL: Option<&'static str> = None;
@@ -107,6 +119,16 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         let names = databases.iter().map(DatabaseName::as_str).collect::<Vec<_>>().join(",");
         let bytes = self.admin.integer(D::BYTES_SQL, vec![names.into()], "measure tenant databases".into()).await?;
         Ok(u64::try_from(bytes).unwrap_or_default())
+    }
+
+    async fn busy_sessions(&self, database: &DatabaseName) -> Result<Option<u64>, DatabaseError> {
+        let mut values: Vec<sea_orm::Value> = vec![database.as_str().into()];
+        if let Some(sql) = D::ACTIVE_TRANSACTIONS {
+            let answer = self.admin.text(sql, 2, "list the open transactions".into()).await?;
+            values.push(D::active_transactions(&answer).into());
+        }
+        let busy = self.admin.integer(D::BUSY_SQL, values, format!("count the sessions in `{database}`")).await?;
+        Ok(Some(u64::try_from(busy).unwrap_or_default()))
     }
 
     async fn database_exists(&self, database: &DatabaseName) -> Result<bool, DatabaseError> {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
-use tenancy_core::moves::{MoveError, MoveReporter};
+use tenancy_core::moves::{MoveError, MoveOptions, MoveReporter};
 use tenancy_core::{Tenancy, Tenant};
 
 use super::create::millis;
@@ -40,6 +40,16 @@ pub struct MoveArgs {
     /// [default: until --cleanup]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with_all = ["abort", "cleanup"])]
     pub keep_source_for: Option<Duration>,
+    /// Once the tenant is down, wait this long for sessions still busy in its database (a request
+    /// that began before) before giving up the copy
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s", conflicts_with_all = ["abort", "cleanup"])]
+    pub wait_for_sessions: Duration,
+}
+
+impl MoveArgs {
+    fn options(&self) -> MoveOptions {
+        MoveOptions { keep_source_for: self.keep_source_for, wait_for_sessions: self.wait_for_sessions }
+    }
 }
 
 pub async fn run(args: MoveArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
@@ -49,7 +59,7 @@ pub async fn run(args: MoveArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
             return clean_up(tenancy, out).await;
         }
         if let Some(server) = &args.all_from {
-            return move_all_from(tenancy, server, usize::from(args.concurrency), args.keep_source_for, out).await;
+            return move_all_from(tenancy, server, usize::from(args.concurrency), &args.options(), out).await;
         }
         let tenant = tenancy.registry().resolve(args.tenant.as_deref().unwrap_or_default()).await?;
         if args.abort {
@@ -64,15 +74,15 @@ pub async fn run(args: MoveArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitSta
             return Ok(ExitStatus::Success);
         }
         let to = args.to.as_deref().unwrap_or_default();
-        move_one(tenancy, &tenant, to, args.keep_source_for, out).await.map_err(edge)?;
+        move_one(tenancy, &tenant, to, &args.options(), out).await.map_err(edge)?;
         Ok(ExitStatus::Success)
     })
     .await
 }
 
-async fn move_one(tenancy: &Tenancy, tenant: &Tenant, to: &str, keep: Option<Duration>, out: &Output) -> Result<(), MoveError> {
+async fn move_one(tenancy: &Tenancy, tenant: &Tenant, to: &str, options: &MoveOptions, out: &Output) -> Result<(), MoveError> {
     let started = Instant::now();
-    let record = tenancy.move_tenant(tenant, to, keep, &StepLines { out, tenant }).await?;
+    let record = tenancy.move_tenant(tenant, to, options, &StepLines { out, tenant }).await?;
     if out.is_json() {
         out.json(&json!({"event": "tenant_moved", "tenant": tenant.id, "move": record, "elapsed_ms": millis(started.elapsed())}));
     }
@@ -96,7 +106,7 @@ async fn move_all_from(
     tenancy: &Tenancy,
     server: &str,
     concurrency: usize,
-    keep: Option<Duration>,
+    options: &MoveOptions,
     out: &Output,
 ) -> anyhow::Result<ExitStatus> {
     if !tenancy.config().server_names().iter().any(|name| name == server) {
@@ -124,7 +134,7 @@ async fn move_all_from(
                     Some(record) => record.to,
                     None => tenancy.place_new_tenant(None).await?,
                 };
-                move_one(tenancy, &tenant, &to, keep, out).await?;
+                move_one(tenancy, &tenant, &to, options, out).await?;
                 anyhow::Ok(())
             }
             .await;
@@ -199,6 +209,7 @@ impl MoveReporter for StepLines<'_> {
         let verb = match step {
             "start" => "Started",
             "down" => "Down",
+            "quiet" => "Quiet",
             "copy" => "Copied",
             "switch" => "Switched",
             "up" => "Up",

@@ -164,6 +164,9 @@ enum Bench {
         /// Tenants created at once beforehand
         #[arg(long, default_value_t = 4)]
         create_concurrency: usize,
+        /// Then move a tenant of this many MiB between two PostgreSQL clusters (0: no move)
+        #[arg(long, default_value_t = 50)]
+        move_mib: u64,
         /// The release stock `tenancy` binary to measure
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy"))]
         binary: std::path::PathBuf,
@@ -261,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
             );
             monitor::run(&monitor::Options { binary: &binary, sqlite_tenants, postgres_tenants, runs: runs.max(1) }).await?;
         }
-        Bench::Scale { sqlite_tenants, postgres_tenants, backend, create_concurrency, binary } => {
+        Bench::Scale { sqlite_tenants, postgres_tenants, backend, create_concurrency, move_mib, binary } => {
             anyhow::ensure!(
                 binary.is_file(),
                 "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy`",
@@ -272,6 +275,9 @@ async fn main() -> anyhow::Result<()> {
             for backend in backend.into_iter().map(Backend::from) {
                 let count = if backend == Backend::Sqlite { sqlite_tenants } else { postgres_tenants };
                 scale::run(backend, count, &options).await?;
+            }
+            if move_mib > 0 {
+                scale::measure_move(move_mib, &options).await?;
             }
         }
         Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {

@@ -3,6 +3,8 @@
 //! --all` with nothing pending (the first run reads every tenant and records it up to date; the
 //! next trusts the record), one new migration over all, and the peak memory of each. The tenants
 //! are created in-process beforehand (SQLite: copies of the template), which is timed apart.
+//! Then a move of one large tenant between two PostgreSQL clusters, with the window a client
+//! polling its page sees it down ([`measure_move`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -103,4 +105,100 @@ async fn create_tenants(env: &TestEnv, folder: &Path, count: usize, concurrency:
     created.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     tenancy.close().await;
     Ok(took)
+}
+
+/// A move of a tenant of about `mib` MiB from the main PostgreSQL cluster to a second one
+/// (database isolation), while a client asks for the tenant's page every 10 ms through `tenancy
+/// serve`: how long the move took, and how long that client was answered 503.
+pub async fn measure_move(mib: u64, options: &Options<'_>) -> anyhow::Result<()> {
+    let Some(mut env) = TestEnv::new(Backend::Postgres) else { return Ok(()) };
+    if env.add_postgres_servers(["", "", ""], "least_tenants").await.is_none() {
+        println!("  move: skipped, the extra PostgreSQL clusters do not answer (`bash .ci/services` starts them)");
+        return Ok(());
+    }
+    let folder = env.dir().join(MIGRATIONS_FOLDER);
+    std::fs::create_dir_all(&folder)?;
+    write_migration(&folder, 1)?;
+    let cli = |args: &[&str]| crate::measure::tenancy_cli(options.binary, env.dir(), args);
+    cli(&["init"])?;
+    let tenant = cli(&["tenant", "create", "--name", "Moving", "--domain", "moving.localhost", "--server", "default"])?;
+    let tenant = tenant.stdout.trim().to_owned();
+    // md5 text of 32 bytes twice a row, about 100 bytes a row on disk with its header.
+    let rows = mib * 1024 * 1024 / 100;
+    let tenancy = Tenancy::builder(env.config()).open().await?;
+    let moving = tenancy.registry().resolve(&tenant).await?;
+    tenancy
+        .run(&moving, |ctx| async move {
+            use sea_orm::ConnectionTrait;
+            ctx.db()
+                .execute_unprepared(&format!(
+                    "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b FROM generate_series(1, {rows}) g"
+                ))
+                .await
+        })
+        .await??;
+    let bytes = tenancy.manager_of(&moving)?.bytes_of(std::slice::from_ref(&moving.database)).await?;
+    tenancy.close().await;
+
+    let mut server = std::process::Command::new(options.binary)
+        .args(["serve", "--json", "--listen", "127.0.0.1:0"])
+        .current_dir(env.dir())
+        // `/` is then the built-in tenant page (no homepage folder to make).
+        .env("TENANCY_HOMEPAGE__ENABLED", "false")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().expect("piped")));
+    let listening: serde_json::Value = serde_json::from_str(&lines.next().transpose()?.unwrap_or_default())?;
+    // Read on, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let address: std::net::SocketAddr = listening["address"].as_str().unwrap_or_default().parse()?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.push((Instant::now(), tenancy_tests::http::get(address, "moving.localhost", "/").await.status));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let binary = options.binary.to_owned();
+    let dir = env.dir().to_owned();
+    let moved = tokio::task::spawn_blocking(move || {
+        crate::measure::tenancy_cli(&binary, &dir, &["tenant", "move", &tenant, "--to", "second", "--keep-source-for", "0"])
+    })
+    .await??;
+    // Long enough for the server to see the switch (one registry poll) and answer again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = poller.await?;
+    let _ = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+
+    let others: Vec<u16> = seen.iter().map(|(_, status)| *status).filter(|status| !matches!(status, 200 | 503)).collect();
+    anyhow::ensure!(others.is_empty(), "the polling client got {} answers other than 200 and 503: {others:?}", others.len());
+    let down: Vec<Instant> = seen.iter().filter(|(_, status)| *status == 503).map(|(at, _)| *at).collect();
+    let window = match (down.first(), seen.iter().rev().find(|(_, status)| *status == 503)) {
+        (Some(first), Some((last, _))) => {
+            let up_again = seen.iter().find(|(at, status)| at > last && *status == 200).map_or(*last, |(at, _)| *at);
+            up_again.duration_since(*first)
+        }
+        _ => Duration::ZERO,
+    };
+    println!(
+        "  move of a {:.0} MiB tenant between two PostgreSQL clusters (database isolation)\n    {:<44} {:>8.2}s   peak RSS {:>5.0} MiB\n    {:<44} {:>8.2}s   ({} of {} answers 503, none other than 200)",
+        bytes as f64 / 1024.0 / 1024.0,
+        "tenant move --to second",
+        moved.elapsed.as_secs_f64(),
+        moved.peak_rss as f64 / 1024.0 / 1024.0,
+        "down, seen by a client polling every 10 ms",
+        window.as_secs_f64(),
+        down.len(),
+        seen.len()
+    );
+    Ok(())
 }

@@ -46,6 +46,8 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
         options.binary.display()
     );
     anyhow::ensure!(Command::new("wrk").arg("--version").output().is_ok(), "`wrk` is not installed: `cargo xtask bench web` installs it");
+    // Absolute: the servers run in the tenants' folder.
+    let binary = options.binary.canonicalize()?;
     let home = tempfile::tempdir()?;
     let config = Config::defaults_at(home.path());
     println!(
@@ -65,7 +67,7 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
         plain.push(load(server.address, &script, options)?);
         server.stop();
         for (homepages_on, loads) in [(false, &mut tenant_page), (true, &mut homepage)] {
-            let mut command = pinned(SERVER_CPU, options.binary);
+            let mut command = pinned(SERVER_CPU, &binary);
             command.args(["serve", "--json", "--listen", "127.0.0.1:0"]).current_dir(home.path());
             command.env("TENANCY_HOMEPAGE__ENABLED", homepages_on.to_string());
             let mut server = Server::start(&mut command)?;

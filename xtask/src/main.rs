@@ -14,7 +14,7 @@
 //! - `cargo xtask bench web [--tenants N] [--seconds S] [--connections C] [--runs R]` (installs `wrk`);
 //! - `cargo xtask bench monitor [--sqlite-tenants N] [--postgres-tenants N] [--runs R]`;
 //! - `cargo xtask bench queue [--tenants N] [--jobs N] [--concurrency C] [--runs R]`;
-//! - `cargo xtask bench scale [--sqlite-tenants N] [--postgres-tenants N] [--backend …]`;
+//! - `cargo xtask bench scale [--sqlite-tenants N] [--postgres-tenants N] [--backend …] [--move-mib M]`;
 //! - `cargo xtask release [--version X.Y.Z | --bump major|minor|patch] [--dry-run]`: see `release.rs`.
 
 #![allow(clippy::print_stderr)] // xtask talks to the developer directly
@@ -148,7 +148,8 @@ fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- monitor {rest...}").run().context("the benchmark failed")
         }
         "scale" => {
-            step("release build of the stock tenancy binary, then tenancy-bench scale");
+            step("the extra PostgreSQL clusters (.ci/services), a release build of the stock tenancy binary, then tenancy-bench scale");
+            cmd!(sh, "bash .ci/services").run().context("starting the services failed")?;
             cmd!(sh, "cargo build --release --locked -p tenancy --bin tenancy").run().context("building tenancy failed")?;
             cmd!(sh, "cargo run --release --locked -p tenancy-bench -- scale {rest...}").run().context("the benchmark failed")
         }

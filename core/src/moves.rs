@@ -319,8 +319,8 @@ impl Tenancy {
                 Some(0) => return Ok("no session busy in its database".to_owned()),
                 Some(busy) if started.elapsed() >= patience => {
                     return Err(format!(
-                        "{busy} session(s) still busy in its database after {}s (a request or job that began before it went down, or a session of another program); the tenant stays down: run the move again, or --abort",
-                        patience.as_secs()
+                        "{busy} session(s) still busy in its database after {:.1}s (a request or job that began before it went down, or a session of another program); the tenant stays down: run the move again, or --abort",
+                        patience.as_secs_f64()
                     ));
                 }
                 Some(_) => tokio::time::sleep(POLL).await,

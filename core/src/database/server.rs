@@ -30,14 +30,14 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     /// A query whose first row's third column lists the engine's open transactions, where
     /// [`Self::BUSY_SQL`] needs it.
     const ACTIVE_TRANSACTIONS: Option<&'static str> = None;
+    /// Every database's (or schema's) name, for the pool of ready databases; `None` where there
+    /// is no pool (MySQL cannot rename a database).
+    const NAMES_SQL: Option<&'static str> = None;
 
     /// The second bind parameter of [`Self::BUSY_SQL`], from what [`Self::ACTIVE_TRANSACTIONS`] answered.
     fn active_transactions(_answer: &str) -> String {
         String::new()
     }
-    /// Every database's (or schema's) name, for the pool of ready databases; `None` where there
-    /// is no pool (MySQL cannot rename a database).
-    const NAMES_SQL: Option<&'static str> = None;
 
     /// `ALTER … RENAME` of a database, where the engine has it.
     fn rename_sql(_from: &DatabaseName, _to: &DatabaseName) -> Option<String> {

@@ -35,6 +35,19 @@ use tokio::sync::Notify;
 use crate::database::{DatabaseError, DatabaseManager};
 use crate::{Config, Tenant, TenantId};
 
+/// How long closing a pool waits for its connections to come back. sqlx's `close` waits for every
+/// checked-out connection with no end: one whose return never completes (a peer gone silent,
+/// sqlx#4350) would hold the task closing it forever, and with it the room a lease waits for.
+/// Past this, the pool is let go of; its connections close as they come back.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Closes a tenant pool, waiting at most [`CLOSE_WAIT`].
+async fn close_pool(connection: DatabaseConnection) {
+    if tokio::time::timeout(CLOSE_WAIT, connection.close()).await.is_err() {
+        tracing::warn!(waited = ?CLOSE_WAIT, "a tenant pool did not close in time; its connections close as they come back");
+    }
+}
+
 fn lock(state: &Mutex<CacheState>) -> MutexGuard<'_, CacheState> {
     // A panic while holding this lock leaves only a map behind; its contents stay valid.
     state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -386,7 +399,7 @@ impl ConnectionCache {
             Warm::Stale(pool) => {
                 // Closed in the background: a lease still using it (on the old server) ends first.
                 tokio::spawn(async move {
-                    let _ = pool.connection.close().await;
+                    close_pool(pool.connection).await;
                 });
                 Cold::Absent
             }
@@ -409,7 +422,7 @@ impl ConnectionCache {
         let (id, database) = (&tenant.id, &tenant.database);
         let dormant = match cold {
             Cold::TooSmall(pool) => {
-                let _ = pool.connection.close().await;
+                close_pool(pool.connection).await;
                 None
             }
             Cold::Dormant(pool) => Some(pool),
@@ -442,7 +455,7 @@ impl ConnectionCache {
             }
         };
         if let Some((connection, _room)) = surplus {
-            let _ = connection.close().await;
+            close_pool(connection).await;
         }
         Ok(lease)
     }
@@ -499,7 +512,7 @@ impl ConnectionCache {
                 Some(Freed::Room(room)) => drop(room),
                 Some(Freed::Pool(evicted)) => {
                     crate::metrics::pools_evicted("budget", 1);
-                    let _ = evicted.connection.close().await;
+                    close_pool(evicted.connection).await;
                 }
                 None => {
                     self.refuse_a_wait_that_cannot_end(tenant, on)?;
@@ -577,16 +590,16 @@ impl ConnectionCache {
         };
         crate::metrics::pools_evicted("idle", expired.len());
         for pool in expired {
-            let _ = pool.connection.close().await;
+            close_pool(pool.connection).await;
         }
     }
 
     /// Closes the pool of `tenant`, if open (before its database is dropped). Waits for connections
-    /// in use to come back.
+    /// in use to come back, for at most ten seconds (see [`CLOSE_WAIT`]).
     pub async fn close(&self, tenant: &TenantId) {
         let pool = self.lock().remove(tenant);
         if let Some(pool) = pool {
-            let _ = pool.connection.close().await;
+            close_pool(pool.connection).await;
         }
     }
 
@@ -608,7 +621,7 @@ impl ConnectionCache {
     /// Closes every pool, all at once.
     pub async fn close_all(&self) {
         let pools = self.lock().drain();
-        futures::future::join_all(pools.into_iter().map(|pool| pool.connection.close())).await;
+        futures::future::join_all(pools.into_iter().map(|pool| close_pool(pool.connection))).await;
     }
 
     /// What is open now.

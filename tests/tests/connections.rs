@@ -280,3 +280,29 @@ async fn requests_over_many_tenants_on_postgres_stay_within_the_budget_with_slee
     tenancy.connections().close_all().await;
     assert_eq!(server_connections(&admin, &env.prefix).await, 0);
 }
+
+#[tokio::test]
+async fn closing_a_pool_whose_connection_never_comes_back_ends() {
+    use sea_orm::TransactionTrait;
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let tenancy = tenancy_with(&env, |_| {}).await;
+    let [a] = tenants(&tenancy, 1).await.try_into().unwrap();
+    // A connection checked out for good: a transaction held by a task that never ends.
+    let (held, holding) = tokio::sync::oneshot::channel();
+    tenancy
+        .run(&a, |ctx| async move {
+            let transaction = ctx.db().begin().await.unwrap();
+            tokio::spawn(async move {
+                let _transaction = transaction;
+                let _ = held.send(());
+                std::future::pending::<()>().await;
+            });
+        })
+        .await
+        .unwrap();
+    holding.await.unwrap();
+    // sqlx's own close would wait for it forever; the cache stops waiting and lets the pool go.
+    let closed = tokio::time::timeout(Duration::from_secs(30), tenancy.connections().close(&a.id)).await;
+    assert!(closed.is_ok(), "closing the pool hung on a connection that never comes back");
+    assert_eq!(tenancy.connections().stats().open_pools, 0);
+}

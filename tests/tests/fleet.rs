@@ -215,7 +215,11 @@ async fn down_during_takes_a_tenant_down_only_while_its_schema_changes_and_alway
         let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: true, verify: false };
 
         let witness = Arc::new(MaintenanceWitness { registry: older.registry().clone(), seen: Mutex::default() });
-        let reports = older.run_fleet(tenants.clone(), &Operation::Migrate, options, witness.clone()).await;
+        let run = older.run_fleet(tenants.clone(), &Operation::Migrate, options, witness.clone());
+        // A hang fails the test, with what the connection cache held.
+        let reports = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the run hung; connection cache: {:?}", older.connections().stats()));
         assert!(reports.iter().all(|r| r.failure.is_none()), "{name}: {reports:?}");
         let mut seen = witness.seen.lock().unwrap().clone();
         seen.sort_by(|a, b| a.0.cmp(&b.0));
@@ -233,9 +237,11 @@ async fn down_during_takes_a_tenant_down_only_while_its_schema_changes_and_alway
         let broken =
             Tenancy::builder(config.clone()).tenant_migrator(Arc::new(SeaOrmMigrator::<BrokenMigrator>::default())).open().await.unwrap();
         let witness = Arc::new(MaintenanceWitness { registry: broken.registry().clone(), seen: Mutex::default() });
-        let reports = broken
-            .run_fleet(vec![broken.registry().require(&fresh.id).await.unwrap()], &Operation::Migrate, options, witness.clone())
-            .await;
+        let run =
+            broken.run_fleet(vec![broken.registry().require(&fresh.id).await.unwrap()], &Operation::Migrate, options, witness.clone());
+        let reports = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the run hung; connection cache: {:?}", broken.connections().stats()));
         assert_eq!(reports[0].failure.as_ref().map(|f| f.step.as_str()), Some("app/m2_broken"), "{name}: {reports:?}");
         assert_eq!(witness.seen.lock().unwrap().clone(), [("Fresh".to_owned(), Some(MaintenanceOrigin::Migration))], "{name}");
         assert_eq!(origin(&fresh.id).await, None, "{name}: up again after a failed migration");

@@ -19,6 +19,7 @@ fn is_bad_input(err: &anyhow::Error) -> bool {
             || cause.is::<tenancy_core::maintenance::MaintenanceError>()
             || cause.downcast_ref::<TenantRefError>().is_some_and(TenantRefError::is_bad_input)
             || cause.downcast_ref::<RegistryError>().is_some_and(RegistryError::is_bad_input)
+            || cause.downcast_ref::<DatabaseError>().is_some_and(|err| matches!(err, DatabaseError::RoleKey(_) | DatabaseError::NoRoles(_)))
             || cause.downcast_ref::<tenancy_core::queue::QueueError>().is_some_and(tenancy_core::queue::QueueError::is_bad_input)
     })
 }

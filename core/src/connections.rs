@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 use tokio::sync::Notify;
 
-use crate::database::{DatabaseError, DatabaseManager};
+use crate::database::{DatabaseError, DatabaseManager, Login};
 use crate::{Config, Tenant, TenantId};
 
 /// How long closing a pool waits for its connections to come back. sqlx's `close` waits for every
@@ -115,6 +115,8 @@ struct OpenPool {
     connection: DatabaseConnection,
     /// The server its database is on.
     server: Arc<str>,
+    /// The tenant's credentials generation it logs in with: a rotation makes it stale.
+    credentials: i64,
     /// The most connections it opens.
     size: u32,
     /// Cloned into every lease: a strong count above one means the pool is in use.
@@ -366,8 +368,8 @@ impl ConnectionCache {
     /// [`DatabaseError::Connect`] when the tenant's database cannot be reached;
     /// [`DatabaseError::NestedOverBudget`] when the only pools that could make room are held by the
     /// tenant contexts this task runs in.
-    pub async fn lease(&self, tenant: &Tenant, manager: &dyn DatabaseManager) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, manager, self.limits.pool_size, Open::Now).await
+    pub async fn lease(&self, tenant: &Tenant, manager: &dyn DatabaseManager, login: Option<&Login>) -> Result<PoolLease, DatabaseError> {
+        self.lease_sized(tenant, manager, login, self.limits.pool_size, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`] for work that sends one statement at a time (migrations): a pool
@@ -378,8 +380,13 @@ impl ConnectionCache {
     ///
     /// # Errors
     /// As [`ConnectionCache::lease`].
-    pub async fn lease_one_connection(&self, tenant: &Tenant, manager: &dyn DatabaseManager) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, manager, 1, Open::Now).await
+    pub async fn lease_one_connection(
+        &self,
+        tenant: &Tenant,
+        manager: &dyn DatabaseManager,
+        login: Option<&Login>,
+    ) -> Result<PoolLease, DatabaseError> {
+        self.lease_sized(tenant, manager, login, 1, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`], except that a pool that is not open yet is made without
@@ -388,16 +395,29 @@ impl ConnectionCache {
     ///
     /// # Errors
     /// As [`ConnectionCache::lease`], except that an unreachable database fails the first query.
-    pub async fn lease_lazily(&self, tenant: &Tenant, manager: &dyn DatabaseManager) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, manager, self.limits.pool_size, Open::Lazily).await
+    pub async fn lease_lazily(
+        &self,
+        tenant: &Tenant,
+        manager: &dyn DatabaseManager,
+        login: Option<&Login>,
+    ) -> Result<PoolLease, DatabaseError> {
+        self.lease_sized(tenant, manager, login, self.limits.pool_size, Open::Lazily).await
     }
 
-    async fn lease_sized(&self, tenant: &Tenant, manager: &dyn DatabaseManager, size: u32, open: Open) -> Result<PoolLease, DatabaseError> {
+    async fn lease_sized(
+        &self,
+        tenant: &Tenant,
+        manager: &dyn DatabaseManager,
+        login: Option<&Login>,
+        size: u32,
+        open: Open,
+    ) -> Result<PoolLease, DatabaseError> {
         crate::metrics::pool_leased();
         let cold = match self.warm(tenant, size) {
             Warm::Lease(lease) => return Ok(lease),
             Warm::Stale(pool) => {
-                // Closed in the background: a lease still using it (on the old server) ends first.
+                // Closed in the background: a lease still using it (on the old server, or with the
+                // old password) ends first.
                 tokio::spawn(async move {
                     close_pool(pool.connection).await;
                 });
@@ -408,13 +428,14 @@ impl ConnectionCache {
             Warm::Cold => Cold::Absent,
         };
         // Boxed: opening's future is large, and a warm lease (most requests) must not carry it.
-        Box::pin(self.open_cold(tenant, manager, size, open, cold)).await
+        Box::pin(self.open_cold(tenant, manager, login, size, open, cold)).await
     }
 
     async fn open_cold(
         &self,
         tenant: &Tenant,
         manager: &dyn DatabaseManager,
+        login: Option<&Login>,
         size: u32,
         open: Open,
         cold: Cold,
@@ -434,8 +455,8 @@ impl ConnectionCache {
         // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
         let connection = match (dormant, open) {
             (Some(pool), _) => pool.connection,
-            (None, Open::Now) => manager.open_sized(database, size).await?,
-            (None, Open::Lazily) => manager.open_lazy(database, size).await?,
+            (None, Open::Now) => manager.open_sized(database, login, size).await?,
+            (None, Open::Lazily) => manager.open_lazy(database, login, size).await?,
         };
         let (lease, surplus) = {
             let mut state = self.lock();
@@ -449,7 +470,16 @@ impl ConnectionCache {
                 // Absent, or dormant (another task left it here): ours replaces it.
                 _ => {
                     let server = Arc::from(tenant.server.as_str());
-                    let pool = OpenPool { connection, server, size, in_use: Arc::new(()), last_used: Instant::now(), room: Some(room) };
+                    let credentials = tenant.credentials_generation;
+                    let pool = OpenPool {
+                        connection,
+                        server,
+                        credentials,
+                        size,
+                        in_use: Arc::new(()),
+                        last_used: Instant::now(),
+                        room: Some(room),
+                    };
                     (state.insert(*id, pool).lease(self, *id), None)
                 }
             }
@@ -463,12 +493,12 @@ impl ConnectionCache {
     /// A lease on `tenant`'s open pool if it has `size` connections or is in use (a smaller
     /// pool in use serves as it is); an idle smaller pool is taken out, to be closed and replaced.
     /// A dormant pool is leased if room can be had without waiting or closing anything. A pool on
-    /// another server than the tenant's (it moved) is taken out whatever its use.
+    /// another server than the tenant's (it moved), or logging in with older credentials, is taken out whatever its use.
     fn warm(&self, tenant: &Tenant, size: u32) -> Warm {
         let id = &tenant.id;
         let mut state = self.lock();
         let Some(pool) = state.pools.get(id) else { return Warm::Cold };
-        if *pool.server != *tenant.server {
+        if *pool.server != *tenant.server || pool.credentials != tenant.credentials_generation {
             return state.remove(id).map_or(Warm::Cold, Warm::Stale);
         }
         if pool.size < size && pool.is_idle() {

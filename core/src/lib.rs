@@ -32,6 +32,7 @@ pub mod command;
 pub mod config;
 pub mod connections;
 mod context;
+pub mod credentials;
 pub mod database;
 mod domain;
 pub mod each;

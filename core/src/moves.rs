@@ -344,11 +344,15 @@ impl Tenancy {
                 return Err(format!("the copy differs from the source: {}", difference(&before, &after)).into());
             }
             let rows: u64 = after.rows.values().sum();
+            // The copy was made by the server's user: the tenant's role there takes it over.
+            if let Some(login) = self.login_of(tenant)? {
+                target_manager.secure(&tenant.database, &login, true).await?;
+            }
             Ok::<_, BoxError>(format!("{detail}; checked: {} tables, {rows} rows, {} migrations", after.rows.len(), after.migrations.len()))
         }
         .await;
         if copied.is_err()
-            && let Err(err) = target_manager.drop_database(&tenant.database).await
+            && let Err(err) = self.drop_tenant_database(target_manager.as_ref(), &tenant.database).await
         {
             tracing::warn!(tenant = %tenant, error = %err, "could not drop the failed copy; the next run drops it");
         }
@@ -358,7 +362,7 @@ impl Tenancy {
     /// Every table's rows and the applied migrations of `tenant`'s database on its server, read
     /// on a connection of its own.
     async fn census(&self, tenant: &Tenant) -> Result<Census, BoxError> {
-        let db = self.manager_of(tenant)?.open_sized(&tenant.database, 1).await?;
+        let db = self.manager_of(tenant)?.open_sized(&tenant.database, None, 1).await?;
         let census = async {
             let rows = crate::migrate::stats::count_rows(&db).await?;
             let migrations = crate::migrate::status::read(&db, self.migrations()).await?.applied_names();
@@ -387,7 +391,7 @@ impl Tenancy {
         }
         let fail = |step: &'static str, reason: String| MoveError::Step { tenant: tenant.to_string(), to: record.to.clone(), step, reason };
         let manager = self.manager_on(&record.to).map_err(|err| fail("abort", error_chain(&err)))?;
-        manager.drop_database(&tenant.database).await.map_err(|err| fail("abort", error_chain(&err)))?;
+        self.drop_tenant_database(manager.as_ref(), &tenant.database).await.map_err(|err| fail("abort", error_chain(&err)))?;
         if record.down_by_move {
             self.registry().set_maintenance(&tenant.id, None).await?;
         }
@@ -424,7 +428,7 @@ impl Tenancy {
         if tenant.server == record.from {
             return Err(format!("tenant {tenant} is on `{}` again; its database there is kept", record.from).into());
         }
-        self.manager_on(&record.from)?.drop_database(&tenant.database).await?;
+        self.drop_tenant_database(self.manager_on(&record.from)?.as_ref(), &tenant.database).await?;
         self.registry().delete_move(&record.tenant).await?;
         Ok(())
     }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::command::UsageError;
 use crate::config::Provision;
-use crate::database::{DatabaseError, DatabaseName};
+use crate::database::{DatabaseError, DatabaseManager, DatabaseName};
 use crate::migrate::fleet::error_chain;
 use crate::migrate::runner;
 use crate::registry::{NewTenant, RegistryError};
@@ -252,6 +252,10 @@ impl Provisioner {
                 undo_failures: Vec::new(),
             });
         }
+        if let Err(err) = tenancy.check_role_key() {
+            let source: BoxError = Box::new(UsageError::new(err.to_string(), "nothing was created"));
+            return Err(ProvisionError { name: request.name.to_string(), id, step: "register".into(), source, undo_failures: Vec::new() });
+        }
         let server = tenancy.place_new_tenant(request.server.as_deref()).await.map_err(|err| {
             let source: BoxError = if err.is_bad_input() {
                 Box::new(UsageError::new(err.to_string(), "nothing was created; name a configured server"))
@@ -340,30 +344,46 @@ impl ProvisioningStep for CreateDatabase {
     }
 
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let made = make_database(job).await?;
+        let Some(login) = job.tenancy.login_of(job.tenant()?)? else { return Ok(StepOutcome::Done(made)) };
+        // The role is made here, with the database, so that undoing this step takes both.
         let manager = job.tenancy.manager_on(&job.server)?;
-        let location = manager.location(&job.database);
-        let provision = job.tenancy.config().tenant_database.provision;
-        // The pool is on the main server; elsewhere a template (where there is one) stands in.
-        if job.request.migrate && provision == Provision::Pool && job.server == job.tenancy.config().tenant_database.server {
-            if let Some(migrations) = job.tenancy.take_from_pool(&job.database).await? {
-                job.premigrated = Some((migrations, "in the ready-made database"));
-                return Ok(StepOutcome::Done(format!("database `{location}`, taken from the pool")));
+        if let Err(err) = manager.secure(&job.database, &login, job.premigrated.is_some()).await {
+            if let Err(undo) = job.tenancy.drop_tenant_database(manager.as_ref(), &job.database).await {
+                tracing::warn!(database = %job.database, error = %undo, "could not drop the database whose role failed; `tenant delete` drops it");
             }
-            tracing::info!("the pool of ready databases is empty: `tenancy tenant pool --fill N` refills it");
+            return Err(err.into());
         }
-        if job.request.migrate && (provision == Provision::Template || (provision == Provision::Pool && manager.supports_templates())) {
-            let migrations = job.tenancy.create_from_template(manager, &job.database).await?;
-            job.premigrated = Some((migrations, "copied with the template"));
-            return Ok(StepOutcome::Done(format!("database `{location}`, a copy of the template")));
-        }
-        manager.create_database(&job.database).await?;
-        Ok(StepOutcome::Done(format!("database `{location}`")))
+        Ok(StepOutcome::Done(format!("{made}, owned by role `{}`", login.role)))
     }
 
     async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {
         job.tenancy.connections().close(&job.id).await;
-        Ok(job.tenancy.manager_on(&job.server)?.drop_database(&job.database).await?)
+        let manager = job.tenancy.manager_on(&job.server)?;
+        Ok(job.tenancy.drop_tenant_database(manager.as_ref(), &job.database).await?)
     }
+}
+
+/// Makes the database of the tenant `job` provisions, the way `provision` says; what was done.
+async fn make_database(job: &mut Provisioning<'_>) -> Result<String, BoxError> {
+    let manager = job.tenancy.manager_on(&job.server)?;
+    let location = manager.location(&job.database);
+    let provision = job.tenancy.config().tenant_database.provision;
+    // The pool is on the main server; elsewhere a template (where there is one) stands in.
+    if job.request.migrate && provision == Provision::Pool && job.server == job.tenancy.config().tenant_database.server {
+        if let Some(migrations) = job.tenancy.take_from_pool(&job.database).await? {
+            job.premigrated = Some((migrations, "in the ready-made database"));
+            return Ok(format!("database `{location}`, taken from the pool"));
+        }
+        tracing::info!("the pool of ready databases is empty: `tenancy tenant pool --fill N` refills it");
+    }
+    if job.request.migrate && (provision == Provision::Template || (provision == Provision::Pool && manager.supports_templates())) {
+        let migrations = job.tenancy.create_from_template(manager, &job.database).await?;
+        job.premigrated = Some((migrations, "copied with the template"));
+        return Ok(format!("database `{location}`, a copy of the template"));
+    }
+    manager.create_database(&job.database).await?;
+    Ok(format!("database `{location}`"))
 }
 
 /// Applies the tenant migrations.
@@ -563,11 +583,11 @@ impl Tenancy {
         // A context refused since may have opened a pool on its way to seeing the tenant closed.
         self.connections().close(&tenant.id).await;
         if !options.keep_database {
-            self.manager_of(tenant)?.drop_database(&tenant.database).await?;
+            self.drop_tenant_database(self.manager_of(tenant)?.as_ref(), &tenant.database).await?;
             // A move under way (or kept for cleanup) has a second copy on the other server.
             if let Some(moving) = self.registry().move_of(&tenant.id).await? {
                 let other = if moving.to == tenant.server { &moving.from } else { &moving.to };
-                self.manager_on(other)?.drop_database(&tenant.database).await?;
+                self.drop_tenant_database(self.manager_on(other)?.as_ref(), &tenant.database).await?;
             }
             // Its files are its data as much as its database is, and go (or stay) with it.
             self.files_of(tenant).delete_all().await.map_err(|source| DeleteError::Files { tenant: tenant.to_string(), source })?;
@@ -585,6 +605,19 @@ impl Tenancy {
         // A deleted tenant stays closed: a copy of its record elsewhere in this process cannot bring it back.
         closed.keep();
         Ok(notes)
+    }
+
+    /// Drops a tenant's `database` on `manager`'s server and, where tenants have roles, its role
+    /// (named as the database), ending the role's sessions: none outlives its tenant.
+    ///
+    /// # Errors
+    /// When either drop fails; dropping again is safe.
+    pub async fn drop_tenant_database(&self, manager: &dyn DatabaseManager, database: &DatabaseName) -> Result<(), DatabaseError> {
+        manager.drop_database(database).await?;
+        if self.config().per_tenant_roles() {
+            manager.drop_role(database).await?;
+        }
+        Ok(())
     }
 
     /// Removes `domain` from `tenant`, then tells plugins' [`TenantHook::domain_removed`]; returns

@@ -129,7 +129,7 @@ impl Tenancy {
         database: &DatabaseName,
     ) -> Result<Result<(), MigrationFailure>, DatabaseError> {
         manager.create_database(database).await?;
-        let pool = manager.open_sized(database, 1).await?;
+        let pool = manager.open_sized(database, None, 1).await?;
         let migrated = runner::migrate_new_database(&pool, self.migrations(), self.meter(), &()).await;
         let _ = pool.close().await;
         if migrated.is_err() {

@@ -8,7 +8,7 @@ use crate::cache::{Cache, CacheBootstrapper, CacheError, CacheScope};
 use crate::connections::ConnectionCache;
 use crate::context::ProgressSink;
 use crate::context::{self, Bootstrapper, ContextBuilder, ContextError, TenantContext};
-use crate::database::{DatabaseError, DatabaseManager, manager_for};
+use crate::database::{DatabaseError, DatabaseManager, Login, RoleKey, RoleKeyError, manager_for};
 use crate::migrate::{AllocationMeter, MigrationSet, TenantMigrator};
 use crate::provisioning::{ProvisioningStep, TenantHook};
 use crate::registry::{Registry, RegistryError};
@@ -34,6 +34,9 @@ pub struct Tenancy {
     config: Arc<Config>,
     registry: Registry,
     managers: BTreeMap<String, Arc<dyn DatabaseManager>>,
+    /// With a role per tenant: the key their passwords come from, or why it could not be read
+    /// (said when a tenant's database is first needed, so that commands needing none still run).
+    role_key: Option<Result<RoleKey, Arc<RoleKeyError>>>,
     connections: ConnectionCache,
     files: crate::files::FilesStorage,
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
@@ -173,6 +176,7 @@ impl TenancyBuilder {
             let manager = manager_for(&self.config, &server)?;
             managers.insert(server, manager);
         }
+        let role_key = self.config.per_tenant_roles().then(|| RoleKey::load(&self.config.role_key_path()).map_err(Arc::new));
         let caches = Arc::new(CacheBootstrapper::new(&self.config, registry.clone()));
         let files = crate::files::FilesStorage::from_config(&self.config)?;
         let mut bootstrappers: Vec<Arc<dyn Bootstrapper>> =
@@ -196,6 +200,7 @@ impl TenancyBuilder {
             config,
             registry,
             managers,
+            role_key,
             bootstrappers,
             migrations: MigrationSet::new(self.migrator).with(self.plugin_migrators),
             provisioning_steps: self.provisioning_steps,
@@ -321,6 +326,43 @@ impl Tenancy {
         self.manager_on(&tenant.server)
     }
 
+    /// Who `tenant`'s connections log in as: its own role (`roles = "per_tenant"`), or `None` for
+    /// the server's user.
+    ///
+    /// # Errors
+    /// [`DatabaseError::RoleKey`] when tenants have roles and the role key cannot be read.
+    pub fn login_of(&self, tenant: &Tenant) -> Result<Option<Login>, DatabaseError> {
+        match &self.role_key {
+            None => Ok(None),
+            Some(Ok(key)) => Ok(Some(key.login_for(&tenant.database, tenant.credentials_generation))),
+            Some(Err(err)) => Err(DatabaseError::RoleKey(err.clone())),
+        }
+    }
+
+    /// The role key: the one loaded where tenants have roles; read now where they share the
+    /// server's user, for making their roles before switching (`tenancy tenant secure`).
+    pub(crate) fn role_key(&self) -> Result<RoleKey, DatabaseError> {
+        match &self.role_key {
+            Some(Ok(key)) => Ok(key.clone()),
+            Some(Err(err)) => Err(DatabaseError::RoleKey(err.clone())),
+            None if self.config.tenant_database.driver == crate::database::Driver::Sqlite => {
+                Err(DatabaseError::NoRoles(crate::database::Driver::Sqlite))
+            }
+            None => RoleKey::load(&self.config.role_key_path()).map_err(|err| DatabaseError::RoleKey(Arc::new(err))),
+        }
+    }
+
+    /// Whether the role key can be had, where tenants have roles.
+    ///
+    /// # Errors
+    /// [`DatabaseError::RoleKey`] when it cannot.
+    pub fn check_role_key(&self) -> Result<(), DatabaseError> {
+        match &self.role_key {
+            Some(Err(err)) => Err(DatabaseError::RoleKey(err.clone())),
+            _ => Ok(()),
+        }
+    }
+
     /// Every configured server's manager, by server name.
     pub fn managers(&self) -> &BTreeMap<String, Arc<dyn DatabaseManager>> {
         &self.managers
@@ -400,10 +442,12 @@ impl Tenancy {
             }
             let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
             let manager = self.manager_of(&tenant).map_err(database_error)?.as_ref();
+            let login = self.login_of(&tenant).map_err(database_error)?;
+            let login = login.as_ref();
             let lease = match size {
-                PoolSize::Full => self.connections.lease(&tenant, manager).await,
-                PoolSize::One => self.connections.lease_one_connection(&tenant, manager).await,
-                PoolSize::Lazy => self.connections.lease_lazily(&tenant, manager).await,
+                PoolSize::Full => self.connections.lease(&tenant, manager, login).await,
+                PoolSize::One => self.connections.lease_one_connection(&tenant, manager, login).await,
+                PoolSize::Lazy => self.connections.lease_lazily(&tenant, manager, login).await,
             }
             .map_err(database_error)?;
             // Checked with the lease held: a delete closes the tenant, then waits for its leases to

@@ -184,6 +184,10 @@ pub struct Tenant {
     /// the tenant was read.
     #[serde(skip)]
     pub schema_epoch: i64,
+    /// With a role per tenant: which of its passwords is current (see
+    /// [`crate::database::RoleKey::login_for`]); moved on by each rotation.
+    #[serde(skip)]
+    pub credentials_generation: i64,
     /// Its domains, the primary one first.
     pub domains: Vec<TenantDomain>,
     /// When it was created.

@@ -182,7 +182,21 @@ impl TestEnv {
             extra_servers: Vec::new(),
         };
         std::fs::write(env.dir.path().join("tenancy.toml"), env.config_toml()).expect("write tenancy.toml");
+        std::fs::write(env.role_key_file(), tenancy_core::database::RoleKey::generate()).expect("write the role key");
         Some(env)
+    }
+
+    /// The role key of this environment's tenant roles.
+    pub fn role_key_file(&self) -> PathBuf {
+        self.dir().join("role.key")
+    }
+
+    /// Switches this environment to tenants sharing the server's user (`roles = "shared"`), as
+    /// installations made before roles are; servers use a role per tenant otherwise.
+    pub fn use_shared_roles(&self) {
+        let path = self.dir().join("tenancy.toml");
+        let toml = std::fs::read_to_string(&path).expect("read tenancy.toml");
+        std::fs::write(&path, toml.replace("roles = \"per_tenant\"", "roles = \"shared\"")).expect("write tenancy.toml");
     }
 
     /// The test's folder (the `tenancy.toml` is there).
@@ -226,6 +240,10 @@ impl TestEnv {
             self.central_url(),
             self.prefix
         );
+        // Servers: every tenant logs in as a role of its own, as a new installation does.
+        if self.backend != Backend::Sqlite {
+            toml.push_str(&format!("roles = \"per_tenant\"\nrole_key_file = \"{}\"\n", self.role_key_file().display()));
+        }
         if let Some(url) = self.server_url() {
             toml.push_str(&format!("\n[tenant_database.servers]\ndefault = \"{url}\"\n"));
         }
@@ -388,6 +406,16 @@ impl TestEnv {
                 }
             }
         }
+        // Tenant roles, after the databases they owned.
+        for admin in &admins {
+            for role in tenant_roles(backend, admin, &prefix).await {
+                let drop = match backend {
+                    Backend::MySql => format!("DROP USER IF EXISTS '{role}'@'%'"),
+                    _ => format!("DROP ROLE IF EXISTS \"{role}\""),
+                };
+                admin_execute(admin, &drop).await;
+            }
+        }
     }
 }
 
@@ -427,6 +455,18 @@ fn sqlite_files(folder: &Path) -> Vec<String> {
         }
     }
     names
+}
+
+/// The tenant roles (MariaDB users) with `prefix` on the server at `admin`.
+pub async fn tenant_roles(backend: Backend, admin: &str, prefix: &str) -> Vec<String> {
+    let pattern = like_prefix(prefix);
+    match backend {
+        Backend::Sqlite => Vec::new(),
+        Backend::MySql => admin_names(admin, &format!("SELECT CAST(User AS CHAR) FROM mysql.user WHERE User LIKE '{pattern}'")).await,
+        Backend::Postgres | Backend::PostgresSchema => {
+            admin_names(admin, &format!("SELECT rolname::text FROM pg_roles WHERE rolname LIKE '{pattern}'")).await
+        }
+    }
 }
 
 /// `prefix%` with `_` escaped, for LIKE.

@@ -201,7 +201,7 @@ async fn concurrent_work_on_postgres_stays_within_the_budget() {
 /// Leases `tenant`'s pool the way a web request does: made without connecting.
 async fn lease_lazily(tenancy: &Tenancy, tenant: &Tenant) -> tenancy_core::connections::PoolLease {
     let manager = tenancy.manager_of(tenant).unwrap();
-    tenancy.connections().lease_lazily(tenant, manager.as_ref()).await.unwrap()
+    tenancy.connections().lease_lazily(tenant, manager.as_ref(), None).await.unwrap()
 }
 
 #[tokio::test]

@@ -151,6 +151,9 @@ async fn check_registry_and_tenants(args: &DoctorArgs, ctx: CliContext<'_>, repo
     if tenancy.config().tenant_database.provision == tenancy_core::config::Provision::Pool {
         check_pool(&tenancy, report).await;
     }
+    if let Ok(tenants) = &tenants {
+        check_roles(&tenancy, tenants, report).await;
+    }
     check_redis(&tenancy, report).await;
     match &tenants {
         Ok(tenants) => check_migrations(&tenancy, tenants, args.concurrency.get(&tenancy), report).await,
@@ -184,6 +187,52 @@ fn check_maintenance(tenants: &[Tenant], report: &mut Report<'_>) {
         report.add("maintenance", Verdict::Ok, "no tenant is down", None);
     } else {
         report.add("maintenance", Verdict::Warn, format!("{} down: {}", tenant_count(down.len()), down.join("; ")), None);
+    }
+}
+
+/// Tenant roles, on servers: with `per_tenant`, the role key and each server user's right to make
+/// roles (failures: every signup would fail), and tenants without a role yet (a warning: they
+/// cannot connect); with `shared`, a warning that tenants can reach each other's data.
+async fn check_roles(tenancy: &Tenancy, tenants: &[Tenant], report: &mut Report<'_>) {
+    let config = tenancy.config();
+    if config.tenant_database.driver == tenancy_core::database::Driver::Sqlite {
+        return;
+    }
+    if !config.per_tenant_roles() {
+        let detail = "tenants log in as the server's user, so SQL run in one can reach another's data: `tenancy tenant secure --all`, then `tenant_database.roles = \"per_tenant\"`";
+        return report.add("roles", Verdict::Warn, detail, None);
+    }
+    let started = Instant::now();
+    if let Err(err) = tenancy.check_role_key() {
+        return report.add("roles", Verdict::Fail, chain(&err), Some(started.elapsed()));
+    }
+    for (name, manager) in tenancy.managers() {
+        match within_timeout(manager.may_create_roles()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let detail = format!("the user of server `{name}` may not create roles: {}", super::init::grant_hint(manager.driver()));
+                return report.add("roles", Verdict::Fail, detail, Some(started.elapsed()));
+            }
+            Err(err) => return report.add("roles", Verdict::Fail, chain(err.as_ref()), Some(started.elapsed())),
+        }
+    }
+    let mut missing = 0;
+    for tenant in tenants.iter().filter(|tenant| tenant.status != tenancy_core::TenantStatus::Creating) {
+        let exists = match tenancy.manager_of(tenant) {
+            Ok(manager) => within_timeout(manager.role_exists(&tenant.database)).await,
+            Err(err) => Err(err.into()),
+        };
+        match exists {
+            Ok(true) => {}
+            Ok(false) => missing += 1,
+            Err(err) => return report.add("roles", Verdict::Fail, chain(err.as_ref()), Some(started.elapsed())),
+        }
+    }
+    if missing > 0 {
+        let detail = format!("{} without a role of its own cannot connect: `tenancy tenant secure --all`", tenant_count(missing));
+        report.add("roles", Verdict::Warn, detail, Some(started.elapsed()));
+    } else {
+        report.add("roles", Verdict::Ok, "a role per tenant; the server users may make them", Some(started.elapsed()));
     }
 }
 

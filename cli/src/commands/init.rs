@@ -83,14 +83,66 @@ pub async fn run(
     if Registry::create_database_if_missing(&config).await? {
         out.status("Created", "the registry database");
     }
+    if config.per_tenant_roles() {
+        make_role_key(&config, out)?;
+    }
     let ctx = CliContext { out, config, app, extensions, tenant_flags: Default::default() };
     let tenancy = ctx.open_tenancy().await?;
+    if ctx.config.per_tenant_roles() {
+        check_role_rights(&tenancy, out).await;
+    }
     out.status("Ready", format!("tenant registry at `{}`", tenancy.registry().location()));
     if out.is_json() {
         out.json(&serde_json::json!({"event": "initialized", "config": path, "registry": tenancy.registry().location()}));
     }
     tenancy.close().await;
     Ok(ExitStatus::Success)
+}
+
+/// Writes a new role key to `tenant_database.role_key_file` unless one is there (or
+/// `TENANCY_ROLE_KEY` gives it): readable by its owner only, never replaced, as the tenants'
+/// passwords come from it.
+fn make_role_key(config: &Config, out: &Output) -> anyhow::Result<()> {
+    let path = config.role_key_path();
+    if tenancy_core::config::role_key_from_env().is_some() || path.exists() {
+        return Ok(());
+    }
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).with_context(|| format!("failed to create `{}`", folder.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("failed to create the role key file `{}`", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{}\n", tenancy_core::database::RoleKey::generate()).as_bytes())
+        .with_context(|| format!("failed to write the role key file `{}`", path.display()))?;
+    out.status("Created", format!("the role key `{}` (keep it secret, and with your backups)", path.display()));
+    Ok(())
+}
+
+/// Says, for each server whose user may not make tenant roles, what to grant or to set instead.
+async fn check_role_rights(tenancy: &tenancy_core::Tenancy, out: &Output) {
+    for (name, manager) in tenancy.managers() {
+        match manager.may_create_roles().await {
+            Ok(true) => {}
+            Ok(false) => out.warn(format!(
+                "the user of server `{name}` may not create roles, which `roles = \"per_tenant\"` needs: {}; or set `tenant_database.roles = \"shared\"`",
+                grant_hint(manager.driver())
+            )),
+            Err(err) => out.warn(format!("could not ask server `{name}` whether its user may create roles: {err}")),
+        }
+    }
+}
+
+/// What to grant the server's user so it can make tenant roles.
+pub(crate) fn grant_hint(driver: tenancy_core::database::Driver) -> &'static str {
+    match driver {
+        tenancy_core::database::Driver::MySql => {
+            "GRANT CREATE USER ON *.* TO it WITH GRANT OPTION (and ALL on the tenant databases WITH GRANT OPTION)"
+        }
+        _ => "ALTER ROLE it CREATEROLE CREATEDB (or make it a superuser)",
+    }
 }
 
 fn write_sql_examples(root: &Path, out: &Output) -> anyhow::Result<()> {

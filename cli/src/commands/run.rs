@@ -105,7 +105,9 @@ impl Runner<'_> {
     /// Runs the program for `tenant`, printing its output as it comes, or keeping it in `block`
     /// with `--group`.
     async fn spawn_and_wait(&self, tenancy: &Tenancy, tenant: &Tenant, block: &mut Vec<(Stream, String)>) -> Result<i32, String> {
-        let target = tenancy.manager_of(tenant).map_err(|err| err.to_string())?.connection_target(&tenant.database);
+        // The program is tenant code: it logs in as the tenant's role, where tenants have roles.
+        let login = tenancy.login_of(tenant).map_err(|err| err.to_string())?;
+        let target = tenancy.manager_of(tenant).map_err(|err| err.to_string())?.connection_target(&tenant.database, login.as_ref());
         let mut command = Command::new(self.program);
         command
             .args(self.args)

@@ -138,7 +138,7 @@ async fn selected_tenants(command: &str, args: &[String], ctx: &CliContext<'_>) 
         tenants
             .into_iter()
             .map(|tenant| {
-                let target = tenancy.manager_of(&tenant)?.connection_target(&tenant.database);
+                let target = tenancy.manager_of(&tenant)?.connection_target(&tenant.database, tenancy.login_of(&tenant)?.as_ref());
                 Ok(tenant_info(tenant, target.url, target.schema))
             })
             .collect()

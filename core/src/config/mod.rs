@@ -22,7 +22,7 @@ pub use queue::{MAX_QUEUE_NAME, QueueConfig, QueueEngineKind, SuspendedJobs, che
 pub use servers::{MAX_SERVER_NAME, Placement, ServerConfig, check_server_name};
 pub use web::{CentralHost, Identify, IpRange, WebConfig};
 
-use crate::database::{DatabaseNaming, Driver, Isolation, NamingError, ServerUrl, ServerUrlError};
+use crate::database::{DatabaseNaming, Driver, Isolation, NamingError, Roles, ServerUrl, ServerUrlError};
 pub use crate::secret::SecretUrl;
 
 /// The file name looked for in the current directory and its parents.
@@ -132,6 +132,14 @@ pub struct TenantDatabaseConfig {
     /// How a new tenant's database gets its schema: `migrations` (run each one) or `template`
     /// (a copy of a migrated template, rebuilt when the migrations change).
     pub provision: Provision,
+    /// Who tenant connections log in as on a server: `shared` (the configured user) or
+    /// `per_tenant` (a role of each tenant's own, which reaches its database only). A file
+    /// without the key keeps `shared`, as it was before roles; `tenancy init` writes
+    /// `per_tenant`. SQLite has no roles and ignores it.
+    pub roles: Roles,
+    /// With `per_tenant` roles: the file holding the key tenant passwords are derived from
+    /// (`TENANCY_ROLE_KEY` takes its place when set).
+    pub role_key_file: PathBuf,
 }
 
 /// How `tenant create` makes a tenant's schema.
@@ -168,6 +176,8 @@ impl Default for TenantDatabaseConfig {
             connect_timeout_secs: 10,
             application_name: "tenancy".into(),
             provision: Provision::Migrations,
+            roles: Roles::Shared,
+            role_key_file: PathBuf::from("storage/role.key"),
         }
     }
 }
@@ -642,6 +652,16 @@ impl Config {
         self.resolve(&self.tenant_database.sqlite_path)
     }
 
+    /// `tenant_database.role_key_file`, resolved.
+    pub fn role_key_path(&self) -> PathBuf {
+        self.resolve(&self.tenant_database.role_key_file)
+    }
+
+    /// Whether tenants log in as roles of their own.
+    pub fn per_tenant_roles(&self) -> bool {
+        self.tenant_database.roles == Roles::PerTenant && self.tenant_database.driver != Driver::Sqlite
+    }
+
     /// The database naming rule, already validated by [`Config::load`].
     pub fn naming(&self) -> DatabaseNaming {
         DatabaseNaming::new(&self.tenant_database.prefix, &self.tenant_database.suffix)
@@ -687,6 +707,13 @@ pub enum CentralLocation {
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     Some(rest.split('?').next().unwrap_or(rest))
+}
+
+/// The role key given by the environment ([`crate::database::ROLE_KEY_ENV`]), if any: a secret,
+/// so not a setting of the file (nor printed with it).
+#[allow(clippy::disallowed_methods)] // this module is where configuration is read
+pub fn role_key_from_env() -> Option<String> {
+    std::env::var_os(crate::database::ROLE_KEY_ENV).filter(|v| !v.is_empty()).map(|v| v.to_string_lossy().into_owned())
 }
 
 #[allow(clippy::disallowed_methods)] // this module is where configuration is read

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sea_orm::{ConnectOptions, DatabaseConnection};
 
-use super::{DatabaseName, Driver, Isolation, MySqlManager, PostgresDatabaseManager, PostgresSchemaManager, ServerUrl, SqliteManager};
+use super::{
+    DatabaseName, Driver, Isolation, Login, MySqlManager, PostgresDatabaseManager, PostgresSchemaManager, ServerUrl, SqliteManager,
+};
 use crate::config::Config;
 
 /// Creates, drops and finds tenant databases on one server (or one folder, for SQLite), and says how
@@ -45,24 +47,68 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// Where `database` lives, for messages: a path, or `driver://host:port/name`. No credentials.
     fn location(&self, database: &DatabaseName) -> String;
 
-    /// How to open a pool on `database`; pool sizes and timeouts are already set.
-    fn connect_options(&self, database: &DatabaseName) -> ConnectOptions;
+    /// How to open a pool on `database`, logging in as `login` (a tenant's own role) or, with
+    /// `None`, as the server's user; pool sizes and timeouts are already set.
+    fn connect_options(&self, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions;
 
-    /// How another program reaches `database`: a plugin opening its own connection.
-    fn connection_target(&self, database: &DatabaseName) -> ConnectionTarget;
+    /// How another program reaches `database` as `login` (or the server's user): a plugin opening
+    /// its own connection.
+    fn connection_target(&self, database: &DatabaseName, login: Option<&Login>) -> ConnectionTarget;
 
-    /// Opens a pool of `pool_size` connections on `database`.
+    /// Opens a pool of `pool_size` connections on `database`, as the server's user.
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError>;
 
-    /// Opens a pool of at most `connections` connections on `database`.
-    async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError>;
+    /// Opens a pool of at most `connections` connections on `database`, as `login` or the
+    /// server's user.
+    async fn open_sized(
+        &self,
+        database: &DatabaseName,
+        login: Option<&Login>,
+        connections: u32,
+    ) -> Result<DatabaseConnection, DatabaseError>;
 
     /// A pool of at most `connections` connections on `database` that connects on first use: no
     /// connection, no I/O, until a query runs (a web request that never touches its database costs
     /// none). An unreachable database fails that first query instead of this call. The default opens
     /// at once, as [`DatabaseManager::open_sized`].
-    async fn open_lazy(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
-        self.open_sized(database, connections).await
+    async fn open_lazy(
+        &self,
+        database: &DatabaseName,
+        login: Option<&Login>,
+        connections: u32,
+    ) -> Result<DatabaseConnection, DatabaseError> {
+        self.open_sized(database, login, connections).await
+    }
+
+    /// Whether tenants can log in as roles of their own here (servers; not SQLite).
+    fn supports_roles(&self) -> bool {
+        false
+    }
+
+    /// Gives `database` to `login`'s role, making the role first if it is not there: the role
+    /// owns the database (or schema) and, where `adopt` is set, everything already in it (tables
+    /// a template or the pool brought, made by the server's user); nobody else but the server's
+    /// user can reach it. Sets the role's password. Idempotent: a rerun repairs what a crash or
+    /// a hand left half done.
+    async fn secure(&self, _database: &DatabaseName, _login: &Login, _adopt: bool) -> Result<(), DatabaseError> {
+        Err(DatabaseError::NoRoles(self.driver()))
+    }
+
+    /// Ends the sessions of `role` and drops it; one that is not there is not an error. Drop its
+    /// database first.
+    async fn drop_role(&self, _role: &DatabaseName) -> Result<(), DatabaseError> {
+        Ok(())
+    }
+
+    /// Whether the role `role` exists.
+    async fn role_exists(&self, _role: &DatabaseName) -> Result<bool, DatabaseError> {
+        Ok(false)
+    }
+
+    /// Whether the server's user may create roles and give them databases, which
+    /// `roles = "per_tenant"` needs; `Ok(false)` on engines without roles.
+    async fn may_create_roles(&self) -> Result<bool, DatabaseError> {
+        Ok(false)
     }
 
     /// Whether `database` exists.
@@ -241,6 +287,28 @@ pub enum DatabaseError {
         /// The driver's reason.
         source: DbMessage,
     },
+    /// Making a tenant's role, or giving it its database, failed.
+    #[error("failed to give database `{database}` at `{location}` to role `{role}`")]
+    Secure {
+        /// The role.
+        role: DatabaseName,
+        /// The database (or schema).
+        database: DatabaseName,
+        /// Where.
+        location: String,
+        /// The driver's reason.
+        source: DbMessage,
+    },
+    /// Dropping a tenant's role failed.
+    #[error("failed to drop role `{role}` at `{location}`")]
+    DropRole {
+        /// The role.
+        role: DatabaseName,
+        /// Where.
+        location: String,
+        /// The driver's reason.
+        source: DbMessage,
+    },
     /// Another query failed.
     #[error("failed to {action} at `{location}`")]
     Query {
@@ -264,6 +332,12 @@ pub enum DatabaseError {
     /// Template provisioning on an engine without templates (MySQL, PostgreSQL schemas).
     #[error("{0} keeps no database templates here: set `tenant_database.provision = \"migrations\"`")]
     NoTemplates(Driver),
+    /// Tenants have roles of their own, and the key of their passwords cannot be read.
+    #[error(transparent)]
+    RoleKey(std::sync::Arc<super::RoleKeyError>),
+    /// Roles asked of an engine without them (SQLite).
+    #[error("{0} has no database roles: `tenant_database.roles = \"per_tenant\"` is for postgres and mysql")]
+    NoRoles(Driver),
     /// A pool of ready databases on an engine that cannot rename one (MySQL, SQLite).
     #[error("{0} keeps no pool of ready databases here: set `tenant_database.provision` to `migrations` or `template`")]
     NoPool(Driver),

@@ -9,6 +9,7 @@ mod manager;
 mod mysql;
 mod naming;
 mod postgres;
+mod roles;
 mod server;
 mod server_url;
 mod sqlite;
@@ -18,6 +19,7 @@ pub use manager::{ConnectionTarget, DatabaseError, DatabaseManager, DbMessage, P
 pub use mysql::{MySqlDatabase, MySqlManager};
 pub use naming::{DatabaseName, DatabaseNaming, InvalidDatabaseName, NamingError, Pooled};
 pub use postgres::{PostgresDatabase, PostgresDatabaseManager, PostgresSchema, PostgresSchemaManager};
+pub use roles::{Login, MIN_KEY_LEN, ROLE_KEY_ENV, RoleKey, RoleKeyError, Roles};
 pub use server::{Dialect, ServerManager};
 pub use server_url::{ServerUrl, ServerUrlError};
 pub(crate) use sqlite::sqlite_connect_options;

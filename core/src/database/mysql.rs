@@ -1,10 +1,12 @@
 //! The MySQL and MariaDB dialect: a database per tenant.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use sea_orm::ConnectOptions;
 
 use super::manager::PoolSettings;
 use super::server::{Dialect, ServerManager};
-use super::{DatabaseName, Driver, ServerUrl};
+use super::{DatabaseName, Driver, Login, ServerUrl};
 
 /// A database per tenant on one MySQL or MariaDB server.
 pub type MySqlManager = ServerManager<MySqlDatabase>;
@@ -60,9 +62,86 @@ impl Dialect for MySqlDatabase {
         format!("mysql://{}/{database}", server.host_port())
     }
 
-    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName) -> ConnectOptions {
-        settings.tenant_options(server.connection_url_for(database.as_str()))
+    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions {
+        let url = login
+            .map_or_else(|| server.connection_url_for(database.as_str()), |login| server.connection_url_as(Some(database.as_str()), login));
+        let mut options = settings.tenant_options(url);
+        // The state of a connection as opened, which every connection must be in when it goes
+        // back to the pool. MySQL has no statement that resets a session (the protocol's reset
+        // is not sqlx's to send), so a connection tenant code changed is closed instead.
+        let opened = Arc::new(Mutex::new(None::<String>));
+        options.map_sqlx_mysql_pool_opts(move |pool| {
+            let (on_connect, on_release) = (opened.clone(), opened.clone());
+            pool.after_connect(move |connection, _| {
+                let opened = on_connect.clone();
+                Box::pin(async move {
+                    let state = session_state(connection).await.ok();
+                    *opened.lock().unwrap_or_else(PoisonError::into_inner) = state;
+                    Ok(())
+                })
+            })
+            .after_release(move |connection, _| {
+                let opened = on_release.clone();
+                Box::pin(async move {
+                    sea_orm::sqlx::Executor::execute(&mut *connection, "ROLLBACK").await?;
+                    let state = session_state(connection).await?;
+                    Ok(opened.lock().unwrap_or_else(PoisonError::into_inner).as_ref() == Some(&state))
+                })
+            })
+        });
+        options
     }
+
+    const ROLE_EXISTS_SQL: &'static str = "SELECT 1 FROM mysql.user WHERE User = ? AND Host = '%'";
+    // Making users and granting them a database's privileges. CHAR(39) is a quote, as the grantee is written.
+    const MAY_CREATE_ROLES_SQL: &'static str = "SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.USER_PRIVILEGES \
+         WHERE GRANTEE = CONCAT(CHAR(39), SUBSTRING_INDEX(CURRENT_USER(), '@', 1), CHAR(39), '@', CHAR(39), \
+         SUBSTRING_INDEX(CURRENT_USER(), '@', -1), CHAR(39)) AND PRIVILEGE_TYPE = 'CREATE USER' AND IS_GRANTABLE = 'YES'";
+
+    fn role_sessions_sql(role: &DatabaseName) -> String {
+        // Role names are checked identifiers: nothing to escape in the literal.
+        format!("SELECT CAST(ID AS CHAR) FROM information_schema.PROCESSLIST WHERE USER = '{role}' AND ID <> CONNECTION_ID()")
+    }
+
+    fn end_session_sql(id: u64) -> String {
+        format!("KILL CONNECTION {id}")
+    }
+
+    fn secure_sql(database: &DatabaseName, login: &Login) -> Vec<String> {
+        let (role, password) = (user(&login.role), login.password());
+        // In a grant `_` matches any character; escaped, it is only itself.
+        let database = format!("`{}`", database.as_str().replace('_', "\\_"));
+        vec![
+            // The password is 64 hex digits: no quote can be in it.
+            format!("CREATE USER IF NOT EXISTS {role} IDENTIFIED BY '{password}'"),
+            format!("ALTER USER {role} IDENTIFIED BY '{password}'"),
+            format!("GRANT ALL PRIVILEGES ON {database}.* TO {role}"),
+        ]
+    }
+
+    fn drop_role_sql(role: &DatabaseName) -> Vec<String> {
+        vec![format!("DROP USER IF EXISTS {}", user(role))]
+    }
+}
+
+/// A tenant's user: any host, as the server's user may connect from anywhere.
+fn user(role: &DatabaseName) -> String {
+    format!("'{role}'@'%'")
+}
+
+/// What a lease may change on a MySQL session and must not leave behind: the current database,
+/// role, SQL mode, time zone, autocommit, key checks, character set, and user variables (their
+/// count; MariaDB lists them). One string, compared whole.
+async fn session_state(connection: &mut sea_orm::sqlx::MySqlConnection) -> Result<String, sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::Row;
+    let row = sea_orm::sqlx::query(
+        "SELECT CONCAT_WS('|', IFNULL(DATABASE(), ''), IFNULL(CURRENT_ROLE(), ''), @@session.sql_mode, @@session.time_zone, \
+         @@session.autocommit, @@session.foreign_key_checks, @@session.unique_checks, @@session.sql_safe_updates, \
+         @@session.character_set_client, @@session.collation_connection, (SELECT COUNT(*) FROM information_schema.USER_VARIABLES))",
+    )
+    .fetch_one(connection)
+    .await?;
+    row.try_get(0)
 }
 
 #[cfg(test)]

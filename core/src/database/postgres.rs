@@ -5,7 +5,7 @@ use sea_orm::ConnectOptions;
 
 use super::manager::PoolSettings;
 use super::server::{Dialect, ServerManager};
-use super::{ConnectionTarget, DatabaseName, Driver, ServerUrl};
+use super::{ConnectionTarget, DatabaseName, Driver, Login, ServerUrl};
 
 /// A database per tenant on one PostgreSQL server.
 pub type PostgresDatabaseManager = ServerManager<PostgresDatabase>;
@@ -59,8 +59,41 @@ impl Dialect for PostgresDatabase {
         format!("postgres://{}/{database}", server.host_port())
     }
 
-    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName) -> ConnectOptions {
-        settings.tenant_options(server.connection_url_for(database.as_str()))
+    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions {
+        let url = login
+            .map_or_else(|| server.connection_url_for(database.as_str()), |login| server.connection_url_as(Some(database.as_str()), login));
+        resetting_sessions(settings.tenant_options(url))
+    }
+
+    const ROLE_EXISTS_SQL: &'static str = ROLE_EXISTS;
+    const MAY_CREATE_ROLES_SQL: &'static str = MAY_CREATE_ROLES;
+    const ADOPT_IN_DATABASE: bool = true;
+
+    fn role_sessions_sql(role: &DatabaseName) -> String {
+        role_sessions(role)
+    }
+
+    fn end_session_sql(id: u64) -> String {
+        end_session(id)
+    }
+
+    fn secure_sql(database: &DatabaseName, login: &Login) -> Vec<String> {
+        let (role, database) = (login.role.pg_quoted(), database.pg_quoted());
+        let mut statements = make_role(login);
+        statements.extend([
+            format!("ALTER DATABASE {database} OWNER TO {role}"),
+            // `CONNECT` (and `TEMP`) are PUBLIC's by default: no other tenant's role may even connect.
+            format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
+        ]);
+        statements
+    }
+
+    fn adopt_sql(_database: &DatabaseName, role: &DatabaseName) -> Option<String> {
+        Some(adopt("n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'", role))
+    }
+
+    fn drop_role_sql(role: &DatabaseName) -> Vec<String> {
+        drop_role(role)
     }
 }
 
@@ -105,33 +138,160 @@ impl Dialect for PostgresSchema {
         format!("postgres://{}/{} (schema {database})", server.host_port(), server.database())
     }
 
-    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName) -> ConnectOptions {
-        let mut options = settings.tenant_options(server.connection_url());
+    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions {
+        let url = login.map_or_else(|| server.connection_url(), |login| server.connection_url_as(None, login));
+        let mut options = settings.tenant_options(url);
         // Only the tenant's schema is on the path, so unqualified names never reach another schema
         // (nor the registry's tables, when it shares the database). Given as a startup option it
         // is the session's default, which `RESET ALL` and `DISCARD ALL` return to; a plain
         // `SET search_path` after connecting would be undone by them, falling back to `public`.
         let schema = database.as_str().to_owned();
         options.map_sqlx_postgres_opts(move |opts| opts.options([("search_path", schema.as_str())]));
-        // Whatever tenant code `SET` on a connection (its search path included) is reset before
-        // the connection goes back to the pool, so the next lease starts from the defaults.
-        options.map_sqlx_postgres_pool_opts(|pool| pool.after_release(|connection, _| Box::pin(reset_session(connection))));
-        options
+        resetting_sessions(options)
     }
 
-    fn connection_target(server: &ServerUrl, database: &DatabaseName) -> ConnectionTarget {
-        ConnectionTarget { url: server.connection_url(), schema: Some(database.as_str().to_owned()) }
+    fn connection_target(server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectionTarget {
+        let url = login.map_or_else(|| server.connection_url(), |login| server.connection_url_as(None, login));
+        ConnectionTarget { url, schema: Some(database.as_str().to_owned()) }
+    }
+
+    const ROLE_EXISTS_SQL: &'static str = ROLE_EXISTS;
+    const MAY_CREATE_ROLES_SQL: &'static str = MAY_CREATE_ROLES;
+
+    fn role_sessions_sql(role: &DatabaseName) -> String {
+        role_sessions(role)
+    }
+
+    fn end_session_sql(id: u64) -> String {
+        end_session(id)
+    }
+
+    fn secure_sql(schema: &DatabaseName, login: &Login) -> Vec<String> {
+        let (role, schema) = (login.role.pg_quoted(), schema.pg_quoted());
+        let mut statements = make_role(login);
+        statements.extend([
+            // Pinned for the role, not only given at connect: a program connecting as the role
+            // with its own URL starts in its schema too.
+            format!("ALTER ROLE {role} SET search_path = {schema}"),
+            format!("ALTER SCHEMA {schema} OWNER TO {role}"),
+            // A schema made by a user is nobody else's to use; said anyway, for one made otherwise.
+            format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
+        ]);
+        statements
+    }
+
+    fn adopt_sql(schema: &DatabaseName, role: &DatabaseName) -> Option<String> {
+        Some(adopt(&format!("n.nspname = '{schema}'"), role))
+    }
+
+    fn drop_role_sql(role: &DatabaseName) -> Vec<String> {
+        drop_role(role)
     }
 }
 
-/// Puts a connection back as it was opened: `RESET ALL` returns every setting to the session's
-/// defaults (the startup `search_path` among them). In the same round trip it counts the prepared
+/// A row if the role named by the bind parameter exists.
+const ROLE_EXISTS: &str = "SELECT 1 FROM pg_roles WHERE rolname = $1";
+/// A superuser may do all a role per tenant needs; a user with `CREATEROLE` (and `CREATEDB`, which
+/// making databases needs anyway) may too, being made a member of each role it creates.
+const MAY_CREATE_ROLES: &str = "SELECT (rolsuper OR rolcreaterole)::int::bigint FROM pg_roles WHERE rolname = current_user";
+
+fn role_sessions(role: &DatabaseName) -> String {
+    // Role names are checked identifiers: nothing to escape in the literal.
+    format!("SELECT pid::text FROM pg_stat_activity WHERE usename = '{role}' AND pid <> pg_backend_pid()")
+}
+
+fn end_session(id: u64) -> String {
+    format!("SELECT pg_terminate_backend({id})")
+}
+
+/// Makes `login`'s role unless it is there (two processes at once: one makes it, the other finds
+/// it), then sets what it may do and its password. `CREATE ROLE` gives no superuser, replication
+/// or row-security bypass; those can be changed by a superuser only, so a role that is
+/// somebody's else than ours would be refused by `ALTER DATABASE … OWNER` checks no more than
+/// by this: the name holds the tenant id, made fresh for each tenant.
+fn make_role(login: &Login) -> Vec<String> {
+    let role = login.role.pg_quoted();
+    vec![
+        format!(
+            "DO $tenancy$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $tenancy$"
+        ),
+        // The password is 64 hex digits: no quote can be in it.
+        format!("ALTER ROLE {role} WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{}'", login.password()),
+        // A user that is not a superuser gives a database to a role it is a member of.
+        format!(
+            "DO $tenancy$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE format('GRANT %I TO %I', '{}', current_user); END IF; END $tenancy$",
+            login.role
+        ),
+    ]
+}
+
+/// Gives `role` every schema, relation, routine and type in the schemas `which` (an SQL condition
+/// on `n`, the schema) that another user owns, except what an extension owns or what goes with a
+/// table (an identity's or serial's sequence, whose owner is the table's).
+fn adopt(which: &str, role: &DatabaseName) -> String {
+    let not_extension = |catalog: &str, column: &str| {
+        format!("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.objid = {column} AND d.deptype = 'e')")
+    };
+    format!(
+        "DO $tenancy$ DECLARE statement text; BEGIN FOR statement IN \
+         SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, '{role}') FROM pg_namespace n \
+           WHERE {which} AND n.nspowner <> '{role}'::regrole AND {ns} \
+         UNION ALL SELECT format('ALTER %s %s OWNER TO %I', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' \
+             WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END, c.oid::regclass, '{role}') \
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE {which} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND c.relowner <> '{role}'::regrole \
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i', 'e')) \
+         UNION ALL SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, '{role}') \
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {which} AND p.proowner <> '{role}'::regrole AND {proc} \
+         UNION ALL SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, '{role}') \
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {which} AND t.typtype IN ('e', 'd', 'r') \
+             AND t.typowner <> '{role}'::regrole AND {typ} \
+         LOOP EXECUTE statement; END LOOP; END $tenancy$",
+        ns = not_extension("pg_namespace", "n.oid"),
+        proc = not_extension("pg_proc", "p.oid"),
+        typ = not_extension("pg_type", "t.oid"),
+    )
+}
+
+/// Drops `role` and what it holds in the server URL's database (grants, default privileges);
+/// its database or schema is gone already.
+fn drop_role(role: &DatabaseName) -> Vec<String> {
+    let quoted = role.pg_quoted();
+    vec![
+        format!(
+            "DO $tenancy$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN EXECUTE 'DROP OWNED BY {quoted}'; END IF; END $tenancy$"
+        ),
+        format!("DROP ROLE IF EXISTS {quoted}"),
+    ]
+}
+
+/// Whatever tenant code changed on a connection (`SET`, `SET ROLE`, `SET SESSION AUTHORIZATION`,
+/// the search path) is undone before the connection goes back to the pool, so the next lease
+/// starts from the defaults; one left inside a transaction is closed instead.
+fn resetting_sessions(mut options: ConnectOptions) -> ConnectOptions {
+    options.map_sqlx_postgres_pool_opts(|pool| pool.after_release(|connection, _| Box::pin(reset_session(connection))));
+    options
+}
+
+/// Puts a connection back as it was opened: back to the user it logged in as (`RESET ALL` leaves
+/// `SET ROLE` and `SET SESSION AUTHORIZATION` alone), then every setting to the session's defaults
+/// (the startup `search_path` among them). In the same round trip it counts the prepared
 /// statements the server still has: fewer than the driver has cached means tenant code ran
 /// `DISCARD ALL` (or `DEALLOCATE ALL`), and the cache is cleared so that no statement is executed
-/// by a name the server forgot. Keeps the connection (`true`) unless the reset fails.
+/// by a name the server forgot. Keeps the connection (`true`) unless the reset fails or a
+/// transaction tenant code began is still open (its start is older than this statement's), which
+/// closing the connection rolls back.
 async fn reset_session(connection: &mut sea_orm::sqlx::PgConnection) -> Result<bool, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::{Connection, Row};
-    let row = sea_orm::sqlx::raw_sql("RESET ALL; SELECT count(*) FROM pg_prepared_statements").fetch_one(&mut *connection).await?;
+    let row = sea_orm::sqlx::raw_sql(
+        "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
+         SELECT count(*), now() = statement_timestamp() FROM pg_prepared_statements",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    if !row.try_get::<bool, _>(1)? {
+        return Ok(false);
+    }
     let on_server: i64 = row.try_get(0)?;
     if usize::try_from(on_server).unwrap_or(0) < connection.cached_statements_size() {
         connection.clear_cached_statements().await?;

@@ -5,12 +5,12 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectOptions, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection};
 
 use super::admin::ServerAdmin;
 use super::manager::PoolSettings;
 use super::manager::TemplateLock;
-use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, ServerUrl};
+use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, Login, ServerUrl};
 
 /// What one kind of server needs said differently.
 pub trait Dialect: fmt::Debug + Send + Sync + 'static {
@@ -56,13 +56,37 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     fn is_already_exists(message: &str) -> bool;
     /// Where a tenant's database is, for messages (no credentials).
     fn location(server: &ServerUrl, database: &DatabaseName) -> String;
-    /// Pool options for a tenant's database.
-    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName) -> ConnectOptions;
+    /// Pool options for a tenant's database, logging in as `login` or the server's user. Every
+    /// connection is put back as it was opened before the next lease takes it.
+    fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions;
 
     /// How another program reaches `database`: by default, the server's URL naming it.
-    fn connection_target(server: &ServerUrl, database: &DatabaseName) -> ConnectionTarget {
-        ConnectionTarget { url: server.connection_url_for(database.as_str()), schema: None }
+    fn connection_target(server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectionTarget {
+        let url = login
+            .map_or_else(|| server.connection_url_for(database.as_str()), |login| server.connection_url_as(Some(database.as_str()), login));
+        ConnectionTarget { url, schema: None }
     }
+
+    /// One bind parameter, a role name: a row if the role exists.
+    const ROLE_EXISTS_SQL: &'static str;
+    /// One row, one integer: 1 if the server's user may create roles and give them databases.
+    const MAY_CREATE_ROLES_SQL: &'static str;
+    /// The sessions logged in as `role`, one id per row as text.
+    fn role_sessions_sql(role: &DatabaseName) -> String;
+    /// Ends the session `id`.
+    fn end_session_sql(id: u64) -> String;
+    /// Makes `login`'s role if it is not there, sets its password, and gives it `database` alone.
+    fn secure_sql(database: &DatabaseName, login: &Login) -> Vec<String>;
+    /// Gives `role` whatever is in `database` that another user made (a template's tables); run
+    /// in the tenant's database itself where [`Self::ADOPT_IN_DATABASE`] says so, else on the
+    /// server URL's database. `None` where privileges cover it (MySQL).
+    fn adopt_sql(_database: &DatabaseName, _role: &DatabaseName) -> Option<String> {
+        None
+    }
+    /// Whether [`Self::adopt_sql`] runs in the tenant's database.
+    const ADOPT_IN_DATABASE: bool = false;
+    /// Drops `role` (its database or schema gone first) and what it still holds.
+    fn drop_role_sql(role: &DatabaseName) -> Vec<String>;
 }
 
 /// Tenant databases on one PostgreSQL or MySQL server, as the dialect `D` makes them.
@@ -88,26 +112,36 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         D::location(&self.admin.url, database)
     }
 
-    fn connect_options(&self, database: &DatabaseName) -> ConnectOptions {
-        D::connect_options(&self.admin.settings, &self.admin.url, database)
+    fn connect_options(&self, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions {
+        D::connect_options(&self.admin.settings, &self.admin.url, database, login)
     }
 
-    fn connection_target(&self, database: &DatabaseName) -> ConnectionTarget {
-        D::connection_target(&self.admin.url, database)
+    fn connection_target(&self, database: &DatabaseName, login: Option<&Login>) -> ConnectionTarget {
+        D::connection_target(&self.admin.url, database, login)
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
-        self.open_sized(database, self.admin.settings.pool_size).await
+        self.open_sized(database, None, self.admin.settings.pool_size).await
     }
 
-    async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
-        let mut options = self.connect_options(database);
+    async fn open_sized(
+        &self,
+        database: &DatabaseName,
+        login: Option<&Login>,
+        connections: u32,
+    ) -> Result<DatabaseConnection, DatabaseError> {
+        let mut options = self.connect_options(database, login);
         options.max_connections(connections);
         self.admin.open(options, self.location(database)).await
     }
 
-    async fn open_lazy(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
-        let mut options = self.connect_options(database);
+    async fn open_lazy(
+        &self,
+        database: &DatabaseName,
+        login: Option<&Login>,
+        connections: u32,
+    ) -> Result<DatabaseConnection, DatabaseError> {
+        let mut options = self.connect_options(database, login);
         options.max_connections(connections).connect_lazy(true);
         super::manager::connect_unprobed(options, Some(&self.admin.url), self.location(database)).await
     }
@@ -149,6 +183,55 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         self.admin.ping().await
     }
 
+    fn supports_roles(&self) -> bool {
+        true
+    }
+
+    async fn secure(&self, database: &DatabaseName, login: &Login, adopt: bool) -> Result<(), DatabaseError> {
+        let failed = |source| DatabaseError::Secure {
+            role: login.role.clone(),
+            database: database.clone(),
+            location: self.location(database),
+            source,
+        };
+        for sql in D::secure_sql(database, login) {
+            self.admin.execute(&sql, failed).await?;
+        }
+        let Some(sql) = D::adopt_sql(database, &login.role).filter(|_| adopt) else { return Ok(()) };
+        if !D::ADOPT_IN_DATABASE {
+            return self.admin.execute(&sql, failed).await;
+        }
+        // The server's user, in the tenant's database: what is in a database is changed from inside it.
+        let mut options = self.admin.settings.admin_options(self.admin.url.connection_url_for(database.as_str()));
+        options.max_connections(1);
+        let inside = self.admin.open(options, self.location(database)).await?;
+        let adopted = inside.execute_unprepared(&sql).await.map_err(|err| failed(DbMessage::scrubbed(Some(&self.admin.url), &err)));
+        inside.close().await.ok();
+        adopted.map(drop)
+    }
+
+    async fn drop_role(&self, role: &DatabaseName) -> Result<(), DatabaseError> {
+        let failed = |source| DatabaseError::DropRole { role: role.clone(), location: self.admin.url.to_string(), source };
+        // A role's sessions outlive it (MySQL) or keep it from going: end them first.
+        let sessions = self.admin.names(&D::role_sessions_sql(role), format!("list the sessions of role `{role}`")).await?;
+        for id in sessions.iter().filter_map(|id| id.parse::<u64>().ok()) {
+            // One that ended meanwhile is no matter.
+            let _ = self.admin.execute(&D::end_session_sql(id), failed).await;
+        }
+        for sql in D::drop_role_sql(role) {
+            self.admin.execute(&sql, failed).await?;
+        }
+        Ok(())
+    }
+
+    async fn role_exists(&self, role: &DatabaseName) -> Result<bool, DatabaseError> {
+        self.admin.any_row(D::ROLE_EXISTS_SQL, vec![role.as_str().into()], format!("look for role `{role}`")).await
+    }
+
+    async fn may_create_roles(&self) -> Result<bool, DatabaseError> {
+        Ok(self.admin.integer(D::MAY_CREATE_ROLES_SQL, Vec::new(), "ask whether this user may create roles".into()).await? == 1)
+    }
+
     fn supports_templates(&self) -> bool {
         D::TEMPLATES
     }
@@ -165,7 +248,6 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn lock_named(&self, template: &DatabaseName) -> Result<TemplateLock, DatabaseError> {
-        use sea_orm::ConnectionTrait;
         if D::DRIVER != Driver::Postgres {
             return Err(DatabaseError::NoTemplates(D::DRIVER));
         }

@@ -120,6 +120,16 @@ impl ServerUrl {
         url.to_string()
     }
 
+    /// [`ServerUrl::connection_url_for`] (or, with no `database`, [`ServerUrl::connection_url`])
+    /// logging in as `login` instead of the URL's user. Never print it.
+    pub fn connection_url_as(&self, database: Option<&str>, login: &super::Login) -> String {
+        let url = database.map_or_else(|| self.connection_url(), |database| self.connection_url_for(database));
+        let mut url = Url::parse(&url).expect("connection_url is a valid URL");
+        // A role name is a checked identifier and a password 64 hex digits: neither needs escaping.
+        url.set_username(login.role.as_str()).and_then(|()| url.set_password(Some(login.password()))).expect("a server URL has a host");
+        url.to_string()
+    }
+
     /// Opens and closes a TCP connection to the server: a refused or unreachable server is reported
     /// at once with the operating system's reason, where a pool would retry until its timeout.
     ///

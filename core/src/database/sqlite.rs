@@ -9,7 +9,7 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynch
 use sea_orm::{ConnectOptions, DatabaseConnection};
 
 use super::manager::{PoolSettings, TemplateLock, connect};
-use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, Driver};
+use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, Driver, Login};
 
 /// How long a connection waits for another one's lock, and opening waits for a busy file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,22 +104,27 @@ impl DatabaseManager for SqliteManager {
         self.path_of(database).display().to_string()
     }
 
-    fn connect_options(&self, database: &DatabaseName) -> ConnectOptions {
+    fn connect_options(&self, database: &DatabaseName, _login: Option<&Login>) -> ConnectOptions {
         // The URL only selects the driver; the file is set in the map below, so no path is ever parsed as a URL.
         let mut options = self.settings.tenant_options("sqlite://tenant.sqlite".into());
         sqlite_connect_options(&self.path_of(database), &mut options);
         options
     }
 
-    fn connection_target(&self, database: &DatabaseName) -> ConnectionTarget {
+    fn connection_target(&self, database: &DatabaseName, _login: Option<&Login>) -> ConnectionTarget {
         ConnectionTarget { url: sqlite_url(&self.path_of(database)), schema: None }
     }
 
     async fn open(&self, database: &DatabaseName) -> Result<DatabaseConnection, DatabaseError> {
-        self.open_sized(database, self.settings.pool_size).await
+        self.open_sized(database, None, self.settings.pool_size).await
     }
 
-    async fn open_lazy(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+    async fn open_lazy(
+        &self,
+        database: &DatabaseName,
+        _login: Option<&Login>,
+        connections: u32,
+    ) -> Result<DatabaseConnection, DatabaseError> {
         // Built on sqlx directly: sea-orm's connect asks SQLite for its version even when told to
         // connect lazily, which would open the file.
         let options = self.lazy_options.clone().filename(self.path_of(database));
@@ -134,8 +139,13 @@ impl DatabaseManager for SqliteManager {
         Ok(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
     }
 
-    async fn open_sized(&self, database: &DatabaseName, connections: u32) -> Result<DatabaseConnection, DatabaseError> {
-        let mut options = self.connect_options(database);
+    async fn open_sized(
+        &self,
+        database: &DatabaseName,
+        login: Option<&Login>,
+        connections: u32,
+    ) -> Result<DatabaseConnection, DatabaseError> {
+        let mut options = self.connect_options(database, login);
         options.max_connections(connections);
         // Switching a new file to WAL takes a lock that SQLite does not wait for: when another
         // process opens the same new tenant at that moment (two `db migrate` at once), the open is

@@ -30,6 +30,8 @@ pub mod tenants {
         pub migrated_set: Option<String>,
         /// Moves on whenever its schema may move back (a rollback, a restore).
         pub schema_epoch: i64,
+        /// Moves on with each rotation of the tenant role's password.
+        pub credentials_generation: i64,
         /// Creation time.
         pub created_at: DateTimeUtc,
         /// Last change.

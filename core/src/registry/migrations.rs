@@ -22,6 +22,7 @@ impl MigratorTrait for RegistryMigrator {
             Box::new(AddTenantMigratedSet),
             Box::new(CreateServers),
             Box::new(CreateTenantMoves),
+            Box::new(AddTenantCredentialsGeneration),
         ]
     }
 
@@ -319,5 +320,30 @@ impl MigrationTrait for CreateTenantMoves {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(super::moves::TABLE).to_owned()).await
+    }
+}
+
+struct AddTenantCredentialsGeneration;
+
+impl MigrationName for AddTenantCredentialsGeneration {
+    fn name(&self) -> &str {
+        "m0010_add_tenant_credentials_generation"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddTenantCredentialsGeneration {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // With a role per tenant, its password is derived from the role key and this number, which
+        // `tenant rotate-credentials` moves on: no password is stored.
+        manager.alter_table(Table::alter().table("tenants").add_column(big_integer("credentials_generation").default(0)).to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table("tenants").drop_column("credentials_generation").to_owned()).await
     }
 }

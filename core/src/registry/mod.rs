@@ -324,6 +324,7 @@ impl Registry {
             maintenance: Set(None),
             migrated_set: Set(None),
             schema_epoch: Set(0),
+            credentials_generation: Set(0),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -439,6 +440,16 @@ impl Registry {
                 .map_err(RegistryError::query(action()))?;
         }
         txn.commit().await.map_err(RegistryError::query(action()))
+    }
+
+    /// Records that the tenant `id`'s role password is now that of generation `generation`,
+    /// announcing it to every process's caches: their pools on the old password are replaced.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`], or when the query fails.
+    pub async fn set_credentials_generation(&self, id: &TenantId, generation: i64) -> Result<Tenant, RegistryError> {
+        let action = || format!("record the new credentials of tenant `{id}`");
+        self.update_tenant(id, tenants::Column::CredentialsGeneration, generation.into(), action).await
     }
 
     /// Sets one column of a tenant, announcing the change to every process's caches.
@@ -620,6 +631,7 @@ fn tenant_from_row(row: tenants::Model, domains: Vec<TenantDomain>) -> Result<Te
             .map_err(|err| corrupt(format!("its maintenance record is unreadable ({err})")))?,
         migrated_set: row.migrated_set.clone(),
         schema_epoch: row.schema_epoch,
+        credentials_generation: row.credentials_generation,
         domains,
         created_at: row.created_at,
         updated_at: row.updated_at,

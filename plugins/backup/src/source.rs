@@ -157,7 +157,8 @@ impl Source {
     /// When its server is not configured, or the manager's URL cannot be read.
     pub fn of(tenancy: &Tenancy, tenant: &Tenant) -> anyhow::Result<Self> {
         let manager = tenancy.manager_of(tenant)?;
-        let target = manager.connection_target(&tenant.database);
+        // Backups are the operator's work: the server's user reads and restores every object.
+        let target = manager.connection_target(&tenant.database, None);
         Self::from_target(manager.driver(), &target)
     }
 

@@ -1,6 +1,7 @@
 //! `tenancy tenant …`: the life cycle of one tenant.
 
 mod create;
+mod credentials;
 mod delete;
 mod domain;
 mod list;
@@ -45,6 +46,11 @@ pub enum TenantCommand {
     Pool(pool::PoolArgs),
     /// Move a tenant to another database server (down, copy, check, switch, up); resumable
     Move(relocate::MoveArgs),
+    /// Make tenants' own database roles and give them their databases (roles = "per_tenant");
+    /// for tenants made before roles. Idempotent: run it again to resume or repair
+    Secure(credentials::RoleArgs),
+    /// Give tenants' roles new passwords; pools on the old ones are replaced
+    RotateCredentials(credentials::RoleArgs),
 }
 
 pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
@@ -62,6 +68,8 @@ pub async fn run(command: TenantCommand, ctx: &CliContext<'_>) -> anyhow::Result
         TenantCommand::Domain(command) => domain::run(command, ctx).await,
         TenantCommand::Pool(args) => pool::run(args, ctx).await,
         TenantCommand::Move(args) => relocate::run(args, ctx).await,
+        TenantCommand::Secure(args) => credentials::run(args, credentials::RoleWork::Secure, ctx).await,
+        TenantCommand::RotateCredentials(args) => credentials::run(args, credentials::RoleWork::Rotate, ctx).await,
     }
 }
 

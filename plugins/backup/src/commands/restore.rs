@@ -90,6 +90,14 @@ async fn in_place(cx: &Context<'_>, found: &Found, identities: Arc<Identities>, 
         cx.tenancy.registry().set_status(&tenant.id, TenantStatus::Inactive).await?;
     }
     let mut restored = engine::restore_into(&source, manifest, unpacked.path(), cx.config.lock_timeout()).await;
+    if restored.is_ok()
+        && let Err(err) = cx.tenancy.secure_tenant(&tenant).await
+    {
+        // Restored by the server's user: until its role owns the tables, the tenant cannot use them.
+        restored = Err(anyhow::Error::new(err).context(format!(
+            "the database of tenant {tenant} was restored, but its role could not take it over; running the restore again is safe"
+        )));
+    }
     cx.tenancy.connections().close(&tenant.id).await;
     if let Err(err) = cx.tenancy.registry().forget_migrated_set(&tenant.id).await {
         cx.out().warn(&format!("the registry may still record tenant {tenant} as up to date: {err}; run `tenancy db migrate --verify`"));
@@ -109,7 +117,8 @@ async fn in_place(cx: &Context<'_>, found: &Found, identities: Arc<Identities>, 
         })?;
     }
     let note = restored.map_err(|err| {
-        if err.chain().any(|cause| cause.is::<tenancy_core::files::FilesError>()) {
+        // Those two were said with what was restored and what was not.
+        if err.chain().any(|cause| cause.is::<tenancy_core::files::FilesError>() || cause.is::<tenancy_core::database::DatabaseError>()) {
             err
         } else {
             err.context(format!("restoring backup {} into tenant {tenant} failed; its data is as it was", manifest.id))
@@ -193,6 +202,8 @@ impl ProvisioningStep for RestoreStep {
         let source = Source::of(job.tenancy, &tenant)?;
         engine::check_compatible(&self.manifest, &source)?;
         let note = engine::restore_into(&source, &self.manifest, &self.dump, self.lock_timeout).await?;
+        // Restored by the server's user: the tenant's role takes it over.
+        job.tenancy.secure_tenant(&tenant).await?;
         Ok(StepOutcome::Done(note.unwrap_or_else(|| format!("backup {}", self.manifest.id))))
     }
 }

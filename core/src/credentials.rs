@@ -1,0 +1,63 @@
+//! Tenant roles after creation: making them for tenants that have none yet
+//! ([`Tenancy::secure_tenant`]) and changing their passwords ([`Tenancy::rotate_credentials`]).
+//! Creation and deletion make and drop them in `provisioning`.
+
+use crate::database::{DatabaseError, Login};
+use crate::registry::RegistryError;
+use crate::{Tenancy, Tenant};
+
+/// Changing a tenant's password failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The role could not be made or changed.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// The new generation could not be recorded; the old password was put back.
+    #[error("the new password of tenant {tenant} could not be recorded; its old one was put back")]
+    Registry {
+        /// `name (id)`.
+        tenant: String,
+        /// Why.
+        source: RegistryError,
+    },
+}
+
+impl Tenancy {
+    /// Makes `tenant`'s role if it is missing, sets its current password, and gives it its
+    /// database and everything in it (what a restore, a copy, or migrations run as the server's
+    /// user made). Idempotent, so it resumes wherever an earlier run stopped. Works while tenants
+    /// still share the server's user too: their roles are then ready before the switch.
+    ///
+    /// # Errors
+    /// [`DatabaseError::NoRoles`] on SQLite; when the role key cannot be read or the server refuses.
+    pub async fn secure_tenant(&self, tenant: &Tenant) -> Result<Login, DatabaseError> {
+        let login = self.role_key()?.login_for(&tenant.database, tenant.credentials_generation);
+        self.manager_of(tenant)?.secure(&tenant.database, &login, true).await?;
+        Ok(login)
+    }
+
+    /// Gives `tenant`'s role a new password (the next credentials generation), then records it:
+    /// every process's pools on the old one are replaced when they see the change, and sessions
+    /// already open stay as they are. If recording fails, the old password is put back. Returns
+    /// the tenant as recorded now.
+    ///
+    /// # Errors
+    /// [`CredentialsError`]; the tenant keeps its old password.
+    pub async fn rotate_credentials(&self, tenant: &Tenant) -> Result<Tenant, CredentialsError> {
+        let key = self.role_key()?;
+        let manager = self.manager_of(tenant)?;
+        let next = tenant.credentials_generation + 1;
+        manager.secure(&tenant.database, &key.login_for(&tenant.database, next), false).await?;
+        match self.registry().set_credentials_generation(&tenant.id, next).await {
+            // A pool that logs in with the old password is replaced on its next lease with the new record.
+            Ok(rotated) => Ok(rotated),
+            Err(source) => {
+                let old = key.login_for(&tenant.database, tenant.credentials_generation);
+                if let Err(err) = manager.secure(&tenant.database, &old, false).await {
+                    tracing::error!(tenant = %tenant, error = %err, "could not put the old password back; `tenancy tenant secure` sets the recorded one");
+                }
+                Err(CredentialsError::Registry { tenant: tenant.to_string(), source })
+            }
+        }
+    }
+}

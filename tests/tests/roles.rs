@@ -1,0 +1,306 @@
+//! Least privilege: with a role per tenant (`roles = "per_tenant"`, what every server test
+//! environment uses), raw SQL run in one tenant's context cannot read, change or even list
+//! another's data, nor climb to more rights; a role lives and dies with its tenant; passwords
+//! rotate; tenants made before roles get theirs with `secure`; and what tenant code leaves on a
+//! connection never reaches the next lease.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use tenancy_core::provisioning::{DeleteOptions, TenantRequest};
+use tenancy_core::{Tenancy, Tenant, TenantName};
+use tenancy_tests::{Backend, POSTGRES_ADDR, TestEnv, tenant_roles};
+
+/// The servers, each tried on its own.
+const SERVERS: [Backend; 3] = [Backend::Postgres, Backend::PostgresSchema, Backend::MySql];
+
+async fn create(tenancy: &Tenancy, name: &str) -> Tenant {
+    tenancy.create_tenant(&TenantRequest::new(TenantName::parse(name).unwrap()), &()).await.unwrap()
+}
+
+/// The first column of the first row `sql` returns on `db` as text (`None` for no row or NULL),
+/// or the server's refusal.
+async fn attempt(db: &DatabaseConnection, sql: &str) -> Result<Option<String>, String> {
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.map_err(|err| err.to_string())?;
+    Ok(row.and_then(|row| {
+        row.try_get_by_index::<Option<String>>(0)
+            .ok()
+            .flatten()
+            .or_else(|| row.try_get_by_index::<Option<i64>>(0).ok().flatten().map(|n| n.to_string()))
+    }))
+}
+
+async fn execute(db: &DatabaseConnection, sql: &str) -> Result<(), String> {
+    db.execute_unprepared(sql).await.map(drop).map_err(|err| err.to_string())
+}
+
+/// What a hostile statement must get: refused by the server, or nothing at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Refused,
+    Nothing,
+}
+
+/// The attacks tenant `a`'s code tries on tenant `b`, by server. `{b}` is b's database (schema),
+/// `{a}` a's, `{central}` the registry's database.
+fn attacks(backend: Backend) -> Vec<(&'static str, &'static str, Outcome)> {
+    use Outcome::{Nothing, Refused};
+    match backend {
+        Backend::MySql => vec![
+            ("select from b", "SELECT CAST(COUNT(*) AS CHAR) FROM `{b}`.accounts", Refused),
+            ("insert into b", "INSERT INTO `{b}`.accounts (name, email) VALUES ('x', 'x@evil')", Refused),
+            ("switch to b's database", "USE `{b}`", Refused),
+            (
+                "list b's tables",
+                "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.tables WHERE table_schema = '{b}' HAVING COUNT(*) > 0",
+                Nothing,
+            ),
+            ("read the registry", "SELECT CAST(COUNT(*) AS CHAR) FROM `{central}`.tenants", Refused),
+            ("read the server's users", "SELECT CAST(COUNT(*) AS CHAR) FROM mysql.user", Refused),
+            ("read a server file", "SELECT LOAD_FILE('/etc/passwd')", Nothing),
+            ("create a database", "CREATE DATABASE `{a}_evil`", Refused),
+            ("create a user", "CREATE USER 'evil'@'%'", Refused),
+            ("grant itself b", "GRANT ALL ON `{b}`.* TO CURRENT_USER", Refused),
+            ("take b's role", "SET ROLE `{b}`", Refused),
+        ],
+        Backend::PostgresSchema => vec![
+            ("select from b", "SELECT count(*) FROM \"{b}\".accounts", Refused),
+            ("insert into b", "INSERT INTO \"{b}\".accounts (name, email) VALUES ('x', 'x@evil')", Refused),
+            ("put b on the search path", "SET search_path = \"{b}\"; SELECT count(*) FROM accounts", Refused),
+            ("list b's tables", "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{b}' HAVING count(*) > 0", Nothing),
+            ("read the registry", "SELECT count(*) FROM public.tenants", Refused),
+            ("create in the shared schema", "CREATE TABLE public.evil (id int)", Refused),
+            ("take b's schema", "ALTER SCHEMA \"{b}\" OWNER TO CURRENT_USER", Refused),
+            ("take b's role", "SET ROLE \"{b}\"", Refused),
+            ("become b", "SET SESSION AUTHORIZATION \"{b}\"", Refused),
+            ("grant itself b", "GRANT \"{b}\" TO CURRENT_USER", Refused),
+            ("become a superuser", "ALTER ROLE CURRENT_USER SUPERUSER", Refused),
+            ("read a server file", "SELECT pg_read_file('/etc/passwd')", Refused),
+            ("run a program", "COPY (SELECT 1) TO PROGRAM 'true'", Refused),
+            ("create a database", "CREATE DATABASE \"{a}_evil\"", Refused),
+            ("create a role", "CREATE ROLE evil", Refused),
+        ],
+        _ => vec![
+            ("select from b", "SELECT count(*) FROM \"{b}\".public.accounts", Refused),
+            ("take b's role", "SET ROLE \"{b}\"", Refused),
+            ("become b", "SET SESSION AUTHORIZATION \"{b}\"", Refused),
+            ("grant itself b", "GRANT \"{b}\" TO CURRENT_USER", Refused),
+            ("become a superuser", "ALTER ROLE CURRENT_USER SUPERUSER", Refused),
+            ("give itself b's database", "ALTER DATABASE \"{b}\" OWNER TO CURRENT_USER", Refused),
+            ("read a server file", "SELECT pg_read_file('/etc/passwd')", Refused),
+            ("run a program", "COPY (SELECT 1) TO PROGRAM 'true'", Refused),
+            ("create a database", "CREATE DATABASE \"{a}_evil\"", Refused),
+            ("create a role", "CREATE ROLE evil", Refused),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn raw_sql_in_one_tenant_cannot_reach_another_tenant_on_any_server() {
+    for backend in SERVERS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let tenancy = env.open_sample().await;
+        let (a, b) = (create(&tenancy, "A").await, create(&tenancy, "B").await);
+        tenancy
+            .run(&b, |ctx| async move { execute(ctx.db(), "INSERT INTO accounts (name, email) VALUES ('Bea', 'bea@b.test')").await })
+            .await
+            .unwrap()
+            .unwrap();
+        let central = env.central_database();
+        let mut report = Vec::new();
+        for (name, sql, expected) in attacks(backend) {
+            let sql = sql.replace("{b}", b.database.as_str()).replace("{a}", a.database.as_str()).replace("{central}", &central);
+            let got = tenancy
+                .run(&a, |ctx| async move {
+                    // Several statements go as one simple query, as an injected `; …` would.
+                    if sql.contains(';') {
+                        execute(ctx.db(), &sql).await.map(|()| Some("done".into()))
+                    } else {
+                        attempt(ctx.db(), &sql).await
+                    }
+                })
+                .await
+                .unwrap();
+            let outcome = match &got {
+                Err(_) => Outcome::Refused,
+                Ok(None) => Outcome::Nothing,
+                Ok(Some(value)) => panic!("{}: `{name}` got through and answered {value}", backend.name()),
+            };
+            assert_eq!(outcome, expected, "{}: `{name}` answered {got:?}", backend.name());
+            report.push(format!("{name}: {}", got.err().map_or("nothing".into(), |err| first_line(&err))));
+        }
+        // Reconnecting with a's login to b's database (database isolation), as a's code could.
+        if backend != Backend::PostgresSchema {
+            let login = tenancy.login_of(&a).unwrap().unwrap();
+            let url = match backend {
+                Backend::MySql => format!("mysql://{}:{}@{}/{}", login.role, login.password(), tenancy_tests::MYSQL_ADDR, b.database),
+                _ => format!("postgres://{}:{}@{POSTGRES_ADDR}/{}", login.role, login.password(), b.database),
+            };
+            let refused = sea_orm::Database::connect(&url).await.err().map(|err| err.to_string());
+            assert!(refused.is_some(), "{}: a's role connected to b's database", backend.name());
+            report.push(format!("connect to b's database as a: {}", first_line(&refused.unwrap())));
+        }
+        let rows =
+            tenancy.run(&b, |ctx| async move { attempt(ctx.db(), "SELECT CAST(COUNT(*) AS CHAR) FROM accounts").await }).await.unwrap();
+        assert_eq!(rows.unwrap().as_deref(), Some("1"), "{}: b's data changed", backend.name());
+        eprintln!("{} attacks from tenant a on tenant b, all refused:\n  {}", backend.name(), report.join("\n  "));
+        tenancy.close().await;
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().chars().take(160).collect()
+}
+
+#[tokio::test]
+async fn a_role_is_made_with_its_tenant_and_dropped_with_it_even_mid_connection() {
+    for backend in SERVERS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let tenancy = env.open_sample().await;
+        let tenant = create(&tenancy, "Acme").await;
+        let admin = admin_url(backend);
+        assert_eq!(tenant_roles(backend, &admin, &env.prefix).await, vec![tenant.database.to_string()], "{}", backend.name());
+        // The tenant's code holds a connection of its own when the tenant is deleted.
+        let target = tenancy.manager_of(&tenant).unwrap().connection_target(&tenant.database, tenancy.login_of(&tenant).unwrap().as_ref());
+        let held = sea_orm::Database::connect(target.database_url()).await.unwrap();
+        assert!(attempt(&held, "SELECT CAST(COUNT(*) AS CHAR) FROM accounts").await.is_ok(), "{}", backend.name());
+        tokio::time::timeout(Duration::from_secs(60), tenancy.delete_tenant(&tenant, DeleteOptions::default())).await.unwrap().unwrap();
+        assert!(tenant_roles(backend, &admin, &env.prefix).await.is_empty(), "{}: the role outlived its tenant", backend.name());
+        assert!(
+            attempt(&held, "SELECT CAST(COUNT(*) AS CHAR) FROM accounts").await.is_err(),
+            "{}: the held session lived on",
+            backend.name()
+        );
+        assert!(sea_orm::Database::connect(target.database_url()).await.is_err(), "{}: the deleted role connected", backend.name());
+        let _ = held.close().await;
+        tenancy.close().await;
+    }
+}
+
+fn admin_url(backend: Backend) -> String {
+    match backend {
+        Backend::MySql => format!("mysql://root@{}/mysql", tenancy_tests::MYSQL_ADDR),
+        _ => format!("postgres://postgres@{POSTGRES_ADDR}/postgres"),
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_password_replaces_the_old_one_which_the_server_then_refuses() {
+    // The second PostgreSQL cluster checks tenant roles' passwords (the main one trusts every
+    // local login), so the tenant goes there.
+    for backend in [Backend::Postgres, Backend::PostgresSchema] {
+        let Some(mut env) = TestEnv::new(backend) else { continue };
+        if env.add_postgres_servers(["", "", ""], "least_tenants").await.is_none() {
+            continue;
+        }
+        let tenancy = env.open_sample().await;
+        let mut request = TenantRequest::new(TenantName::parse("Acme").unwrap());
+        request.server = Some("second".into());
+        let tenant = tenancy.create_tenant(&request, &()).await.unwrap();
+        let old = tenancy.manager_of(&tenant).unwrap().connection_target(&tenant.database, tenancy.login_of(&tenant).unwrap().as_ref());
+        let wrong = old.database_url().replace(tenancy.login_of(&tenant).unwrap().unwrap().password(), &"0".repeat(64));
+        assert!(sea_orm::Database::connect(&wrong).await.is_err(), "{}: a wrong password was let in", backend.name());
+        let held = sea_orm::Database::connect(old.database_url()).await.unwrap();
+
+        let rotated = tenancy.rotate_credentials(&tenant).await.unwrap();
+        assert_eq!(rotated.credentials_generation, 1);
+        assert!(sea_orm::Database::connect(old.database_url()).await.is_err(), "{}: the old password still works", backend.name());
+        assert!(attempt(&held, "SELECT 'still here'").await.is_ok(), "{}: an open session was cut by the rotation", backend.name());
+        let count = tenancy.run(&rotated, |ctx| async move { attempt(ctx.db(), "SELECT CAST(COUNT(*) AS CHAR) FROM accounts").await });
+        assert_eq!(
+            count.await.unwrap().unwrap().as_deref(),
+            Some("0"),
+            "{}: the tenant's pool did not take the new password",
+            backend.name()
+        );
+        let _ = held.close().await;
+        tenancy.close().await;
+    }
+}
+
+#[tokio::test]
+async fn tenants_made_before_roles_get_them_with_secure_and_keep_working() {
+    for backend in SERVERS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        env.use_shared_roles();
+        let shared = env.open_sample().await;
+        let tenant = create(&shared, "Old").await;
+        shared
+            .run(&tenant, |ctx| async move { execute(ctx.db(), "INSERT INTO accounts (name, email) VALUES ('Ola', 'ola@old.test')").await })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(tenant_roles(backend, &admin_url(backend), &env.prefix).await.is_empty(), "{}: shared roles made one", backend.name());
+        // Made before the switch, so that no tenant is ever without its role; twice, as a rerun.
+        for _ in 0..2 {
+            shared.secure_tenant(&tenant).await.unwrap();
+        }
+        shared.close().await;
+
+        let path = env.dir().join("tenancy.toml");
+        let toml = std::fs::read_to_string(&path).unwrap().replace("roles = \"shared\"", "roles = \"per_tenant\"");
+        std::fs::write(&path, toml).unwrap();
+        let tenancy = env.open_sample().await;
+        let tenant = tenancy.registry().require(&tenant.id).await.unwrap();
+        let (who, rows) = tenancy
+            .run(&tenant, |ctx| async move {
+                // A table the server's user made, now the role's: written, altered, read.
+                execute(ctx.db(), "INSERT INTO accounts (name, email) VALUES ('Ines', 'ines@old.test')").await.unwrap();
+                execute(ctx.db(), "ALTER TABLE accounts ADD COLUMN nickname VARCHAR(40)").await.unwrap();
+                let who = match ctx.db().get_database_backend() {
+                    DbBackend::MySql => attempt(ctx.db(), "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)").await,
+                    _ => attempt(ctx.db(), "SELECT current_user::text").await,
+                };
+                (who.unwrap(), attempt(ctx.db(), "SELECT CAST(COUNT(*) AS CHAR) FROM accounts").await.unwrap())
+            })
+            .await
+            .unwrap();
+        assert_eq!(who.as_deref(), Some(tenant.database.as_str()), "{}: not logged in as the tenant's role", backend.name());
+        assert_eq!(rows.as_deref(), Some("2"), "{}", backend.name());
+        tenancy.close().await;
+    }
+}
+
+#[tokio::test]
+async fn what_tenant_code_sets_on_a_connection_never_reaches_the_next_lease() {
+    for backend in SERVERS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let tenancy = env.open_sample().await;
+        let tenant = create(&tenancy, "Acme").await;
+        let (left, seen) = tenancy
+            .run_with_one_connection(&tenant, |ctx| async move {
+                let db = ctx.db();
+                // Each statement leases the one connection and gives it back.
+                let left = match db.get_database_backend() {
+                    DbBackend::MySql => vec!["SET @secret = 'a tenant''s'", "SET SESSION sql_mode = ''", "START TRANSACTION"],
+                    _ => vec!["SET search_path = public", "SET statement_timeout = 1", "BEGIN"],
+                };
+                for sql in &left {
+                    execute(db, sql).await.unwrap();
+                }
+                let probes = match db.get_database_backend() {
+                    DbBackend::MySql => vec![
+                        "SELECT @secret",
+                        "SELECT IF(@@session.sql_mode = '', 'changed', NULL)",
+                        "SELECT IF(@@in_transaction = 1, 'in a transaction', NULL)",
+                    ],
+                    _ => vec!["SELECT CASE WHEN current_setting('statement_timeout') = '1ms' THEN 'changed' END"],
+                };
+                let mut seen = Vec::new();
+                for probe in probes {
+                    seen.push(attempt(db, probe).await.unwrap());
+                }
+                if db.get_database_backend() == DbBackend::Postgres {
+                    // A savepoint is refused outside a transaction block.
+                    seen.push(execute(db, "SAVEPOINT probe").await.ok().map(|()| "in a transaction".to_owned()));
+                }
+                (left.len(), seen)
+            })
+            .await
+            .unwrap();
+        assert!(seen.iter().all(Option::is_none), "{}: after {left} statements the next lease saw {seen:?}", backend.name());
+        tenancy.close().await;
+    }
+}

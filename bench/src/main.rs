@@ -46,6 +46,9 @@ enum Bench {
         /// value: 0,25 shows 15 and 40
         #[arg(long, value_delimiter = ',', default_values_t = [0, 25])]
         extra_migrations: Vec<usize>,
+        /// Who tenants log in as on servers, one row each: `shared`, `per_tenant` (SQLite has no roles)
+        #[arg(long, value_delimiter = ',', default_values_t = [RolesArg::Shared, RolesArg::PerTenant])]
+        roles: Vec<RolesArg>,
     },
     /// Cache operations per second on each store, against a raw Redis client; warm context entry
     Cache {
@@ -205,6 +208,23 @@ impl std::fmt::Display for ProvisionArg {
     }
 }
 
+/// `tenant_database.roles`, for the provision benchmark.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum RolesArg {
+    Shared,
+    #[value(name = "per_tenant")]
+    PerTenant,
+}
+
+impl std::fmt::Display for RolesArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Shared => "shared",
+            Self::PerTenant => "per_tenant",
+        })
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
     Sqlite,
@@ -227,13 +247,14 @@ impl From<BackendArg> for Backend {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
-        Bench::Provision { tenants, backend, provision: ways, extra_migrations } => {
+        Bench::Provision { tenants, backend, provision: ways, extra_migrations, roles } => {
             let backends: Vec<Backend> = backend.into_iter().map(Backend::from).collect();
             provision::run(&provision::Options {
                 tenants: tenants.max(1),
                 backends: &backends,
                 ways: &ways,
                 extra_migrations: &extra_migrations,
+                roles: &roles,
             })
             .await?;
         }

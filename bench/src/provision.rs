@@ -14,18 +14,21 @@ use tenancy_core::provisioning::{ProvisionReporter, StepOutcome, TenantRequest};
 use tenancy_core::{Domain, Tenancy, TenantName};
 use tenancy_tests::{Backend, TestEnv};
 
-use crate::{ProvisionArg, ms};
+use crate::{ProvisionArg, RolesArg, ms};
 
 pub struct Options<'a> {
     pub tenants: usize,
     pub backends: &'a [Backend],
     pub ways: &'a [ProvisionArg],
     pub extra_migrations: &'a [usize],
+    pub roles: &'a [RolesArg],
 }
 
 pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
     println!("provision: {} tenants per row, created one after another (per-tenant ms; steps: mean ms)", options.tenants);
     for &backend in options.backends {
+        // SQLite has no roles: one row each.
+        let roles = if backend == Backend::Sqlite { &[RolesArg::Shared][..] } else { options.roles };
         for &extra in options.extra_migrations {
             let mut p50s = BTreeMap::new();
             for &way in options.ways {
@@ -37,15 +40,30 @@ pub async fn run(options: &Options<'_>) -> anyhow::Result<()> {
                     println!("  {:<16} pool: the engine cannot rename a database (SQLite: `template` is a file copy)", backend.name());
                     continue;
                 }
-                p50s.insert(way.to_string(), provision(backend, way, extra, options.tenants).await?);
+                for &role in roles {
+                    p50s.insert((way.to_string(), role), provision(backend, way, role, extra, options.tenants).await?);
+                }
             }
-            for fast in ["template", "pool"] {
-                if let (Some(migrations), Some(other)) = (p50s.get("migrations"), p50s.get(fast)) {
+            let p50 = |way: &str, role: RolesArg| p50s.get(&(way.to_owned(), role)).copied();
+            for &role in roles {
+                for fast in ["template", "pool"] {
+                    if let (Some(migrations), Some(other)) = (p50("migrations", role), p50(fast, role)) {
+                        println!(
+                            "  {:<16} {:>2} migrations, {role} roles: {fast} / migrations (p50) = {:.2}",
+                            backend.name(),
+                            15 + extra,
+                            other / migrations
+                        );
+                    }
+                }
+            }
+            for way in options.ways {
+                if let (Some(shared), Some(own)) = (p50(&way.to_string(), RolesArg::Shared), p50(&way.to_string(), RolesArg::PerTenant)) {
                     println!(
-                        "  {:<16} {:>2} migrations: {fast} / migrations (p50) = {:.2}",
+                        "  {:<16} {:>2} migrations, {way}: a role per tenant / shared (p50) = {:.2}",
                         backend.name(),
                         15 + extra,
-                        other / migrations
+                        own / shared
                     );
                 }
             }
@@ -65,8 +83,11 @@ impl ProvisionReporter for StepTimes {
 }
 
 /// Creates `count` tenants; prints the row and returns the p50 in milliseconds.
-async fn provision(backend: Backend, way: ProvisionArg, extra: usize, count: usize) -> anyhow::Result<f64> {
+async fn provision(backend: Backend, way: ProvisionArg, roles: RolesArg, extra: usize, count: usize) -> anyhow::Result<f64> {
     let Some(env) = TestEnv::new(backend) else { return Ok(f64::NAN) };
+    if roles == RolesArg::Shared {
+        env.use_shared_roles();
+    }
     env.create_central_database().await;
     let mut config = env.config();
     config.tenant_database.provision = match way {
@@ -86,9 +107,10 @@ async fn provision(backend: Backend, way: ProvisionArg, extra: usize, count: usi
         let filling = Instant::now();
         tenancy.fill_pool(count, &|_, _| {}).await?;
         println!(
-            "  {:<16} {:<10} {:>2} migrations  filling the pool beforehand: {:.2} ms per database",
+            "  {:<16} {:<10} {:<10} {:>2} migrations  filling the pool beforehand: {:.2} ms per database",
             backend.name(),
             "pool",
+            roles.to_string(),
             15 + extra,
             ms(filling.elapsed()) / count as f64
         );
@@ -110,9 +132,10 @@ async fn provision(backend: Backend, way: ProvisionArg, extra: usize, count: usi
     let breakdown: Vec<String> =
         steps.0.lock().expect("not poisoned").iter().map(|(step, time)| format!("{step} {:.2}", ms(*time) / count as f64)).collect();
     println!(
-        "  {:<16} {:<10} {:>2} migrations  total {:>6.2}s  mean {:>6.2}  p50 {:>6.2}  p95 {:>6.2}  max {:>6.2}   {}",
+        "  {:<16} {:<10} {:<10} {:>2} migrations  total {:>6.2}s  mean {:>6.2}  p50 {:>6.2}  p95 {:>6.2}  max {:>6.2}   {}",
         backend.name(),
         way.to_string(),
+        if backend == Backend::Sqlite { "-".to_owned() } else { roles.to_string() },
         15 + extra,
         total.as_secs_f64(),
         ms(total) / count as f64,

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 use tokio::sync::Notify;
 
-use crate::database::{DatabaseError, DatabaseManager, Login};
+use crate::database::{DatabaseError, DatabaseManager, RoleKey};
 use crate::{Config, Tenant, TenantId};
 
 /// How long closing a pool waits for its connections to come back. sqlx's `close` waits for every
@@ -361,15 +361,15 @@ impl ConnectionCache {
     }
 
     /// The pool of `tenant`, opened through `manager` (with `pool_size` connections) if it is not
-    /// open yet. An idle pool opened smaller by [`ConnectionCache::lease_one_connection`] is
+    /// open yet; with `roles`, the key of tenants' passwords, it logs in as the tenant's own role. An idle pool opened smaller by [`ConnectionCache::lease_one_connection`] is
     /// replaced by a full one.
     ///
     /// # Errors
     /// [`DatabaseError::Connect`] when the tenant's database cannot be reached;
     /// [`DatabaseError::NestedOverBudget`] when the only pools that could make room are held by the
     /// tenant contexts this task runs in.
-    pub async fn lease(&self, tenant: &Tenant, manager: &dyn DatabaseManager, login: Option<&Login>) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, manager, login, self.limits.pool_size, Open::Now).await
+    pub async fn lease(&self, tenant: &Tenant, manager: &dyn DatabaseManager, roles: Option<&RoleKey>) -> Result<PoolLease, DatabaseError> {
+        self.lease_sized(tenant, manager, roles, self.limits.pool_size, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`] for work that sends one statement at a time (migrations): a pool
@@ -384,9 +384,9 @@ impl ConnectionCache {
         &self,
         tenant: &Tenant,
         manager: &dyn DatabaseManager,
-        login: Option<&Login>,
+        roles: Option<&RoleKey>,
     ) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, manager, login, 1, Open::Now).await
+        self.lease_sized(tenant, manager, roles, 1, Open::Now).await
     }
 
     /// [`ConnectionCache::lease`], except that a pool that is not open yet is made without
@@ -399,16 +399,16 @@ impl ConnectionCache {
         &self,
         tenant: &Tenant,
         manager: &dyn DatabaseManager,
-        login: Option<&Login>,
+        roles: Option<&RoleKey>,
     ) -> Result<PoolLease, DatabaseError> {
-        self.lease_sized(tenant, manager, login, self.limits.pool_size, Open::Lazily).await
+        self.lease_sized(tenant, manager, roles, self.limits.pool_size, Open::Lazily).await
     }
 
     async fn lease_sized(
         &self,
         tenant: &Tenant,
         manager: &dyn DatabaseManager,
-        login: Option<&Login>,
+        roles: Option<&RoleKey>,
         size: u32,
         open: Open,
     ) -> Result<PoolLease, DatabaseError> {
@@ -428,14 +428,14 @@ impl ConnectionCache {
             Warm::Cold => Cold::Absent,
         };
         // Boxed: opening's future is large, and a warm lease (most requests) must not carry it.
-        Box::pin(self.open_cold(tenant, manager, login, size, open, cold)).await
+        Box::pin(self.open_cold(tenant, manager, roles, size, open, cold)).await
     }
 
     async fn open_cold(
         &self,
         tenant: &Tenant,
         manager: &dyn DatabaseManager,
-        login: Option<&Login>,
+        roles: Option<&RoleKey>,
         size: u32,
         open: Open,
         cold: Cold,
@@ -452,6 +452,9 @@ impl ConnectionCache {
         self.close_idle_pools().await;
         let (size, reopening) = dormant.as_ref().map_or((size, false), |pool| (pool.size, true));
         let room = self.reserve(id, &tenant.server, size).await?;
+        // Derived only here, when a pool is made: a warm lease costs no hashing.
+        let login = roles.map(|key| key.login_for(database, tenant.credentials_generation));
+        let login = login.as_ref();
         // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
         let connection = match (dormant, open) {
             (Some(pool), _) => pool.connection,

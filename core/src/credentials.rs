@@ -23,6 +23,14 @@ pub enum CredentialsError {
 }
 
 impl Tenancy {
+    /// Whether tenants can be given roles here: a server, and the role key readable.
+    ///
+    /// # Errors
+    /// [`DatabaseError::NoRoles`] on SQLite, [`DatabaseError::RoleKey`] without the key.
+    pub fn check_roles_possible(&self) -> Result<(), DatabaseError> {
+        self.role_key().map(drop)
+    }
+
     /// Makes `tenant`'s role if it is missing, sets its current password, and gives it its
     /// database and everything in it (what a restore, a copy, or migrations run as the server's
     /// user made). Idempotent, so it resumes wherever an earlier run stopped. Works while tenants
@@ -34,6 +42,21 @@ impl Tenancy {
         let login = self.role_key()?.login_for(&tenant.database, tenant.credentials_generation);
         self.manager_of(tenant)?.secure(&tenant.database, &login, true).await?;
         Ok(login)
+    }
+
+    /// Where tenants have roles, gives `tenant`'s role what the server's user made in its database
+    /// (a restore, a copy): otherwise the tenant could not use it. Nothing where tenants share the
+    /// server's user. `on` names the server, if not the tenant's own (the target of a move).
+    ///
+    /// # Errors
+    /// When the role key cannot be read or the server refuses.
+    pub async fn give_to_role(&self, tenant: &Tenant, on: Option<&str>) -> Result<(), DatabaseError> {
+        let Some(login) = self.login_of(tenant)? else { return Ok(()) };
+        let manager = match on {
+            Some(server) => self.manager_on(server)?,
+            None => self.manager_of(tenant)?,
+        };
+        manager.secure(&tenant.database, &login, true).await
     }
 
     /// Gives `tenant`'s role a new password (the next credentials generation), then records it:

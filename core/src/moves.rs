@@ -345,9 +345,7 @@ impl Tenancy {
             }
             let rows: u64 = after.rows.values().sum();
             // The copy was made by the server's user: the tenant's role there takes it over.
-            if let Some(login) = self.login_of(tenant)? {
-                target_manager.secure(&tenant.database, &login, true).await?;
-            }
+            self.give_to_role(tenant, Some(&record.to)).await?;
             Ok::<_, BoxError>(format!("{detail}; checked: {} tables, {rows} rows, {} migrations", after.rows.len(), after.migrations.len()))
         }
         .await;

@@ -332,9 +332,15 @@ impl Tenancy {
     /// # Errors
     /// [`DatabaseError::RoleKey`] when tenants have roles and the role key cannot be read.
     pub fn login_of(&self, tenant: &Tenant) -> Result<Option<Login>, DatabaseError> {
+        Ok(self.tenant_roles()?.map(|key| key.login_for(&tenant.database, tenant.credentials_generation)))
+    }
+
+    /// The key of tenants' passwords where they log in as roles of their own; `None` where they
+    /// share the server's user.
+    fn tenant_roles(&self) -> Result<Option<&RoleKey>, DatabaseError> {
         match &self.role_key {
             None => Ok(None),
-            Some(Ok(key)) => Ok(Some(key.login_for(&tenant.database, tenant.credentials_generation))),
+            Some(Ok(key)) => Ok(Some(key)),
             Some(Err(err)) => Err(DatabaseError::RoleKey(err.clone())),
         }
     }
@@ -357,10 +363,7 @@ impl Tenancy {
     /// # Errors
     /// [`DatabaseError::RoleKey`] when it cannot.
     pub fn check_role_key(&self) -> Result<(), DatabaseError> {
-        match &self.role_key {
-            Some(Err(err)) => Err(DatabaseError::RoleKey(err.clone())),
-            _ => Ok(()),
-        }
+        self.tenant_roles().map(drop)
     }
 
     /// Every configured server's manager, by server name.
@@ -442,12 +445,11 @@ impl Tenancy {
             }
             let database_error = |source| ContextError::Database { tenant: tenant.to_string(), source };
             let manager = self.manager_of(&tenant).map_err(database_error)?.as_ref();
-            let login = self.login_of(&tenant).map_err(database_error)?;
-            let login = login.as_ref();
+            let roles = self.tenant_roles().map_err(database_error)?;
             let lease = match size {
-                PoolSize::Full => self.connections.lease(&tenant, manager, login).await,
-                PoolSize::One => self.connections.lease_one_connection(&tenant, manager, login).await,
-                PoolSize::Lazy => self.connections.lease_lazily(&tenant, manager, login).await,
+                PoolSize::Full => self.connections.lease(&tenant, manager, roles).await,
+                PoolSize::One => self.connections.lease_one_connection(&tenant, manager, roles).await,
+                PoolSize::Lazy => self.connections.lease_lazily(&tenant, manager, roles).await,
             }
             .map_err(database_error)?;
             // Checked with the lease held: a delete closes the tenant, then waits for its leases to

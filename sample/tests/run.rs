@@ -56,7 +56,9 @@ fn each_run_gets_its_own_tenants_environment_and_a_failure_fails_the_command() {
             let database = cli.tenants().into_iter().find(|t| t["id"] == id.as_str()).unwrap()["database"].as_str().unwrap().to_owned();
             assert!(url.contains(&database), "{name}: {url} is not {tenant}'s database");
             if matches!(backend, Backend::Postgres | Backend::PostgresSchema) {
-                assert!(url.contains("pw-s3cret"), "{name}: the child gets the whole URL");
+                // Tenant code: it logs in as the tenant's own role, with its password, never the server's user.
+                assert!(url.starts_with(&format!("postgres://{database}:")), "{name}: the child does not log in as its role");
+                assert!(!url.contains("pw-s3cret"), "{name}: the child got the server user's password");
             }
         }
         assert!(run.stderr.contains("3 tenants") && run.stderr.contains("3 succeeded, 0 failed"), "{name}: {}", run.stderr);

@@ -305,6 +305,7 @@ async fn a_pool_follows_its_tenant_to_a_new_server() {
         assert_eq!(server_port(&tenancy, &tenant).await, 5432, "{}", backend.name());
         // Another process moved it: its database is on `second` now, and the registry says so.
         tenancy.manager_on("second").unwrap().create_database(&tenant.database).await.unwrap();
+        tenancy.give_to_role(&tenant, Some("second")).await.unwrap();
         tenancy.registry().switch_server(&tenant.id, "default", "second").await.unwrap();
         let moved = tenancy.registry().require(&tenant.id).await.unwrap();
         assert_eq!(moved.server, "second");

@@ -788,8 +788,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn template_parses_to_the_defaults() {
-        let from_template: Config = toml::from_str(Config::TEMPLATE).unwrap();
+    fn template_parses_to_the_defaults_but_for_roles() {
+        let mut from_template: Config = toml::from_str(Config::TEMPLATE).unwrap();
+        // The one difference, on purpose: a new installation gets a role per tenant, while a file
+        // without the key (written before roles) keeps tenants on the server's user.
+        assert_eq!(from_template.tenant_database.roles, Roles::PerTenant);
+        from_template.tenant_database.roles = Roles::Shared;
         let defaults = Config::default();
         assert_eq!(toml::to_string(&from_template).unwrap(), toml::to_string(&defaults).unwrap());
     }

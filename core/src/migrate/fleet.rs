@@ -485,7 +485,9 @@ impl Tenancy {
         self.connections().close(&tenant.id).await;
         let manager = self.manager_of(tenant)?;
         manager.drop_database(&tenant.database).await?;
-        manager.create_database(&tenant.database).await
+        manager.create_database(&tenant.database).await?;
+        // Made by the server's user: the tenant's role (kept through the drop) takes it.
+        self.give_to_role(tenant, None).await
     }
 
     async fn seed(&self, tenant: &Tenant, seeders: &[Arc<dyn Seeder>], report: &mut TenantReport, reporter: Arc<dyn FleetReporter>) {

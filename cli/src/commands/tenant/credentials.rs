@@ -12,11 +12,12 @@ use crate::CliContext;
 use crate::exit::ExitStatus;
 use crate::output::{Output, format_duration};
 
-/// Which tenants `secure` and `rotate-credentials` work on.
+/// Which tenants `secure` and `rotate-credentials` work on: some, or all.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["tenants", "all"])))]
 pub struct RoleArgs {
     /// Tenants: id, id prefix (8+ characters), domain or name
-    #[arg(value_name = "TENANT", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(value_name = "TENANT")]
     pub tenants: Vec<String>,
     /// Every tenant, whatever its status (except those still being created)
     #[arg(long)]
@@ -58,6 +59,8 @@ impl RoleWork {
 pub async fn run(args: RoleArgs, work: RoleWork, ctx: &CliContext<'_>) -> anyhow::Result<ExitStatus> {
     let out = ctx.out;
     ctx.with_tenancy(async |tenancy| {
+        // Refused before any tenant is looked at: SQLite, or no role key.
+        tenancy.check_roles_possible()?;
         let tenants = chosen(tenancy, &args).await?;
         let view = View::new(out, tenants.len());
         let mut failed = 0;

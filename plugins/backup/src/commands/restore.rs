@@ -91,7 +91,7 @@ async fn in_place(cx: &Context<'_>, found: &Found, identities: Arc<Identities>, 
     }
     let mut restored = engine::restore_into(&source, manifest, unpacked.path(), cx.config.lock_timeout()).await;
     if restored.is_ok()
-        && let Err(err) = cx.tenancy.secure_tenant(&tenant).await
+        && let Err(err) = cx.tenancy.give_to_role(&tenant, None).await
     {
         // Restored by the server's user: until its role owns the tables, the tenant cannot use them.
         restored = Err(anyhow::Error::new(err).context(format!(
@@ -203,7 +203,7 @@ impl ProvisioningStep for RestoreStep {
         engine::check_compatible(&self.manifest, &source)?;
         let note = engine::restore_into(&source, &self.manifest, &self.dump, self.lock_timeout).await?;
         // Restored by the server's user: the tenant's role takes it over.
-        job.tenancy.secure_tenant(&tenant).await?;
+        job.tenancy.give_to_role(&tenant, None).await?;
         Ok(StepOutcome::Done(note.unwrap_or_else(|| format!("backup {}", self.manifest.id))))
     }
 }

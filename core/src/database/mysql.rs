@@ -83,7 +83,7 @@ impl Dialect for MySqlDatabase {
             .after_release(move |connection, _| {
                 let opened = on_release.clone();
                 Box::pin(async move {
-                    sea_orm::sqlx::Executor::execute(&mut *connection, "ROLLBACK").await?;
+                    // One left inside a transaction differs too (`@@in_transaction`): closing it rolls back.
                     let state = session_state(connection).await?;
                     Ok(opened.lock().unwrap_or_else(PoisonError::into_inner).as_ref() == Some(&state))
                 })
@@ -129,13 +129,13 @@ fn user(role: &DatabaseName) -> String {
     format!("'{role}'@'%'")
 }
 
-/// What a lease may change on a MySQL session and must not leave behind: the current database,
-/// role, SQL mode, time zone, autocommit, key checks, character set, and user variables (their
-/// count; MariaDB lists them). One string, compared whole.
+/// What a lease may change on a MySQL session and must not leave behind: an open transaction, the
+/// current database, role, SQL mode, time zone, autocommit, key checks, character set, and user
+/// variables (their count; MariaDB lists them). One string, compared whole.
 async fn session_state(connection: &mut sea_orm::sqlx::MySqlConnection) -> Result<String, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::Row;
     let row = sea_orm::sqlx::query(
-        "SELECT CONCAT_WS('|', IFNULL(DATABASE(), ''), IFNULL(CURRENT_ROLE(), ''), @@session.sql_mode, @@session.time_zone, \
+        "SELECT CONCAT_WS('|', @@in_transaction, IFNULL(DATABASE(), ''), IFNULL(CURRENT_ROLE(), ''), @@session.sql_mode, @@session.time_zone, \
          @@session.autocommit, @@session.foreign_key_checks, @@session.unique_checks, @@session.sql_safe_updates, \
          @@session.character_set_client, @@session.collation_connection, (SELECT COUNT(*) FROM information_schema.USER_VARIABLES))",
     )

@@ -374,6 +374,12 @@ impl TestEnv {
         names.into_iter().filter(|n| n != &central).collect()
     }
 
+    /// The tenant roles (MariaDB users) with this environment's prefix on the main server.
+    pub async fn roles(&self) -> Vec<String> {
+        let admin = if self.backend == Backend::MySql { self.mysql_admin() } else { self.postgres_admin() };
+        tenant_roles(self.backend, &admin, &self.prefix).await
+    }
+
     fn postgres_admin(&self) -> String {
         format!("postgres://postgres@{POSTGRES_ADDR}/postgres")
     }

@@ -92,3 +92,32 @@ impl MigrationTrait for CreateWidgets {
         manager.drop_table(Table::drop().table("widgets").to_owned()).await
     }
 }
+
+/// `things`, then a migration that needs more than a tenant's own role may do: it creates a role
+/// (`tenancy_test_never_made`, which no test expects to exist).
+pub struct OverreachingMigrator;
+
+impl MigratorTrait for OverreachingMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateThings), Box::new(Overreaching)]
+    }
+}
+
+struct Overreaching;
+
+impl MigrationName for Overreaching {
+    fn name(&self) -> &str {
+        "m2_create_a_role"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Overreaching {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared("CREATE ROLE tenancy_test_never_made").await.map(drop)
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Ok(())
+    }
+}

@@ -39,6 +39,7 @@ impl ProvisioningStep for InjectedFailure {
 async fn assert_nothing_left(env: &TestEnv, tenancy: &Tenancy) {
     assert_eq!(tenancy.registry().list(None).await.unwrap().len(), 0, "{}: registry rows left behind", env.backend.name());
     assert_eq!(env.tenant_databases().await, Vec::<String>::new(), "{}: databases left behind", env.backend.name());
+    assert_eq!(env.roles().await, Vec::<String>::new(), "{}: tenant roles left behind", env.backend.name());
 }
 
 #[tokio::test]

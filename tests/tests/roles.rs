@@ -304,3 +304,48 @@ async fn what_tenant_code_sets_on_a_connection_never_reaches_the_next_lease() {
         tenancy.close().await;
     }
 }
+
+#[tokio::test]
+async fn a_server_user_that_may_not_create_roles_is_told_apart() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let admin = admin_url(backend);
+        let limited = format!("{}limited", env.prefix);
+        let (make, url) = match backend {
+            Backend::MySql => (
+                format!("CREATE USER '{limited}'@'%' IDENTIFIED BY 'limited-pw'"),
+                format!("mysql://{limited}:limited-pw@{}/information_schema", tenancy_tests::MYSQL_ADDR),
+            ),
+            _ => (format!("CREATE ROLE \"{limited}\" LOGIN CREATEDB"), format!("postgres://{limited}@{POSTGRES_ADDR}/postgres")),
+        };
+        tenancy_tests::admin_execute(&admin, &make).await;
+        let mut config = env.config();
+        config.tenant_database.servers.get_mut("default").unwrap().url = url.as_str().into();
+        let manager = tenancy_core::database::manager_for(&config, "default").unwrap();
+        assert!(!manager.may_create_roles().await.unwrap(), "{}: a user without the right was said to have it", backend.name());
+        let root = tenancy_core::database::manager_for(&env.config(), "default").unwrap();
+        assert!(root.may_create_roles().await.unwrap(), "{}: the server's admin was said to lack the right", backend.name());
+    }
+}
+
+#[tokio::test]
+async fn a_migration_that_needs_more_than_its_tenant_fails_clearly_and_leaves_nothing() {
+    use std::sync::Arc;
+    use tenancy_core::migrate::SeaOrmMigrator;
+    for backend in SERVERS {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        env.create_central_database().await;
+        let tenancy = Tenancy::builder(env.config())
+            .tenant_migrator(Arc::new(SeaOrmMigrator::<tenancy_tests::migrators::OverreachingMigrator>::default()))
+            .open()
+            .await
+            .unwrap();
+        let err = tenancy.create_tenant(&TenantRequest::new(TenantName::parse("Greedy").unwrap()), &()).await.unwrap_err();
+        let said = format!("{:?}", err.source);
+        assert_eq!(err.step, "migrate", "{}", backend.name());
+        assert!(said.contains("run as the tenant's own role"), "{}: {said}", backend.name());
+        assert!(tenancy.registry().list(None).await.unwrap().is_empty(), "{}", backend.name());
+        assert!(env.tenant_databases().await.is_empty() && env.roles().await.is_empty(), "{}: left behind", backend.name());
+        tenancy.close().await;
+    }
+}

@@ -402,7 +402,19 @@ fn finished(observer: &dyn MigrationObserver, run: &MigrationRun) {
 
 fn failure(step: &Step, direction: Direction, err: &DbErr, completed: &[MigrationRun]) -> MigrationFailure {
     crate::metrics::migration_failed();
-    MigrationFailure { migration: step.name(), direction, error: crate::secret::scrub(&err.to_string()), completed: completed.to_vec() }
+    MigrationFailure { migration: step.name(), direction, error: explained(err), completed: completed.to_vec() }
+}
+
+/// The driver's message, scrubbed; a refusal of rights says why a migration may have met one.
+fn explained(err: &DbErr) -> String {
+    let message = crate::secret::scrub(&err.to_string());
+    // PostgreSQL's 42501 says "permission denied"; MySQL's 1044, 1142 and 1227 say "denied".
+    if message.contains("permission denied") || message.contains("command denied") || message.contains("Access denied") {
+        return format!(
+            "{message} (with `tenant_database.roles = \"per_tenant\"` migrations run as the tenant's own role, which owns its database and reaches nothing else: what needs more, such as `CREATE EXTENSION`, must be done by the server's user, in the template database or by hand)"
+        );
+    }
+    message
 }
 
 /// What was being done when a failure happened outside any one migration, shown where a
@@ -416,7 +428,7 @@ fn failed_outside_a_migration(what: &str, err: &DbErr) -> MigrationFailure {
     MigrationFailure {
         migration: MigrationName { migrator: "tenancy".into(), name: what.into() },
         direction: Direction::Up,
-        error: crate::secret::scrub(&err.to_string()),
+        error: explained(err),
         completed: Vec::new(),
     }
 }

@@ -189,15 +189,17 @@ fn admin_url(backend: Backend) -> String {
 #[tokio::test]
 async fn a_rotated_password_replaces_the_old_one_which_the_server_then_refuses() {
     // The second PostgreSQL cluster checks tenant roles' passwords (the main one trusts every
-    // local login), so the tenant goes there.
-    for backend in [Backend::Postgres, Backend::PostgresSchema] {
+    // local login), so a PostgreSQL tenant goes there; MariaDB checks them.
+    for backend in SERVERS {
         let Some(mut env) = TestEnv::new(backend) else { continue };
-        if env.add_postgres_servers(["", "", ""], "least_tenants").await.is_none() {
-            continue;
+        let mut request = TenantRequest::new(TenantName::parse("Acme").unwrap());
+        if backend != Backend::MySql {
+            if env.add_postgres_servers(["", "", ""], "least_tenants").await.is_none() {
+                continue;
+            }
+            request.server = Some("second".into());
         }
         let tenancy = env.open_sample().await;
-        let mut request = TenantRequest::new(TenantName::parse("Acme").unwrap());
-        request.server = Some("second".into());
         let tenant = tenancy.create_tenant(&request, &()).await.unwrap();
         let old = tenancy.manager_of(&tenant).unwrap().connection_target(&tenant.database, tenancy.login_of(&tenant).unwrap().as_ref());
         let wrong = old.database_url().replace(tenancy.login_of(&tenant).unwrap().unwrap().password(), &"0".repeat(64));

@@ -10,6 +10,7 @@ mod mysql;
 mod naming;
 mod postgres;
 mod roles;
+mod scram;
 mod server;
 mod server_url;
 mod sqlite;

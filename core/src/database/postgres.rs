@@ -176,6 +176,11 @@ impl Dialect for PostgresSchema {
             format!("ALTER SCHEMA {schema} OWNER TO {role}"),
             // A schema made by a user is nobody else's to use; said anyway, for one made otherwise.
             format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
+            // The shared database may have `CONNECT` revoked from PUBLIC; the role needs it.
+            format!(
+                "DO $tenancy$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), '{}'); END $tenancy$",
+                login.role
+            ),
         ]);
         statements
     }
@@ -215,8 +220,9 @@ fn make_role(login: &Login) -> Vec<String> {
         format!(
             "DO $tenancy$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $tenancy$"
         ),
-        // The password is 64 hex digits: no quote can be in it.
-        format!("ALTER ROLE {role} WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{}'", login.password()),
+        // Its SCRAM verifier, not the password: the server never sees that, nor logs it. The
+        // verifier is base64 and digits: no quote can be in it.
+        format!("ALTER ROLE {role} WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{}'", super::scram::verifier(login.password())),
         // A user that is not a superuser gives a database to a role it is a member of.
         format!(
             "DO $tenancy$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE format('GRANT %I TO %I', '{}', current_user); END IF; END $tenancy$",

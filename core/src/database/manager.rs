@@ -80,11 +80,6 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
         self.open_sized(database, login, connections).await
     }
 
-    /// Whether tenants can log in as roles of their own here (servers; not SQLite).
-    fn supports_roles(&self) -> bool {
-        false
-    }
-
     /// Gives `database` to `login`'s role, making the role first if it is not there: the role
     /// owns the database (or schema) and, where `adopt` is set, everything already in it (tables
     /// a template or the pool brought, made by the server's user); nobody else but the server's

@@ -63,8 +63,7 @@ impl Dialect for MySqlDatabase {
     }
 
     fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions {
-        let url = login
-            .map_or_else(|| server.connection_url_for(database.as_str()), |login| server.connection_url_as(Some(database.as_str()), login));
+        let url = server.connection_url_as(Some(database.as_str()), login);
         let mut options = settings.tenant_options(url);
         // The state of a connection as opened, which every connection must be in when it goes
         // back to the pool. MySQL has no statement that resets a session (the protocol's reset

@@ -60,8 +60,7 @@ impl Dialect for PostgresDatabase {
     }
 
     fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions {
-        let url = login
-            .map_or_else(|| server.connection_url_for(database.as_str()), |login| server.connection_url_as(Some(database.as_str()), login));
+        let url = server.connection_url_as(Some(database.as_str()), login);
         resetting_sessions(settings.tenant_options(url))
     }
 
@@ -139,7 +138,7 @@ impl Dialect for PostgresSchema {
     }
 
     fn connect_options(settings: &PoolSettings, server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectOptions {
-        let url = login.map_or_else(|| server.connection_url(), |login| server.connection_url_as(None, login));
+        let url = server.connection_url_as(None, login);
         let mut options = settings.tenant_options(url);
         // Only the tenant's schema is on the path, so unqualified names never reach another schema
         // (nor the registry's tables, when it shares the database). Given as a startup option it
@@ -151,7 +150,7 @@ impl Dialect for PostgresSchema {
     }
 
     fn connection_target(server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectionTarget {
-        let url = login.map_or_else(|| server.connection_url(), |login| server.connection_url_as(None, login));
+        let url = server.connection_url_as(None, login);
         ConnectionTarget { url, schema: Some(database.as_str().to_owned()) }
     }
 

@@ -62,8 +62,7 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
 
     /// How another program reaches `database`: by default, the server's URL naming it.
     fn connection_target(server: &ServerUrl, database: &DatabaseName, login: Option<&Login>) -> ConnectionTarget {
-        let url = login
-            .map_or_else(|| server.connection_url_for(database.as_str()), |login| server.connection_url_as(Some(database.as_str()), login));
+        let url = server.connection_url_as(Some(database.as_str()), login);
         ConnectionTarget { url, schema: None }
     }
 
@@ -183,10 +182,6 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         self.admin.ping().await
     }
 
-    fn supports_roles(&self) -> bool {
-        true
-    }
-
     async fn secure(&self, database: &DatabaseName, login: &Login, adopt: bool) -> Result<(), DatabaseError> {
         let failed = |source| DatabaseError::Secure {
             role: login.role.clone(),
@@ -194,8 +189,15 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
             location: self.location(database),
             source,
         };
-        for sql in D::secure_sql(database, login) {
-            self.admin.execute(&sql, failed).await?;
+        // One round trip and, on PostgreSQL, one transaction (a commit each would wait for the
+        // disk each time): the statements as one simple query.
+        let statements = D::secure_sql(database, login);
+        if D::DRIVER == Driver::Postgres {
+            self.admin.execute(&statements.join(";\n"), failed).await?;
+        } else {
+            for sql in statements {
+                self.admin.execute(&sql, failed).await?;
+            }
         }
         let Some(sql) = D::adopt_sql(database, &login.role).filter(|_| adopt) else { return Ok(()) };
         if !D::ADOPT_IN_DATABASE {

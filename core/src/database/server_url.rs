@@ -120,10 +120,12 @@ impl ServerUrl {
         url.to_string()
     }
 
-    /// [`ServerUrl::connection_url_for`] (or, with no `database`, [`ServerUrl::connection_url`])
-    /// logging in as `login` instead of the URL's user. Never print it.
-    pub fn connection_url_as(&self, database: Option<&str>, login: &super::Login) -> String {
+    /// [`ServerUrl::connection_url_for`] `database` (or, with none, [`ServerUrl::connection_url`]),
+    /// logging in as `login` (a tenant's role) instead of the URL's user where one is given. Never
+    /// print it.
+    pub fn connection_url_as(&self, database: Option<&str>, login: Option<&super::Login>) -> String {
         let url = database.map_or_else(|| self.connection_url(), |database| self.connection_url_for(database));
+        let Some(login) = login else { return url };
         let mut url = Url::parse(&url).expect("connection_url is a valid URL");
         // A role name is a checked identifier and a password 64 hex digits: neither needs escaping.
         url.set_username(login.role.as_str()).and_then(|()| url.set_password(Some(login.password()))).expect("a server URL has a host");

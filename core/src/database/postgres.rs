@@ -175,10 +175,14 @@ impl Dialect for PostgresSchema {
             format!("ALTER SCHEMA {schema} OWNER TO {role}"),
             // A schema made by a user is nobody else's to use; said anyway, for one made otherwise.
             format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
-            // The shared database may have `CONNECT` revoked from PUBLIC; the role needs it.
+            // The shared database may have `CONNECT` revoked from PUBLIC; the role needs it. Only
+            // then granted, one signup at a time (the lock lasts the transaction): two grants on
+            // one database at once fail with "tuple concurrently updated".
             format!(
-                "DO $tenancy$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), '{}'); END $tenancy$",
-                login.role
+                "DO $tenancy$ BEGIN IF NOT has_database_privilege('{role}', current_database(), 'CONNECT') THEN \
+                 PERFORM pg_advisory_xact_lock(hashtext('tenancy: database grants')); \
+                 EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), '{role}'); END IF; END $tenancy$",
+                role = login.role
             ),
         ]);
         statements
@@ -210,9 +214,8 @@ fn end_session(id: u64) -> String {
 
 /// Makes `login`'s role unless it is there (two processes at once: one makes it, the other finds
 /// it), then sets what it may do and its password. `CREATE ROLE` gives no superuser, replication
-/// or row-security bypass; those can be changed by a superuser only, so a role that is
-/// somebody's else than ours would be refused by `ALTER DATABASE … OWNER` checks no more than
-/// by this: the name holds the tenant id, made fresh for each tenant.
+/// or row-security bypass, and only a superuser could add them; a role of that name made by
+/// someone else is not to be feared, as the name holds the tenant's id, new for each tenant.
 fn make_role(login: &Login) -> Vec<String> {
     let role = login.role.pg_quoted();
     vec![
@@ -263,8 +266,11 @@ fn adopt(which: &str, role: &DatabaseName) -> String {
 fn drop_role(role: &DatabaseName) -> Vec<String> {
     let quoted = role.pg_quoted();
     vec![
+        // Under the lock `secure_sql` takes: dropping what it granted on the shared database while
+        // another grant runs would fail as two grants would.
         format!(
-            "DO $tenancy$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN EXECUTE 'DROP OWNED BY {quoted}'; END IF; END $tenancy$"
+            "DO $tenancy$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+             PERFORM pg_advisory_xact_lock(hashtext('tenancy: database grants')); EXECUTE 'DROP OWNED BY {quoted}'; END IF; END $tenancy$"
         ),
         format!("DROP ROLE IF EXISTS {quoted}"),
     ]

@@ -77,6 +77,9 @@ enum Bench {
         /// The release `tenancy` binary to measure
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tenancy-sample"))]
         binary: std::path::PathBuf,
+        /// Tenants sharing the server's user, or each with its own role (servers; both by default)
+        #[arg(long, value_delimiter = ',', default_values_t = [RolesArg::Shared, RolesArg::PerTenant])]
+        roles: Vec<RolesArg>,
     },
     /// `tenancy serve`'s tenant page against plain axum under wrk, and a warm resolver hit
     Web {
@@ -208,7 +211,7 @@ impl std::fmt::Display for ProvisionArg {
     }
 }
 
-/// `tenant_database.roles`, for the provision benchmark.
+/// `tenant_database.roles`, for the provision and migrate benchmarks.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 enum RolesArg {
     Shared,
@@ -301,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
                 scale::measure_move(move_mib, &options).await?;
             }
         }
-        Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary } => {
+        Bench::Migrate { sqlite_tenants, postgres_tenants, concurrency, peer_concurrency, backend, binary, roles } => {
             anyhow::ensure!(
                 binary.is_file(),
                 "no tenancy binary at `{}`: build it with `cargo build --release -p tenancy-sample`",
@@ -311,7 +314,16 @@ async fn main() -> anyhow::Result<()> {
             let options = migrate::Options { binary: &binary, concurrency, peer_concurrency: &peer_concurrency };
             for backend in backend.into_iter().map(Backend::from) {
                 let count = if backend == Backend::Sqlite { sqlite_tenants } else { postgres_tenants };
-                migrate::run(backend, count, &options).await?;
+                // SQLite has no roles: one run.
+                let roles = if backend == Backend::Sqlite { &[RolesArg::Shared][..] } else { &roles[..] };
+                let mut runs = Vec::with_capacity(roles.len());
+                for &role in roles {
+                    runs.push((role, migrate::run(backend, count, role, &options).await?));
+                }
+                let time = |wanted: RolesArg| runs.iter().find(|(role, _)| *role == wanted).and_then(|(_, time)| *time);
+                if let (Some(shared), Some(own)) = (time(RolesArg::Shared), time(RolesArg::PerTenant)) {
+                    println!("  {:<16} (a): a role per tenant / shared = {:.2}", backend.name(), own.as_secs_f64() / shared.as_secs_f64());
+                }
             }
         }
     }

@@ -27,6 +27,8 @@ use tenancy_core::provisioning::TenantRequest;
 use tenancy_core::{Driver, Tenancy, Tenant, TenantName};
 use tenancy_tests::{Backend, TestEnv};
 
+use crate::RolesArg;
+
 /// Core's tables as a plain `MigratorTrait`, so the peer runs the very same migrations.
 struct CoreTables;
 
@@ -50,8 +52,12 @@ pub struct Options<'a> {
     pub peer_concurrency: &'a [usize],
 }
 
-pub async fn run(backend: Backend, count: usize, options: &Options<'_>) -> anyhow::Result<()> {
-    let Some(env) = TestEnv::new(backend) else { return Ok(()) };
+/// Runs every measure on `count` tenants of `backend` with `roles`; returns (a)'s time.
+pub async fn run(backend: Backend, count: usize, roles: RolesArg, options: &Options<'_>) -> anyhow::Result<Option<Duration>> {
+    let Some(env) = TestEnv::new(backend) else { return Ok(None) };
+    if roles == RolesArg::Shared {
+        env.use_shared_roles();
+    }
     env.create_central_database().await;
     let app: Arc<dyn TenantMigrator> = Arc::new(SeaOrmMigrator::<migration::Migrator>::default());
     let tenancy = Tenancy::builder(env.config()).tenant_migrator(app.clone()).open().await?;
@@ -82,7 +88,8 @@ pub async fn run(backend: Backend, count: usize, options: &Options<'_>) -> anyho
     }
     let (best, e) = peers.iter().copied().min_by_key(|(_, time)| *time).unwrap_or((0, Duration::MAX));
 
-    let mut out = format!("  {:<16} N={count:<5} {migrations} migrations each\n", backend.name());
+    let roles = if backend == Backend::Sqlite { String::new() } else { format!(", {roles} roles") };
+    let mut out = format!("  {:<16} N={count:<5} {migrations} migrations each{roles}\n", backend.name());
     let _ = writeln!(out, "    (a)  db migrate --all        {:>7.2}s   peak RSS {:.0} MiB", secs(a), peak as f64 / 1024.0 / 1024.0);
     if let Some(a1) = a1 {
         let _ = writeln!(out, "    (a1) … --concurrency 1       {:>7.2}s", secs(a1));
@@ -100,7 +107,7 @@ pub async fn run(backend: Backend, count: usize, options: &Options<'_>) -> anyho
     }
     println!("{out}");
     tenancy.close().await;
-    Ok(())
+    Ok(Some(a))
 }
 
 async fn create_tenants(tenancy: &Tenancy, count: usize) -> anyhow::Result<Vec<Tenant>> {
@@ -132,6 +139,8 @@ async fn recreate(tenancy: &Tenancy, tenants: &[Tenant]) -> anyhow::Result<()> {
         let manager = tenancy.manager_of(tenant)?;
         manager.drop_database(&tenant.database).await?;
         manager.create_database(&tenant.database).await?;
+        // Made by the server's user: where tenants have roles, it is given to the tenant's.
+        tenancy.give_to_role(tenant, None).await?;
         // Recreated behind tenancy's back: what the registry records of its migrations is void.
         tenancy.registry().forget_migrated_set(&tenant.id).await?;
     }

@@ -2,7 +2,7 @@
 //! ([`Tenancy::secure_tenant`]) and changing their passwords ([`Tenancy::rotate_credentials`]).
 //! Creation and deletion make and drop them in `provisioning`.
 
-use crate::database::{DatabaseError, Login};
+use crate::database::{Adopt, DatabaseError, Login};
 use crate::registry::RegistryError;
 use crate::{Tenancy, Tenant};
 
@@ -40,7 +40,7 @@ impl Tenancy {
     /// [`DatabaseError::NoRoles`] on SQLite; when the role key cannot be read or the server refuses.
     pub async fn secure_tenant(&self, tenant: &Tenant) -> Result<Login, DatabaseError> {
         let login = self.role_key()?.login_for(&tenant.database, tenant.credentials_generation);
-        self.manager_of(tenant)?.secure(&tenant.database, &login, true).await?;
+        self.manager_of(tenant)?.secure(&tenant.database, &login, Adopt::Everything).await?;
         Ok(login)
     }
 
@@ -56,7 +56,7 @@ impl Tenancy {
             Some(server) => self.manager_on(server)?,
             None => self.manager_of(tenant)?,
         };
-        manager.secure(&tenant.database, &login, true).await
+        manager.secure(&tenant.database, &login, Adopt::Everything).await
     }
 
     /// Gives `tenant`'s role a new password (the next credentials generation), then records it:
@@ -70,13 +70,13 @@ impl Tenancy {
         let key = self.role_key()?;
         let manager = self.manager_of(tenant)?;
         let next = tenant.credentials_generation + 1;
-        manager.secure(&tenant.database, &key.login_for(&tenant.database, next), false).await?;
+        manager.secure(&tenant.database, &key.login_for(&tenant.database, next), Adopt::Nothing).await?;
         match self.registry().set_credentials_generation(&tenant.id, next).await {
             // A pool that logs in with the old password is replaced on its next lease with the new record.
             Ok(rotated) => Ok(rotated),
             Err(source) => {
                 let old = key.login_for(&tenant.database, tenant.credentials_generation);
-                if let Err(err) = manager.secure(&tenant.database, &old, false).await {
+                if let Err(err) = manager.secure(&tenant.database, &old, Adopt::Nothing).await {
                     tracing::error!(tenant = %tenant, error = %err, "could not put the old password back; `tenancy tenant secure` sets the recorded one");
                 }
                 Err(CredentialsError::Registry { tenant: tenant.to_string(), source })

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::command::UsageError;
 use crate::config::Provision;
-use crate::database::{DatabaseError, DatabaseManager, DatabaseName};
+use crate::database::{Adopt, DatabaseError, DatabaseManager, DatabaseName};
 use crate::migrate::fleet::error_chain;
 use crate::migrate::runner;
 use crate::registry::{NewTenant, RegistryError};
@@ -77,6 +77,8 @@ pub struct Provisioning<'a> {
     /// Set when the database came migrated (a copy of the template, or from the pool): how many
     /// migrations it carries, and whence.
     premigrated: Option<(usize, &'static str)>,
+    /// The template it is a copy of, if it is one.
+    copy_of: Option<DatabaseName>,
 }
 
 impl Provisioning<'_> {
@@ -265,7 +267,7 @@ impl Provisioner {
             ProvisionError { name: request.name.to_string(), id, step: "place".into(), source, undo_failures: Vec::new() }
         })?;
         let database = tenancy.config().naming().name_for(&id);
-        let mut job = Provisioning { tenancy, request, id, database, server, tenant: None, premigrated: None };
+        let mut job = Provisioning { tenancy, request, id, database, server, tenant: None, premigrated: None, copy_of: None };
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());
             let started = Instant::now();
@@ -348,7 +350,12 @@ impl ProvisioningStep for CreateDatabase {
         let Some(login) = job.tenancy.login_of(job.tenant()?)? else { return Ok(StepOutcome::Done(made)) };
         // The role is made here, with the database, so that undoing this step takes both.
         let manager = job.tenancy.manager_on(&job.server)?;
-        if let Err(err) = manager.secure(&job.database, &login, job.premigrated.is_some()).await {
+        let adopt = match (&job.copy_of, job.premigrated) {
+            (Some(template), _) => Adopt::CopyOf(template),
+            (None, Some(_)) => Adopt::Everything,
+            (None, None) => Adopt::Nothing,
+        };
+        if let Err(err) = manager.secure(&job.database, &login, adopt).await {
             if let Err(undo) = job.tenancy.drop_tenant_database(manager.as_ref(), &job.database).await {
                 tracing::warn!(database = %job.database, error = %undo, "could not drop the database whose role failed; `tenant delete` drops it");
             }
@@ -378,8 +385,9 @@ async fn make_database(job: &mut Provisioning<'_>) -> Result<String, BoxError> {
         tracing::info!("the pool of ready databases is empty: `tenancy tenant pool --fill N` refills it");
     }
     if job.request.migrate && (provision == Provision::Template || (provision == Provision::Pool && manager.supports_templates())) {
-        let migrations = job.tenancy.create_from_template(manager, &job.database).await?;
+        let (migrations, template) = job.tenancy.create_from_template(manager, &job.database).await?;
         job.premigrated = Some((migrations, "copied with the template"));
+        job.copy_of = Some(template);
         return Ok(format!("database `{location}`, a copy of the template"));
     }
     manager.create_database(&job.database).await?;

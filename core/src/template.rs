@@ -86,7 +86,7 @@ impl Tenancy {
     }
 
     /// Creates `database` on `manager` as a copy of the current template, building the template
-    /// first when it is missing; returns how many migrations the copy carries.
+    /// first when it is missing; returns how many migrations the copy carries, and the template.
     ///
     /// # Errors
     /// [`TemplateError`]: the database is then not there (a failed copy leaves nothing).
@@ -94,7 +94,7 @@ impl Tenancy {
         &self,
         manager: &Arc<dyn DatabaseManager>,
         database: &DatabaseName,
-    ) -> Result<usize, TemplateError> {
+    ) -> Result<(usize, DatabaseName), TemplateError> {
         let naming = self.config().naming();
         let template = naming.template_name(self.migration_fingerprint().await, false);
         let known = self.templates.is_known(manager.as_ref(), &template);
@@ -114,7 +114,7 @@ impl Tenancy {
         };
         copied?;
         self.templates.remember(manager.as_ref(), &template, true);
-        Ok(self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum())
+        Ok((self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum(), template))
     }
 
     /// Creates `database` and applies every migration to it on one connection, closed before this
@@ -159,6 +159,11 @@ impl Tenancy {
         match self.create_migrated(manager, &building).await? {
             Ok(()) => {}
             Err(failure) => return Err(TemplateError::Migration(failure)),
+        }
+        // Where tenants have roles, the template's objects go to a role named after it (see
+        // `Adopt::CopyOf`): a copy is then taken over by its tenant's role joining that one.
+        if self.tenant_roles()?.is_some() {
+            manager.own_template(&building, template).await?;
         }
         manager.seal_template(&building, template).await?;
         for old in manager.template_names(&naming).await? {

@@ -337,7 +337,7 @@ impl Tenancy {
 
     /// The key of tenants' passwords where they log in as roles of their own; `None` where they
     /// share the server's user.
-    fn tenant_roles(&self) -> Result<Option<&RoleKey>, DatabaseError> {
+    pub(crate) fn tenant_roles(&self) -> Result<Option<&RoleKey>, DatabaseError> {
         match &self.role_key {
             None => Ok(None),
             Some(Ok(key)) => Ok(Some(key)),

@@ -177,17 +177,51 @@ async fn three_hundred_tenants_working_at_once_hold_at_most_twenty_connections()
 }
 
 /// Records, as each migration starts, how the registry has its tenant's maintenance.
+///
+/// It reads through a registry of its own, on a thread and runtime of its own: the reporter is
+/// called synchronously inside the run, and a read on the run's runtime and registry pool would
+/// wait on the very tasks it holds up.
 struct MaintenanceWitness {
-    registry: tenancy_core::Registry,
+    ask: Mutex<std::sync::mpsc::Sender<(tenancy_core::TenantId, std::sync::mpsc::Sender<Option<MaintenanceOrigin>>)>>,
     seen: Mutex<Vec<(String, Option<MaintenanceOrigin>)>>,
+}
+
+impl MaintenanceWitness {
+    fn new(config: tenancy_core::config::Config) -> Self {
+        let (ask, asked) = std::sync::mpsc::channel::<(tenancy_core::TenantId, std::sync::mpsc::Sender<Option<MaintenanceOrigin>>)>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let registry = runtime.block_on(tenancy_core::Registry::open(&config)).unwrap();
+            for (tenant, answer) in asked {
+                let now = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(30), registry.require(&tenant)).await });
+                let now = now.expect("the registry answered within 30 s").unwrap();
+                let _ = answer.send(now.maintenance.map(|m| m.origin));
+            }
+        });
+        Self { ask: Mutex::new(ask), seen: Mutex::default() }
+    }
 }
 
 impl FleetReporter for MaintenanceWitness {
     fn on_migration_started(&self, tenant: &Tenant, _migration: &MigrationName, _direction: Direction) {
-        // The reporter is called synchronously in the middle of the migration: exactly the moment to look.
-        let now = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.registry.require(&tenant.id))).unwrap();
-        self.seen.lock().unwrap().push((tenant.name.to_string(), now.maintenance.map(|m| m.origin)));
+        // Called synchronously in the middle of the migration: exactly the moment to look.
+        let (answer, answered) = std::sync::mpsc::channel();
+        self.ask.lock().unwrap().send((tenant.id, answer)).unwrap();
+        let origin = answered.recv_timeout(Duration::from_secs(60)).expect("the witness answered");
+        self.seen.lock().unwrap().push((tenant.name.to_string(), origin));
     }
+}
+
+/// What every session on the test's PostgreSQL server is doing: said when a run hangs.
+async fn server_activity(backend: Backend) -> String {
+    if !matches!(backend, Backend::Postgres | Backend::PostgresSchema) {
+        return String::new();
+    }
+    let Ok(admin) = Database::connect(format!("postgres://postgres@{POSTGRES_ADDR}/postgres")).await else { return String::new() };
+    let sql = "SELECT string_agg(format('%s %s %s/%s [%s] %s', pid, usename, state, wait_event_type, wait_event, left(query, 120)), E'\\n') \
+               FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+    let rows = admin.query_one_raw(Statement::from_string(admin.get_database_backend(), sql)).await;
+    rows.ok().flatten().and_then(|row| row.try_get_by_index::<Option<String>>(0).ok().flatten()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,12 +248,16 @@ async fn down_during_takes_a_tenant_down_only_while_its_schema_changes_and_alway
         let tenants = older.registry().list(None).await.unwrap();
         let options = FleetOptions { concurrency: 3, fail_fast: false, down_during: true, verify: false };
 
-        let witness = Arc::new(MaintenanceWitness { registry: older.registry().clone(), seen: Mutex::default() });
+        let witness = Arc::new(MaintenanceWitness::new(config.clone()));
         let run = older.run_fleet(tenants.clone(), &Operation::Migrate, options, witness.clone());
-        // A hang fails the test, with what the connection cache held.
-        let reports = tokio::time::timeout(Duration::from_secs(120), run)
-            .await
-            .unwrap_or_else(|_| panic!("{name}: the run hung; connection cache: {:?}", older.connections().stats()));
+        // A hang fails the test, with what the connection cache held and the server was doing.
+        let Ok(reports) = tokio::time::timeout(Duration::from_secs(120), run).await else {
+            panic!(
+                "{name}: the run hung; connection cache: {:?}; sessions:\n{}",
+                older.connections().stats(),
+                server_activity(backend).await
+            )
+        };
         assert!(reports.iter().all(|r| r.failure.is_none()), "{name}: {reports:?}");
         let mut seen = witness.seen.lock().unwrap().clone();
         seen.sort_by(|a, b| a.0.cmp(&b.0));
@@ -236,12 +274,16 @@ async fn down_during_takes_a_tenant_down_only_while_its_schema_changes_and_alway
         // The next release's migration fails: the tenant still comes back up.
         let broken =
             Tenancy::builder(config.clone()).tenant_migrator(Arc::new(SeaOrmMigrator::<BrokenMigrator>::default())).open().await.unwrap();
-        let witness = Arc::new(MaintenanceWitness { registry: broken.registry().clone(), seen: Mutex::default() });
+        let witness = Arc::new(MaintenanceWitness::new(config.clone()));
         let run =
             broken.run_fleet(vec![broken.registry().require(&fresh.id).await.unwrap()], &Operation::Migrate, options, witness.clone());
-        let reports = tokio::time::timeout(Duration::from_secs(120), run)
-            .await
-            .unwrap_or_else(|_| panic!("{name}: the run hung; connection cache: {:?}", broken.connections().stats()));
+        let Ok(reports) = tokio::time::timeout(Duration::from_secs(120), run).await else {
+            panic!(
+                "{name}: the run hung; connection cache: {:?}; sessions:\n{}",
+                broken.connections().stats(),
+                server_activity(backend).await
+            )
+        };
         assert_eq!(reports[0].failure.as_ref().map(|f| f.step.as_str()), Some("app/m2_broken"), "{name}: {reports:?}");
         assert_eq!(witness.seen.lock().unwrap().clone(), [("Fresh".to_owned(), Some(MaintenanceOrigin::Migration))], "{name}");
         assert_eq!(origin(&fresh.id).await, None, "{name}: up again after a failed migration");

@@ -103,51 +103,108 @@ async fn raw_sql_in_one_tenant_cannot_reach_another_tenant_on_any_server() {
         let Some(env) = TestEnv::new(backend) else { continue };
         let tenancy = env.open_sample().await;
         let (a, b) = (create(&tenancy, "A").await, create(&tenancy, "B").await);
-        tenancy
-            .run(&b, |ctx| async move { execute(ctx.db(), "INSERT INTO accounts (name, email) VALUES ('Bea', 'bea@b.test')").await })
-            .await
-            .unwrap()
-            .unwrap();
-        let central = env.central_database();
-        let mut report = Vec::new();
-        for (name, sql, expected) in attacks(backend) {
-            let sql = sql.replace("{b}", b.database.as_str()).replace("{a}", a.database.as_str()).replace("{central}", &central);
-            let got = tenancy
-                .run(&a, |ctx| async move {
-                    // Several statements go as one simple query, as an injected `; …` would.
-                    if sql.contains(';') {
-                        execute(ctx.db(), &sql).await.map(|()| Some("done".into()))
-                    } else {
-                        attempt(ctx.db(), &sql).await
-                    }
-                })
-                .await
-                .unwrap();
-            let outcome = match &got {
-                Err(_) => Outcome::Refused,
-                Ok(None) => Outcome::Nothing,
-                Ok(Some(value)) => panic!("{}: `{name}` got through and answered {value}", backend.name()),
-            };
-            assert_eq!(outcome, expected, "{}: `{name}` answered {got:?}", backend.name());
-            report.push(format!("{name}: {}", got.err().map_or("nothing".into(), |err| first_line(&err))));
-        }
-        // Reconnecting with a's login to b's database (database isolation), as a's code could.
-        if backend != Backend::PostgresSchema {
-            let login = tenancy.login_of(&a).unwrap().unwrap();
-            let url = match backend {
-                Backend::MySql => format!("mysql://{}:{}@{}/{}", login.role, login.password(), tenancy_tests::MYSQL_ADDR, b.database),
-                _ => format!("postgres://{}:{}@{POSTGRES_ADDR}/{}", login.role, login.password(), b.database),
-            };
-            let refused = sea_orm::Database::connect(&url).await.err().map(|err| err.to_string());
-            assert!(refused.is_some(), "{}: a's role connected to b's database", backend.name());
-            report.push(format!("connect to b's database as a: {}", first_line(&refused.unwrap())));
-        }
-        let rows =
-            tenancy.run(&b, |ctx| async move { attempt(ctx.db(), "SELECT CAST(COUNT(*) AS CHAR) FROM accounts").await }).await.unwrap();
-        assert_eq!(rows.unwrap().as_deref(), Some("1"), "{}: b's data changed", backend.name());
-        eprintln!("{} attacks from tenant a on tenant b, all refused:\n  {}", backend.name(), report.join("\n  "));
+        eprintln!("{}", attack(&env, &tenancy, &a, &b, attacks(backend)).await);
         tenancy.close().await;
     }
+}
+
+/// Tenants copied from the template share the role that holds the template's objects, as
+/// members: that must give a tenant neither another's database nor the template's.
+#[tokio::test]
+async fn tenants_copied_from_the_template_cannot_reach_each_other_nor_the_template() {
+    let Some(env) = TestEnv::new(Backend::Postgres) else { return };
+    env.create_central_database().await;
+    let mut config = env.config();
+    config.tenant_database.provision = tenancy_core::config::Provision::Template;
+    let tenancy = Tenancy::builder(config)
+        .tenant_migrator(std::sync::Arc::new(tenancy_core::migrate::SeaOrmMigrator::<migration::Migrator>::default()))
+        .open()
+        .await
+        .unwrap();
+    let (a, b) = (create(&tenancy, "A").await, create(&tenancy, "B").await);
+    let template = tenancy.config().naming().template_name(tenancy.migration_fingerprint().await, false);
+    // Taken over by membership, not by changing owners: the copy's tables are the template role's.
+    let membership = format!("SELECT pg_has_role(current_user, '{template}', 'USAGE')::text");
+    let (owner, member) = tenancy
+        .run(&a, |ctx| async move {
+            let owner = attempt(ctx.db(), "SELECT tableowner::text FROM pg_tables WHERE tablename = 'accounts'").await.unwrap();
+            let member = attempt(ctx.db(), &membership).await.unwrap();
+            (owner, member)
+        })
+        .await
+        .unwrap();
+    assert_eq!(owner.as_deref(), Some(template.as_str()), "the copy's tables changed owner");
+    assert_eq!(member.as_deref(), Some("true"), "a's role is not a member of the template's role");
+    let mut list = attacks(Backend::Postgres);
+    list.extend([
+        ("act as the template's role on b", "SET ROLE \"{template}\"; SELECT count(*) FROM \"{b}\".public.accounts", Outcome::Refused),
+        ("give itself the template", "SET ROLE \"{template}\"; ALTER DATABASE \"{template}\" OWNER TO CURRENT_USER", Outcome::Refused),
+        ("give the template's role on", "GRANT \"{template}\" TO PUBLIC", Outcome::Refused),
+        ("drop b's database", "SET ROLE \"{template}\"; DROP DATABASE \"{b}\"", Outcome::Refused),
+    ]);
+    let list = list.into_iter().map(|(name, sql, outcome)| (name, sql.replace("{template}", template.as_str()), outcome)).collect();
+    eprintln!("template copies: {}", attack(&env, &tenancy, &a, &b, list).await);
+    // Nor can a's role connect to the template.
+    let login = tenancy.login_of(&a).unwrap().unwrap();
+    let url = format!("postgres://{}:{}@{POSTGRES_ADDR}/{template}", login.role, login.password());
+    assert!(sea_orm::Database::connect(&url).await.is_err(), "a's role connected to the template");
+    // Its own migrations may still change the tables the template made.
+    tenancy
+        .run(&a, |ctx| async move { execute(ctx.db(), "ALTER TABLE accounts ADD COLUMN nickname varchar(40)").await })
+        .await
+        .unwrap()
+        .unwrap();
+    tenancy.close().await;
+}
+
+/// Runs each of `attacks` in `a`'s context against `b` and checks the server's answer; then that
+/// `a`'s login cannot reach `b`'s database, and that `b`'s data is as it was.
+async fn attack<S: AsRef<str>>(
+    env: &TestEnv,
+    tenancy: &Tenancy,
+    a: &Tenant,
+    b: &Tenant,
+    attacks: Vec<(&'static str, S, Outcome)>,
+) -> String {
+    let backend = env.backend;
+    tenancy
+        .run(b, |ctx| async move { execute(ctx.db(), "INSERT INTO accounts (name, email) VALUES ('Bea', 'bea@b.test')").await })
+        .await
+        .unwrap()
+        .unwrap();
+    let central = env.central_database();
+    let mut report = Vec::new();
+    for (name, sql, expected) in attacks {
+        let sql = sql.as_ref().replace("{b}", b.database.as_str()).replace("{a}", a.database.as_str()).replace("{central}", &central);
+        let got = tenancy
+            .run(a, |ctx| async move {
+                // Several statements go as one simple query, as an injected `; …` would.
+                if sql.contains(';') { execute(ctx.db(), &sql).await.map(|()| Some("done".into())) } else { attempt(ctx.db(), &sql).await }
+            })
+            .await
+            .unwrap();
+        let outcome = match &got {
+            Err(_) => Outcome::Refused,
+            Ok(None) => Outcome::Nothing,
+            Ok(Some(value)) => panic!("{}: `{name}` got through and answered {value}", backend.name()),
+        };
+        assert_eq!(outcome, expected, "{}: `{name}` answered {got:?}", backend.name());
+        report.push(format!("{name}: {}", got.err().map_or("nothing".into(), |err| first_line(&err))));
+    }
+    // Reconnecting with a's login to b's database (database isolation), as a's code could.
+    if backend != Backend::PostgresSchema {
+        let login = tenancy.login_of(a).unwrap().unwrap();
+        let url = match backend {
+            Backend::MySql => format!("mysql://{}:{}@{}/{}", login.role, login.password(), tenancy_tests::MYSQL_ADDR, b.database),
+            _ => format!("postgres://{}:{}@{POSTGRES_ADDR}/{}", login.role, login.password(), b.database),
+        };
+        let refused = sea_orm::Database::connect(&url).await.err().map(|err| err.to_string());
+        assert!(refused.is_some(), "{}: a's role connected to b's database", backend.name());
+        report.push(format!("connect to b's database as a: {}", first_line(&refused.unwrap())));
+    }
+    let rows = tenancy.run(b, |ctx| async move { attempt(ctx.db(), "SELECT CAST(COUNT(*) AS CHAR) FROM accounts").await }).await.unwrap();
+    assert_eq!(rows.unwrap().as_deref(), Some("1"), "{}: b's data changed", backend.name());
+    format!("{} attacks from tenant a on tenant b, all refused:\n  {}", backend.name(), report.join("\n  "))
 }
 
 fn first_line(text: &str) -> String {
@@ -271,38 +328,57 @@ async fn what_tenant_code_sets_on_a_connection_never_reaches_the_next_lease() {
         let Some(env) = TestEnv::new(backend) else { continue };
         let tenancy = env.open_sample().await;
         let tenant = create(&tenancy, "Acme").await;
-        let (left, seen) = tenancy
+        let (seen, sessions) = tenancy
             .run_with_one_connection(&tenant, |ctx| async move {
                 let db = ctx.db();
-                // Each statement leases the one connection and gives it back.
+                // Each statement leases the one connection and gives it back; each probe, run
+                // right after what it looks for was left, sees the connection it was left on,
+                // unless that one had to be closed (a transaction left open).
                 let left = match db.get_database_backend() {
-                    DbBackend::MySql => vec!["SET @secret = 'a tenant''s'", "SET SESSION sql_mode = ''", "START TRANSACTION"],
-                    _ => vec!["SET search_path = public", "SET statement_timeout = 1", "BEGIN"],
-                };
-                for sql in &left {
-                    execute(db, sql).await.unwrap();
-                }
-                let probes = match db.get_database_backend() {
                     DbBackend::MySql => vec![
-                        "SELECT @secret",
-                        "SELECT IF(@@session.sql_mode = '', 'changed', NULL)",
-                        "SELECT IF(@@in_transaction = 1, 'in a transaction', NULL)",
+                        ("SET @secret = 'a tenant''s'", "SELECT @secret"),
+                        ("SET SESSION sql_mode = ''", "SELECT IF(@@session.sql_mode = '', 'changed', NULL)"),
+                        ("START TRANSACTION", "SELECT IF(@@in_transaction = 1, 'in a transaction', NULL)"),
                     ],
-                    _ => vec!["SELECT CASE WHEN current_setting('statement_timeout') = '1ms' THEN 'changed' END"],
+                    _ => vec![
+                        ("SET search_path = public", "SELECT CASE WHEN current_setting('search_path') = 'public' THEN 'changed' END"),
+                        ("SET statement_timeout = 1", "SELECT CASE WHEN current_setting('statement_timeout') = '1ms' THEN 'changed' END"),
+                        (
+                            "SELECT pg_advisory_lock(42)",
+                            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) \
+                             THEN 'an advisory lock held' END",
+                        ),
+                        ("LISTEN tenancy_probe", "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_listening_channels()) THEN 'listening' END"),
+                        // A savepoint is refused outside a transaction block.
+                        ("BEGIN", "SAVEPOINT probe"),
+                    ],
                 };
-                let mut seen = Vec::new();
-                for probe in probes {
-                    seen.push(attempt(db, probe).await.unwrap());
+                let session = match db.get_database_backend() {
+                    DbBackend::MySql => "SELECT CAST(CONNECTION_ID() AS CHAR)",
+                    _ => "SELECT pg_backend_pid()::text",
+                };
+                let (mut seen, mut sessions) = (Vec::new(), Vec::new());
+                for (sql, probe) in &left {
+                    execute(db, sql).await.unwrap();
+                    seen.push(match probe.strip_prefix("SAVEPOINT") {
+                        Some(_) => execute(db, probe).await.ok().map(|()| "in a transaction".to_owned()),
+                        None => attempt(db, probe).await.unwrap(),
+                    });
+                    sessions.push(attempt(db, session).await.unwrap());
                 }
-                if db.get_database_backend() == DbBackend::Postgres {
-                    // A savepoint is refused outside a transaction block.
-                    seen.push(execute(db, "SAVEPOINT probe").await.ok().map(|()| "in a transaction".to_owned()));
-                }
-                (left.len(), seen)
+                (seen, sessions)
             })
             .await
             .unwrap();
-        assert!(seen.iter().all(Option::is_none), "{}: after {left} statements the next lease saw {seen:?}", backend.name());
+        let name = backend.name();
+        assert!(seen.iter().all(Option::is_none), "{name}: a lease after tenant code saw {seen:?}");
+        // PostgreSQL resets the connection, so the probes above looked at the very session tenant
+        // code changed; only the one left in a transaction is closed. MySQL has no reset: a
+        // connection whose session changed is closed instead.
+        if backend != Backend::MySql {
+            let kept = &sessions[..sessions.len() - 1];
+            assert!(kept.iter().all(|s| s == &kept[0]), "{name}: the connection was replaced, not reset: {sessions:?}");
+        }
         tenancy.close().await;
     }
 }

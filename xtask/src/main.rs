@@ -7,7 +7,7 @@
 //! - `cargo xtask plugins [--release]`: builds the plugin libraries the tests load (`cargo test`
 //!   compiles a `cdylib` only as a test harness, never as a library another test can load);
 //! - `cargo xtask bench provision [--tenants N] [--backend a,b]`: release-mode benchmarks;
-//! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N] [--backend …] [--peer-concurrency 4,8,16]`;
+//! - `cargo xtask bench migrate [--sqlite-tenants N] [--postgres-tenants N] [--backend …] [--peer-concurrency 4,8,16] [--roles shared,per_tenant]`;
 //! - `cargo xtask bench cache [--operations N]`;
 //! - `cargo xtask bench startup [--plugins N] [--runs N]`;
 //! - `cargo xtask bench backup [--rows N] [--small-tenants N] [--runs R]` (installs `zstd`);

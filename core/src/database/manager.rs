@@ -14,6 +14,21 @@ use super::{
 };
 use crate::config::Config;
 
+/// What [`DatabaseManager::secure`] does with what a tenant's database already holds.
+#[derive(Debug, Clone, Copy)]
+pub enum Adopt<'a> {
+    /// Nothing: it is new and empty, or the role's already.
+    Nothing,
+    /// Gives the role every object the server's user (or anyone else) made in it: a restore, a
+    /// database of the pool, an installation switching to roles.
+    Everything,
+    /// A copy of the template whose objects the role `owner` holds ([`DatabaseManager::own_template`]):
+    /// the tenant's role is made a member of `owner`. The owner holds the same objects in every
+    /// copy, but a tenant's role can connect to its own database only. [`Adopt::Everything`] if
+    /// `owner` is missing (a template built before roles).
+    CopyOf(&'a DatabaseName),
+}
+
 /// Creates, drops and finds tenant databases on one server (or one folder, for SQLite), and says how
 /// to connect to them.
 ///
@@ -81,12 +96,18 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     }
 
     /// Gives `database` to `login`'s role, making the role first if it is not there: the role
-    /// owns the database (or schema) and, where `adopt` is set, everything already in it (tables
-    /// a template or the pool brought, made by the server's user); nobody else but the server's
-    /// user can reach it. Sets the role's password. Idempotent: a rerun repairs what a crash or
-    /// a hand left half done.
-    async fn secure(&self, _database: &DatabaseName, _login: &Login, _adopt: bool) -> Result<(), DatabaseError> {
+    /// owns the database (or schema) and, as `adopt` says, what is already in it; nobody else but
+    /// the server's user can reach it. Sets the role's password. Idempotent: a rerun repairs what
+    /// a crash or a hand left half done.
+    async fn secure(&self, _database: &DatabaseName, _login: &Login, _adopt: Adopt<'_>) -> Result<(), DatabaseError> {
         Err(DatabaseError::NoRoles(self.driver()))
+    }
+
+    /// Gives what is in `building` (a template being built, by the server's user) to the role
+    /// `owner`, made without login if missing, so that a copy is taken over by making its tenant's
+    /// role a member of `owner` ([`Adopt::CopyOf`]) instead of changing each object's owner in it.
+    async fn own_template(&self, _building: &DatabaseName, _owner: &DatabaseName) -> Result<(), DatabaseError> {
+        Err(DatabaseError::NoTemplates(self.driver()))
     }
 
     /// Ends the sessions of `role` and drops it; one that is not there is not an error. Drop its

@@ -94,6 +94,23 @@ impl Dialect for PostgresDatabase {
     fn drop_role_sql(role: &DatabaseName) -> Vec<String> {
         drop_role(role)
     }
+
+    fn template_owner_sql(owner: &DatabaseName) -> Option<String> {
+        let quoted = owner.pg_quoted();
+        Some(format!(
+            "DO $tenancy$ BEGIN CREATE ROLE {quoted} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $tenancy$; \
+             {}",
+            join_unless_superuser(owner)
+        ))
+    }
+
+    fn membership_sql(owner: &DatabaseName, role: &DatabaseName) -> Option<String> {
+        // A member has its owner's rights (INHERIT, the default) over the copy's tables, so its
+        // migrations may alter them; it can connect to its own database only, so a template's
+        // objects in other tenants' copies stay out of its reach. No ADMIN OPTION: it cannot
+        // pass the membership on.
+        Some(format!("GRANT {} TO {}", owner.pg_quoted(), role.pg_quoted()))
+    }
 }
 
 /// See [`PostgresSchemaManager`].
@@ -212,25 +229,31 @@ fn end_session(id: u64) -> String {
     format!("SELECT pg_terminate_backend({id})")
 }
 
-/// Makes `login`'s role unless it is there (two processes at once: one makes it, the other finds
-/// it), then sets what it may do and its password. `CREATE ROLE` gives no superuser, replication
-/// or row-security bypass, and only a superuser could add them; a role of that name made by
-/// someone else is not to be feared, as the name holds the tenant's id, new for each tenant.
+/// Makes `login`'s role with what it may do and its password or, where it is there already (a
+/// rerun; two processes at once), sets them: one statement either way. `CREATE ROLE` gives no
+/// superuser, replication or row-security bypass, and only a superuser could add them; a role of
+/// that name made by someone else is not to be feared, as the name holds the tenant's id, new for
+/// each tenant.
 fn make_role(login: &Login) -> Vec<String> {
     let role = login.role.pg_quoted();
+    // Its SCRAM verifier, not the password: the server never sees that, nor logs it. The
+    // verifier is base64 and digits: no quote can be in it.
+    let what = format!("LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{}'", super::scram::verifier(login.password()));
     vec![
         format!(
-            "DO $tenancy$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $tenancy$"
+            "DO $tenancy$ BEGIN CREATE ROLE {role} WITH {what}; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN ALTER ROLE {role} WITH {what}; END $tenancy$"
         ),
-        // Its SCRAM verifier, not the password: the server never sees that, nor logs it. The
-        // verifier is base64 and digits: no quote can be in it.
-        format!("ALTER ROLE {role} WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{}'", super::scram::verifier(login.password())),
-        // A user that is not a superuser gives a database to a role it is a member of.
-        format!(
-            "DO $tenancy$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE format('GRANT %I TO %I', '{}', current_user); END IF; END $tenancy$",
-            login.role
-        ),
+        join_unless_superuser(&login.role),
     ]
+}
+
+/// Makes the server's user a member of `role` unless it is a superuser: one that is not gives a
+/// database to, and changes the objects of, only a role it is a member of.
+fn join_unless_superuser(role: &DatabaseName) -> String {
+    format!(
+        "DO $tenancy$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE format('GRANT %I TO %I', '{role}', current_user); END IF; END $tenancy$"
+    )
 }
 
 /// Gives `role` every schema, relation, routine and type in the schemas `which` (an SQL condition
@@ -286,7 +309,9 @@ fn resetting_sessions(mut options: ConnectOptions) -> ConnectOptions {
 
 /// Puts a connection back as it was opened: back to the user it logged in as (`RESET ALL` leaves
 /// `SET ROLE` and `SET SESSION AUTHORIZATION` alone), then every setting to the session's defaults
-/// (the startup `search_path` among them). In the same round trip it counts the prepared
+/// (the startup `search_path` among them), with no cursor open, no channel listened to and no
+/// advisory lock held (one a migration took and, cancelled, never gave back would make the
+/// tenant's next migration wait for it): what `DISCARD ALL` does but forget prepared statements. In the same round trip it counts the prepared
 /// statements the server still has: fewer than the driver has cached means tenant code ran
 /// `DISCARD ALL` (or `DEALLOCATE ALL`), and the cache is cleared so that no statement is executed
 /// by a name the server forgot. Keeps the connection (`true`) unless the reset fails or a
@@ -295,8 +320,8 @@ fn resetting_sessions(mut options: ConnectOptions) -> ConnectOptions {
 async fn reset_session(connection: &mut sea_orm::sqlx::PgConnection) -> Result<bool, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::{Connection, Row};
     let row = sea_orm::sqlx::raw_sql(
-        "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
-         SELECT count(*), now() = statement_timestamp() FROM pg_prepared_statements",
+        "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; CLOSE ALL; UNLISTEN *; \
+         SELECT count(*), now() = statement_timestamp(), pg_advisory_unlock_all() IS NULL FROM pg_prepared_statements",
     )
     .fetch_one(&mut *connection)
     .await?;

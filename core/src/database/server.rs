@@ -10,7 +10,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection};
 use super::admin::ServerAdmin;
 use super::manager::PoolSettings;
 use super::manager::TemplateLock;
-use super::{ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, Login, ServerUrl};
+use super::{Adopt, ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, Login, ServerUrl};
 
 /// What one kind of server needs said differently.
 pub trait Dialect: fmt::Debug + Send + Sync + 'static {
@@ -86,6 +86,15 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     const ADOPT_IN_DATABASE: bool = false;
     /// Drops `role` (its database or schema gone first) and what it still holds.
     fn drop_role_sql(role: &DatabaseName) -> Vec<String>;
+    /// Makes `owner`, a role without login that holds a template's objects, if it is not there.
+    /// `None` where templates are not copied with their owners.
+    fn template_owner_sql(_owner: &DatabaseName) -> Option<String> {
+        None
+    }
+    /// Makes `role` a member of `owner`, with its rights.
+    fn membership_sql(_owner: &DatabaseName, _role: &DatabaseName) -> Option<String> {
+        None
+    }
 }
 
 /// Tenant databases on one PostgreSQL or MySQL server, as the dialect `D` makes them.
@@ -182,16 +191,28 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         self.admin.ping().await
     }
 
-    async fn secure(&self, database: &DatabaseName, login: &Login, adopt: bool) -> Result<(), DatabaseError> {
+    async fn secure(&self, database: &DatabaseName, login: &Login, adopt: Adopt<'_>) -> Result<(), DatabaseError> {
         let failed = |source| DatabaseError::Secure {
             role: login.role.clone(),
             database: database.clone(),
             location: self.location(database),
             source,
         };
+        let mut statements = D::secure_sql(database, login);
+        let adopt = match adopt {
+            Adopt::CopyOf(owner) => match D::membership_sql(owner, &login.role) {
+                // Its objects are the owner's in every copy: joining the owner takes them over
+                // here, with no connection into the copy and no owner changed.
+                Some(sql) if self.role_exists(owner).await? => {
+                    statements.push(sql);
+                    Adopt::Nothing
+                }
+                _ => Adopt::Everything,
+            },
+            other => other,
+        };
         // One round trip and, on PostgreSQL, one transaction (a commit each would wait for the
         // disk each time): the statements as one simple query.
-        let statements = D::secure_sql(database, login);
         if D::DRIVER == Driver::Postgres {
             self.admin.execute(&statements.join(";\n"), failed).await?;
         } else {
@@ -199,17 +220,19 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
                 self.admin.execute(&sql, failed).await?;
             }
         }
-        let Some(sql) = D::adopt_sql(database, &login.role).filter(|_| adopt) else { return Ok(()) };
-        if !D::ADOPT_IN_DATABASE {
-            return self.admin.execute(&sql, failed).await;
+        match (adopt, D::adopt_sql(database, &login.role)) {
+            (Adopt::Everything, Some(sql)) => self.adopt(database, &sql, failed).await,
+            _ => Ok(()),
         }
-        // The server's user, in the tenant's database: what is in a database is changed from inside it.
-        let mut options = self.admin.settings.admin_options(self.admin.url.connection_url_for(database.as_str()));
-        options.max_connections(1);
-        let inside = self.admin.open(options, self.location(database)).await?;
-        let adopted = inside.execute_unprepared(&sql).await.map_err(|err| failed(DbMessage::scrubbed(Some(&self.admin.url), &err)));
-        inside.close().await.ok();
-        adopted.map(drop)
+    }
+
+    async fn own_template(&self, building: &DatabaseName, owner: &DatabaseName) -> Result<(), DatabaseError> {
+        self.templates_supported()?;
+        let (Some(make), Some(adopt)) = (D::template_owner_sql(owner), D::adopt_sql(building, owner)) else { return Ok(()) };
+        let failed =
+            |source| DatabaseError::Secure { role: owner.clone(), database: building.clone(), location: self.location(building), source };
+        self.admin.execute(&make, failed).await?;
+        self.adopt(building, &adopt, failed).await
     }
 
     async fn drop_role(&self, role: &DatabaseName) -> Result<(), DatabaseError> {
@@ -328,11 +351,38 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
             let location = self.location(template);
             self.admin.execute(&unmark, |source| DatabaseError::Drop { database: template.clone(), location, source }).await?;
         }
-        self.drop_database(template).await
+        self.drop_database(template).await?;
+        if D::template_owner_sql(template).is_some() {
+            // The role holding its objects goes too, unless copies of the template still hold
+            // objects of it: then it stays, as tenants' roles need it.
+            let drop = format!("DROP ROLE IF EXISTS {}", template.pg_quoted());
+            if let Err(err) = self
+                .admin
+                .execute(&drop, |source| DatabaseError::DropRole { role: template.clone(), location: self.admin.url.to_string(), source })
+                .await
+            {
+                tracing::debug!(role = %template, error = %err, "the role of an old template is kept: copies of it hold its objects");
+            }
+        }
+        Ok(())
     }
 }
 
 impl<D: Dialect> ServerManager<D> {
+    /// Runs `sql`, an [`Dialect::adopt_sql`], where the dialect says: in `database` itself, as the
+    /// server's user (what is in a database is changed from inside it), or on the admin pool.
+    async fn adopt(&self, database: &DatabaseName, sql: &str, failed: impl Fn(DbMessage) -> DatabaseError) -> Result<(), DatabaseError> {
+        if !D::ADOPT_IN_DATABASE {
+            return self.admin.execute(sql, failed).await;
+        }
+        let mut options = self.admin.settings.admin_options(self.admin.url.connection_url_for(database.as_str()));
+        options.max_connections(1);
+        let inside = self.admin.open(options, self.location(database)).await?;
+        let adopted = inside.execute_unprepared(sql).await.map_err(|err| failed(DbMessage::scrubbed(Some(&self.admin.url), &err)));
+        inside.close().await.ok();
+        adopted.map(drop)
+    }
+
     fn templates_supported(&self) -> Result<(), DatabaseError> {
         if D::TEMPLATES { Ok(()) } else { Err(DatabaseError::NoTemplates(D::DRIVER)) }
     }

@@ -86,7 +86,7 @@ impl Tenancy {
         for pooled in self.pooled(manager).await? {
             // Under the lock no other fill runs: a `fill_` database is a dead one's.
             if pooled.filling || pooled.fingerprint != fingerprint {
-                manager.drop_database(&pooled.name).await?;
+                self.drop_pooled(manager, &pooled.name).await?;
                 fill.dropped += 1;
             } else {
                 fill.ready += 1;
@@ -98,6 +98,11 @@ impl Tenancy {
             let (filling, ready) = (naming.pool_name(&fingerprint, true), naming.pool_name(&fingerprint, false));
             if let Err(failure) = self.create_migrated(manager, &filling).await? {
                 return Err(PoolError::Migration(failure));
+            }
+            // Where tenants have roles, what it holds goes to a role of its own, named as it will
+            // be in the pool: the tenant that takes it gets that role renamed (`Adopt::Rename`).
+            if self.tenant_roles()?.is_some() {
+                manager.own_template(&filling, &ready).await?;
             }
             manager.rename_database(&filling, &ready).await?;
             fill.made += 1;
@@ -117,7 +122,7 @@ impl Tenancy {
         let drained = async {
             let pooled = self.pooled(manager).await?;
             for database in &pooled {
-                manager.drop_database(&database.name).await?;
+                self.drop_pooled(manager, &database.name).await?;
             }
             Ok(pooled.len())
         }
@@ -126,12 +131,19 @@ impl Tenancy {
         drained
     }
 
+    /// Drops a database of the pool and the role holding what is in it, if it has one.
+    async fn drop_pooled(&self, manager: &Arc<dyn DatabaseManager>, name: &DatabaseName) -> Result<(), PoolError> {
+        manager.drop_database(name).await?;
+        Ok(manager.drop_role(name).await?)
+    }
+
     /// Renames a ready database of the current migration set to `database`; returns how many
-    /// migrations it carries, or `None` when the pool has none left.
+    /// migrations it carries and the name it had in the pool (its role's, where it has one), or
+    /// `None` when the pool has none left.
     ///
     /// # Errors
     /// [`PoolError`] when the server cannot be read or refuses the rename.
-    pub(crate) async fn take_from_pool(&self, database: &DatabaseName) -> Result<Option<usize>, PoolError> {
+    pub(crate) async fn take_from_pool(&self, database: &DatabaseName) -> Result<Option<(usize, DatabaseName)>, PoolError> {
         let manager = self.default_manager();
         let fingerprint = self.migration_fingerprint().await;
         let mut ready: Vec<Pooled> =
@@ -141,7 +153,8 @@ impl Tenancy {
         ready.rotate_left(start);
         for pooled in ready {
             if manager.rename_database(&pooled.name, database).await? {
-                return Ok(Some(self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum()));
+                let migrations = self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum();
+                return Ok(Some((migrations, pooled.name)));
             }
         }
         Ok(None)

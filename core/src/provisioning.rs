@@ -77,8 +77,8 @@ pub struct Provisioning<'a> {
     /// Set when the database came migrated (a copy of the template, or from the pool): how many
     /// migrations it carries, and whence.
     premigrated: Option<(usize, &'static str)>,
-    /// The template it is a copy of, if it is one.
-    copy_of: Option<DatabaseName>,
+    /// What it is made from: a copy of this template, or the pool's database of this name.
+    made_from: Option<MadeFrom>,
 }
 
 impl Provisioning<'_> {
@@ -267,7 +267,7 @@ impl Provisioner {
             ProvisionError { name: request.name.to_string(), id, step: "place".into(), source, undo_failures: Vec::new() }
         })?;
         let database = tenancy.config().naming().name_for(&id);
-        let mut job = Provisioning { tenancy, request, id, database, server, tenant: None, premigrated: None, copy_of: None };
+        let mut job = Provisioning { tenancy, request, id, database, server, tenant: None, premigrated: None, made_from: None };
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());
             let started = Instant::now();
@@ -350,10 +350,10 @@ impl ProvisioningStep for CreateDatabase {
         let Some(login) = job.tenancy.login_of(job.tenant()?)? else { return Ok(StepOutcome::Done(made)) };
         // The role is made here, with the database, so that undoing this step takes both.
         let manager = job.tenancy.manager_on(&job.server)?;
-        let adopt = match (&job.copy_of, job.premigrated) {
-            (Some(template), _) => Adopt::CopyOf(template),
-            (None, Some(_)) => Adopt::Everything,
-            (None, None) => Adopt::Nothing,
+        let adopt = match &job.made_from {
+            Some(MadeFrom::Template(template)) => Adopt::CopyOf(template),
+            Some(MadeFrom::Pool(pooled)) => Adopt::Rename(pooled),
+            None => Adopt::Nothing,
         };
         if let Err(err) = manager.secure(&job.database, &login, adopt).await {
             if let Err(undo) = job.tenancy.drop_tenant_database(manager.as_ref(), &job.database).await {
@@ -378,8 +378,9 @@ async fn make_database(job: &mut Provisioning<'_>) -> Result<String, BoxError> {
     let provision = job.tenancy.config().tenant_database.provision;
     // The pool is on the main server; elsewhere a template (where there is one) stands in.
     if job.request.migrate && provision == Provision::Pool && job.server == job.tenancy.config().tenant_database.server {
-        if let Some(migrations) = job.tenancy.take_from_pool(&job.database).await? {
+        if let Some((migrations, pooled)) = job.tenancy.take_from_pool(&job.database).await? {
             job.premigrated = Some((migrations, "in the ready-made database"));
+            job.made_from = Some(MadeFrom::Pool(pooled));
             return Ok(format!("database `{location}`, taken from the pool"));
         }
         tracing::info!("the pool of ready databases is empty: `tenancy tenant pool --fill N` refills it");
@@ -387,11 +388,19 @@ async fn make_database(job: &mut Provisioning<'_>) -> Result<String, BoxError> {
     if job.request.migrate && (provision == Provision::Template || (provision == Provision::Pool && manager.supports_templates())) {
         let (migrations, template) = job.tenancy.create_from_template(manager, &job.database).await?;
         job.premigrated = Some((migrations, "copied with the template"));
-        job.copy_of = Some(template);
+        job.made_from = Some(MadeFrom::Template(template));
         return Ok(format!("database `{location}`, a copy of the template"));
     }
     manager.create_database(&job.database).await?;
     Ok(format!("database `{location}`"))
+}
+
+/// Where a tenant's database came from, when it was not made empty.
+enum MadeFrom {
+    /// A copy of this template.
+    Template(DatabaseName),
+    /// The pool's database of this name.
+    Pool(DatabaseName),
 }
 
 /// Applies the tenant migrations.

@@ -113,14 +113,7 @@ async fn raw_sql_in_one_tenant_cannot_reach_another_tenant_on_any_server() {
 #[tokio::test]
 async fn tenants_copied_from_the_template_cannot_reach_each_other_nor_the_template() {
     let Some(env) = TestEnv::new(Backend::Postgres) else { return };
-    env.create_central_database().await;
-    let mut config = env.config();
-    config.tenant_database.provision = tenancy_core::config::Provision::Template;
-    let tenancy = Tenancy::builder(config)
-        .tenant_migrator(std::sync::Arc::new(tenancy_core::migrate::SeaOrmMigrator::<migration::Migrator>::default()))
-        .open()
-        .await
-        .unwrap();
+    let tenancy = open_provisioning(&env, tenancy_core::config::Provision::Template).await;
     let (a, b) = (create(&tenancy, "A").await, create(&tenancy, "B").await);
     let template = tenancy.config().naming().template_name(tenancy.migration_fingerprint().await, false);
     // Taken over by membership, not by changing owners: the copy's tables are the template role's.
@@ -155,6 +148,52 @@ async fn tenants_copied_from_the_template_cannot_reach_each_other_nor_the_templa
         .unwrap()
         .unwrap();
     tenancy.close().await;
+}
+
+/// A database of the pool comes with a role of its own holding what is in it: the tenant that
+/// takes it gets that role, renamed, so nothing in it needs a new owner.
+#[tokio::test]
+async fn a_database_from_the_pool_comes_with_its_own_role_renamed_for_its_tenant() {
+    let Some(env) = TestEnv::new(Backend::Postgres) else { return };
+    let tenancy = open_provisioning(&env, tenancy_core::config::Provision::Pool).await;
+    tenancy.fill_pool(3, &|_, _| {}).await.unwrap();
+    assert_eq!(env.roles().await.len(), 3, "a role per database of the pool");
+    let (a, b) = (create(&tenancy, "A").await, create(&tenancy, "B").await);
+    let mut roles = env.roles().await;
+    roles.sort();
+    let mut expected = vec![a.database.to_string(), b.database.to_string()];
+    // The one left in the pool keeps its own.
+    roles.retain(|role| expected.contains(role));
+    expected.sort();
+    assert_eq!(roles, expected, "the tenants' roles are the pool's, renamed");
+    let owner = tenancy
+        .run(&a, |ctx| async move { attempt(ctx.db(), "SELECT tableowner::text FROM pg_tables WHERE tablename = 'accounts'").await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.as_deref(), Some(a.database.as_str()), "a's tables are its role's");
+    eprintln!("pool databases: {}", attack(&env, &tenancy, &a, &b, attacks(Backend::Postgres)).await);
+    tenancy
+        .run(&a, |ctx| async move { execute(ctx.db(), "ALTER TABLE accounts ADD COLUMN nickname varchar(40)").await })
+        .await
+        .unwrap()
+        .unwrap();
+    // Draining the pool takes the roles of its databases with them.
+    assert_eq!(tenancy.drain_pool().await.unwrap(), 1);
+    assert_eq!(env.roles().await.len(), 2, "the drained database's role is left");
+    tenancy.close().await;
+}
+
+/// The sample application, making tenants' databases the way `provision` says.
+async fn open_provisioning(env: &TestEnv, provision: tenancy_core::config::Provision) -> Tenancy {
+    env.create_central_database().await;
+    let mut config = env.config();
+    config.tenant_database.provision = provision;
+    Tenancy::builder(config)
+        .tenant_migrator(std::sync::Arc::new(tenancy_core::migrate::SeaOrmMigrator::<migration::Migrator>::default()))
+        .open()
+        .await
+        .unwrap()
 }
 
 /// Runs each of `attacks` in `a`'s context against `b` and checks the server's answer; then that

@@ -27,6 +27,10 @@ pub enum Adopt<'a> {
     /// copy, but a tenant's role can connect to its own database only. [`Adopt::Everything`] if
     /// `owner` is missing (a template built before roles).
     CopyOf(&'a DatabaseName),
+    /// A database of the pool whose objects the role `from`, made for it alone, holds
+    /// ([`DatabaseManager::own_template`] when it was filled): that role is renamed as the
+    /// tenant's and becomes it. [`Adopt::Everything`] if `from` is missing (filled before roles).
+    Rename(&'a DatabaseName),
 }
 
 /// Creates, drops and finds tenant databases on one server (or one folder, for SQLite), and says how
@@ -103,11 +107,13 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
         Err(DatabaseError::NoRoles(self.driver()))
     }
 
-    /// Gives what is in `building` (a template being built, by the server's user) to the role
-    /// `owner`, made without login if missing, so that a copy is taken over by making its tenant's
-    /// role a member of `owner` ([`Adopt::CopyOf`]) instead of changing each object's owner in it.
+    /// Gives what is in `building` (a template or a database of the pool being made, by the
+    /// server's user) to the role `owner`, made without login if missing, so that the tenant that
+    /// gets a copy (or the database) takes it over without a connection into it and without each
+    /// object's owner changed: see [`Adopt::CopyOf`] and [`Adopt::Rename`]. Nothing where the
+    /// engine does not take over databases that way.
     async fn own_template(&self, _building: &DatabaseName, _owner: &DatabaseName) -> Result<(), DatabaseError> {
-        Err(DatabaseError::NoTemplates(self.driver()))
+        Ok(())
     }
 
     /// Ends the sessions of `role` and drops it; one that is not there is not an error. Drop its

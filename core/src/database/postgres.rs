@@ -111,6 +111,10 @@ impl Dialect for PostgresDatabase {
         // pass the membership on.
         Some(format!("GRANT {} TO {}", owner.pg_quoted(), role.pg_quoted()))
     }
+
+    fn rename_role_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
+        Some(format!("ALTER ROLE {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))
+    }
 }
 
 /// See [`PostgresSchemaManager`].

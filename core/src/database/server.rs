@@ -95,6 +95,10 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     fn membership_sql(_owner: &DatabaseName, _role: &DatabaseName) -> Option<String> {
         None
     }
+    /// Renames the role `from` to `to`.
+    fn rename_role_sql(_from: &DatabaseName, _to: &DatabaseName) -> Option<String> {
+        None
+    }
 }
 
 /// Tenant databases on one PostgreSQL or MySQL server, as the dialect `D` makes them.
@@ -209,6 +213,14 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
                 }
                 _ => Adopt::Everything,
             },
+            Adopt::Rename(from) => match D::rename_role_sql(from, &login.role) {
+                // The pool database's own role becomes the tenant's, with all it holds.
+                Some(sql) if self.role_exists(from).await? => {
+                    statements.insert(0, sql);
+                    Adopt::Nothing
+                }
+                _ => Adopt::Everything,
+            },
             other => other,
         };
         // One round trip and, on PostgreSQL, one transaction (a commit each would wait for the
@@ -227,7 +239,6 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn own_template(&self, building: &DatabaseName, owner: &DatabaseName) -> Result<(), DatabaseError> {
-        self.templates_supported()?;
         let (Some(make), Some(adopt)) = (D::template_owner_sql(owner), D::adopt_sql(building, owner)) else { return Ok(()) };
         let failed =
             |source| DatabaseError::Secure { role: owner.clone(), database: building.clone(), location: self.location(building), source };

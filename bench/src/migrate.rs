@@ -62,7 +62,7 @@ pub async fn run(backend: Backend, count: usize, roles: RolesArg, options: &Opti
     let app: Arc<dyn TenantMigrator> = Arc::new(SeaOrmMigrator::<migration::Migrator>::default());
     let tenancy = Tenancy::builder(env.config()).tenant_migrator(app.clone()).open().await?;
     let tenants = create_tenants(&tenancy, count).await?;
-    let migrations = MigrationSet::new(Some(app)).migrators().iter().map(|m| m.migrations().len()).sum::<usize>();
+    let migrations = MigrationSet::new(Some(app)).migration_count();
     let secs = |d: Duration| d.as_secs_f64();
 
     let (a, peak) = cli_migrate(options.binary, env.dir(), options.concurrency, false)?;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Tenancy;
-use crate::database::{DatabaseError, DatabaseManager, DatabaseName, Pooled};
+use crate::database::{DatabaseError, DatabaseManager, DatabaseName, Login, Pooled, Taken};
 use crate::migrate::runner::MigrationFailure;
 
 /// Why the pool could not be read, filled or drained.
@@ -26,14 +26,25 @@ pub enum PoolError {
     Migration(MigrationFailure),
 }
 
+/// A database a signup took from the pool.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FromPool {
+    /// How many migrations it carries: the whole current set.
+    pub(crate) migrations: usize,
+    /// Whether it came given to the tenant's role already; if not, and the tenant has one, what
+    /// it holds is still the server user's (see [`Taken::Renamed`]).
+    pub(crate) secured: bool,
+}
+
 /// What the pool holds on the default server.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PoolStatus {
-    /// The current migration set's fingerprint.
+    /// The fingerprint its databases are named with ([`crate::Tenancy::pool_fingerprint`]).
     pub fingerprint: String,
     /// Ready databases of the current migration set: what signups take.
     pub ready: usize,
-    /// Ready databases of another migration set: never taken; the next fill drops them.
+    /// Ready databases of another migration set, or filled before `roles` was switched: never
+    /// taken; the next fill drops them.
     pub stale: usize,
     /// Databases being made, or left by a fill that died.
     pub filling: usize,
@@ -56,7 +67,7 @@ impl Tenancy {
     /// # Errors
     /// [`PoolError`] when the server cannot be read or keeps no pool.
     pub async fn pool_status(&self) -> Result<PoolStatus, PoolError> {
-        let fingerprint = self.migration_fingerprint().await.to_owned();
+        let fingerprint = self.pool_fingerprint().await?;
         let pooled = self.pooled(self.default_manager()).await?;
         let ready_of = |current: bool| pooled.iter().filter(|p| !p.filling && (p.fingerprint == fingerprint) == current).count();
         Ok(PoolStatus { ready: ready_of(true), stale: ready_of(false), filling: pooled.iter().filter(|p| p.filling).count(), fingerprint })
@@ -81,7 +92,7 @@ impl Tenancy {
         target: usize,
         made: &(dyn Fn(&DatabaseName, Duration) + Send + Sync),
     ) -> Result<PoolFill, PoolError> {
-        let fingerprint = self.migration_fingerprint().await.to_owned();
+        let fingerprint = self.pool_fingerprint().await?;
         let mut fill = PoolFill { made: 0, dropped: 0, ready: 0 };
         for pooled in self.pooled(manager).await? {
             // Under the lock no other fill runs: a `fill_` database is a dead one's.
@@ -99,10 +110,10 @@ impl Tenancy {
             if let Err(failure) = self.create_migrated(manager, &filling).await? {
                 return Err(PoolError::Migration(failure));
             }
-            // Where tenants have roles, what it holds goes to a role of its own, named as it will
-            // be in the pool: the tenant that takes it gets that role renamed (`Adopt::Rename`).
+            // Where tenants have roles, it and all it holds go to a role of its own, named as it
+            // will be in the pool: the tenant that takes it gets that role renamed (`take_pooled`).
             if self.tenant_roles()?.is_some() {
-                manager.own_template(&filling, &ready).await?;
+                manager.own_pooled(&filling, &ready).await?;
             }
             manager.rename_database(&filling, &ready).await?;
             fill.made += 1;
@@ -137,27 +148,45 @@ impl Tenancy {
         Ok(manager.drop_role(name).await?)
     }
 
-    /// Renames a ready database of the current migration set to `database`; returns how many
-    /// migrations it carries and the name it had in the pool (its role's, where it has one), or
-    /// `None` when the pool has none left.
+    /// Renames a ready database of the current migration set to `database`, given to `login`'s
+    /// role in the same transaction where it can be ([`DatabaseManager::take_pooled`]); `None`
+    /// when the pool has none left.
     ///
     /// # Errors
-    /// [`PoolError`] when the server cannot be read or refuses the rename.
-    pub(crate) async fn take_from_pool(&self, database: &DatabaseName) -> Result<Option<(usize, DatabaseName)>, PoolError> {
+    /// [`PoolError`] when the server cannot be read or refuses the rename; the database stays
+    /// in the pool.
+    pub(crate) async fn take_from_pool(&self, database: &DatabaseName, login: Option<&Login>) -> Result<Option<FromPool>, PoolError> {
         let manager = self.default_manager();
-        let fingerprint = self.migration_fingerprint().await;
+        let fingerprint = self.pool_fingerprint().await?;
         let mut ready: Vec<Pooled> =
             self.pooled(manager).await?.into_iter().filter(|p| !p.filling && p.fingerprint == fingerprint).collect();
         // Signups at the same moment start at different places, so they seldom race for one.
         let start = usize::try_from(uuid::Uuid::new_v4().as_u128() % ready.len().max(1) as u128).unwrap_or(0);
         ready.rotate_left(start);
         for pooled in ready {
-            if manager.rename_database(&pooled.name, database).await? {
-                let migrations = self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum();
-                return Ok(Some((migrations, pooled.name)));
-            }
+            let secured = match manager.take_pooled(&pooled.name, database, login).await? {
+                Taken::ByAnother => continue,
+                Taken::Renamed => false,
+                Taken::Secured => true,
+            };
+            return Ok(Some(FromPool { migrations: self.migrations().migration_count(), secured }));
         }
         Ok(None)
+    }
+
+    /// What the pool's ready databases are named with: the current migration set's fingerprint,
+    /// told apart by whether tenants have roles of their own. A database filled the one way is
+    /// of no use the other way (what is in it has the wrong owner, or a role no tenant gets), so
+    /// after a switch the pool's databases are stale: never taken, dropped by the next fill.
+    ///
+    /// # Errors
+    /// [`PoolError::Database`] when tenants have roles and the role key cannot be read.
+    pub async fn pool_fingerprint(&self) -> Result<String, PoolError> {
+        let migrations = self.migration_fingerprint().await;
+        Ok(match self.tenant_roles()? {
+            None => migrations.to_owned(),
+            Some(_) => blake3::hash(format!("{migrations} roles per tenant").as_bytes()).to_hex()[..16].to_owned(),
+        })
     }
 
     /// The pool's databases on `manager`'s server, of any migration set.

@@ -14,9 +14,10 @@ use async_trait::async_trait;
 
 use crate::command::UsageError;
 use crate::config::Provision;
-use crate::database::{Adopt, DatabaseError, DatabaseManager, DatabaseName};
+use crate::database::{Adopt, DatabaseError, DatabaseManager, DatabaseName, Login};
 use crate::migrate::fleet::error_chain;
 use crate::migrate::runner;
+use crate::pool::FromPool;
 use crate::registry::{NewTenant, RegistryError};
 use crate::unwind::contain;
 use crate::{BoxError, Domain, Seeder, Tenancy, Tenant, TenantId, TenantName, TenantStatus};
@@ -74,10 +75,7 @@ pub struct Provisioning<'a> {
     /// The server its database goes on, chosen before the first step.
     pub server: String,
     tenant: Option<Tenant>,
-    /// Set when the database came migrated (a copy of the template, or from the pool): how many
-    /// migrations it carries, and whence.
-    premigrated: Option<(usize, &'static str)>,
-    /// What it is made from: a copy of this template, or the pool's database of this name.
+    /// Set when the database came migrated: a copy of the template, or from the pool.
     made_from: Option<MadeFrom>,
 }
 
@@ -267,7 +265,7 @@ impl Provisioner {
             ProvisionError { name: request.name.to_string(), id, step: "place".into(), source, undo_failures: Vec::new() }
         })?;
         let database = tenancy.config().naming().name_for(&id);
-        let mut job = Provisioning { tenancy, request, id, database, server, tenant: None, premigrated: None, made_from: None };
+        let mut job = Provisioning { tenancy, request, id, database, server, tenant: None, made_from: None };
         for (index, step) in self.steps.iter().enumerate() {
             reporter.on_step_started(step.name());
             let started = Instant::now();
@@ -346,13 +344,16 @@ impl ProvisioningStep for CreateDatabase {
     }
 
     async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
-        let made = make_database(job).await?;
-        let Some(login) = job.tenancy.login_of(job.tenant()?)? else { return Ok(StepOutcome::Done(made)) };
         // The role is made here, with the database, so that undoing this step takes both.
+        let login = job.tenancy.login_of(job.tenant()?)?;
+        let made = make_database(job, login.as_ref()).await?;
+        let Some(login) = login else { return Ok(StepOutcome::Done(made)) };
+        let owned = format!("{made}, owned by role `{}`", login.role);
         let manager = job.tenancy.manager_on(&job.server)?;
         let adopt = match &job.made_from {
-            Some(MadeFrom::Template(template)) => Adopt::CopyOf(template),
-            Some(MadeFrom::Pool(pooled)) => Adopt::Rename(pooled),
+            Some(MadeFrom::Template { template, .. }) => Adopt::CopyOf(template),
+            Some(MadeFrom::Pool(FromPool { secured: true, .. })) => return Ok(StepOutcome::Done(owned)),
+            Some(MadeFrom::Pool(FromPool { secured: false, .. })) => Adopt::Everything,
             None => Adopt::Nothing,
         };
         if let Err(err) = manager.secure(&job.database, &login, adopt).await {
@@ -361,7 +362,7 @@ impl ProvisioningStep for CreateDatabase {
             }
             return Err(err.into());
         }
-        Ok(StepOutcome::Done(format!("{made}, owned by role `{}`", login.role)))
+        Ok(StepOutcome::Done(owned))
     }
 
     async fn undo(&self, job: &Provisioning<'_>) -> Result<(), BoxError> {
@@ -372,35 +373,44 @@ impl ProvisioningStep for CreateDatabase {
 }
 
 /// Makes the database of the tenant `job` provisions, the way `provision` says; what was done.
-async fn make_database(job: &mut Provisioning<'_>) -> Result<String, BoxError> {
+/// One taken from the pool is given to `login` in the same transaction, where it can be.
+async fn make_database(job: &mut Provisioning<'_>, login: Option<&Login>) -> Result<String, BoxError> {
     let manager = job.tenancy.manager_on(&job.server)?;
     let location = manager.location(&job.database);
     let provision = job.tenancy.config().tenant_database.provision;
     // The pool is on the main server; elsewhere a template (where there is one) stands in.
     if job.request.migrate && provision == Provision::Pool && job.server == job.tenancy.config().tenant_database.server {
-        if let Some((migrations, pooled)) = job.tenancy.take_from_pool(&job.database).await? {
-            job.premigrated = Some((migrations, "in the ready-made database"));
-            job.made_from = Some(MadeFrom::Pool(pooled));
+        if let Some(taken) = job.tenancy.take_from_pool(&job.database, login).await? {
+            job.made_from = Some(MadeFrom::Pool(taken));
             return Ok(format!("database `{location}`, taken from the pool"));
         }
         tracing::info!("the pool of ready databases is empty: `tenancy tenant pool --fill N` refills it");
     }
     if job.request.migrate && (provision == Provision::Template || (provision == Provision::Pool && manager.supports_templates())) {
         let (migrations, template) = job.tenancy.create_from_template(manager, &job.database).await?;
-        job.premigrated = Some((migrations, "copied with the template"));
-        job.made_from = Some(MadeFrom::Template(template));
+        job.made_from = Some(MadeFrom::Template { template, migrations });
         return Ok(format!("database `{location}`, a copy of the template"));
     }
     manager.create_database(&job.database).await?;
     Ok(format!("database `{location}`"))
 }
 
-/// Where a tenant's database came from, when it was not made empty.
+/// Where a tenant's database came from, when it was not made empty: it came migrated.
 enum MadeFrom {
-    /// A copy of this template.
-    Template(DatabaseName),
-    /// The pool's database of this name.
-    Pool(DatabaseName),
+    /// A copy of this template, carrying this many migrations.
+    Template { template: DatabaseName, migrations: usize },
+    /// A ready database of the pool.
+    Pool(FromPool),
+}
+
+impl MadeFrom {
+    /// How many migrations the database came with, and whence, for the `migrate` step's line.
+    fn premigrated(&self) -> (usize, &'static str) {
+        match self {
+            Self::Template { migrations, .. } => (*migrations, "copied with the template"),
+            Self::Pool(taken) => (taken.migrations, "in the ready-made database"),
+        }
+    }
 }
 
 /// Applies the tenant migrations.
@@ -416,7 +426,7 @@ impl ProvisioningStep for Migrate {
         if !job.request.migrate {
             return Ok(StepOutcome::Skipped("--no-migrate".into()));
         }
-        if let Some((migrations, whence)) = job.premigrated {
+        if let Some((migrations, whence)) = job.made_from.as_ref().map(MadeFrom::premigrated) {
             // A template is sealed, and a pool database renamed into the pool, only once every
             // migration of its set is applied to it.
             return Ok(StepOutcome::Done(format!("{} ({whence})", plural(migrations, "migration"))));

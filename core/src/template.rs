@@ -114,7 +114,7 @@ impl Tenancy {
         };
         copied?;
         self.templates.remember(manager.as_ref(), &template, true);
-        Ok((self.migrations().migrators().iter().map(|migrator| migrator.migrations().len()).sum(), template))
+        Ok((self.migrations().migration_count(), template))
     }
 
     /// Creates `database` and applies every migration to it on one connection, closed before this

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-use tenancy_core::provisioning::{DeleteOptions, TenantRequest};
-use tenancy_core::{Tenancy, Tenant, TenantName};
-use tenancy_tests::{Backend, POSTGRES_ADDR, TestEnv, tenant_roles};
+use tenancy_core::provisioning::{DeleteOptions, Provisioning, ProvisioningStep, StepOutcome, TenantRequest};
+use tenancy_core::{BoxError, Tenancy, Tenant, TenantName};
+use tenancy_tests::{Backend, POSTGRES_ADDR, TestEnv, admin_execute, tenant_roles};
 
 /// The servers, each tried on its own.
 const SERVERS: [Backend; 3] = [Backend::Postgres, Backend::PostgresSchema, Backend::MySql];
@@ -166,12 +166,7 @@ async fn a_database_from_the_pool_comes_with_its_own_role_renamed_for_its_tenant
     roles.retain(|role| expected.contains(role));
     expected.sort();
     assert_eq!(roles, expected, "the tenants' roles are the pool's, renamed");
-    let owner = tenancy
-        .run(&a, |ctx| async move { attempt(ctx.db(), "SELECT tableowner::text FROM pg_tables WHERE tablename = 'accounts'").await })
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(owner.as_deref(), Some(a.database.as_str()), "a's tables are its role's");
+    assert_eq!(accounts_owner(&tenancy, &a).await, a.database.as_str(), "a's tables are its role's");
     eprintln!("pool databases: {}", attack(&env, &tenancy, &a, &b, attacks(Backend::Postgres)).await);
     tenancy
         .run(&a, |ctx| async move { execute(ctx.db(), "ALTER TABLE accounts ADD COLUMN nickname varchar(40)").await })
@@ -182,6 +177,86 @@ async fn a_database_from_the_pool_comes_with_its_own_role_renamed_for_its_tenant
     assert_eq!(tenancy.drain_pool().await.unwrap(), 1);
     assert_eq!(env.roles().await.len(), 2, "the drained database's role is left");
     tenancy.close().await;
+}
+
+/// A database of the pool filled while tenants shared the server's user has no role of its own:
+/// after the switch to roles it is stale, never handed out, and the next fill replaces it.
+#[tokio::test]
+async fn a_pool_filled_before_the_switch_to_roles_is_stale_and_never_handed_out() {
+    let Some(env) = TestEnv::new(Backend::Postgres) else { return };
+    env.use_shared_roles();
+    let shared = open_provisioning(&env, tenancy_core::config::Provision::Pool).await;
+    shared.fill_pool(2, &|_, _| {}).await.unwrap();
+    assert!(env.roles().await.is_empty(), "a pool without roles made one: {:?}", env.roles().await);
+    shared.close().await;
+    let path = env.dir().join("tenancy.toml");
+    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("roles = \"shared\"", "roles = \"per_tenant\"")).unwrap();
+    let tenancy = open_provisioning(&env, tenancy_core::config::Provision::Pool).await;
+    let status = tenancy.pool_status().await.unwrap();
+    assert_eq!((status.ready, status.stale), (0, 2));
+    // Its tables are the server user's: a signup copies the template instead.
+    let a = create(&tenancy, "A").await;
+    assert_eq!(tenancy.pool_status().await.unwrap().stale, 2, "a was made from the stale pool");
+    let who = tenancy.run(&a, |ctx| async move { attempt(ctx.db(), "SELECT current_user::text").await }).await.unwrap().unwrap();
+    assert_eq!(who.as_deref(), Some(a.database.as_str()));
+    let fill = tenancy.fill_pool(1, &|_, _| {}).await.unwrap();
+    assert_eq!((fill.dropped, fill.made), (2, 1), "the next fill replaces the stale ones");
+    let b = create(&tenancy, "B").await;
+    assert_eq!(tenancy.pool_status().await.unwrap().ready, 0, "b took the new one");
+    assert_eq!(accounts_owner(&tenancy, &b).await, b.database.as_str(), "b's tables are its role's");
+    tenancy.close().await;
+}
+
+/// Takes the role name of the tenant being made before its database is: a role a crash left,
+/// say. Taking a database from the pool then fails at renaming the pool's role.
+struct SquatTheRole;
+
+#[async_trait::async_trait]
+impl ProvisioningStep for SquatTheRole {
+    fn name(&self) -> &str {
+        "squat the role"
+    }
+
+    async fn run(&self, job: &mut Provisioning<'_>) -> Result<StepOutcome, BoxError> {
+        let admin = format!("postgres://postgres@{POSTGRES_ADDR}/postgres");
+        admin_execute(&admin, &format!("CREATE ROLE \"{}\" NOLOGIN", job.database)).await;
+        Ok(StepOutcome::Done("squatted".into()))
+    }
+}
+
+/// A database of the pool is taken and given to the tenant's role in one transaction: when the
+/// role part fails, the rename is undone with it, and the database is back in the pool, held by
+/// its own role, for the next signup.
+#[tokio::test]
+async fn a_pool_database_that_cannot_be_given_to_its_tenant_stays_in_the_pool_as_it_was() {
+    let Some(env) = TestEnv::new(Backend::Postgres) else { return };
+    let tenancy = open_provisioning(&env, tenancy_core::config::Provision::Pool).await;
+    tenancy.fill_pool(1, &|_, _| {}).await.unwrap();
+    let pooled = env.roles().await;
+    let mut provisioner = tenancy.provisioner();
+    provisioner.insert_after("register", std::sync::Arc::new(SquatTheRole));
+    let request = TenantRequest::new(TenantName::parse("A").unwrap());
+    let err = provisioner.provision(&tenancy, &request, &()).await.expect_err("the role's name is taken");
+    assert_eq!(err.step, "create database");
+    let reason = tenancy_core::migrate::fleet::error_chain(&err);
+    assert!(reason.contains("already exists"), "{reason}");
+    assert!(tenancy.registry().list(None).await.unwrap().is_empty(), "the tenant was never made");
+    assert_eq!(tenancy.pool_status().await.unwrap().ready, 1, "the database is back in the pool");
+    let squatter: Vec<String> = env.roles().await.into_iter().filter(|role| !pooled.contains(role)).collect();
+    assert_eq!(squatter.len(), 1, "the pool's role is there as it was, beside the squatter: {:?}", env.roles().await);
+    env.execute_on_server(&format!("DROP ROLE \"{}\"", squatter[0])).await;
+    // The next signup takes it, with its role and the tables that role holds.
+    let a = create(&tenancy, "A").await;
+    assert_eq!(tenancy.pool_status().await.unwrap().ready, 0, "a took the pool's database");
+    assert_eq!(env.roles().await, vec![a.database.to_string()]);
+    assert_eq!(accounts_owner(&tenancy, &a).await, a.database.as_str(), "a's tables are its role's");
+    tenancy.close().await;
+}
+
+/// Who owns `tenant`'s `accounts` table, as its own role sees it.
+async fn accounts_owner(tenancy: &Tenancy, tenant: &Tenant) -> String {
+    let sql = "SELECT tableowner::text FROM pg_tables WHERE tablename = 'accounts'";
+    tenancy.run(tenant, |ctx| async move { attempt(ctx.db(), sql).await }).await.unwrap().unwrap().expect("an accounts table")
 }
 
 /// The sample application, making tenants' databases the way `provision` says.

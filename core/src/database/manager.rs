@@ -27,10 +27,19 @@ pub enum Adopt<'a> {
     /// copy, but a tenant's role can connect to its own database only. [`Adopt::Everything`] if
     /// `owner` is missing (a template built before roles).
     CopyOf(&'a DatabaseName),
-    /// A database of the pool whose objects the role `from`, made for it alone, holds
-    /// ([`DatabaseManager::own_template`] when it was filled): that role is renamed as the
-    /// tenant's and becomes it. [`Adopt::Everything`] if `from` is missing (filled before roles).
-    Rename(&'a DatabaseName),
+}
+
+/// What [`DatabaseManager::take_pooled`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Another process took it first: nothing changed.
+    ByAnother,
+    /// Renamed only: no login was asked for, or the engine's pool databases have no role of
+    /// their own (schemas), so what it holds is the server user's; [`DatabaseManager::secure`]
+    /// it with [`Adopt::Everything`] for a login.
+    Renamed,
+    /// Renamed, and given to the login's role with all it holds, in the same transaction.
+    Secured,
 }
 
 /// Creates, drops and finds tenant databases on one server (or one folder, for SQLite), and says how
@@ -107,12 +116,19 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
         Err(DatabaseError::NoRoles(self.driver()))
     }
 
-    /// Gives what is in `building` (a template or a database of the pool being made, by the
-    /// server's user) to the role `owner`, made without login if missing, so that the tenant that
-    /// gets a copy (or the database) takes it over without a connection into it and without each
-    /// object's owner changed: see [`Adopt::CopyOf`] and [`Adopt::Rename`]. Nothing where the
-    /// engine does not take over databases that way.
+    /// Gives what is in `building` (a template being made, by the server's user) to the role
+    /// `owner`, made without login if missing, so that a tenant whose database is a copy takes it
+    /// over without a connection into it and without each object's owner changed: see
+    /// [`Adopt::CopyOf`]. Nothing where the engine does not take over copies that way.
     async fn own_template(&self, _building: &DatabaseName, _owner: &DatabaseName) -> Result<(), DatabaseError> {
+        Ok(())
+    }
+
+    /// Gives `filling`, a database of the pool being made, and all in it to a role of its own,
+    /// `role` (its name in the pool), made without login: the tenant that takes it gets that role
+    /// renamed as its own ([`DatabaseManager::take_pooled`]), with nothing else to change. Until
+    /// then no tenant's role may connect to it. Nothing where the engine does not do it that way.
+    async fn own_pooled(&self, _filling: &DatabaseName, _role: &DatabaseName) -> Result<(), DatabaseError> {
         Ok(())
     }
 
@@ -192,6 +208,14 @@ pub trait DatabaseManager: Send + Sync + fmt::Debug {
     /// `from` first. Engines that cannot rename a database answer [`DatabaseError::NoPool`].
     async fn rename_database(&self, _from: &DatabaseName, _to: &DatabaseName) -> Result<bool, DatabaseError> {
         Err(DatabaseError::NoPool(self.driver()))
+    }
+
+    /// Takes the pool's database `pooled` as `database`, renamed as [`DatabaseManager::rename_database`]
+    /// does. With a `login`, where `pooled` has a role of its own holding it
+    /// ([`DatabaseManager::own_pooled`]), the same transaction renames that role as the login's
+    /// and lets it log in: one commit, and a failure leaves the database in the pool as it was.
+    async fn take_pooled(&self, pooled: &DatabaseName, database: &DatabaseName, _login: Option<&Login>) -> Result<Taken, DatabaseError> {
+        Ok(if self.rename_database(pooled, database).await? { Taken::Renamed } else { Taken::ByAnother })
     }
 
     /// The names of every database (or schema) on the server, for finding the pool's.

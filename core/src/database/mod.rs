@@ -16,7 +16,7 @@ mod server_url;
 mod sqlite;
 
 pub(crate) use manager::connect;
-pub use manager::{Adopt, ConnectionTarget, DatabaseError, DatabaseManager, DbMessage, PoolSettings, TemplateLock, manager_for};
+pub use manager::{Adopt, ConnectionTarget, DatabaseError, DatabaseManager, DbMessage, PoolSettings, Taken, TemplateLock, manager_for};
 pub use mysql::{MySqlDatabase, MySqlManager};
 pub use naming::{DatabaseName, DatabaseNaming, InvalidDatabaseName, NamingError, Pooled};
 pub use postgres::{PostgresDatabase, PostgresDatabaseManager, PostgresSchema, PostgresSchemaManager};

@@ -77,13 +77,8 @@ impl Dialect for PostgresDatabase {
     }
 
     fn secure_sql(database: &DatabaseName, login: &Login) -> Vec<String> {
-        let (role, database) = (login.role.pg_quoted(), database.pg_quoted());
         let mut statements = make_role(login);
-        statements.extend([
-            format!("ALTER DATABASE {database} OWNER TO {role}"),
-            // `CONNECT` (and `TEMP`) are PUBLIC's by default: no other tenant's role may even connect.
-            format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
-        ]);
+        statements.extend(give_database(database, &login.role));
         statements
     }
 
@@ -112,8 +107,21 @@ impl Dialect for PostgresDatabase {
         Some(format!("GRANT {} TO {}", owner.pg_quoted(), role.pg_quoted()))
     }
 
-    fn rename_role_sql(from: &DatabaseName, to: &DatabaseName) -> Option<String> {
-        Some(format!("ALTER ROLE {} RENAME TO {}", from.pg_quoted(), to.pg_quoted()))
+    fn pooled_owner_sql(database: &DatabaseName, role: &DatabaseName) -> Option<Vec<String>> {
+        let mut statements = Self::template_owner_sql(role).into_iter().collect::<Vec<_>>();
+        statements.extend(give_database(database, role));
+        Some(statements)
+    }
+
+    fn take_pooled_sql(pooled: &DatabaseName, database: &DatabaseName, login: &Login) -> Option<Vec<String>> {
+        let (pooled, role) = (pooled.pg_quoted(), login.role.pg_quoted());
+        // The role already holds the database and all in it, and the server's user is its
+        // member: a rename (which keeps both) and its login are all there is left to do.
+        Some(vec![
+            format!("ALTER DATABASE {pooled} RENAME TO {}", database.pg_quoted()),
+            format!("ALTER ROLE {pooled} RENAME TO {role}"),
+            format!("ALTER ROLE {role} WITH {}", login_options(login)),
+        ])
     }
 }
 
@@ -239,16 +247,30 @@ fn end_session(id: u64) -> String {
 /// that name made by someone else is not to be feared, as the name holds the tenant's id, new for
 /// each tenant.
 fn make_role(login: &Login) -> Vec<String> {
-    let role = login.role.pg_quoted();
-    // Its SCRAM verifier, not the password: the server never sees that, nor logs it. The
-    // verifier is base64 and digits: no quote can be in it.
-    let what = format!("LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{}'", super::scram::verifier(login.password()));
+    let (role, what) = (login.role.pg_quoted(), login_options(login));
     vec![
         format!(
             "DO $tenancy$ BEGIN CREATE ROLE {role} WITH {what}; \
              EXCEPTION WHEN duplicate_object OR unique_violation THEN ALTER ROLE {role} WITH {what}; END $tenancy$"
         ),
         join_unless_superuser(&login.role),
+    ]
+}
+
+/// What a tenant's role may do, and its password.
+fn login_options(login: &Login) -> String {
+    // Its SCRAM verifier, not the password: the server never sees that, nor logs it. The
+    // verifier is base64 and digits: no quote can be in it.
+    format!("LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{}'", super::scram::verifier(login.password()))
+}
+
+/// Gives `database` to `role` alone.
+fn give_database(database: &DatabaseName, role: &DatabaseName) -> [String; 2] {
+    let (database, role) = (database.pg_quoted(), role.pg_quoted());
+    [
+        format!("ALTER DATABASE {database} OWNER TO {role}"),
+        // `CONNECT` (and `TEMP`) are PUBLIC's by default: no other tenant's role may even connect.
+        format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
     ]
 }
 

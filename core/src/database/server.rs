@@ -10,7 +10,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection};
 use super::admin::ServerAdmin;
 use super::manager::PoolSettings;
 use super::manager::TemplateLock;
-use super::{Adopt, ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, Login, ServerUrl};
+use super::{Adopt, ConnectionTarget, DatabaseError, DatabaseManager, DatabaseName, DbMessage, Driver, Login, ServerUrl, Taken};
 
 /// What one kind of server needs said differently.
 pub trait Dialect: fmt::Debug + Send + Sync + 'static {
@@ -95,8 +95,15 @@ pub trait Dialect: fmt::Debug + Send + Sync + 'static {
     fn membership_sql(_owner: &DatabaseName, _role: &DatabaseName) -> Option<String> {
         None
     }
-    /// Renames the role `from` to `to`.
-    fn rename_role_sql(_from: &DatabaseName, _to: &DatabaseName) -> Option<String> {
+    /// Makes `role`, without login, and gives it `database`, a database of the pool being
+    /// filled, alone (its objects are given by [`Self::adopt_sql`]). `None` where a database of
+    /// the pool does not come with a role.
+    fn pooled_owner_sql(_database: &DatabaseName, _role: &DatabaseName) -> Option<Vec<String>> {
+        None
+    }
+    /// Renames the pool's database `pooled` and its role (see [`Self::pooled_owner_sql`]) as
+    /// the tenant's `database` and `login`'s role, which may then log in with its password.
+    fn take_pooled_sql(_pooled: &DatabaseName, _database: &DatabaseName, _login: &Login) -> Option<Vec<String>> {
         None
     }
 }
@@ -196,12 +203,7 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn secure(&self, database: &DatabaseName, login: &Login, adopt: Adopt<'_>) -> Result<(), DatabaseError> {
-        let failed = |source| DatabaseError::Secure {
-            role: login.role.clone(),
-            database: database.clone(),
-            location: self.location(database),
-            source,
-        };
+        let failed = |source| self.secure_error(database, login, source);
         let mut statements = D::secure_sql(database, login);
         let adopt = match adopt {
             Adopt::CopyOf(owner) => match D::membership_sql(owner, &login.role) {
@@ -209,14 +211,6 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
                 // here, with no connection into the copy and no owner changed.
                 Some(sql) if self.role_exists(owner).await? => {
                     statements.push(sql);
-                    Adopt::Nothing
-                }
-                _ => Adopt::Everything,
-            },
-            Adopt::Rename(from) => match D::rename_role_sql(from, &login.role) {
-                // The pool database's own role becomes the tenant's, with all it holds.
-                Some(sql) if self.role_exists(from).await? => {
-                    statements.insert(0, sql);
                     Adopt::Nothing
                 }
                 _ => Adopt::Everything,
@@ -239,11 +233,11 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn own_template(&self, building: &DatabaseName, owner: &DatabaseName) -> Result<(), DatabaseError> {
-        let (Some(make), Some(adopt)) = (D::template_owner_sql(owner), D::adopt_sql(building, owner)) else { return Ok(()) };
-        let failed =
-            |source| DatabaseError::Secure { role: owner.clone(), database: building.clone(), location: self.location(building), source };
-        self.admin.execute(&make, failed).await?;
-        self.adopt(building, &adopt, failed).await
+        self.hand_over(building, owner, D::template_owner_sql(owner).map(|sql| vec![sql])).await
+    }
+
+    async fn own_pooled(&self, filling: &DatabaseName, role: &DatabaseName) -> Result<(), DatabaseError> {
+        self.hand_over(filling, role, D::pooled_owner_sql(filling, role)).await
     }
 
     async fn drop_role(&self, role: &DatabaseName) -> Result<(), DatabaseError> {
@@ -349,6 +343,30 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
         }
     }
 
+    async fn take_pooled(&self, pooled: &DatabaseName, database: &DatabaseName, login: Option<&Login>) -> Result<Taken, DatabaseError> {
+        // Under roles the pool's databases all have theirs (the pool's fingerprint tells them apart).
+        let Some((login, statements)) = login.and_then(|login| Some((login, D::take_pooled_sql(pooled, database, login)?))) else {
+            return Ok(if self.rename_database(pooled, database).await? { Taken::Renamed } else { Taken::ByAnother });
+        };
+        // As one simple query, which PostgreSQL (the one engine with such a pool) runs as one
+        // transaction: one commit, and nothing changed if any of it fails.
+        let mut missing = false;
+        let taken = self
+            .admin
+            .execute(&statements.join(";\n"), |source| {
+                missing = D::is_missing(&source.0);
+                self.secure_error(database, login, source)
+            })
+            .await;
+        match taken {
+            Ok(()) => Ok(Taken::Secured),
+            // Another signup renamed it first (or a drain dropped it, or a hand its role): try
+            // the next.
+            Err(_) if missing => Ok(Taken::ByAnother),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn database_names(&self) -> Result<Vec<String>, DatabaseError> {
         let sql = D::NAMES_SQL.ok_or(DatabaseError::NoPool(D::DRIVER))?;
         self.admin.names(sql, "list databases".into()).await
@@ -392,6 +410,20 @@ impl<D: Dialect> ServerManager<D> {
         let adopted = inside.execute_unprepared(sql).await.map_err(|err| failed(DbMessage::scrubbed(Some(&self.admin.url), &err)));
         inside.close().await.ok();
         adopted.map(drop)
+    }
+
+    /// Runs `making` (which makes `role` and may give it `database`), then gives `role` what is
+    /// in `database`; nothing where the dialect has neither.
+    async fn hand_over(&self, database: &DatabaseName, role: &DatabaseName, making: Option<Vec<String>>) -> Result<(), DatabaseError> {
+        let (Some(making), Some(adopt)) = (making, D::adopt_sql(database, role)) else { return Ok(()) };
+        let failed =
+            |source| DatabaseError::Secure { role: role.clone(), database: database.clone(), location: self.location(database), source };
+        self.admin.execute(&making.join(";\n"), failed).await?;
+        self.adopt(database, &adopt, failed).await
+    }
+
+    fn secure_error(&self, database: &DatabaseName, login: &Login, source: DbMessage) -> DatabaseError {
+        DatabaseError::Secure { role: login.role.clone(), database: database.clone(), location: self.location(database), source }
     }
 
     fn templates_supported(&self) -> Result<(), DatabaseError> {

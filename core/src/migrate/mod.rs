@@ -100,6 +100,12 @@ impl MigrationSet {
     pub fn migrators(&self) -> &[Arc<dyn TenantMigrator>] {
         &self.migrators
     }
+
+    /// How many migrations the set holds, every migrator's together: what a database migrated
+    /// with the whole set carries.
+    pub fn migration_count(&self) -> usize {
+        self.migrators.iter().map(|migrator| migrator.migrations().len()).sum()
+    }
 }
 
 /// A migration, named as users see it: `app/m20260101_000001_create_accounts`.

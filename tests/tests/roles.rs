@@ -138,9 +138,7 @@ async fn tenants_copied_from_the_template_cannot_reach_each_other_nor_the_templa
     let list = list.into_iter().map(|(name, sql, outcome)| (name, sql.replace("{template}", template.as_str()), outcome)).collect();
     eprintln!("template copies: {}", attack(&env, &tenancy, &a, &b, list).await);
     // Nor can a's role connect to the template.
-    let login = tenancy.login_of(&a).unwrap().unwrap();
-    let url = format!("postgres://{}:{}@{POSTGRES_ADDR}/{template}", login.role, login.password());
-    assert!(sea_orm::Database::connect(&url).await.is_err(), "a's role connected to the template");
+    assert!(connect_as(&tenancy, &a, template.as_str()).await.is_err(), "a's role connected to the template");
     // Its own migrations may still change the tables the template made.
     tenancy
         .run(&a, |ctx| async move { execute(ctx.db(), "ALTER TABLE accounts ADD COLUMN nickname varchar(40)").await })
@@ -162,7 +160,11 @@ async fn a_database_from_the_pool_comes_with_its_own_role_renamed_for_its_tenant
     let mut roles = env.roles().await;
     roles.sort();
     let mut expected = vec![a.database.to_string(), b.database.to_string()];
-    // The one left in the pool keeps its own.
+    // The one left in the pool keeps its own, and no tenant's role may connect to it meanwhile.
+    let left: Vec<String> = roles.iter().filter(|role| !expected.contains(role)).cloned().collect();
+    assert_eq!(left.len(), 1, "{roles:?}");
+    let refused = connect_as(&tenancy, &a, &left[0]).await.expect_err("a's role connected to a database of the pool");
+    assert!(refused.contains("permission denied"), "{refused}");
     roles.retain(|role| expected.contains(role));
     expected.sort();
     assert_eq!(roles, expected, "the tenants' roles are the pool's, renamed");
@@ -251,6 +253,16 @@ async fn a_pool_database_that_cannot_be_given_to_its_tenant_stays_in_the_pool_as
     assert_eq!(env.roles().await, vec![a.database.to_string()]);
     assert_eq!(accounts_owner(&tenancy, &a).await, a.database.as_str(), "a's tables are its role's");
     tenancy.close().await;
+}
+
+/// Connects with `tenant`'s own login to the PostgreSQL database `database`; the server's
+/// refusal if it refuses.
+async fn connect_as(tenancy: &Tenancy, tenant: &Tenant, database: &str) -> Result<(), String> {
+    let login = tenancy.login_of(tenant).unwrap().unwrap();
+    let url = format!("postgres://{}:{}@{POSTGRES_ADDR}/{database}", login.role, login.password());
+    let db = sea_orm::Database::connect(&url).await.map_err(|err| err.to_string())?;
+    db.close().await.ok();
+    Ok(())
 }
 
 /// Who owns `tenant`'s `accounts` table, as its own role sees it.

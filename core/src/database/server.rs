@@ -203,7 +203,7 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
     }
 
     async fn secure(&self, database: &DatabaseName, login: &Login, adopt: Adopt<'_>) -> Result<(), DatabaseError> {
-        let failed = |source| self.secure_error(database, login, source);
+        let failed = |source| self.secure_error(database, &login.role, source);
         let mut statements = D::secure_sql(database, login);
         let adopt = match adopt {
             Adopt::CopyOf(owner) => match D::membership_sql(owner, &login.role) {
@@ -355,7 +355,7 @@ impl<D: Dialect> DatabaseManager for ServerManager<D> {
             .admin
             .execute(&statements.join(";\n"), |source| {
                 missing = D::is_missing(&source.0);
-                self.secure_error(database, login, source)
+                self.secure_error(database, &login.role, source)
             })
             .await;
         match taken {
@@ -416,14 +416,13 @@ impl<D: Dialect> ServerManager<D> {
     /// in `database`; nothing where the dialect has neither.
     async fn hand_over(&self, database: &DatabaseName, role: &DatabaseName, making: Option<Vec<String>>) -> Result<(), DatabaseError> {
         let (Some(making), Some(adopt)) = (making, D::adopt_sql(database, role)) else { return Ok(()) };
-        let failed =
-            |source| DatabaseError::Secure { role: role.clone(), database: database.clone(), location: self.location(database), source };
+        let failed = |source| self.secure_error(database, role, source);
         self.admin.execute(&making.join(";\n"), failed).await?;
         self.adopt(database, &adopt, failed).await
     }
 
-    fn secure_error(&self, database: &DatabaseName, login: &Login, source: DbMessage) -> DatabaseError {
-        DatabaseError::Secure { role: login.role.clone(), database: database.clone(), location: self.location(database), source }
+    fn secure_error(&self, database: &DatabaseName, role: &DatabaseName, source: DbMessage) -> DatabaseError {
+        DatabaseError::Secure { role: role.clone(), database: database.clone(), location: self.location(database), source }
     }
 
     fn templates_supported(&self) -> Result<(), DatabaseError> {

@@ -285,7 +285,14 @@ async fn failing_jobs_are_retried_with_backoff_then_kept_with_their_error() {
         let engine = tenancy.queue().engine().await.unwrap().clone();
         assert_eq!(engine.retry(&tenancy_core::queue::RetryTarget::One(failed[0].id.clone())).await.unwrap(), 1, "{}", setup.name());
         work_until_idle(&tenancy, JobSet::new().tenant::<Flaky>(), 2, Duration::from_secs(60)).await;
-        assert_eq!(runs().lock().unwrap().get(&never).unwrap().0, 4, "{}: runs after the retry", setup.name());
+        // Two more attempts. Delivery is at least once: a message whose acknowledgement reached
+        // JetStream late is delivered again and runs again (its next step is then dropped as a
+        // duplicate), so a third run is allowed; what must hold is that it failed for good again.
+        let runs_after = runs().lock().unwrap().get(&never).unwrap().0;
+        assert!((4..=5).contains(&runs_after), "{}: runs after the retry: {runs_after}", setup.name());
+        let failed = engine.failed(Some(&tenant.id)).await.unwrap();
+        assert_eq!(failed.len(), 1, "{}: {failed:?}", setup.name());
+        assert!(failed[0].reason.contains("failed after 2 attempt(s)"), "{}: {}", setup.name(), failed[0].reason);
         close(tenancy, setup.engine).await;
     }
 }

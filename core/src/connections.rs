@@ -26,12 +26,16 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use foldhash::fast::RandomState;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
+use crate::context::Resources;
 use crate::database::{DatabaseError, DatabaseManager, RoleKey};
 use crate::{Config, Tenant, TenantId};
 
@@ -60,7 +64,7 @@ pub struct ConnectionCache {
     /// What the open pools, and those being opened, hold of the limits.
     taken: Arc<Mutex<Taken>>,
     /// Woken whenever capacity comes back or a pool becomes idle.
-    capacity: Arc<Notify>,
+    capacity: Arc<Capacity>,
     limits: Limits,
 }
 
@@ -72,6 +76,47 @@ struct Taken {
     peak_connections: u32,
     /// Connections reserved on each server that has a budget of its own.
     per_server: HashMap<Arc<str>, u32>,
+}
+
+/// Wakes the tasks waiting for capacity to come back or for a pool to become idle. Every lease
+/// ends with a wake-up, so it costs nothing while no task waits, which is nearly always.
+#[derive(Debug, Default)]
+struct Capacity {
+    notify: Notify,
+    waiting: AtomicUsize,
+}
+
+impl Capacity {
+    /// Wakes every waiting task. Call after changing the state they wait on.
+    fn wake(&self) {
+        // Sequentially consistent with the increment in `waiting`: a task that counted itself
+        // in before it looked at the state is seen here; one that counts itself in after this
+        // load looks at the state afterwards, and sees the change this wake-up follows.
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Counts the caller as waiting while the guard lives. Take it before looking at the state,
+    /// then enable [`Waiting::notified`] and look.
+    fn waiting(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(self)
+    }
+}
+
+struct Waiting<'a>(&'a Capacity);
+
+impl Waiting<'_> {
+    fn notified(&self) -> Notified<'_> {
+        self.0.notify.notified()
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,9 +146,11 @@ pub const MAX_DORMANT_POOLS: usize = 4096;
 #[derive(Debug, Default)]
 struct CacheState {
     /// Every pool, open or dormant; change it through the methods below, which keep `open` true.
-    pools: HashMap<TenantId, OpenPool>,
+    /// Both maps are looked into on every lease, so they hash with foldhash (tenant ids are ours,
+    /// not input an outsider chooses).
+    pools: HashMap<TenantId, OpenPool, RandomState>,
     /// The pools that hold a reservation (at most `max_open_pools`, so cheap to look through).
-    open: HashSet<TenantId>,
+    open: HashSet<TenantId, RandomState>,
     /// Pools opened since the cache was made: a warm tenant must not add to it.
     opened: u64,
     /// When idle pools were last looked for.
@@ -121,6 +168,8 @@ struct OpenPool {
     size: u32,
     /// Cloned into every lease: a strong count above one means the pool is in use.
     in_use: Arc<()>,
+    /// Made with the pool and gone with it: resources hold its connection.
+    shared_resources: SharedResources,
     last_used: Instant,
     /// `None` while dormant: never connected, so holding nothing of the limits.
     room: Option<Reservation>,
@@ -140,6 +189,7 @@ impl OpenPool {
         self.last_used = Instant::now();
         PoolLease {
             connection: self.connection.clone(),
+            shared_resources: self.shared_resources.clone(),
             in_use: Some(self.in_use.clone()),
             capacity: cache.capacity.clone(),
             home: (cache.state.clone(), tenant),
@@ -193,6 +243,14 @@ impl CacheState {
         self.put_to_sleep(&sleeper)
     }
 
+    /// [`CacheState::put_to_sleep`] if `tenant`'s pool is idle and holds no connection.
+    fn put_to_sleep_if_unconnected(&mut self, tenant: &TenantId) -> Option<Reservation> {
+        let room = self.pools.get_mut(tenant).filter(|pool| pool.can_sleep())?.room.take()?;
+        self.open.remove(tenant);
+        self.forget_oldest_dormant();
+        Some(room)
+    }
+
     fn put_to_sleep(&mut self, tenant: &TenantId) -> Option<Reservation> {
         self.open.remove(tenant);
         let room = self.pools.get_mut(tenant).and_then(|pool| pool.room.take());
@@ -239,7 +297,7 @@ struct Reservation {
     connections: u32,
     /// The server it counts against too, when that server has a budget of its own.
     server: Option<Arc<str>>,
-    capacity: Arc<Notify>,
+    capacity: Arc<Capacity>,
 }
 
 impl Drop for Reservation {
@@ -252,16 +310,22 @@ impl Drop for Reservation {
                 *on_server -= self.connections;
             }
         }
-        self.capacity.notify_waiters();
+        self.capacity.wake();
     }
 }
+
+/// What attach-only bootstrappers made for the contexts on one pool (see
+/// [`crate::Bootstrapper::attaches_only`]).
+type SharedResources = Arc<OnceLock<Arc<Resources>>>;
 
 /// A tenant's connection, borrowed from the cache. While it lives, the pool stays open.
 #[derive(Debug)]
 pub struct PoolLease {
     connection: DatabaseConnection,
+    /// Resources attach-only bootstrappers made for contexts on this pool.
+    shared_resources: SharedResources,
     in_use: Option<Arc<()>>,
-    capacity: Arc<Notify>,
+    capacity: Arc<Capacity>,
     /// The cache and the tenant the pool belongs to.
     home: (Arc<Mutex<CacheState>>, TenantId),
 }
@@ -271,6 +335,11 @@ impl PoolLease {
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
     }
+
+    /// What attach-only bootstrappers made for the first context on this pool.
+    pub(crate) fn shared_resources(&self) -> &OnceLock<Arc<Resources>> {
+        &self.shared_resources
+    }
 }
 
 impl Drop for PoolLease {
@@ -279,13 +348,10 @@ impl Drop for PoolLease {
         // The last lease of a pool that never connected gives its room back at once: keeping it
         // would only make the next tenant look for a pool to put to sleep.
         let (state, tenant) = &self.home;
-        let room = {
-            let mut state = lock(state);
-            state.pools.get(tenant).is_some_and(OpenPool::can_sleep).then(|| state.put_to_sleep(tenant)).flatten()
-        };
+        let room = lock(state).put_to_sleep_if_unconnected(tenant);
         drop(room);
         // The pool may be idle now, so evictable.
-        self.capacity.notify_waiters();
+        self.capacity.wake();
     }
 }
 
@@ -345,7 +411,7 @@ impl ConnectionCache {
         Self {
             state: Arc::default(),
             taken: Arc::default(),
-            capacity: Arc::new(Notify::new()),
+            capacity: Arc::default(),
             limits: Limits {
                 pool_size: db.pool_size,
                 max_open_pools: db.max_open_pools as usize,
@@ -480,6 +546,7 @@ impl ConnectionCache {
                         credentials,
                         size,
                         in_use: Arc::new(()),
+                        shared_resources: SharedResources::default(),
                         last_used: Instant::now(),
                         room: Some(room),
                     };
@@ -500,31 +567,33 @@ impl ConnectionCache {
     fn warm(&self, tenant: &Tenant, size: u32) -> Warm {
         let id = &tenant.id;
         let mut state = self.lock();
-        let Some(pool) = state.pools.get(id) else { return Warm::Cold };
+        let Some(pool) = state.pools.get_mut(id) else { return Warm::Cold };
         if *pool.server != *tenant.server || pool.credentials != tenant.credentials_generation {
             return state.remove(id).map_or(Warm::Cold, Warm::Stale);
         }
         if pool.size < size && pool.is_idle() {
             return state.remove(id).map_or(Warm::Cold, Warm::TooSmall);
         }
-        if pool.room.is_none() {
-            let (size, server) = (pool.size, pool.server.clone());
-            let room = loop {
-                let full = match self.try_reserve(size, &server) {
-                    Ok(room) => break room,
-                    Err(full) => full,
-                };
-                match state.put_one_to_sleep((full == Full::Server).then_some(&*server)) {
-                    Some(room) => drop(room),
-                    // Room would take closing a pool or waiting: the cold path does that.
-                    None => return state.remove(id).map_or(Warm::Cold, Warm::Dormant),
-                }
-            };
-            let Some(pool) = state.pools.get_mut(id) else { return Warm::Cold };
-            pool.room = Some(room);
-            state.open.insert(*id);
+        if pool.room.is_some() {
+            return Warm::Lease(pool.lease(self, *id));
         }
-        state.pools.get_mut(id).map_or(Warm::Cold, |pool| Warm::Lease(pool.lease(self, *id)))
+        // Dormant: it needs room again.
+        let (size, server) = (pool.size, pool.server.clone());
+        let room = loop {
+            let full = match self.try_reserve(size, &server) {
+                Ok(room) => break room,
+                Err(full) => full,
+            };
+            match state.put_one_to_sleep((full == Full::Server).then_some(&*server)) {
+                Some(room) => drop(room),
+                // Room would take closing a pool or waiting: the cold path does that.
+                None => return state.remove(id).map_or(Warm::Cold, Warm::Dormant),
+            }
+        };
+        state.open.insert(*id);
+        let Some(pool) = state.pools.get_mut(id) else { return Warm::Cold };
+        pool.room = Some(room);
+        Warm::Lease(pool.lease(self, *id))
     }
 
     /// Takes room for one pool on `server`, closing least recently used idle pools (or waiting
@@ -532,7 +601,8 @@ impl ConnectionCache {
     async fn reserve(&self, tenant: &TenantId, server: &str, size: u32) -> Result<Reservation, DatabaseError> {
         loop {
             // Register interest before looking, so capacity returned between the look and the wait is not missed.
-            let returned = self.capacity.notified();
+            let waiting = self.capacity.waiting();
+            let returned = waiting.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             let on = match self.try_reserve(size, server) {
@@ -640,7 +710,8 @@ impl ConnectionCache {
     /// no new lease starts meanwhile (as deleting a tenant does).
     pub async fn close_when_idle(&self, tenant: &TenantId) {
         loop {
-            let released = self.capacity.notified();
+            let waiting = self.capacity.waiting();
+            let released = waiting.notified();
             tokio::pin!(released);
             released.as_mut().enable();
             let busy = self.lock().pools.get(tenant).is_some_and(|pool| !pool.is_idle());

@@ -5,7 +5,6 @@
 //! reachable from a `TenantContext`.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -101,7 +100,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct TenantContext {
     tenant: Arc<Tenant>,
     db: DatabaseConnection,
-    resources: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    resources: Arc<Resources>,
     progress: Option<Arc<dyn ProgressSink>>,
     /// The tenants of the contexts this one is nested in, outermost first (`None` when it is not
     /// nested, which spares every request an allocation): their pools are in use.
@@ -145,7 +144,7 @@ impl TenantContext {
 
     /// The resource of type `T` a bootstrapper attached, if any.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.resources.get(&TypeId::of::<T>()).and_then(|value| value.downcast_ref())
+        self.resources.iter().find(|(id, _)| *id == TypeId::of::<T>()).and_then(|(_, value)| value.downcast_ref())
     }
 
     /// This tenant and those of the contexts it is nested in, outermost first.
@@ -169,12 +168,16 @@ impl fmt::Debug for TenantContext {
     }
 }
 
+/// What bootstrappers attached, one of each type. A handful at most: a list is cheaper to fill
+/// and to search than a map.
+pub(crate) type Resources = Vec<(TypeId, Box<dyn Any + Send + Sync>)>;
+
 /// A context being assembled; bootstrappers attach their resources to it.
 pub struct ContextBuilder {
     tenant: Arc<Tenant>,
     db: DatabaseConnection,
     lease: Arc<crate::connections::PoolLease>,
-    resources: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    resources: Resources,
     progress: Option<Arc<dyn ProgressSink>>,
     pinned: bool,
 }
@@ -186,7 +189,7 @@ impl ContextBuilder {
         progress: Option<Arc<dyn ProgressSink>>,
         pinned: bool,
     ) -> Self {
-        Self { tenant, db: lease.connection().clone(), lease: Arc::new(lease), resources: HashMap::new(), progress, pinned }
+        Self { tenant, db: lease.connection().clone(), lease: Arc::new(lease), resources: Resources::new(), progress, pinned }
     }
 
     /// The tenant being entered.
@@ -201,15 +204,39 @@ impl ContextBuilder {
 
     /// Attaches `resource`; code in the context finds it with [`TenantContext::get`].
     pub fn insert<T: Any + Send + Sync>(&mut self, resource: T) {
-        self.resources.insert(TypeId::of::<T>(), Box::new(resource));
+        let resource: Box<dyn Any + Send + Sync> = Box::new(resource);
+        match self.resources.iter_mut().find(|(id, _)| *id == TypeId::of::<T>()) {
+            Some((_, slot)) => *slot = resource,
+            None => self.resources.push((TypeId::of::<T>(), resource)),
+        }
     }
 
-    pub(crate) fn build(self) -> TenantContext {
+    /// What attach-only bootstrappers made for an earlier context on this pool, if any (see
+    /// [`Bootstrapper::attaches_only`]).
+    pub(crate) fn shared_resources(&self) -> Option<Arc<Resources>> {
+        self.lease.shared_resources().get().cloned()
+    }
+
+    /// The context, its resources kept on its pool for the next contexts to share.
+    pub(crate) fn build_and_share(mut self) -> TenantContext {
+        let resources = Arc::new(std::mem::take(&mut self.resources));
+        // Another context on the pool may have got there first: either set is as good.
+        let _ = self.lease.shared_resources().set(resources.clone());
+        self.build_with(resources)
+    }
+
+    pub(crate) fn build(mut self) -> TenantContext {
+        let resources = Arc::new(std::mem::take(&mut self.resources));
+        self.build_with(resources)
+    }
+
+    /// The context with `resources`, its own or shared.
+    pub(crate) fn build_with(self, resources: Arc<Resources>) -> TenantContext {
         let outer = CURRENT.try_with(|ctx| Arc::from(ctx.held())).ok();
         TenantContext {
             tenant: self.tenant,
             db: self.db,
-            resources: Arc::new(self.resources),
+            resources,
             progress: self.progress,
             outer,
             _lease: self.lease,
@@ -275,6 +302,17 @@ pub trait Bootstrapper: Send + Sync {
     /// Undoes `bootstrap` when the context ends.
     async fn revert(&self, _ctx: &TenantContext) -> Result<(), BoxError> {
         Ok(())
+    }
+
+    /// True when `bootstrap` only attaches handles made from nothing but the tenant's id and its
+    /// connection (the same every time for the same pool: not its name or status, which change)
+    /// and `revert` has nothing to undo. When
+    /// every bootstrapper says so, what they attach is made for the first context on a tenant's
+    /// pool and shared by the contexts entered on it afterwards, which then run no bootstrapper:
+    /// entering a warm tenant (a web request, a job) costs no allocation for them. Say false (the
+    /// default) for anything that does work on entry or on exit.
+    fn attaches_only(&self) -> bool {
+        false
     }
 }
 

@@ -6,9 +6,10 @@
 //! series ten thousand times (Prometheus' guidance on unbounded label sets). Labels here take a
 //! handful of values each: a cache store's kind, a provisioning step's name, a route mode.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{Counter, Unit, counter, describe_counter, describe_histogram, histogram};
 
 /// Tenant pools opened (a cold tenant; a warm one opens none).
 pub const POOL_OPENS: &str = "tenancy_pool_opens_total";
@@ -68,7 +69,7 @@ pub(crate) fn pool_opened() {
 }
 
 pub(crate) fn pool_leased() {
-    counter!(POOL_LEASES).increment(1);
+    with_hot_counters(|hot| hot.pool_leases.increment(1));
 }
 
 pub(crate) fn budget_waited(waited: Duration) {
@@ -103,7 +104,60 @@ pub(crate) fn provisioning_step(step: &str, outcome: &'static str, took: Duratio
 
 #[cfg(feature = "web")]
 pub(crate) fn web_request(identified: &'static str, outcome: &'static str) {
-    counter!(WEB_REQUESTS, "identified" => identified, "outcome" => outcome).increment(1);
+    match WEB_OUTCOMES.iter().position(|&pair| pair == (identified, outcome)) {
+        Some(index) => with_hot_counters(|hot| hot.web_requests[index].increment(1)),
+        None => counter!(WEB_REQUESTS, "identified" => identified, "outcome" => outcome).increment(1),
+    }
+}
+
+/// The label pairs of [`WEB_REQUESTS`] the web layer records.
+#[cfg(feature = "web")]
+const WEB_OUTCOMES: [(&str, &str); 8] = [
+    ("tenant", "served"),
+    ("tenant", "refused"),
+    ("tenant", "unavailable"),
+    ("central", "served"),
+    ("central", "unavailable"),
+    ("unknown", "served"),
+    ("unknown", "unavailable"),
+    ("none", "bad_host"),
+];
+
+/// The counters every request moves, registered once per thread and recorder. Registering looks
+/// the series up by its name and labels (building and hashing the key), which costs far more
+/// than counting; a recorder installed later (or a test's own) is noticed by its address.
+struct HotCounters {
+    recorder: *const (),
+    pool_leases: Counter,
+    #[cfg(feature = "web")]
+    web_requests: [Counter; WEB_OUTCOMES.len()],
+}
+
+impl HotCounters {
+    fn register(recorder: *const ()) -> Self {
+        Self {
+            recorder,
+            pool_leases: counter!(POOL_LEASES),
+            #[cfg(feature = "web")]
+            web_requests: WEB_OUTCOMES
+                .map(|(identified, outcome)| counter!(WEB_REQUESTS, "identified" => identified, "outcome" => outcome)),
+        }
+    }
+}
+
+fn with_hot_counters(count: impl FnOnce(&HotCounters)) {
+    thread_local! {
+        static HOT: RefCell<Option<HotCounters>> = const { RefCell::new(None) };
+    }
+    let recorder = metrics::with_recorder(|recorder| std::ptr::from_ref(recorder).cast::<()>());
+    HOT.with_borrow_mut(|hot| {
+        if hot.as_ref().is_none_or(|counters| counters.recorder != recorder) {
+            *hot = Some(HotCounters::register(recorder));
+        }
+        if let Some(counters) = hot {
+            count(counters);
+        }
+    });
 }
 
 #[cfg(feature = "queue")]

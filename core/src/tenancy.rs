@@ -40,6 +40,8 @@ pub struct Tenancy {
     connections: ConnectionCache,
     files: crate::files::FilesStorage,
     bootstrappers: Vec<Arc<dyn Bootstrapper>>,
+    /// Every bootstrapper only attaches: contexts on one pool share what they attach.
+    attach_only: bool,
     migrations: MigrationSet,
     provisioning_steps: Vec<Arc<dyn ProvisioningStep>>,
     tenant_hooks: Vec<Arc<dyn TenantHook>>,
@@ -201,6 +203,7 @@ impl TenancyBuilder {
             registry,
             managers,
             role_key,
+            attach_only: bootstrappers.iter().all(|bootstrapper| bootstrapper.attaches_only()),
             bootstrappers,
             migrations: MigrationSet::new(self.migrator).with(self.plugin_migrators),
             provisioning_steps: self.provisioning_steps,
@@ -459,26 +462,32 @@ impl Tenancy {
             {
                 return Err(ContextError::Closed { tenant: tenant.to_string() });
             }
-            let mut builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
-            for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
-                if let Err(source) = bootstrapper.bootstrap(&mut builder).await {
-                    let partial = builder.build();
-                    self.revert(&self.bootstrappers[..index], &partial).await;
-                    return Err(ContextError::Bootstrap {
-                        bootstrapper: bootstrapper.name().to_owned(),
-                        tenant: tenant.to_string(),
-                        source,
-                    });
-                }
-            }
-            let ctx = builder.build();
+            let builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
+            let ctx = match self.attach_only.then(|| builder.shared_resources()).flatten() {
+                Some(resources) => builder.build_with(resources),
+                None => Box::pin(self.bootstrap(builder, &tenant)).await?,
+            };
             tracing::debug!(bootstrappers = self.bootstrappers.len(), "entered the tenant's context");
             let output = context::scope(ctx.clone(), f).await;
-            self.revert(&self.bootstrappers, &ctx).await;
+            if !self.attach_only {
+                self.revert(&self.bootstrappers, &ctx).await;
+            }
             // The pool stays leased until the last clone of `ctx` (a task it spawned) is gone.
             Ok::<_, ContextError>(output)
         };
         tracing::Instrument::instrument(entered, span).await
+    }
+
+    /// Runs every bootstrapper on `builder`; when one fails, reverts those before it.
+    async fn bootstrap(&self, mut builder: ContextBuilder, tenant: &Tenant) -> Result<TenantContext, ContextError> {
+        for (index, bootstrapper) in self.bootstrappers.iter().enumerate() {
+            if let Err(source) = bootstrapper.bootstrap(&mut builder).await {
+                let partial = builder.build();
+                self.revert(&self.bootstrappers[..index], &partial).await;
+                return Err(ContextError::Bootstrap { bootstrapper: bootstrapper.name().to_owned(), tenant: tenant.to_string(), source });
+            }
+        }
+        Ok(if self.attach_only { builder.build_and_share() } else { builder.build() })
     }
 
     /// Closes `tenant` in this process: [`Tenancy::run`] refuses it until the guard is dropped.

@@ -113,6 +113,73 @@ async fn bootstrappers_attach_resources_and_revert() {
     assert_eq!(*log.lock().unwrap(), vec!["bootstrap A", "revert A"]);
 }
 
+/// Attaches the tenant's id and counts how often it is asked to; it says it only attaches.
+struct Attacher {
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Bootstrapper for Attacher {
+    fn name(&self) -> &str {
+        "attacher"
+    }
+
+    async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        ctx.insert(ctx.tenant().id);
+        Ok(())
+    }
+
+    fn attaches_only(&self) -> bool {
+        true
+    }
+}
+
+/// Enters `tenant`'s context and checks that everything in it is the tenant's own: its id as
+/// attached, `current_tenant()`, and a cache that counts its own visits.
+async fn visit(tenancy: &Tenancy, tenant: &tenancy_core::Tenant) -> i64 {
+    let expected = tenant.clone();
+    tenancy
+        .run(tenant, |ctx| async move {
+            assert_eq!(ctx.get::<tenancy_core::TenantId>(), Some(&expected.id));
+            assert_eq!(current_tenant().unwrap().id, expected.id);
+            ctx.cache().unwrap().increment("visits", 1).await.unwrap()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn attach_only_bootstrappers_run_once_per_pool_and_each_context_keeps_its_own_tenant() {
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tenancy = tenancy_with(&env, vec![Arc::new(Attacher { runs: runs.clone() })]).await;
+    let (a, b) = (create(&tenancy, "A").await, create(&tenancy, "B").await);
+    tenancy.connections().close_all().await;
+    runs.store(0, Ordering::SeqCst);
+    for round in 1..=3 {
+        assert_eq!(visit(&tenancy, &a).await, round);
+        assert_eq!(visit(&tenancy, &b).await, round);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "once for each tenant's pool");
+    // A pool made again makes its resources again.
+    tenancy.connections().close(&a.id).await;
+    assert_eq!(visit(&tenancy, &a).await, 4);
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+
+    // Beside a bootstrapper that does work on entry and exit, every bootstrapper runs every time.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let both: Vec<Arc<dyn Bootstrapper>> =
+        vec![Arc::new(Attacher { runs: runs.clone() }), Arc::new(Recorder { log: log.clone(), fail: false })];
+    let mixed = tenancy_with(&env, both).await;
+    runs.store(0, Ordering::SeqCst);
+    for _ in 0..2 {
+        mixed.run(&a, |ctx| async move { assert!(ctx.get::<tenancy_core::TenantId>().is_some()) }).await.unwrap();
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(*log.lock().unwrap(), vec!["bootstrap A", "revert A", "bootstrap A", "revert A"]);
+}
+
 #[tokio::test]
 async fn a_failing_bootstrapper_stops_the_context_and_reverts_the_others() {
     let Some(env) = TestEnv::new(Backend::Sqlite) else { return };

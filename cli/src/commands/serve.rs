@@ -2,6 +2,7 @@
 //! page about the installation, each tenant's hosts a page with its name and a counter kept in its
 //! session and its cache, and every host `/healthz`. Plugins will add routes here.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,9 +131,12 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Escapes text for HTML, in one pass.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
+/// Escapes text for HTML, in one pass; most names need nothing and are not copied.
+fn escape(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         match c {
             '&' => escaped.push_str("&amp;"),
@@ -143,7 +147,7 @@ fn escape(text: &str) -> String {
             _ => escaped.push(c),
         }
     }
-    escaped
+    Cow::Owned(escaped)
 }
 
 #[cfg(test)]
@@ -151,5 +155,6 @@ mod tests {
     #[test]
     fn tenant_names_are_escaped_for_html() {
         assert_eq!(super::escape(r#"<b>"Tom" & 'Jerry'</b> ü"#), "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt; ü");
+        assert_eq!(super::escape("Tenant 1 ü"), "Tenant 1 ü");
     }
 }

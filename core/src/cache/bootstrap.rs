@@ -190,6 +190,10 @@ impl Bootstrapper for CacheBootstrapper {
         "cache"
     }
 
+    fn attaches_only(&self) -> bool {
+        true
+    }
+
     async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
         let cache = self.cache_for(CacheScope::Tenant(ctx.tenant()), ctx.db()).await?;
         ctx.insert(cache);

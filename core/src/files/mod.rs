@@ -372,6 +372,10 @@ impl Bootstrapper for FilesBootstrapper {
         "files"
     }
 
+    fn attaches_only(&self) -> bool {
+        true
+    }
+
     async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
         let files = TenantFiles::new(self.storage.clone(), ctx.tenant().id);
         ctx.insert(files);

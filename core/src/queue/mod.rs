@@ -286,6 +286,10 @@ impl crate::Bootstrapper for QueueBootstrapper {
         "queue"
     }
 
+    fn attaches_only(&self) -> bool {
+        true
+    }
+
     async fn bootstrap(&self, ctx: &mut crate::ContextBuilder) -> Result<(), crate::BoxError> {
         ctx.insert(self.0.clone());
         Ok(())

@@ -21,7 +21,8 @@ use sea_orm::ConnectOptions;
 use tokio::sync::{Semaphore, watch};
 
 use super::engine::{
-    Counts, EngineError, FailedJob, IncomingJob, JobRunner, Outcome, OutgoingJob, QueueEngine, QueueStatus, RetryTarget, Scope, stopped,
+    Counts, EngineError, FailedJob, IncomingJob, JobRunner, Outcome, OutgoingJob, QueueEngine, QueueStatus, RetryTarget, Scope,
+    each_queue_in_its_task, stopped,
 };
 use crate::config::CentralLocation;
 use crate::{Config, TenantId};
@@ -451,10 +452,13 @@ impl QueueEngine for DatabaseEngine {
         let workers = queues.iter().map(|queue| {
             let shared =
                 Arc::new(Shared { runner: runner.clone(), engine: engine.clone(), permits: permits.clone(), queue: queue.clone() });
-            self.work_queue(queue, shared, concurrency.max(1), stop.clone())
+            let (engine, queue, stop) = (engine.clone(), queue.clone(), stop.clone());
+            async move {
+                engine.work_queue(&queue, shared, concurrency.max(1), stop).await;
+                Ok(())
+            }
         });
-        futures::future::join_all(workers).await;
-        Ok(())
+        each_queue_in_its_task(workers).await
     }
 
     async fn status(&self) -> Result<QueueStatus, EngineError> {

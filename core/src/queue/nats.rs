@@ -4,7 +4,8 @@
 //! (`{prefix}_jobs`), each queue read by one durable pull consumer that all workers share.
 //! Whose job it is travels in headers. `ack_wait` is the visibility timeout (a running job
 //! reports progress to keep it); a worker that dies leaves its jobs unacknowledged, and JetStream
-//! delivers them again. `Nats-Msg-Id` de-duplicates within the stream's duplicate window.
+//! delivers them again. `Nats-Msg-Id` de-duplicates, within the stream's duplicate window, the
+//! jobs given an idempotency key and the next step of each job (see `handle`).
 //!
 //! The consumer's `max_deliver` is left unlimited on purpose: a message that reaches it is dropped
 //! from the consumer's view with only an advisory, which would lose the job. Attempts are counted
@@ -17,11 +18,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::engine::{
     Counts, EngineError, FailedJob, IncomingJob, JobRunner, Outcome, OutgoingJob, QueueEngine, QueueStatus, RetryTarget, Scope,
+    each_queue_in_its_task,
 };
 use crate::TenantId;
 use crate::config::QueueConfig;
@@ -171,23 +173,28 @@ impl NatsEngine {
         Ok(())
     }
 
-    /// Works one queue until `stop`: fetches as many messages as there are free permits.
+    /// Works one queue until `stop`, from a continuous pull stream that keeps up to `batch` (its
+    /// share of the worker's concurrency) messages on their way: one pull request per batch, where
+    /// asking for as many messages as there were free permits cost a round trip every job or two.
+    /// A message is taken from the stream only once a permit is free. One waiting in the stream's
+    /// buffer counts against `ack_wait` as a running one does; batches that add up to twice the
+    /// concurrency keep that wait short, and a message that waited past it is delivered again, as
+    /// any unacknowledged one is (delivery is at least once). At `stop`, the messages already here
+    /// and not started are handed back at once; those still on the wire come back after `ack_wait`.
     async fn work_queue(
         self: Arc<Self>,
         queue: String,
+        batch: usize,
         permits: Arc<Semaphore>,
         runner: Arc<dyn JobRunner>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
         let consumer = self.consumer(&queue).await?;
         let mut running = tokio::task::JoinSet::new();
-        while !*stop.borrow() {
-            let wanted = permits.available_permits().max(1);
-            // A pull request the server fills as jobs arrive, open for at most a quarter second
-            // (`fetch` would return at once when the queue is empty, and spin).
-            let batch = consumer.batch().max_messages(wanted).expires(Duration::from_millis(250)).messages().await;
-            let mut batch = match batch {
-                Ok(batch) => batch,
+        'stream: while !*stop.borrow() {
+            let messages = consumer.stream().max_messages_per_batch(batch).expires(Duration::from_secs(5)).messages().await;
+            let mut messages = match messages {
+                Ok(messages) => messages,
                 Err(err) => {
                     // The client reconnects by itself; wait a little and ask again.
                     tracing::warn!(queue = %queue, error = %err, "cannot fetch jobs from NATS; retrying");
@@ -195,45 +202,63 @@ impl NatsEngine {
                     continue;
                 }
             };
-            while let Some(message) = batch.next().await {
-                let Ok(message) = message else { break };
-                if *stop.borrow() {
-                    // Not started: hand it back at once rather than at ack_wait.
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                    continue;
+            loop {
+                let permit = tokio::select! {
+                    permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                    _ = stop.changed() => break,
+                };
+                let message = tokio::select! {
+                    message = messages.next() => message,
+                    _ = stop.changed() => break,
+                };
+                match message {
+                    Some(Ok(message)) => {
+                        let engine = self.clone();
+                        let runner = runner.clone();
+                        let queue = queue.clone();
+                        running.spawn(async move {
+                            engine.handle(&queue, message, runner.as_ref()).await;
+                            drop(permit);
+                        });
+                    }
+                    Some(Err(err)) => {
+                        // Missed heartbeats, a server gone away: ask for a new stream.
+                        tracing::warn!(queue = %queue, error = %err, "the job stream from NATS broke; asking again");
+                        tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = stop.changed() => {} }
+                        continue 'stream;
+                    }
+                    None => continue 'stream,
                 }
-                let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-                let engine = self.clone();
-                let runner = runner.clone();
-                let queue = queue.clone();
-                running.spawn(async move {
-                    engine.handle(&queue, message, runner.as_ref()).await;
-                    drop(permit);
-                });
+                while running.try_join_next().is_some() {}
             }
-            while running.try_join_next().is_some() {}
+            // Stopping: hand back at once what arrived and was not started.
+            while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+            }
+            break;
         }
         while running.join_next().await.is_some() {}
         Ok(())
     }
 
     async fn handle(&self, queue: &str, message: jetstream::Message, runner: &dyn JobRunner) {
-        let headers = message.headers.clone().unwrap_or_default();
-        let not_before = text(&headers, header::NOT_BEFORE).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        let no_headers = HeaderMap::new();
+        let headers = message.headers.as_ref().unwrap_or(&no_headers);
+        let not_before = text(headers, header::NOT_BEFORE).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
         let now = unix_millis();
         if not_before > now {
             let _ = message.ack_with(AckKind::Nak(Some(Duration::from_millis(not_before - now)))).await;
             return;
         }
-        let attempts: u32 = text(&headers, header::ATTEMPTS).and_then(|t| t.parse().ok()).unwrap_or(0);
+        let attempts: u32 = text(headers, header::ATTEMPTS).and_then(|t| t.parse().ok()).unwrap_or(0);
         let job = IncomingJob {
-            id: text(&headers, header::ID).unwrap_or_default(),
+            id: text(headers, header::ID).unwrap_or_default(),
             queue: queue.to_owned(),
-            name: text(&headers, header::JOB),
-            scope: text(&headers, header::TENANT).as_deref().and_then(Scope::decode),
+            name: text(headers, header::JOB),
+            scope: headers.get(header::TENANT).and_then(|scope| Scope::decode(scope.as_str())),
             payload: serde_json::from_slice(&message.payload).unwrap_or(serde_json::Value::Null),
             attempt: attempts + 1,
-            max_attempts: text(&headers, header::MAX_ATTEMPTS).and_then(|t| t.parse().ok()).unwrap_or(1),
+            max_attempts: text(headers, header::MAX_ATTEMPTS).and_then(|t| t.parse().ok()).unwrap_or(1),
         };
         // Keeps the message ours while the job runs longer than a third of ack_wait.
         let keep_alive = async {
@@ -242,8 +267,9 @@ impl NatsEngine {
                 let _ = message.ack_with(AckKind::Progress).await;
             }
         };
-        let outcome = tokio::select! { outcome = runner.run(job.clone()) => outcome, () = keep_alive => unreachable!() };
-        let scope = text(&headers, header::TENANT).unwrap_or_else(|| "none".into());
+        let (id, attempt) = (job.id.clone(), job.attempt);
+        let outcome = tokio::select! { outcome = runner.run(job) => outcome, () = keep_alive => unreachable!() };
+        let scope = || valid_token(headers.get(header::TENANT).map_or("none", |scope| scope.as_str()));
         // What this message leads to is published under an id derived from the message itself:
         // if we crash before acknowledging it, its redelivery publishes the same id, which
         // JetStream drops as a duplicate, and no other message can collide with it.
@@ -256,17 +282,17 @@ impl NatsEngine {
             }
             Outcome::Retry { after, .. } => {
                 let mut next = headers.clone();
-                next.insert(header::ATTEMPTS, job.attempt.to_string().as_str());
+                next.insert(header::ATTEMPTS, attempt.to_string().as_str());
                 next.insert(header::NOT_BEFORE, (unix_millis() + after.as_millis() as u64).to_string().as_str());
-                next.insert(header::MSG_ID, format!("{}:after:{sequence}", job.id).as_str());
-                self.publish(self.subject("jobs", queue, &valid_token(&scope)), next, message.payload.clone()).await.map(drop)
+                next.insert(header::MSG_ID, format!("{id}:after:{sequence}").as_str());
+                self.publish(self.subject("jobs", queue, &scope()), next, message.payload.clone()).await.map(drop)
             }
             Outcome::Fail { reason } => {
                 let mut failed = headers.clone();
-                failed.insert(header::ATTEMPTS, job.attempt.to_string().as_str());
+                failed.insert(header::ATTEMPTS, attempt.to_string().as_str());
                 failed.insert(header::REASON, one_line(&reason).as_str());
-                failed.insert(header::MSG_ID, format!("{}:failed:{sequence}", job.id).as_str());
-                self.publish(self.subject("failed", queue, &valid_token(&scope)), failed, message.payload.clone()).await.map(drop)
+                failed.insert(header::MSG_ID, format!("{id}:failed:{sequence}").as_str());
+                self.publish(self.subject("failed", queue, &scope()), failed, message.payload.clone()).await.map(drop)
             }
         };
         match settled {
@@ -275,11 +301,11 @@ impl NatsEngine {
             // that is lost does the same, so it is not waited for.
             Ok(()) => {
                 if let Err(err) = message.ack().await {
-                    tracing::warn!(job = %job.id, error = %err, "a finished job could not be acknowledged; it may run again");
+                    tracing::warn!(job = %id, error = %err, "a finished job could not be acknowledged; it may run again");
                 }
             }
             Err(err) => {
-                tracing::warn!(job = %job.id, error = %err, "a job's outcome could not be stored; it will be delivered again");
+                tracing::warn!(job = %id, error = %err, "a job's outcome could not be stored; it will be delivered again");
                 let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
             }
         }
@@ -329,15 +355,16 @@ impl QueueEngine for NatsEngine {
         headers.insert(header::TENANT, job.scope.encode().as_str());
         headers.insert(header::JOB, job.name.as_str());
         headers.insert(header::ID, id.as_str());
-        headers.insert(header::ATTEMPTS, "0");
         headers.insert(header::MAX_ATTEMPTS, job.max_attempts.to_string().as_str());
-        let not_before = job.delay.map_or(0, |delay| unix_millis() + delay.as_millis() as u64);
-        headers.insert(header::NOT_BEFORE, not_before.to_string().as_str());
-        let message_id = match &job.idempotency_key {
-            Some(key) => format!("key:{}:{key}", job.queue),
-            None => id.clone(),
-        };
-        headers.insert(header::MSG_ID, message_id.as_str());
+        // A first attempt and no delay are what a missing header means.
+        if let Some(delay) = job.delay {
+            headers.insert(header::NOT_BEFORE, (unix_millis() + delay.as_millis() as u64).to_string().as_str());
+        }
+        // Only a key makes a message id worth its place in the server's duplicate window: a fresh
+        // job's id is new by construction, and nothing publishes it twice.
+        if let Some(key) = &job.idempotency_key {
+            headers.insert(header::MSG_ID, format!("key:{}:{key}", job.queue).as_str());
+        }
         let payload = serde_json::to_vec(&job.payload).map_err(|err| self.error(err))?;
         let stored = self.publish(self.subject("jobs", &job.queue, &job.scope.encode()), headers, payload.into()).await?;
         Ok(stored.then_some(id))
@@ -353,11 +380,14 @@ impl QueueEngine for NatsEngine {
         let engine =
             Arc::new(Self { context: self.context.clone(), prefix: self.prefix.clone(), url: self.url.clone(), ack_wait: self.ack_wait });
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let workers = queues.iter().map(|queue| engine.clone().work_queue(queue.clone(), permits.clone(), runner.clone(), stop.clone()));
-        for result in futures::future::join_all(workers).await {
-            result?;
-        }
-        Ok(())
+        // The queues share the permits, so they share the messages kept on their way too: about
+        // twice the concurrency in all (one batch running while the next arrives). With a queue
+        // per tenant, a batch of `concurrency` each would hold many jobs waiting here (against
+        // their `ack_wait`) that another worker could run.
+        let batch = (2 * concurrency.max(1)).div_ceil(queues.len().max(1));
+        let workers =
+            queues.iter().map(|queue| engine.clone().work_queue(queue.clone(), batch, permits.clone(), runner.clone(), stop.clone()));
+        each_queue_in_its_task(workers).await
     }
 
     async fn status(&self) -> Result<QueueStatus, EngineError> {

@@ -143,9 +143,9 @@ enum Bench {
         /// Tenants the jobs are spread over
         #[arg(long, default_value_t = 100)]
         tenants: usize,
-        /// Jobs per run
-        #[arg(long, default_value_t = 2000)]
-        jobs: usize,
+        /// Jobs per run [default: 2000 on the database engine, 10000 on NATS]
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Jobs run at once
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -264,8 +264,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Bench::Cache { operations } => cache::run(operations).await?,
         Bench::Queue { tenants, jobs, concurrency, runs, engine } => {
-            let options =
-                queue::Options { tenants: tenants.max(1), jobs, concurrency: concurrency.max(1), runs: runs.max(1), engines: engine };
+            let options = queue::Options {
+                tenants: tenants.max(1),
+                jobs: jobs.map(|jobs| jobs.max(1)),
+                concurrency: concurrency.max(1),
+                runs: runs.max(1),
+                engines: engine,
+            };
             queue::run(&options).await?;
         }
         Bench::Startup { plugins, runs, binary, library } => startup::run(&binary, &library, plugins, runs)?,

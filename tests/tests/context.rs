@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is how a test reports failure
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::{ConnectionTrait, Statement};
@@ -178,6 +178,53 @@ async fn attach_only_bootstrappers_run_once_per_pool_and_each_context_keeps_its_
     }
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert_eq!(*log.lock().unwrap(), vec!["bootstrap A", "revert A", "bootstrap A", "revert A"]);
+}
+
+/// An attach-only bootstrapper that fails while `failing` is set.
+struct FlakyAttacher {
+    runs: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Bootstrapper for FlakyAttacher {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err("the attachment is not ready".into());
+        }
+        ctx.insert(ctx.tenant().id);
+        Ok(())
+    }
+
+    fn attaches_only(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_failed_attach_only_bootstrap_shares_nothing_and_the_next_context_runs_it_again() {
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let (runs, failing) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let tenancy = tenancy_with(&env, vec![Arc::new(FlakyAttacher { runs: runs.clone(), failing: failing.clone() })]).await;
+    let a = create(&tenancy, "A").await;
+    tenancy.connections().close_all().await;
+    runs.store(0, Ordering::SeqCst);
+    failing.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        let err = tenancy.run(&a, |_| async {}).await.expect_err("the bootstrapper fails");
+        assert!(matches!(&err, ContextError::Bootstrap { bootstrapper, .. } if bootstrapper == "flaky"), "{err:?}");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "a failure is not kept: each context tries again");
+    failing.store(false, Ordering::SeqCst);
+    for round in 1..=3 {
+        assert_eq!(visit(&tenancy, &a).await, round);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "made once it succeeds, then shared");
 }
 
 #[tokio::test]

@@ -113,9 +113,18 @@ async fn bootstrappers_attach_resources_and_revert() {
     assert_eq!(*log.lock().unwrap(), vec!["bootstrap A", "revert A"]);
 }
 
-/// Attaches the tenant's id and counts how often it is asked to; it says it only attaches.
+/// Attaches the tenant's id and counts how often it is asked to; it says it only attaches, and it
+/// fails while `failing` is set.
+#[derive(Default)]
 struct Attacher {
     runs: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Attacher {
+    fn counting(runs: &Arc<AtomicUsize>) -> Arc<dyn Bootstrapper> {
+        Arc::new(Self { runs: runs.clone(), ..Self::default() })
+    }
 }
 
 #[async_trait::async_trait]
@@ -126,6 +135,9 @@ impl Bootstrapper for Attacher {
 
     async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err("the attachment is not ready".into());
+        }
         ctx.insert(ctx.tenant().id);
         Ok(())
     }
@@ -153,7 +165,7 @@ async fn visit(tenancy: &Tenancy, tenant: &tenancy_core::Tenant) -> i64 {
 async fn attach_only_bootstrappers_run_once_per_pool_and_each_context_keeps_its_own_tenant() {
     let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
     let runs = Arc::new(AtomicUsize::new(0));
-    let tenancy = tenancy_with(&env, vec![Arc::new(Attacher { runs: runs.clone() })]).await;
+    let tenancy = tenancy_with(&env, vec![Attacher::counting(&runs)]).await;
     let (a, b) = (create(&tenancy, "A").await, create(&tenancy, "B").await);
     tenancy.connections().close_all().await;
     runs.store(0, Ordering::SeqCst);
@@ -169,8 +181,7 @@ async fn attach_only_bootstrappers_run_once_per_pool_and_each_context_keeps_its_
 
     // Beside a bootstrapper that does work on entry and exit, every bootstrapper runs every time.
     let log = Arc::new(Mutex::new(Vec::new()));
-    let both: Vec<Arc<dyn Bootstrapper>> =
-        vec![Arc::new(Attacher { runs: runs.clone() }), Arc::new(Recorder { log: log.clone(), fail: false })];
+    let both: Vec<Arc<dyn Bootstrapper>> = vec![Attacher::counting(&runs), Arc::new(Recorder { log: log.clone(), fail: false })];
     let mixed = tenancy_with(&env, both).await;
     runs.store(0, Ordering::SeqCst);
     for _ in 0..2 {
@@ -180,44 +191,18 @@ async fn attach_only_bootstrappers_run_once_per_pool_and_each_context_keeps_its_
     assert_eq!(*log.lock().unwrap(), vec!["bootstrap A", "revert A", "bootstrap A", "revert A"]);
 }
 
-/// An attach-only bootstrapper that fails while `failing` is set.
-struct FlakyAttacher {
-    runs: Arc<AtomicUsize>,
-    failing: Arc<AtomicBool>,
-}
-
-#[async_trait::async_trait]
-impl Bootstrapper for FlakyAttacher {
-    fn name(&self) -> &str {
-        "flaky"
-    }
-
-    async fn bootstrap(&self, ctx: &mut ContextBuilder) -> Result<(), BoxError> {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        if self.failing.load(Ordering::SeqCst) {
-            return Err("the attachment is not ready".into());
-        }
-        ctx.insert(ctx.tenant().id);
-        Ok(())
-    }
-
-    fn attaches_only(&self) -> bool {
-        true
-    }
-}
-
 #[tokio::test]
 async fn a_failed_attach_only_bootstrap_shares_nothing_and_the_next_context_runs_it_again() {
     let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
     let (runs, failing) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let tenancy = tenancy_with(&env, vec![Arc::new(FlakyAttacher { runs: runs.clone(), failing: failing.clone() })]).await;
+    let tenancy = tenancy_with(&env, vec![Arc::new(Attacher { runs: runs.clone(), failing: failing.clone() })]).await;
     let a = create(&tenancy, "A").await;
     tenancy.connections().close_all().await;
     runs.store(0, Ordering::SeqCst);
     failing.store(true, Ordering::SeqCst);
     for _ in 0..2 {
         let err = tenancy.run(&a, |_| async {}).await.expect_err("the bootstrapper fails");
-        assert!(matches!(&err, ContextError::Bootstrap { bootstrapper, .. } if bootstrapper == "flaky"), "{err:?}");
+        assert!(matches!(&err, ContextError::Bootstrap { bootstrapper, .. } if bootstrapper == "attacher"), "{err:?}");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 2, "a failure is not kept: each context tries again");
     failing.store(false, Ordering::SeqCst);

@@ -346,10 +346,13 @@ impl Drop for PoolLease {
     fn drop(&mut self) {
         drop(self.in_use.take());
         // The last lease of a pool that never connected gives its room back at once: keeping it
-        // would only make the next tenant look for a pool to put to sleep.
-        let (state, tenant) = &self.home;
-        let room = lock(state).put_to_sleep_if_unconnected(tenant);
-        drop(room);
+        // would only make the next tenant look for a pool to put to sleep. A pool with a
+        // connection open is not looked up at all: most leases end without taking the lock.
+        if open_connections(&self.connection) == Some(0) {
+            let (state, tenant) = &self.home;
+            let room = lock(state).put_to_sleep_if_unconnected(tenant);
+            drop(room);
+        }
         // The pool may be idle now, so evictable.
         self.capacity.wake();
     }

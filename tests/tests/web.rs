@@ -14,7 +14,7 @@ use axum::Router;
 use axum::routing::get;
 use tenancy_core::config::Identify;
 use tenancy_core::provisioning::TenantRequest;
-use tenancy_core::web::{CurrentTenant, MaybeTenant, Routes, TenantLayer, TenantPathPrefix, TenantService};
+use tenancy_core::web::{CurrentTenant, HostRouter, MaybeTenant, Routes, TenantLayer, TenantPathPrefix, TenantService};
 use tenancy_core::{Config, Domain, Tenancy, Tenant, TenantName, TenantStatus};
 use tenancy_tests::http::{self, Connection};
 use tenancy_tests::{Backend, TestEnv};
@@ -48,7 +48,7 @@ impl Drop for Server {
     }
 }
 
-async fn serve(app: TenantService<Router>) -> Server {
+async fn serve(app: TenantService<HostRouter>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let task = tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info()).await });

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
@@ -16,7 +15,7 @@ use clap::Args;
 use serde_json::json;
 use tenancy_core::Tenancy;
 use tenancy_core::command::Plugin;
-use tenancy_core::web::{CurrentTenant, Hosts, Routes, TenantLayer, TenantService, shutdown_signal};
+use tenancy_core::web::{CurrentTenant, HostRouter, Hosts, Routes, TenantLayer, TenantService, shutdown_signal};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::CliContext;
@@ -73,7 +72,7 @@ pub async fn run(args: &ServeArgs, ctx: &CliContext<'_>) -> anyhow::Result<ExitS
 ///
 /// # Errors
 /// When a plugin's routes cannot be built or clash with another's.
-pub fn application(tenancy: Arc<Tenancy>, plugins: &[Arc<dyn Plugin>]) -> anyhow::Result<TenantService<Router>> {
+pub fn application(tenancy: Arc<Tenancy>, plugins: &[Arc<dyn Plugin>]) -> anyhow::Result<TenantService<HostRouter>> {
     let mut routes = Routes::new();
     for plugin in plugins {
         let added = plugin.web_routes(&tenancy).with_context(|| format!("plugin `{}` cannot add its routes", plugin.name()))?;
@@ -133,7 +132,7 @@ async fn healthz() -> &'static str {
 
 /// Escapes text for HTML, in one pass; most names need nothing and are not copied.
 fn escape(text: &str) -> Cow<'_, str> {
-    if !text.contains(['&', '<', '>', '"', '\'']) {
+    if !text.bytes().any(|byte| matches!(byte, b'&' | b'<' | b'>' | b'"' | b'\'')) {
         return Cow::Borrowed(text);
     }
     let mut escaped = String::with_capacity(text.len() + 16);

@@ -98,7 +98,7 @@ pub fn parse_host(raw: &str) -> Result<RequestHost, HostError> {
     if raw.is_empty() {
         return Err(HostError::Missing);
     }
-    if raw.contains(['@', '/', '\\', '?', '#', ' ']) {
+    if raw.bytes().any(|byte| matches!(byte, b'@' | b'/' | b'\\' | b'?' | b'#' | b' ')) {
         return Err(HostError::Malformed);
     }
     let host = if let Some(rest) = raw.strip_prefix('[') {
@@ -115,6 +115,9 @@ pub fn parse_host(raw: &str) -> Result<RequestHost, HostError> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
+    if let Some(domain) = Domain::parse_plain_ascii(host) {
+        return Ok(RequestHost::Name(domain));
+    }
     if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
         return Ok(RequestHost::Ip(IpAddr::V4(ip)));
     }

@@ -46,7 +46,7 @@ pub use door::Admission;
 pub use extract::{CurrentTenant, MaybeTenant, TenantRejection};
 pub use host::{HostError, RequestHost, parse_host, request_host};
 pub use layer::{Identified, TenantLayer, TenantPathPrefix, TenantService};
-pub use routes::{Hosts, PluginRoutes, RouteError, Routes};
+pub use routes::{HostRouter, Hosts, PluginRoutes, RouteError, Routes};
 
 /// Resolves on Ctrl-C or SIGTERM: the graceful-shutdown signal for `axum::serve`, so a server
 /// stopped by a person or by a service manager finishes its requests and closes its pools.

@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use axum::response::Response;
-use axum::routing::MethodRouter;
+use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
-use tower::Service;
+use axum::routing::{MethodRouter, Route};
+use tower::{Layer, Service};
 
 use super::door;
 use super::layer::Identified;
@@ -223,29 +224,53 @@ impl Routes {
     }
 
     /// The router to wrap in the [`super::TenantLayer`].
-    pub fn into_router(self) -> Router {
+    pub fn into_router(self) -> HostRouter {
         let universal = self.universal.fallback(door::not_found_handler);
         let without_tenant = match self.tenant_missing {
             Some(missing) => universal.clone().fallback_service(missing),
             None => universal.clone(),
         };
-        let dispatch = ByHost {
+        HostRouter(Arc::new(ByHost {
             tenant: self.tenant.fallback_service(universal),
             central: self.central.fallback_service(without_tenant.clone()),
             other: without_tenant,
-        };
-        Router::new().fallback_service(dispatch)
+        }))
     }
 }
 
+/// [`Routes`] made into one service: each request goes to the routes of its host's kind, as the
+/// [`super::TenantLayer`] found it. It is the service itself, not a route of an outer `Router`:
+/// that would look up a path and clone a boxed service on every request to reach it.
 #[derive(Clone)]
+pub struct HostRouter(Arc<ByHost>);
+
 struct ByHost {
     central: Router,
     tenant: Router,
     other: Router,
 }
 
-impl Service<Request<Body>> for ByHost {
+impl HostRouter {
+    /// Wraps every route, on every kind of host, in `layer`, as [`Router::layer`] does: a
+    /// request passes through it once, whichever routes answer it.
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request<Body>> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request<Body>>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request<Body>>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+    {
+        let routes = &*self.0;
+        Self(Arc::new(ByHost {
+            central: routes.central.clone().layer(layer.clone()),
+            tenant: routes.tenant.clone().layer(layer.clone()),
+            other: routes.other.clone().layer(layer),
+        }))
+    }
+}
+
+impl Service<Request<Body>> for HostRouter {
     type Response = Response;
     type Error = Infallible;
     type Future = RouteFuture<Infallible>;
@@ -255,12 +280,13 @@ impl Service<Request<Body>> for ByHost {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let routes = &*self.0;
         let router = match request.extensions().get::<Identified>() {
-            Some(Identified::Tenant(_)) => &mut self.tenant,
-            Some(Identified::Central) => &mut self.central,
-            Some(Identified::Unknown) | None => &mut self.other,
+            Some(Identified::Tenant(_)) => &routes.tenant,
+            Some(Identified::Central) => &routes.central,
+            Some(Identified::Unknown) | None => &routes.other,
         };
-        router.call(request)
+        router.clone().call(request)
     }
 }
 

@@ -439,7 +439,8 @@ impl Tenancy {
     {
         // Every event while in a tenant's context (a bootstrapper's warning, a migration's log)
         // carries `tenant.id`. Error level, so the span is on whenever any event is.
-        let span = tracing::error_span!("tenant", tenant.id = %tenant.id);
+        let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+        let span = tracing::error_span!("tenant", tenant.id = tenant.id.encode(&mut id));
         let entered = async move {
             if let Some(current) = context::pinned_tenant()
                 && current.id != tenant.id

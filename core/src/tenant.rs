@@ -33,6 +33,12 @@ impl TenantId {
     pub fn simple(&self) -> String {
         self.0.simple().to_string()
     }
+
+    /// The id as `Display` writes it, encoded into `buffer` without the formatting machinery:
+    /// every tenant context's span records it, once per served request.
+    pub(crate) fn encode<'b>(&self, buffer: &'b mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &'b str {
+        self.0.hyphenated().encode_lower(buffer)
+    }
 }
 
 impl Default for TenantId {
@@ -246,6 +252,7 @@ mod tests {
         let b = TenantId::new();
         assert!(a < b);
         assert_eq!(TenantId::parse(&a.to_string()).unwrap(), a);
+        assert_eq!(a.encode(&mut [0; 36]), a.to_string());
         assert_eq!(a.simple().len(), 32);
     }
 }

@@ -201,8 +201,8 @@ impl Shared {
         // A future is moved whole (every byte of its largest state) each time it is wrapped, and
         // the context wraps the handler's in half a dozen layers (scope, span, lease, ...). So
         // the request travels boxed and the handler's future is boxed where it is made: each
-        // layer moves a few words, not the request and the router's future again (this was
-        // 5% of a served request's CPU time, all of it in `memcpy`).
+        // layer moves a few words, not the request and the router's future again (a 3.7 KB
+        // future copied at each layer was most of the 4.5% of a server's CPU spent in `memcpy`).
         let mut request = Box::new(Request::from_parts(parts, body));
         let entered = Box::pin(self.tenancy.run_pinned(tenant, move |ctx| {
             request.extensions_mut().insert(Identified::Tenant(ctx));

@@ -323,4 +323,41 @@ mod tests {
         let twins = PluginRoutes::default().universal("/{a}", get(|| async { "" })).universal("/{b}", get(|| async { "" }));
         assert!(matches!(Routes::new().with_plugin("twins", twins), Err(RouteError::Invalid { .. })));
     }
+
+    #[tokio::test]
+    async fn a_layer_on_the_host_router_wraps_each_request_once_whichever_routes_answer() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use axum::middleware::{Next, from_fn};
+        use tower::ServiceExt as _;
+
+        let passes = Arc::new(AtomicUsize::new(0));
+        let counted = passes.clone();
+        let counting = from_fn(move |request: Request<Body>, next: Next| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            next.run(request)
+        });
+        let router = Routes::new()
+            .central(Router::new().route("/", get(|| async { "central" })))
+            .universal(Router::new().route("/healthz", get(|| async { "ok" })))
+            .into_router()
+            .layer(counting);
+        let cases = [
+            (Identified::Central, "/", "central", 200),
+            (Identified::Central, "/healthz", "ok", 200),
+            (Identified::Unknown, "/healthz", "ok", 200),
+            (Identified::Unknown, "/", "", 404),
+        ];
+        for (round, (identified, path, body, status)) in cases.into_iter().enumerate() {
+            let mut request = Request::get(path).body(Body::empty()).unwrap();
+            request.extensions_mut().insert(identified);
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status, "{path}");
+            let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+            if status == 200 {
+                assert_eq!(bytes, body, "{path}");
+            }
+            assert_eq!(passes.load(Ordering::SeqCst), round + 1, "{path} went through the layer once");
+        }
+    }
 }

@@ -155,44 +155,65 @@ struct CacheState {
     opened: u64,
     /// When idle pools were last looked for.
     swept_at: Option<Instant>,
+    /// The names of the servers pools are on, one allocation each: a lease compares and clones
+    /// its pool's server name, which is then shared and warm rather than one per pool.
+    servers: HashSet<Arc<str>>,
 }
 
 #[derive(Debug)]
 struct OpenPool {
-    connection: DatabaseConnection,
+    /// Cloned into every lease: a strong count above one means the pool is in use.
+    leased: Arc<LeasedPool>,
     /// The server its database is on.
     server: Arc<str>,
     /// The tenant's credentials generation it logs in with: a rotation makes it stale.
     credentials: i64,
     /// The most connections it opens.
     size: u32,
-    /// Cloned into every lease: a strong count above one means the pool is in use.
-    in_use: Arc<()>,
-    /// Made with the pool and gone with it: resources hold its connection.
-    shared_resources: SharedResources,
     last_used: Instant,
     /// `None` while dormant: never connected, so holding nothing of the limits.
     room: Option<Reservation>,
 }
 
+/// What the leases of one pool share, in one allocation: a lease clones one `Arc` (which also
+/// counts the pool in use) and touches one line of the tenant's memory, not one per handle. With
+/// a thousand tenants served in turn, each of those lines is a cache miss.
+#[derive(Debug)]
+struct LeasedPool {
+    connection: DatabaseConnection,
+    /// What attach-only bootstrappers made for the contexts on this pool (see
+    /// [`crate::Bootstrapper::attaches_only`]); made with the pool and gone with it, as the
+    /// resources hold its connection.
+    shared_resources: OnceLock<Resources>,
+}
+
 impl OpenPool {
+    fn new(connection: DatabaseConnection, server: Arc<str>, credentials: i64, size: u32, room: Reservation) -> Self {
+        let leased = Arc::new(LeasedPool { connection, shared_resources: OnceLock::new() });
+        Self { leased, server, credentials, size, last_used: Instant::now(), room: Some(room) }
+    }
+
+    /// Closes the pool (leases still using it keep it open until they end). Its room, if it
+    /// holds any, goes back only once its connections are closed, so the budget is never
+    /// exceeded on the server while they close.
+    async fn close(self) {
+        close_pool(self.leased.connection.clone()).await;
+    }
+
     fn is_idle(&self) -> bool {
-        Arc::strong_count(&self.in_use) == 1
+        Arc::strong_count(&self.leased) == 1
     }
 
     /// Idle and without a single connection: its room can go back without closing it.
     fn can_sleep(&self) -> bool {
-        self.is_idle() && open_connections(&self.connection) == Some(0)
+        self.is_idle() && open_connections(&self.leased.connection) == Some(0)
     }
 
     fn lease(&mut self, cache: &ConnectionCache, tenant: TenantId) -> PoolLease {
         self.last_used = Instant::now();
         PoolLease {
-            connection: self.connection.clone(),
-            shared_resources: self.shared_resources.clone(),
-            in_use: Some(self.in_use.clone()),
-            capacity: cache.capacity.clone(),
-            home: (cache.state.clone(), tenant),
+            leased: self.leased.clone(),
+            end: LeaseEnd { unconnected: false, capacity: cache.capacity.clone(), state: cache.state.clone(), tenant },
         }
     }
 }
@@ -208,6 +229,16 @@ fn open_connections(connection: &DatabaseConnection) -> Option<u32> {
 }
 
 impl CacheState {
+    /// The one shared copy of the server name `server`.
+    fn server_name(&mut self, server: &str) -> Arc<str> {
+        if let Some(name) = self.servers.get(server) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(server);
+        self.servers.insert(name.clone());
+        name
+    }
+
     fn insert(&mut self, tenant: TenantId, pool: OpenPool) -> &mut OpenPool {
         if pool.room.is_some() {
             self.open.insert(tenant);
@@ -314,43 +345,51 @@ impl Drop for Reservation {
     }
 }
 
-/// What attach-only bootstrappers made for the contexts on one pool (see
-/// [`crate::Bootstrapper::attaches_only`]).
-type SharedResources = Arc<OnceLock<Arc<Resources>>>;
-
 /// A tenant's connection, borrowed from the cache. While it lives, the pool stays open.
 #[derive(Debug)]
 pub struct PoolLease {
-    connection: DatabaseConnection,
-    /// Resources attach-only bootstrappers made for contexts on this pool.
-    shared_resources: SharedResources,
-    in_use: Option<Arc<()>>,
-    capacity: Arc<Capacity>,
-    /// The cache and the tenant the pool belongs to.
-    home: (Arc<Mutex<CacheState>>, TenantId),
+    /// Dropped before `end` (fields drop in order), so the pool is idle when `end` looks at it.
+    leased: Arc<LeasedPool>,
+    end: LeaseEnd,
 }
 
 impl PoolLease {
     /// The tenant's connection pool.
     pub fn connection(&self) -> &DatabaseConnection {
-        &self.connection
+        &self.leased.connection
     }
 
     /// What attach-only bootstrappers made for the first context on this pool.
-    pub(crate) fn shared_resources(&self) -> &OnceLock<Arc<Resources>> {
-        &self.shared_resources
+    pub(crate) fn shared_resources(&self) -> &OnceLock<Resources> {
+        &self.leased.shared_resources
     }
 }
 
 impl Drop for PoolLease {
     fn drop(&mut self) {
-        drop(self.in_use.take());
+        // Read while the lease still holds the pool; `end` acts once it has let go.
+        self.end.unconnected = open_connections(&self.leased.connection) == Some(0);
+    }
+}
+
+/// What ending a lease does, once the lease has let go of its pool.
+#[derive(Debug)]
+struct LeaseEnd {
+    /// The pool had no connection open as the lease ended.
+    unconnected: bool,
+    capacity: Arc<Capacity>,
+    /// The cache and the tenant the pool belongs to.
+    state: Arc<Mutex<CacheState>>,
+    tenant: TenantId,
+}
+
+impl Drop for LeaseEnd {
+    fn drop(&mut self) {
         // The last lease of a pool that never connected gives its room back at once: keeping it
         // would only make the next tenant look for a pool to put to sleep. A pool with a
         // connection open is not looked up at all: most leases end without taking the lock.
-        if open_connections(&self.connection) == Some(0) {
-            let (state, tenant) = &self.home;
-            let room = lock(state).put_to_sleep_if_unconnected(tenant);
+        if self.unconnected {
+            let room = lock(&self.state).put_to_sleep_if_unconnected(&self.tenant);
             drop(room);
         }
         // The pool may be idle now, so evictable.
@@ -488,7 +527,7 @@ impl ConnectionCache {
                 // Closed in the background: a lease still using it (on the old server, or with the
                 // old password) ends first.
                 tokio::spawn(async move {
-                    close_pool(pool.connection).await;
+                    pool.close().await;
                 });
                 Cold::Absent
             }
@@ -512,7 +551,7 @@ impl ConnectionCache {
         let (id, database) = (&tenant.id, &tenant.database);
         let dormant = match cold {
             Cold::TooSmall(pool) => {
-                close_pool(pool.connection).await;
+                pool.close().await;
                 None
             }
             Cold::Dormant(pool) => Some(pool),
@@ -526,7 +565,8 @@ impl ConnectionCache {
         let login = login.as_ref();
         // On failure `room` is dropped here, which gives its permits back and wakes the waiters.
         let connection = match (dormant, open) {
-            (Some(pool), _) => pool.connection,
+            // A dormant pool holds no room: nothing goes back as it is dropped.
+            (Some(pool), _) => pool.leased.connection.clone(),
             (None, Open::Now) => manager.open_sized(database, login, size).await?,
             (None, Open::Lazily) => manager.open_lazy(database, login, size).await?,
         };
@@ -541,18 +581,8 @@ impl ConnectionCache {
                 Entry::Occupied(entry) if entry.get().room.is_some() => (entry.into_mut().lease(self, *id), Some((connection, room))),
                 // Absent, or dormant (another task left it here): ours replaces it.
                 _ => {
-                    let server = Arc::from(tenant.server.as_str());
-                    let credentials = tenant.credentials_generation;
-                    let pool = OpenPool {
-                        connection,
-                        server,
-                        credentials,
-                        size,
-                        in_use: Arc::new(()),
-                        shared_resources: SharedResources::default(),
-                        last_used: Instant::now(),
-                        room: Some(room),
-                    };
+                    let server = state.server_name(&tenant.server);
+                    let pool = OpenPool::new(connection, server, tenant.credentials_generation, size, room);
                     (state.insert(*id, pool).lease(self, *id), None)
                 }
             }
@@ -618,7 +648,7 @@ impl ConnectionCache {
                 Some(Freed::Room(room)) => drop(room),
                 Some(Freed::Pool(evicted)) => {
                     crate::metrics::pools_evicted("budget", 1);
-                    close_pool(evicted.connection).await;
+                    evicted.close().await;
                 }
                 None => {
                     self.refuse_a_wait_that_cannot_end(tenant, on)?;
@@ -696,7 +726,7 @@ impl ConnectionCache {
         };
         crate::metrics::pools_evicted("idle", expired.len());
         for pool in expired {
-            close_pool(pool.connection).await;
+            pool.close().await;
         }
     }
 
@@ -705,7 +735,7 @@ impl ConnectionCache {
     pub async fn close(&self, tenant: &TenantId) {
         let pool = self.lock().remove(tenant);
         if let Some(pool) = pool {
-            close_pool(pool.connection).await;
+            pool.close().await;
         }
     }
 
@@ -728,7 +758,7 @@ impl ConnectionCache {
     /// Closes every pool, all at once.
     pub async fn close_all(&self) {
         let pools = self.lock().drain();
-        futures::future::join_all(pools.into_iter().map(|pool| close_pool(pool.connection))).await;
+        futures::future::join_all(pools.into_iter().map(OpenPool::close)).await;
     }
 
     /// What is open now.

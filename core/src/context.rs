@@ -30,7 +30,7 @@ tokio::task_local! {
 /// # Ok(()) }
 /// ```
 pub fn current_tenant() -> Option<Arc<Tenant>> {
-    CURRENT.try_with(|ctx| ctx.tenant.clone()).ok()
+    CURRENT.try_with(|ctx| ctx.inner.tenant.clone()).ok()
 }
 
 /// The context the current task runs in, if any: how code that is handed no context (a session
@@ -57,7 +57,7 @@ pub(crate) fn held_tenants() -> Vec<crate::TenantId> {
 /// The tenant the current task is pinned to, if it runs in a pinned context (an identified web
 /// request): no other tenant's context may be entered from it.
 pub(crate) fn pinned_tenant() -> Option<Arc<Tenant>> {
-    CURRENT.try_with(|ctx| ctx.pinned.then(|| ctx.tenant.clone())).ok().flatten()
+    CURRENT.try_with(|ctx| ctx.inner.pinned.then(|| ctx.inner.tenant.clone())).ok().flatten()
 }
 
 /// Runs `future` on the Tokio runtime in the context the current task runs in.
@@ -98,15 +98,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// resources bootstrappers attached (cache, sessions, files…). Cheap to clone.
 #[derive(Clone)]
 pub struct TenantContext {
+    /// One allocation per context: a clone (the task-local, the request's extensions, an
+    /// extractor) is one reference count, not one for each handle inside.
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
     tenant: Arc<Tenant>,
-    db: DatabaseConnection,
-    resources: Arc<Resources>,
+    /// Its own resources; `None` for those attach-only bootstrappers made for its pool, which
+    /// are kept there (see [`Bootstrapper::attaches_only`]).
+    resources: Option<Resources>,
     progress: Option<Arc<dyn ProgressSink>>,
     /// The tenants of the contexts this one is nested in, outermost first (`None` when it is not
     /// nested, which spares every request an allocation): their pools are in use.
     outer: Option<Arc<[crate::TenantId]>>,
-    /// Keeps the tenant's pool open (not evictable) while any clone of the context lives.
-    _lease: Arc<crate::connections::PoolLease>,
+    /// The tenant's connection; keeps its pool open (not evictable) while any clone of the
+    /// context lives.
+    lease: crate::connections::PoolLease,
     /// No other tenant's context may be entered from this one.
     pinned: bool,
 }
@@ -114,22 +122,22 @@ pub struct TenantContext {
 impl TenantContext {
     /// The tenant.
     pub fn tenant(&self) -> &Tenant {
-        &self.tenant
+        &self.inner.tenant
     }
 
     /// The tenant's own database connection (a pooled handle; clone it freely).
     pub fn db(&self) -> &DatabaseConnection {
-        &self.db
+        self.inner.lease.connection()
     }
 
     /// A progress counter for long work (a seeder inserting 50,000 rows): set its total here, then
     /// `advance` it. Whoever started the work decides how it is shown; if nobody watches, it costs
     /// nothing.
     pub fn progress(&self, total: u64) -> Progress {
-        if let Some(sink) = &self.progress {
+        if let Some(sink) = &self.inner.progress {
             sink.set_total(total);
         }
-        Progress(self.progress.clone())
+        Progress(self.inner.progress.clone())
     }
 
     /// The tenant's cache (on the configured store, confined to this tenant).
@@ -144,12 +152,19 @@ impl TenantContext {
 
     /// The resource of type `T` a bootstrapper attached, if any.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.resources.iter().find(|(id, _)| *id == TypeId::of::<T>()).and_then(|(_, value)| value.downcast_ref())
+        self.resources().iter().find(|(id, _)| *id == TypeId::of::<T>()).and_then(|(_, value)| value.downcast_ref())
+    }
+
+    fn resources(&self) -> &[(TypeId, Box<dyn Any + Send + Sync>)] {
+        match &self.inner.resources {
+            Some(own) => own,
+            None => self.inner.lease.shared_resources().get().map_or(&[], Vec::as_slice),
+        }
     }
 
     /// This tenant and those of the contexts it is nested in, outermost first.
     fn held(&self) -> Vec<crate::TenantId> {
-        self.outer.iter().flat_map(|outer| outer.iter().copied()).chain([self.tenant.id]).collect()
+        self.inner.outer.iter().flat_map(|outer| outer.iter().copied()).chain([self.inner.tenant.id]).collect()
     }
 
     /// Runs `future` on the Tokio runtime in this context (see [`spawn_in_tenant`]).
@@ -164,7 +179,7 @@ impl TenantContext {
 
 impl fmt::Debug for TenantContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TenantContext").field("tenant", &self.tenant.id).field("resources", &self.resources.len()).finish()
+        f.debug_struct("TenantContext").field("tenant", &self.inner.tenant.id).field("resources", &self.resources().len()).finish()
     }
 }
 
@@ -175,8 +190,7 @@ pub(crate) type Resources = Vec<(TypeId, Box<dyn Any + Send + Sync>)>;
 /// A context being assembled; bootstrappers attach their resources to it.
 pub struct ContextBuilder {
     tenant: Arc<Tenant>,
-    db: DatabaseConnection,
-    lease: Arc<crate::connections::PoolLease>,
+    lease: crate::connections::PoolLease,
     resources: Resources,
     progress: Option<Arc<dyn ProgressSink>>,
     pinned: bool,
@@ -189,7 +203,7 @@ impl ContextBuilder {
         progress: Option<Arc<dyn ProgressSink>>,
         pinned: bool,
     ) -> Self {
-        Self { tenant, db: lease.connection().clone(), lease: Arc::new(lease), resources: Resources::new(), progress, pinned }
+        Self { tenant, lease, resources: Resources::new(), progress, pinned }
     }
 
     /// The tenant being entered.
@@ -199,7 +213,7 @@ impl ContextBuilder {
 
     /// Its database connection.
     pub fn db(&self) -> &DatabaseConnection {
-        &self.db
+        self.lease.connection()
     }
 
     /// Attaches `resource`; code in the context finds it with [`TenantContext::get`].
@@ -211,38 +225,42 @@ impl ContextBuilder {
         }
     }
 
-    /// What attach-only bootstrappers made for an earlier context on this pool, if any (see
-    /// [`Bootstrapper::attaches_only`]).
-    pub(crate) fn shared_resources(&self) -> Option<Arc<Resources>> {
-        self.lease.shared_resources().get().cloned()
+    /// Whether attach-only bootstrappers made resources for an earlier context on this pool (see
+    /// [`Bootstrapper::attaches_only`]); [`ContextBuilder::build_on_pool_resources`] uses them.
+    pub(crate) fn pool_has_resources(&self) -> bool {
+        self.lease.shared_resources().get().is_some()
     }
 
     /// The context, its resources kept on its pool for the next contexts to share.
     pub(crate) fn build_and_share(mut self) -> TenantContext {
-        let resources = Arc::new(std::mem::take(&mut self.resources));
         // Another context on the pool may have got there first: either set is as good.
-        let _ = self.lease.shared_resources().set(resources.clone());
-        self.build_with(resources)
+        let _ = self.lease.shared_resources().set(std::mem::take(&mut self.resources));
+        self.finish(false)
     }
 
-    pub(crate) fn build(mut self) -> TenantContext {
-        let resources = Arc::new(std::mem::take(&mut self.resources));
-        self.build_with(resources)
+    /// The context with the resources this builder was given.
+    pub(crate) fn build(self) -> TenantContext {
+        self.finish(true)
     }
 
-    /// The context with `resources`, its own or shared.
-    pub(crate) fn build_with(self, resources: Arc<Resources>) -> TenantContext {
+    /// The context with the resources kept on its pool (see [`ContextBuilder::pool_has_resources`]).
+    pub(crate) fn build_on_pool_resources(self) -> TenantContext {
+        self.finish(false)
+    }
+
+    fn finish(self, own_resources: bool) -> TenantContext {
+        let Self { tenant, lease, resources, progress, pinned } = self;
         let outer = CURRENT.try_with(|ctx| Arc::from(ctx.held())).ok();
-        TenantContext {
-            tenant: self.tenant,
-            db: self.db,
-            resources,
-            progress: self.progress,
+        let inner = ContextInner {
+            tenant,
+            resources: own_resources.then_some(resources),
+            progress,
             outer,
-            _lease: self.lease,
+            lease,
             // A context nested in a pinned one is pinned too, or it would be a way out.
-            pinned: self.pinned || pinned_tenant().is_some(),
-        }
+            pinned: pinned || pinned_tenant().is_some(),
+        };
+        TenantContext { inner: Arc::new(inner) }
     }
 }
 

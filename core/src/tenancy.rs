@@ -464,9 +464,10 @@ impl Tenancy {
                 return Err(ContextError::Closed { tenant: tenant.to_string() });
             }
             let builder = ContextBuilder::new(tenant.clone(), lease, progress, pinned);
-            let ctx = match self.attach_only.then(|| builder.shared_resources()).flatten() {
-                Some(resources) => builder.build_with(resources),
-                None => Box::pin(self.bootstrap(builder, &tenant)).await?,
+            let ctx = if self.attach_only && builder.pool_has_resources() {
+                builder.build_on_pool_resources()
+            } else {
+                Box::pin(self.bootstrap(builder, &tenant)).await?
             };
             tracing::debug!(bootstrappers = self.bootstrappers.len(), "entered the tenant's context");
             let output = context::scope(ctx.clone(), f).await;

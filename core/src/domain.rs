@@ -122,7 +122,6 @@ impl Domain {
         if host.is_empty() || host.len() > MAX_DOMAIN_LEN {
             return None;
         }
-        let mut lower = Vec::with_capacity(host.len());
         let (mut label_len, mut label_all_digits, mut previous) = (0, true, b'.');
         for &byte in host.as_bytes() {
             match byte {
@@ -137,13 +136,14 @@ impl Domain {
             if label_len > MAX_LABEL_LEN {
                 return None;
             }
-            lower.push(byte.to_ascii_lowercase());
             previous = byte;
         }
-        if label_len == 0 || previous == b'-' || label_all_digits || lower.windows(4).any(|four| four == b"xn--") {
+        if label_len == 0 || previous == b'-' || label_all_digits {
             return None;
         }
-        String::from_utf8(lower).ok().map(Self)
+        let mut lower = host.to_owned();
+        lower.make_ascii_lowercase();
+        (!lower.contains("xn--")).then_some(Self(lower))
     }
 
     /// The domain as a lower-case string.

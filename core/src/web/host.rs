@@ -98,18 +98,24 @@ pub fn parse_host(raw: &str) -> Result<RequestHost, HostError> {
     if raw.is_empty() {
         return Err(HostError::Missing);
     }
-    if raw.bytes().any(|byte| matches!(byte, b'@' | b'/' | b'\\' | b'?' | b'#' | b' ')) {
-        return Err(HostError::Malformed);
+    // One pass finds both what must not be there and where a port would start.
+    let mut colon = None;
+    for (at, byte) in raw.bytes().enumerate() {
+        match byte {
+            b'@' | b'/' | b'\\' | b'?' | b'#' | b' ' => return Err(HostError::Malformed),
+            b':' if colon.is_none() => colon = Some(at),
+            _ => {}
+        }
     }
     let host = if let Some(rest) = raw.strip_prefix('[') {
         let (literal, after) = rest.split_once(']').ok_or(HostError::Malformed)?;
         check_port(after.strip_prefix(':'), after.is_empty())?;
         return literal.parse::<std::net::Ipv6Addr>().map(|ip| RequestHost::Ip(IpAddr::V6(ip))).map_err(|_| HostError::Malformed);
     } else {
-        match raw.split_once(':') {
-            Some((host, port)) => {
-                check_port(Some(port), false)?;
-                host
+        match colon {
+            Some(at) => {
+                check_port(Some(&raw[at + 1..]), false)?;
+                &raw[..at]
             }
             None => raw,
         }

@@ -11,6 +11,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -21,23 +22,33 @@ use crate::output::Output;
 /// Installs the subscriber for this process; `verbose` counts `-v` flags. A second call (a test
 /// running the app twice) keeps the first.
 pub fn install(out: &Output, verbose: u8, format: LogFormat) {
+    // `RUST_LOG` may ask for anything (span fields included), so it gets an `EnvFilter`. The
+    // built-in levels are per target only, which `Targets` decides without the per-span
+    // bookkeeping `EnvFilter` does on every enter, exit and close (each served request makes a
+    // span).
     #[allow(clippy::disallowed_methods)] // RUST_LOG is the tracing convention, not tenancy configuration
-    let filter = match std::env::var_os("RUST_LOG") {
-        Some(_) => EnvFilter::from_default_env(),
-        None => EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "warn,tenancy_core=info,tenancy_cli=info",
-            2 => "info,tenancy_core=debug,tenancy_cli=debug",
-            _ => "debug",
-        }),
+    let (from_env, by_verbosity) = match std::env::var_os("RUST_LOG") {
+        Some(_) => (Some(EnvFilter::from_default_env()), None),
+        None => (None, Some(verbosity_filter(verbose))),
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(from_env).with(by_verbosity);
     let _ = match format {
         LogFormat::Text => registry.with(OutputLayer { out: out.clone() }).try_init(),
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().with_current_span(false).with_span_list(true).with_writer(std::io::stderr))
             .try_init(),
     };
+}
+
+/// What `-v` flags show: warnings, then tenancy's information, then its debugging, then everyone's.
+fn verbosity_filter(verbose: u8) -> Targets {
+    let ours = |level: Level| Targets::new().with_target("tenancy_core", level).with_target("tenancy_cli", level);
+    match verbose {
+        0 => Targets::new().with_default(Level::WARN),
+        1 => ours(Level::INFO).with_default(Level::WARN),
+        2 => ours(Level::DEBUG).with_default(Level::INFO),
+        _ => Targets::new().with_default(Level::DEBUG),
+    }
 }
 
 /// The fields a span was created with, as ` name=value` text.
@@ -98,6 +109,13 @@ impl Visit for Line {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, value);
+        // Spelled out rather than formatted: every served request's span records its tenant id here.
+        if field.name() == "message" {
+            self.text.insert_str(0, value);
+        } else {
+            for part in [" ", field.name(), "=", value] {
+                self.text.push_str(part);
+            }
+        }
     }
 }
